@@ -1,0 +1,56 @@
+//! Runs a host's validators on this machine: a staged copy of the live config directories the tools
+//! read, with the rendered paths laid over it, checked by the real tools. This is what apply does on
+//! the host before anything goes live, done locally for `render --check` and the tests.
+
+use crate::desired::Desired;
+use crate::tree;
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Debug)]
+pub struct CheckOutcome {
+    pub validator: String,
+    pub ok: bool,
+    /// What the tool printed (stdout and stderr), for the user to read on failure.
+    pub output: String,
+}
+
+pub fn check_host(d: &Desired, stage: &Path) -> std::io::Result<Vec<CheckOutcome>> {
+    for v in &d.validators {
+        for dir in &v.stage {
+            let from = Path::new(dir);
+            let to = tree::under(stage, dir);
+            if to.exists() {
+                continue;
+            }
+            if !from.is_dir() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("validator {} needs {dir} on this machine (install the package that provides it)", v.name),
+                ));
+            }
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let status = Command::new("cp").arg("-a").arg(from).arg(&to).status()?;
+            if !status.success() {
+                return Err(std::io::Error::other(format!("cp -a {dir} failed")));
+            }
+        }
+    }
+    tree::materialize(d, stage, true)?;
+    let root = stage.to_string_lossy();
+    let mut out = Vec::new();
+    for v in &d.validators {
+        let cmd = v.command_for_root(&root);
+        let res = Command::new("sh").arg("-c").arg(&cmd).output()?;
+        let mut output = String::from_utf8_lossy(&res.stdout).into_owned();
+        output.push_str(&String::from_utf8_lossy(&res.stderr));
+        out.push(CheckOutcome {
+            validator: v.name.clone(),
+            ok: res.status.success(),
+            output,
+        });
+    }
+    Ok(out)
+}

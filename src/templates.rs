@@ -1,0 +1,204 @@
+//! The tera templates: embedded in the binary from `templates/`, each replaceable by a file of the same
+//! relative name in a user's `--templates DIR`. Escaping filters for every target language are
+//! registered here, so a template can write any value into SQL, PHP or a shell word safely.
+
+use include_dir::{include_dir, Dir};
+use std::borrow::Cow;
+use std::path::Path;
+use tera::{Kwargs, State, Tera};
+
+static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+#[derive(Debug)]
+pub struct TemplateError(pub String);
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+pub struct Templates {
+    pub(crate) tera: Tera,
+}
+
+/// Names of the embedded templates, e.g. `nginx/site.conf`.
+pub fn embedded_names() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![&EMBEDDED];
+    while let Some(dir) = stack.pop() {
+        for f in dir.files() {
+            out.push(f.path().to_string_lossy().into_owned());
+        }
+        stack.extend(dir.dirs());
+    }
+    out.sort();
+    out
+}
+
+impl Templates {
+    /// The embedded templates, each replaced by `overrides/NAME` when that file exists. A file in
+    /// `overrides` that matches no template is an error: a typo must not be silently ignored.
+    pub fn load(overrides: Option<&Path>) -> Result<Templates, TemplateError> {
+        let names = embedded_names();
+        let mut sources = Vec::new();
+        for name in &names {
+            let embedded = EMBEDDED
+                .get_file(name)
+                .and_then(|f| f.contents_utf8())
+                .unwrap_or_default();
+            let text = match overrides.map(|d| d.join(name)) {
+                Some(p) if p.is_file() => std::fs::read_to_string(&p).map_err(|e| {
+                    TemplateError(format!(
+                        "cannot read template override {}: {e}",
+                        p.display()
+                    ))
+                })?,
+                _ => embedded.to_string(),
+            };
+            sources.push((name.clone(), text));
+        }
+        if let Some(dir) = overrides {
+            check_overrides(dir, &names)?;
+        }
+        let mut tera = Tera::new();
+        tera.autoescape_on(Vec::<&str>::new());
+        register_filters(&mut tera);
+        for (name, text) in &sources {
+            tera.add_raw_template(name, text)
+                .map_err(|e| TemplateError(format!("template {name}: {}", error_chain(&e))))?;
+        }
+        Ok(Templates { tera })
+    }
+
+    pub fn render(&self, name: &str, ctx: &tera::Context) -> Result<String, TemplateError> {
+        self.tera
+            .render(name, ctx)
+            .map_err(|e| TemplateError(format!("template {name}: {}", error_chain(&e))))
+    }
+}
+
+fn check_overrides(dir: &Path, names: &[String]) -> Result<(), TemplateError> {
+    if !dir.is_dir() {
+        return Err(TemplateError(format!(
+            "--templates {}: not a directory",
+            dir.display()
+        )));
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d)
+            .map_err(|e| TemplateError(format!("cannot read {}: {e}", d.display())))?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
+                if !names.contains(&rel) {
+                    return Err(TemplateError(format!(
+                        "template override {} matches no template; allowed names: {}",
+                        p.display(),
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn register_filters(tera: &mut Tera) {
+    tera.register_filter("sql_string", |v: Cow<'_, str>, _: Kwargs, _: &State| {
+        sql_string(&v)
+    });
+    tera.register_filter("php_string", |v: Cow<'_, str>, _: Kwargs, _: &State| {
+        php_string(&v)
+    });
+    tera.register_filter("shell_word", |v: Cow<'_, str>, _: Kwargs, _: &State| {
+        shell_word(&v)
+    });
+}
+
+/// A MariaDB string literal. Backslash and quote are escaped with a backslash, which the default
+/// sql_mode reads as an escape (the bootstrap SQL makes sure NO_BACKSLASH_ESCAPES is off).
+pub fn sql_string(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('\'');
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\x1a' => out.push_str("\\Z"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// A PHP single-quoted string: only `\` and `'` are special there, and no `$` interpolation happens.
+pub fn php_string(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// A POSIX shell word.
+pub fn shell_word(v: &str) -> String {
+    shell_escape::unix::escape(v.into()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_string_escapes_quotes_and_backslashes() {
+        assert_eq!(sql_string(r#"a'b\c"d;$(x)"#), r#"'a\'b\\c"d;$(x)'"#);
+    }
+
+    #[test]
+    fn php_string_escapes_quotes_and_backslashes_only() {
+        assert_eq!(php_string(r#"a'b\c"d$x"#), r#"'a\'b\\c"d$x'"#);
+    }
+
+    #[test]
+    fn shell_word_quotes_everything_special() {
+        assert_eq!(shell_word("a b'c"), r#"'a b'\''c'"#);
+        assert_eq!(shell_word("plain"), "plain");
+    }
+
+    #[test]
+    fn every_embedded_template_parses() {
+        let t = Templates::load(None).unwrap();
+        assert!(t.tera.get_template_names().count() >= 10);
+    }
+
+    #[test]
+    fn an_override_that_matches_no_template_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("nginx")).unwrap();
+        std::fs::write(dir.path().join("nginx/sitee.conf"), "x").unwrap();
+        let err = Templates::load(Some(dir.path())).err().unwrap();
+        assert!(err.0.contains("matches no template"), "{}", err.0);
+    }
+}
