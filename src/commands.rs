@@ -75,14 +75,15 @@ fn render_cmd(r: &RenderArgs) -> Result<ExitCode> {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("removing the earlier render {}", dir.display()))?;
         }
-        tree::materialize(d, &dir, false).with_context(|| format!("writing {}", dir.display()))?;
+        tree::materialize(d, &dir, tree::Into::Fresh)
+            .with_context(|| format!("writing {}", dir.display()))?;
     }
-    let m = manifest::manifest(
-        &r.common.inventory.to_string_lossy(),
-        r.reveal_secrets,
-        &hosts,
-    );
-    std::fs::write(out.join(MANIFEST), serde_json::to_string_pretty(&m)? + "\n")?;
+    let inventory_name = r.common.inventory.to_string_lossy();
+    let m = manifest::manifest(&inventory_name, r.reveal_secrets, &hosts);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out.join(MANIFEST))?);
+    serde_json::to_writer_pretty(&mut w, &m)?;
+    std::io::Write::write_all(&mut w, b"\n")?;
+    std::io::Write::flush(&mut w)?;
     for d in &hosts {
         ui::line(&format!(
             "{}: {} paths, {} packages, {} validators -> {}",

@@ -77,12 +77,14 @@ impl SourceMap<'_> {
 /// How a user-written value is shown in an error: quoted, with control characters made visible, and
 /// cut short so a pasted blob does not flood the terminal.
 pub fn shown(value: &str) -> String {
-    let mut s: String = value
-        .chars()
-        .take(80)
-        .collect::<String>()
-        .escape_debug()
-        .to_string();
+    let mut s = String::new();
+    for c in value.chars().take(80) {
+        if c.is_control() || c == '"' || c == '\\' {
+            s.extend(c.escape_debug());
+        } else {
+            s.push(c);
+        }
+    }
     if value.chars().count() > 80 {
         s.push('…');
     }

@@ -38,7 +38,7 @@ pub fn check_host(d: &Desired, stage: &Path) -> std::io::Result<Vec<CheckOutcome
             }
         }
     }
-    tree::materialize(d, stage, true)?;
+    tree::materialize(d, stage, tree::Into::Overlay)?;
     let root = stage.to_string_lossy();
     let mut out = Vec::new();
     for v in &d.validators {

@@ -2,8 +2,9 @@
 //! staged copy that validators check. Side effects on the local disk only.
 
 use crate::desired::{Desired, PathState};
-use std::io;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// `root` + absolute `path`.
@@ -11,37 +12,66 @@ pub fn under(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
 
-/// Writes files, directories and links of `d` under `root`. With `remove_absent`, paths that must be
-/// absent are removed from the tree (a staged copy of a live tree); otherwise they are skipped.
-/// Ownership is not applied: the manifest records it, and the render may run unprivileged.
-pub fn materialize(d: &Desired, root: &Path, remove_absent: bool) -> io::Result<()> {
+/// How `materialize` treats the directory it writes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Into {
+    /// A directory provision just created: nothing to replace, absent paths are skipped.
+    Fresh,
+    /// A copy of a live tree: existing paths are replaced and absent paths removed.
+    Overlay,
+}
+
+/// Writes files, directories and links of `d` under `root`. Ownership is not applied: the manifest
+/// records it, and a render may run unprivileged.
+pub fn materialize(d: &Desired, root: &Path, into: Into) -> io::Result<()> {
+    // Parents are created once per directory; a 1,000-host render writes thousands of files.
+    let mut made: HashSet<PathBuf> = HashSet::new();
     for p in &d.paths {
         let target = under(root, &p.path);
         match &p.state {
             PathState::Dir { mode, .. } => {
                 std::fs::create_dir_all(&target)?;
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode | 0o700))?;
+                made.insert(target);
             }
             PathState::File { content, mode, .. } => {
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)?;
+                parent_of(&target, &mut made)?;
+                if into == Into::Overlay {
+                    remove_if_present(&target)?;
                 }
-                remove_if_present(&target)?;
-                std::fs::write(&target, content)?;
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode))?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(*mode)
+                    .open(&target)?;
+                f.write_all(content)?;
+                // The umask may have narrowed the mode given at creation.
+                if *mode & 0o022 != 0 {
+                    f.set_permissions(std::fs::Permissions::from_mode(*mode))?;
+                }
             }
             PathState::Link { target: to } => {
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)?;
+                parent_of(&target, &mut made)?;
+                if into == Into::Overlay {
+                    remove_if_present(&target)?;
                 }
-                remove_if_present(&target)?;
                 symlink(to, &target)?;
             }
             PathState::Absent => {
-                if remove_absent {
+                if into == Into::Overlay {
                     remove_if_present(&target)?;
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn parent_of(target: &Path, made: &mut HashSet<PathBuf>) -> io::Result<()> {
+    if let Some(parent) = target.parent() {
+        if !made.contains(parent) {
+            std::fs::create_dir_all(parent)?;
+            made.insert(parent.to_path_buf());
         }
     }
     Ok(())

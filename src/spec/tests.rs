@@ -12,7 +12,10 @@ impl Sources for Fake {
         self.env.get(name).cloned()
     }
     fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        self.files.get(path).cloned().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
     }
     fn read_tree(&self, _: &Path) -> std::io::Result<Vec<(String, Vec<u8>, bool)>> {
         Err(std::io::Error::from(std::io::ErrorKind::NotFound))
@@ -44,7 +47,8 @@ port = 22
 
 fn fake() -> Fake {
     let mut f = Fake::default();
-    f.env.insert("DB_PW".into(), r#"p'a"s$s\w;o{r}d$(x)"#.into());
+    f.env
+        .insert("DB_PW".into(), r#"p'a"s$s\w;o{r}d$(x)"#.into());
     f
 }
 
@@ -77,7 +81,11 @@ fn an_error_names_file_line_column_key_found_and_allowed() {
     let e = one_error(r#"domain = "foobar.com""#, r#"domain = "foo;bar.com""#);
     assert_eq!(e.to_string().split(": ").next().unwrap(), "inv.toml:2:10");
     assert_eq!(e.key, "site.domain");
-    assert!(e.message.contains(r#"found "foo;bar.com""#), "{}", e.message);
+    assert!(
+        e.message.contains(r#"found "foo;bar.com""#),
+        "{}",
+        e.message
+    );
     assert!(e.message.contains("allowed: a DNS name"), "{}", e.message);
 }
 
@@ -85,7 +93,10 @@ fn an_error_names_file_line_column_key_found_and_allowed() {
 fn malformed_toml_is_reported_with_its_position() {
     let errs = parse("[site\ndomain = 1").unwrap_err().0;
     assert_eq!(errs.len(), 1);
-    assert_eq!((errs[0].line, errs[0].file.to_str().unwrap()), (1, "inv.toml"));
+    assert_eq!(
+        (errs[0].line, errs[0].file.to_str().unwrap()),
+        (1, "inv.toml")
+    );
 }
 
 #[test]
@@ -100,9 +111,17 @@ fn unknown_keys_are_errors_with_their_path() {
 
 #[test]
 fn a_missing_secret_names_the_variable_but_no_value() {
-    let errs = Spec::parse(GOOD, Path::new("inv.toml"), &Fake::default()).unwrap_err().0;
+    let errs = Spec::parse(GOOD, Path::new("inv.toml"), &Fake::default())
+        .unwrap_err()
+        .0;
     assert_eq!(errs[0].key, "database.password_env");
-    assert!(errs[0].message.contains("environment variable DB_PW is not set"), "{}", errs[0].message);
+    assert!(
+        errs[0]
+            .message
+            .contains("environment variable DB_PW is not set"),
+        "{}",
+        errs[0].message
+    );
 }
 
 #[test]
@@ -111,7 +130,11 @@ fn an_empty_secret_file_is_refused() {
     f.files.insert(PathBuf::from("./pw"), b"\n".to_vec());
     let text = GOOD.replace(r#"password_env = "DB_PW""#, r#"password_file = "pw""#);
     let errs = Spec::parse(&text, Path::new("inv.toml"), &f).unwrap_err().0;
-    assert!(errs[0].message.contains("the secret is empty"), "{}", errs[0].message);
+    assert!(
+        errs[0].message.contains("the secret is empty"),
+        "{}",
+        errs[0].message
+    );
 }
 
 #[test]
@@ -120,13 +143,17 @@ fn a_secret_with_a_newline_is_refused_without_showing_it() {
     f.env.insert("DB_PW".into(), "top\nsecret".into());
     let errs = Spec::parse(GOOD, Path::new("inv.toml"), &f).unwrap_err().0;
     let msg = errs[0].to_string();
-    assert!(msg.contains("control character") && !msg.contains("top") && !msg.contains("secret\""), "{msg}");
+    assert!(
+        msg.contains("control character") && !msg.contains("top") && !msg.contains("secret\""),
+        "{msg}"
+    );
 }
 
 #[test]
 fn a_secret_file_loses_one_trailing_newline_only() {
     let mut f = Fake::default();
-    f.files.insert(PathBuf::from("./pw"), b" spaced $pw \n".to_vec());
+    f.files
+        .insert(PathBuf::from("./pw"), b" spaced $pw \n".to_vec());
     let text = GOOD.replace(r#"password_env = "DB_PW""#, r#"password_file = "pw""#);
     let s = Spec::parse(&text, Path::new("inv.toml"), &f).unwrap();
     assert_eq!(s.database.password.expose(), " spaced $pw ");
@@ -134,32 +161,66 @@ fn a_secret_file_loses_one_trailing_newline_only() {
 
 #[test]
 fn invalid_addresses_and_ports() {
-    let e = one_error(r#"public_address = "8.8.8.8""#, r#"public_address = "8.8.8.256""#);
+    let e = one_error(
+        r#"public_address = "8.8.8.8""#,
+        r#"public_address = "8.8.8.256""#,
+    );
     assert_eq!(e.key, "hosts[0].public_address");
     let e = one_error("port = 22", "port = 70000");
     assert_eq!(e.key, "hosts[0].ssh.port");
-    assert!(e.message.contains("found 70000; allowed: a whole number from 1 to 65535"), "{}", e.message);
-    let e = one_error(r#"address = "198.18.0.10""#, r#"address = "198.18.0.10; rm -rf /""#);
+    assert!(
+        e.message
+            .contains("found 70000; allowed: a whole number from 1 to 65535"),
+        "{}",
+        e.message
+    );
+    let e = one_error(
+        r#"address = "198.18.0.10""#,
+        r#"address = "198.18.0.10; rm -rf /""#,
+    );
     assert_eq!(e.key, "hosts[0].ssh.address");
 }
 
 #[test]
 fn sql_identifiers_refuse_injection() {
-    let e = one_error(r#"name = "foobar""#, r#"name = "foo`; DROP DATABASE x; --""#);
+    let e = one_error(
+        r#"name = "foobar""#,
+        r#"name = "foo`; DROP DATABASE x; --""#,
+    );
     assert_eq!(e.key, "database.name");
-    assert!(e.message.contains("allowed: a SQL identifier"), "{}", e.message);
+    assert!(
+        e.message.contains("allowed: a SQL identifier"),
+        "{}",
+        e.message
+    );
     let e = one_error(r#"user = "foobar""#, r#"user = "foo'@'%""#);
     assert_eq!(e.key, "database.user");
 }
 
 #[test]
 fn values_that_could_break_out_of_a_config_line_are_refused() {
-    for bad in ["foo\\nbar.com", "foo;bar.com", "foo'bar.com", "foo\\\"bar.com", "$(reboot).com", "{}.com"] {
+    for bad in [
+        "foo\\nbar.com",
+        "foo;bar.com",
+        "foo'bar.com",
+        "foo\\\"bar.com",
+        "$(reboot).com",
+        "{}.com",
+    ] {
         let e = one_error(r#"domain = "foobar.com""#, &format!(r#"domain = "{bad}""#));
         assert_eq!(e.key, "site.domain", "{bad}");
     }
-    for bad in ["/var/www/a;b", "/var/www/$(x)", "/var/www/{x}", "/var/www/a\\nb", "/var/www/a'b"] {
-        let e = one_error(r#"stack = "lemp""#, &format!("stack = \"lemp\"\ndocument_root = \"{bad}\""));
+    for bad in [
+        "/var/www/a;b",
+        "/var/www/$(x)",
+        "/var/www/{x}",
+        "/var/www/a\\nb",
+        "/var/www/a'b",
+    ] {
+        let e = one_error(
+            r#"stack = "lemp""#,
+            &format!("stack = \"lemp\"\ndocument_root = \"{bad}\""),
+        );
         assert_eq!(e.key, "site.document_root", "{bad}");
     }
     let e = one_error(r#"server_names = ["www"]"#, r#"server_names = ["www;"]"#);
@@ -172,40 +233,89 @@ fn duplicate_host_names_are_refused() {
     let errs = parse(&text).unwrap_err().0;
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert_eq!(errs[0].key, "hosts[1].name");
-    assert!(errs[0].message.contains("again (first at hosts[0])"), "{}", errs[0].message);
+    assert!(
+        errs[0].message.contains("again (first at hosts[0])"),
+        "{}",
+        errs[0].message
+    );
 }
 
 #[test]
 fn role_sets_that_cannot_work_are_refused() {
-    let e = one_error(r#"roles = ["web", "app", "db", "dns"]"#, r#"roles = ["db", "dns"]"#);
-    assert!(e.message.contains("no host has the \"web\" role"), "{}", e.message);
-    let e = one_error(r#"roles = ["web", "app", "db", "dns"]"#, r#"roles = ["web", "db", "dns"]"#);
-    assert!(e.message.contains("\"web\" and \"app\" go together"), "{}", e.message);
-    let e = one_error(r#"roles = ["web", "app", "db", "dns"]"#, r#"roles = ["web", "app", "dns"]"#);
-    assert!(e.message.contains("no host has the \"db\" role"), "{}", e.message);
-    let e = one_error(r#"roles = ["web", "app", "db", "dns"]"#, r#"roles = ["web", "app", "db"]"#);
+    let e = one_error(
+        r#"roles = ["web", "app", "db", "dns"]"#,
+        r#"roles = ["db", "dns"]"#,
+    );
+    assert!(
+        e.message.contains("no host has the \"web\" role"),
+        "{}",
+        e.message
+    );
+    let e = one_error(
+        r#"roles = ["web", "app", "db", "dns"]"#,
+        r#"roles = ["web", "db", "dns"]"#,
+    );
+    assert!(
+        e.message.contains("\"web\" and \"app\" go together"),
+        "{}",
+        e.message
+    );
+    let e = one_error(
+        r#"roles = ["web", "app", "db", "dns"]"#,
+        r#"roles = ["web", "app", "dns"]"#,
+    );
+    assert!(
+        e.message.contains("no host has the \"db\" role"),
+        "{}",
+        e.message
+    );
+    let e = one_error(
+        r#"roles = ["web", "app", "db", "dns"]"#,
+        r#"roles = ["web", "app", "db"]"#,
+    );
     assert_eq!(e.key, "dns.nameservers");
-    let e = one_error(r#"roles = ["web", "app", "db", "dns"]"#, r#"roles = ["web", "app", "db", "dns", "cache"]"#);
+    let e = one_error(
+        r#"roles = ["web", "app", "db", "dns"]"#,
+        r#"roles = ["web", "app", "db", "dns", "cache"]"#,
+    );
     assert_eq!(e.key, "hosts[0].roles[4]");
 }
 
 #[test]
 fn an_lb_with_no_web_hosts_is_refused() {
-    let text = GOOD.replace(r#"roles = ["web", "app", "db", "dns"]"#, r#"roles = ["lb", "db", "dns"]"#);
-    let msgs: Vec<String> = parse(&text).unwrap_err().0.iter().map(|e| e.message.clone()).collect();
-    assert!(msgs.iter().any(|m| m.contains("\"lb\" host with no \"web\" hosts")), "{msgs:#?}");
+    let text = GOOD.replace(
+        r#"roles = ["web", "app", "db", "dns"]"#,
+        r#"roles = ["lb", "db", "dns"]"#,
+    );
+    let msgs: Vec<String> = parse(&text)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|e| e.message.clone())
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("\"lb\" host with no \"web\" hosts")),
+        "{msgs:#?}"
+    );
 }
 
 #[test]
 fn a_replica_needs_a_replication_secret() {
     let text = format!("{GOOD}\n[[hosts]]\nname = \"db-02\"\npublic_address = \"8.8.8.9\"\nroles = [\"db-replica\"]\nssh = {{ address = \"198.18.0.11\" }}\n");
     let errs = parse(&text).unwrap_err().0;
-    assert!(errs.iter().any(|e| e.message.contains("no replication_password")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("no replication_password")),
+        "{errs:#?}"
+    );
 }
 
 #[test]
 fn all_errors_are_reported_in_file_order() {
-    let text = GOOD.replace(r#"domain = "foobar.com""#, r#"domain = "x""#).replace("port = 22", "port = 0");
+    let text = GOOD
+        .replace(r#"domain = "foobar.com""#, r#"domain = "x""#)
+        .replace("port = 22", "port = 0");
     let errs = parse(&text).unwrap_err().0;
     let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["site.domain", "hosts[0].ssh.port"]);
@@ -213,11 +323,18 @@ fn all_errors_are_reported_in_file_order() {
 
 #[test]
 fn dns_records_are_checked_per_type() {
-    let base = GOOD.replace("[[hosts]]", "[[dns.records]]\nname = \"mail\"\ntype = \"A\"\nvalue = \"VALUE\"\n\n[[hosts]]");
+    let base = GOOD.replace(
+        "[[hosts]]",
+        "[[dns.records]]\nname = \"mail\"\ntype = \"A\"\nvalue = \"VALUE\"\n\n[[hosts]]",
+    );
     assert!(parse(&base.replace("VALUE", "8.8.4.4")).is_ok());
-    let errs = parse(&base.replace("VALUE", "mail.foobar.com")).unwrap_err().0;
+    let errs = parse(&base.replace("VALUE", "mail.foobar.com"))
+        .unwrap_err()
+        .0;
     assert_eq!(errs[0].key, "dns.records[0].value");
-    let txt = base.replace("\"A\"", "\"TXT\"").replace("VALUE", r#"v=spf1 \"quoted\""#);
+    let txt = base
+        .replace("\"A\"", "\"TXT\"")
+        .replace("VALUE", r#"v=spf1 \"quoted\""#);
     let s = parse(&txt).unwrap();
     assert_eq!(s.dns.records[0].value, r#""v=spf1 \"quoted\"""#);
 }

@@ -1,0 +1,335 @@
+use crate::util::*;
+
+const EXAMPLES: [&str; 4] = ["single.toml", "lemp.toml", "lamp.toml", "lb.toml"];
+
+/// The validators that must have run and passed for each example: a missing tool fails the test.
+fn expected_checks(inv: &str) -> Vec<&'static str> {
+    match inv {
+        "single.toml" | "lab-single.toml" => vec![
+            "nginx: ok",
+            "apache2: ok",
+            "php-lint: ok",
+            "mariadb: ok",
+            "bind: ok",
+        ],
+        "lemp.toml" | "lab-lemp.toml" => vec![
+            "nginx: ok",
+            "php-fpm: ok",
+            "php-lint: ok",
+            "mariadb: ok",
+            "bind: ok",
+        ],
+        "lamp.toml" | "lab-lamp.toml" => vec![
+            "apache2: ok",
+            "php-fpm: ok",
+            "php-lint: ok",
+            "mariadb: ok",
+            "bind: ok",
+        ],
+        "lb.toml" => vec![
+            "lb-01: haproxy: ok",
+            "lb-01: bind: ok",
+            "web-01: nginx: ok",
+            "web-02: php-fpm: ok",
+            "db-01: mariadb: ok",
+            "db-02: mariadb: ok",
+        ],
+        "lab-lb.toml" => vec![
+            "lb: haproxy: ok",
+            "lb: bind: ok",
+            "web1: nginx: ok",
+            "web2: php-fpm: ok",
+            "db1: mariadb: ok",
+            "db2: mariadb: ok",
+        ],
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn every_example_renders_and_passes_the_real_validators() {
+    let mut all = EXAMPLES.to_vec();
+    all.extend([
+        "lab-single.toml",
+        "lab-lemp.toml",
+        "lab-lamp.toml",
+        "lab-lb.toml",
+    ]);
+    for inv in all {
+        let out = tempfile::tempdir().unwrap();
+        let done = Run::new(&["render", "--check", "-i"])
+            .arg(inventory(inv))
+            .arg("--out")
+            .arg(out.path())
+            .output()
+            .status(0);
+        let stdout = done.stdout();
+        for want in expected_checks(inv) {
+            assert!(stdout.contains(want), "{inv}: no {want:?} in\n{stdout}");
+        }
+        assert!(!stdout.contains("FAILED"), "{inv}:\n{stdout}");
+    }
+}
+
+#[test]
+fn the_same_inventory_renders_the_same_bytes() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for dir in [a.path(), b.path()] {
+        Run::new(&["render", "-i", "inventories/lb.toml", "--out"])
+            .arg(dir)
+            .output()
+            .status(0);
+    }
+    let (ta, tb) = (tree(a.path()), tree(b.path()));
+    assert!(ta.len() > 10, "{} files", ta.len());
+    assert_eq!(
+        ta.iter().map(|x| &x.0).collect::<Vec<_>>(),
+        tb.iter().map(|x| &x.0).collect::<Vec<_>>()
+    );
+    assert!(ta == tb, "renders differ");
+}
+
+/// Snapshot of every file of every host, so any change to a template or to rendering shows up in review.
+#[test]
+fn rendered_trees_match_their_snapshots() {
+    for inv in EXAMPLES {
+        let out = tempfile::tempdir().unwrap();
+        Run::new(&["render", "-i"])
+            .arg(inventory(inv))
+            .arg("--out")
+            .arg(out.path())
+            .output()
+            .status(0);
+        let mut text = String::new();
+        for (path, content) in tree(out.path()) {
+            if path == "manifest.json" {
+                continue;
+            }
+            text.push_str(&format!(
+                "==> {path}\n{}\n",
+                String::from_utf8_lossy(&content)
+            ));
+        }
+        insta::assert_snapshot!(format!("tree-{inv}"), text);
+        let manifest = std::fs::read_to_string(out.path().join("manifest.json")).unwrap();
+        let manifest = manifest.replace(&*inventory(inv).to_string_lossy(), "[INVENTORY]");
+        insta::assert_snapshot!(format!("manifest-{inv}"), manifest);
+    }
+}
+
+const NASTY: &str = r#"q'uo"te$HOME\back;semi{brace}$(cmd)`tick`%s"#;
+
+#[test]
+fn secrets_are_placeholders_unless_revealed_and_never_printed() {
+    let inv = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(inventory("lemp.toml"))
+        .unwrap()
+        .replace(
+            r#"password_file = "secrets/example_db_password""#,
+            r#"password_env = "PROVISION_TEST_PW""#,
+        );
+    let path = inv.path().join("inv.toml");
+    std::fs::write(&path, text).unwrap();
+    for reveal in [false, true] {
+        let out = tempfile::tempdir().unwrap();
+        let mut run = Run::new(&["render", "--check", "-i"])
+            .arg(&path)
+            .arg("--out")
+            .arg(out.path())
+            .env("PROVISION_TEST_PW", NASTY);
+        if reveal {
+            run = run.arg("--reveal-secrets");
+        }
+        let done = run.output().status(0);
+        for stream in [done.stdout(), done.stderr()] {
+            assert!(!stream.contains("back;semi"), "secret printed:\n{stream}");
+        }
+        let files = tree(out.path());
+        let leaked = files
+            .iter()
+            .any(|(_, c)| String::from_utf8_lossy(c).contains("back;semi"));
+        assert_eq!(leaked, reveal, "secret in files with reveal={reveal}");
+        if !reveal {
+            let config = files
+                .iter()
+                .find(|(p, _)| p.ends_with("config.php"))
+                .unwrap();
+            assert!(String::from_utf8_lossy(&config.1).contains("<secret database.password hidden"));
+        }
+    }
+}
+
+/// The escaped password must not only parse: PHP must read back exactly the original bytes.
+#[test]
+fn a_password_with_every_special_character_survives_php_escaping() {
+    let inv = tempfile::tempdir().unwrap();
+    std::fs::write(inv.path().join("pw"), NASTY).unwrap();
+    let text = std::fs::read_to_string(inventory("lemp.toml"))
+        .unwrap()
+        .replace(
+            r#"password_file = "secrets/example_db_password""#,
+            r#"password_file = "pw""#,
+        );
+    std::fs::write(inv.path().join("inv.toml"), text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    Run::new(&["render", "--check", "--reveal-secrets", "-i"])
+        .arg(inv.path().join("inv.toml"))
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .status(0);
+    let config = out
+        .path()
+        .join("web-01/etc/provision/sites/foobar.com/config.php");
+    let read = std::process::Command::new("php")
+        .args(["-n", "-r", "echo (require $argv[1])['password'];"])
+        .arg(&config)
+        .output()
+        .expect("php runs");
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&read.stdout), NASTY);
+}
+
+#[test]
+fn zone_serial_moves_only_when_records_change() {
+    let inv = tempfile::tempdir().unwrap();
+    let orig = std::fs::read_to_string(inventory("single.toml"))
+        .unwrap()
+        .replace(
+            "secrets/",
+            &format!("{}/inventories/secrets/", root().display()),
+        );
+    let path = inv.path().join("inv.toml");
+    std::fs::write(&path, &orig).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let zone = out.path().join("web-01/etc/bind/db.foobar.com");
+    let serial = || provision::zone::soa_serial(&std::fs::read_to_string(&zone).unwrap()).unwrap();
+    let render = |epoch: &str| {
+        Run::new(&["render", "-i"])
+            .arg(&path)
+            .arg("--out")
+            .arg(out.path())
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .output()
+            .status(0)
+    };
+    render("1795305600"); // 2026-11-22
+    assert_eq!(serial(), 2026112201);
+    render("1795392000"); // a day later, same records
+    assert_eq!(serial(), 2026112201);
+    std::fs::write(&path, orig.replace("8.8.4.4", "8.8.4.5")).unwrap();
+    render("1795305600");
+    assert_eq!(serial(), 2026112202);
+    std::fs::write(&path, orig.replace("8.8.4.4", "8.8.4.6")).unwrap();
+    render("1795392000");
+    assert_eq!(serial(), 2026112301);
+}
+
+#[test]
+fn a_template_override_replaces_the_embedded_one() {
+    let tpl = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tpl.path().join("nginx")).unwrap();
+    let site = std::fs::read_to_string(root().join("templates/nginx/site.conf")).unwrap();
+    std::fs::write(
+        tpl.path().join("nginx/site.conf"),
+        site.replace(
+            "index index.php index.html;",
+            "index index.php index.html; # overridden",
+        ),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    Run::new(&[
+        "render",
+        "--check",
+        "-i",
+        "inventories/lemp.toml",
+        "--templates",
+    ])
+    .arg(tpl.path())
+    .arg("--out")
+    .arg(out.path())
+    .output()
+    .status(0);
+    let conf = std::fs::read_to_string(
+        out.path()
+            .join("web-01/etc/nginx/sites-available/foobar.com.conf"),
+    )
+    .unwrap();
+    assert!(conf.contains("# overridden"));
+}
+
+#[test]
+fn an_invalid_override_fails_the_check_and_names_the_tool() {
+    for (name, extra, tool) in [
+        ("nginx/site.conf", "bogus_directive on;\n", "nginx: FAILED"),
+        ("apache/site.conf", "BogusDirective on\n", "apache2: FAILED"),
+        ("php/pool.conf", "pm = sometimes\n", "php-fpm: FAILED"),
+        (
+            "mariadb/provision.cnf",
+            "bogus_variable = 1\n",
+            "mariadb: FAILED",
+        ),
+        ("bind/zone.db", "www IN CNAME elsewhere\n", "bind: FAILED"),
+        ("app/index.php", "<?php $x = ;\n", "php-lint: FAILED"),
+        (
+            "haproxy/haproxy.cfg",
+            "    bogus_keyword\n",
+            "haproxy: FAILED",
+        ),
+    ] {
+        let tpl = tempfile::tempdir().unwrap();
+        let target = tpl.path().join(name);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let orig = std::fs::read_to_string(root().join("templates").join(name)).unwrap();
+        std::fs::write(&target, orig + extra).unwrap();
+        let inv = if name.starts_with("apache") {
+            "inventories/lamp.toml"
+        } else if name.starts_with("haproxy") {
+            "inventories/lb.toml"
+        } else {
+            "inventories/lemp.toml"
+        };
+        let out = tempfile::tempdir().unwrap();
+        let done = Run::new(&["render", "--check", "-i", inv, "--templates"])
+            .arg(tpl.path())
+            .arg("--out")
+            .arg(out.path())
+            .output()
+            .status(1);
+        assert!(
+            done.stdout().contains(tool),
+            "{name}: no {tool:?} in\n{}",
+            done.stdout()
+        );
+        assert!(
+            done.stderr().contains("validator(s) failed"),
+            "{}",
+            done.stderr()
+        );
+    }
+}
+
+#[test]
+fn render_refuses_to_write_into_a_directory_that_is_not_a_render() {
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(out.path().join("precious.txt"), "keep me").unwrap();
+    let done = Run::new(&["render", "-i", "inventories/lemp.toml", "--out"])
+        .arg(out.path())
+        .output()
+        .status(1);
+    assert!(
+        done.stderr().contains("is not an earlier render"),
+        "{}",
+        done.stderr()
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("precious.txt")).unwrap(),
+        "keep me"
+    );
+}

@@ -1,0 +1,97 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn inventory(name: &str) -> PathBuf {
+    root().join("inventories").join(name)
+}
+
+/// A run of the real binary, with the date pinned so zone serials are reproducible.
+pub struct Run {
+    cmd: Command,
+}
+
+impl Run {
+    pub fn new(args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_provision"));
+        cmd.args(args)
+            .current_dir(root())
+            .env("SOURCE_DATE_EPOCH", "1795305600");
+        Run { cmd }
+    }
+
+    pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Run {
+        self.cmd.arg(a);
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Run {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn output(mut self) -> Done {
+        let out = self.cmd.output().expect("the provision binary runs");
+        Done { out }
+    }
+}
+
+pub struct Done {
+    pub out: Output,
+}
+
+impl Done {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    pub fn code(&self) -> i32 {
+        self.out.status.code().unwrap_or(-1)
+    }
+    /// Asserts the exit code, showing both streams when it differs.
+    pub fn status(self, code: i32) -> Done {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        assert!(
+            !self.stderr().contains("panicked"),
+            "panic:\n{}",
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// Every regular file and link under `dir`, as (relative path, content or link target), sorted.
+pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if meta.file_type().is_symlink() {
+                out.push((
+                    rel,
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()).into_bytes(),
+                ));
+            } else if meta.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
