@@ -20,6 +20,32 @@ pub enum Command {
     Validate(Common),
     /// Dry run: write every file of every host under DIR/<host>/ plus DIR/manifest.json.
     Render(RenderArgs),
+    /// Show what apply would change on the live hosts. Exit status 0: nothing; 2: changes; 1: error.
+    Plan(HostArgs),
+    /// Change the hosts to match the inventory: packages, validated configs, database, reloads, checks.
+    Apply(HostArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Only this host (repeatable).
+    #[arg(long = "host", value_name = "H")]
+    pub hosts: Vec<String>,
+    /// Print the plan (or the apply report) as JSON on stdout, and no progress.
+    #[arg(long)]
+    pub json: bool,
+    /// Accept and record the host key of a host that is not in known_hosts yet (trust on first use).
+    /// A changed key is refused whatever this says.
+    #[arg(long)]
+    pub trust_new_hosts: bool,
+    /// Run on this machine instead of over SSH (needs exactly one host selected).
+    #[arg(long)]
+    pub local: bool,
+    /// Show every remote command (secrets masked, file contents left out).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,16 @@
 //! The edge: resolves the command line into work, runs it, and reports through `ui`. The only place
 //! besides `main` that uses `anyhow`.
 
-use crate::cli::{Cli, Command, Common, RenderArgs};
+use crate::apply::{self, HostOutcome, RunOptions};
+use crate::cli::{Cli, Command, Common, HostArgs, RenderArgs};
 use crate::desired::Desired;
+use crate::plan::Plan;
 use crate::render::{self, RenderOptions};
 use crate::secret::Redactor;
+use crate::spec::Host;
 use crate::spec::{self, Spec, SystemSources};
 use crate::templates::Templates;
+use crate::transport::HostKeyPolicy;
 use crate::{local_check, manifest, tree, ui, zone};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -16,6 +20,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate(c) => validate(&c),
         Command::Render(r) => render_cmd(&r),
+        Command::Plan(a) => plan_cmd(&a),
+        Command::Apply(a) => apply_cmd(&a),
     }
 }
 
@@ -161,4 +167,193 @@ fn prepare_out_dir(out: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     Ok(())
+}
+
+/// The hosts the command line selected, in inventory order.
+fn selected<'a>(spec: &'a Spec, a: &HostArgs) -> Result<Vec<&'a Host>> {
+    for name in &a.hosts {
+        if spec.host(name).is_none() {
+            let all: Vec<&str> = spec.hosts.iter().map(|h| h.name.as_str()).collect();
+            bail!(
+                "--host {name}: no such host in {}; allowed: {}",
+                a.common.inventory.display(),
+                all.join(", ")
+            );
+        }
+    }
+    let hosts: Vec<&Host> = spec
+        .hosts
+        .iter()
+        .filter(|h| a.hosts.is_empty() || a.hosts.contains(&h.name))
+        .collect();
+    if a.local && hosts.len() != 1 {
+        bail!("--local applies to this machine: select exactly one host with --host (the inventory has {})", spec.hosts.len());
+    }
+    Ok(hosts)
+}
+
+fn run_options(a: &HostArgs) -> RunOptions {
+    RunOptions {
+        host_keys: if a.trust_new_hosts {
+            HostKeyPolicy::AcceptNew
+        } else {
+            HostKeyPolicy::Strict
+        },
+        local: a.local,
+        today: zone::today(),
+        check_patience: std::time::Duration::from_secs(30),
+    }
+}
+
+/// Runs `f` for every selected host, group by group (databases, web tier, load balancer), hosts of a
+/// group in parallel; the outcomes come back in inventory order.
+fn for_hosts(
+    spec: &Spec,
+    hosts: &[&Host],
+    ordered: bool,
+    f: &(dyn Fn(&Host) -> HostOutcome + Sync),
+) -> Vec<HostOutcome> {
+    let groups: Vec<Vec<&Host>> = if ordered {
+        apply::groups(spec)
+            .into_iter()
+            .map(|g| {
+                g.into_iter()
+                    .filter(|h| hosts.iter().any(|x| x.name == h.name))
+                    .collect()
+            })
+            .collect()
+    } else {
+        vec![hosts.to_vec()]
+    };
+    let mut outcomes: Vec<HostOutcome> = Vec::new();
+    for group in groups {
+        let failed_before = outcomes.iter().any(|o| o.error.is_some());
+        if failed_before {
+            // A later tier on top of a failed one would only fail its health checks.
+            for h in group {
+                outcomes.push(HostOutcome {
+                    host: h.name.clone(),
+                    plan: None,
+                    applied: false,
+                    error: Some(format!("{}: skipped: a host it depends on failed", h.name)),
+                    checks: Vec::new(),
+                    stats: Default::default(),
+                    seconds: 0.0,
+                });
+            }
+            continue;
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = group.iter().map(|h| s.spawn(move || f(h))).collect();
+            for handle in handles {
+                if let Ok(o) = handle.join() {
+                    outcomes.push(o);
+                }
+            }
+        });
+    }
+    outcomes.sort_by_key(|o| spec.hosts.iter().position(|h| h.name == o.host));
+    outcomes
+}
+
+fn plan_cmd(a: &HostArgs) -> Result<ExitCode> {
+    let (spec, templates) = load(&a.common)?;
+    let hosts = selected(&spec, a)?;
+    let redactor = redactor(&spec);
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let progress = ui::Progress::new(&names, a.json, a.verbose);
+    let ctx = apply::Context {
+        spec: &spec,
+        templates: &templates,
+        redactor: &redactor,
+        opts: run_options(a),
+        reporter: &progress,
+    };
+    let outcomes = for_hosts(&spec, &hosts, false, &|h| apply::plan_host(&ctx, h));
+    drop(progress);
+    let errors: Vec<&String> = outcomes.iter().filter_map(|o| o.error.as_ref()).collect();
+    let plan = Plan {
+        hosts: outcomes.iter().filter_map(|o| o.plan.clone()).collect(),
+    };
+    if a.json {
+        let doc = serde_json::json!({ "plan": plan, "errors": errors, "stats": outcomes.iter().map(|o| (o.host.clone(), o.stats)).collect::<std::collections::BTreeMap<_, _>>() });
+        println!("{}", redactor.redact(&serde_json::to_string_pretty(&doc)?));
+    } else {
+        ui::print_plan(&plan, errors.len());
+    }
+    if !errors.is_empty() {
+        for e in &errors {
+            ui::error(&format!("error: {e}"));
+        }
+        return Ok(ExitCode::from(1));
+    }
+    Ok(if plan.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn apply_cmd(a: &HostArgs) -> Result<ExitCode> {
+    let (spec, templates) = load(&a.common)?;
+    let hosts = selected(&spec, a)?;
+    let redactor = redactor(&spec);
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let progress = ui::Progress::new(&names, a.json, a.verbose);
+    let ctx = apply::Context {
+        spec: &spec,
+        templates: &templates,
+        redactor: &redactor,
+        opts: run_options(a),
+        reporter: &progress,
+    };
+    let outcomes = for_hosts(&spec, &hosts, true, &|h| apply::apply_host(&ctx, h));
+    drop(progress);
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    if a.json {
+        println!(
+            "{}",
+            redactor.redact(&serde_json::to_string_pretty(
+                &serde_json::json!({ "hosts": outcomes })
+            )?)
+        );
+    } else {
+        for o in &outcomes {
+            match (&o.error, &o.plan) {
+                (Some(e), _) => ui::error(&format!("error: {e}")),
+                (None, Some(p)) if p.is_empty() => {
+                    ui::line(&format!("{}: no changes ({:.2} s)", o.host, o.seconds))
+                }
+                (None, Some(p)) => {
+                    ui::line(&format!(
+                        "{}: applied {} change(s) in {:.1} s",
+                        o.host,
+                        p.change_count(),
+                        o.seconds
+                    ));
+                    for c in &o.checks {
+                        ui::line(&format!("{}:   check ok: {c}", o.host));
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        let changed: usize = outcomes
+            .iter()
+            .filter_map(|o| o.plan.as_ref())
+            .map(|p| p.change_count())
+            .sum();
+        if failed == 0 {
+            ui::line(&if changed == 0 {
+                "Apply: no changes.".to_string()
+            } else {
+                format!("Apply: {changed} change(s) applied.")
+            });
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -54,6 +54,23 @@ pub fn render(
         .collect()
 }
 
+/// Renders one host, with the zone file it serves now (for the serial).
+pub fn render_host(
+    spec: &Spec,
+    templates: &Templates,
+    opts: &RenderOptions,
+    host: &Host,
+    previous_zone: Option<String>,
+) -> Result<Desired, TemplateError> {
+    let r = Renderer {
+        spec,
+        templates,
+        opts,
+        base: base_context(spec, opts),
+    };
+    r.host(host, previous_zone)
+}
+
 struct Renderer<'a> {
     spec: &'a Spec,
     templates: &'a Templates,

@@ -1,5 +1,229 @@
-//! The only module that prints. Everything the user reads goes through here.
+//! The only module that prints. Progress bars per host on a terminal (indicatif), plain lines
+//! otherwise, nothing but the JSON document with --json; coloured diffs on a terminal.
+
+use crate::apply::Reporter;
+use crate::plan::{HostPlan, Plan};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
 
 pub fn line(s: &str) {
     println!("{s}");
+}
+
+pub fn error(s: &str) {
+    eprintln!("{s}");
+}
+
+fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+pub enum Progress {
+    Bars {
+        multi: MultiProgress,
+        bars: Mutex<BTreeMap<String, ProgressBar>>,
+        verbose: bool,
+    },
+    Lines {
+        verbose: bool,
+    },
+    Quiet,
+}
+
+impl Progress {
+    pub fn new(hosts: &[String], json: bool, verbose: bool) -> Progress {
+        if json {
+            return Progress::Quiet;
+        }
+        if !std::io::stderr().is_terminal() {
+            return Progress::Lines { verbose };
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{spinner} {prefix:<12} {wide_msg} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bars = hosts
+            .iter()
+            .map(|h| {
+                let b = multi.add(ProgressBar::new_spinner());
+                b.set_style(style.clone());
+                b.set_prefix(h.clone());
+                b.set_message("waiting");
+                b.enable_steady_tick(Duration::from_millis(120));
+                (h.clone(), b)
+            })
+            .collect();
+        Progress::Bars {
+            multi,
+            bars: Mutex::new(bars),
+            verbose,
+        }
+    }
+
+    fn with_bar(&self, host: &str, f: impl FnOnce(&ProgressBar)) {
+        if let Progress::Bars { bars, .. } = self {
+            if let Some(b) = bars.lock().ok().and_then(|m| m.get(host).cloned()) {
+                f(&b);
+            }
+        }
+    }
+}
+
+impl Reporter for Progress {
+    fn phase(&self, host: &str, phase: &str) {
+        match self {
+            Progress::Bars { .. } => self.with_bar(host, |b| b.set_message(phase.to_string())),
+            Progress::Lines { .. } => eprintln!("{host}: {phase}"),
+            Progress::Quiet => {}
+        }
+    }
+
+    fn note(&self, host: &str, text: &str) {
+        match self {
+            Progress::Bars { multi, .. } => {
+                let _ = multi.println(format!("{host}: {text}"));
+            }
+            Progress::Lines { .. } => eprintln!("{host}: {text}"),
+            Progress::Quiet => {}
+        }
+    }
+
+    fn command(&self, host: &str, command: &str) {
+        let text = format!(
+            "{host}: $ {}",
+            command.trim_end().replace('\n', &format!("\n{host}:   "))
+        );
+        match self {
+            Progress::Bars {
+                multi,
+                verbose: true,
+                ..
+            } => {
+                let _ = multi.println(text);
+            }
+            Progress::Lines { verbose: true } => eprintln!("{text}"),
+            _ => {}
+        }
+    }
+
+    fn finish(&self, host: &str, ok: bool, summary: &str) {
+        let mark = if ok { "ok" } else { "FAILED" };
+        match self {
+            Progress::Bars { .. } => self.with_bar(host, |b| {
+                b.finish_with_message(format!("{mark}: {}", first_line(summary)))
+            }),
+            Progress::Lines { .. } => eprintln!("{host}: {mark}: {}", first_line(summary)),
+            Progress::Quiet => {}
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+fn paint(text: &str, code: &str, on: bool) -> String {
+    if on {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// The human form of a plan: per host every change with its reason and diff, then a summary.
+pub fn print_plan(plan: &Plan, failed_hosts: usize) {
+    let on = colour();
+    for h in &plan.hosts {
+        print_host_plan(h, on);
+    }
+    let hosts_changing = plan.hosts.iter().filter(|h| !h.is_empty()).count();
+    if failed_hosts > 0 {
+        line(&paint(
+            &format!(
+                "Plan incomplete: {failed_hosts} host(s) could not be planned (errors below)."
+            ),
+            "31",
+            on,
+        ));
+    } else if plan.is_empty() {
+        line(&paint(
+            "No changes: every host matches the inventory.",
+            "32",
+            on,
+        ));
+    } else {
+        line(&paint(
+            &format!(
+                "Plan: {} change(s) on {} of {} host(s).",
+                plan.change_count(),
+                hosts_changing,
+                plan.hosts.len()
+            ),
+            "1",
+            on,
+        ));
+    }
+}
+
+fn print_host_plan(h: &HostPlan, on: bool) {
+    let init = if h.systemd { "systemd" } else { "no systemd" };
+    if h.is_empty() {
+        line(&format!(
+            "{} ({}, {init}): no changes",
+            paint(&h.host, "1", on),
+            h.os
+        ));
+        return;
+    }
+    line(&format!(
+        "{} ({}, {init}): {} change(s)",
+        paint(&h.host, "1", on),
+        h.os,
+        h.change_count()
+    ));
+    if let Some(why) = &h.update_package_lists {
+        line(&format!("  ~ update package lists: {why}"));
+    }
+    if !h.install.is_empty() {
+        line(&paint(
+            &format!("  + install packages: {}", h.install.join(" ")),
+            "32",
+            on,
+        ));
+    }
+    for c in &h.changes {
+        let (sign, code) = match c.action {
+            crate::plan::Action::Create => ("+", "32"),
+            crate::plan::Action::Update => ("~", "33"),
+            crate::plan::Action::Delete => ("-", "31"),
+        };
+        let verb = format!("{:?}", c.action).to_lowercase();
+        line(&paint(
+            &format!("  {sign} {verb} {}: {}", c.path, c.reason),
+            code,
+            on,
+        ));
+        if let Some(d) = &c.diff {
+            for l in d.lines() {
+                let code = if l.starts_with("+++") || l.starts_with("---") {
+                    "1"
+                } else if l.starts_with('+') {
+                    "32"
+                } else if l.starts_with('-') {
+                    "31"
+                } else if l.starts_with("@@") {
+                    "36"
+                } else {
+                    "0"
+                };
+                line(&format!("      {}", paint(l, code, on && code != "0")));
+            }
+        }
+    }
+    for s in &h.steps {
+        let what = crate::facts::handler_line(&s.handler);
+        line(&paint(&format!("  * {what}: {}", s.reason), "36", on));
+    }
 }

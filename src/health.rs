@@ -1,0 +1,203 @@
+//! Health checks run from the machine provision runs on: the site's page over HTTP with the right
+//! Host header, and DNS answers. Small real clients, so no tool needs to be installed.
+
+use crate::desired::HealthCheck;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct CheckFailed(pub String);
+
+/// Runs a check until it passes or `patience` is over: services that were just reloaded take a
+/// moment, and `service nginx reload` returns before the reload is done.
+pub fn run(check: &HealthCheck, patience: Duration) -> Result<String, CheckFailed> {
+    let start = Instant::now();
+    loop {
+        let res = once(check);
+        match res {
+            Ok(ok) => return Ok(ok),
+            Err(e) if start.elapsed() >= patience => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+pub fn describe(check: &HealthCheck) -> String {
+    match check {
+        HealthCheck::Http {
+            address,
+            port,
+            host_header,
+            path,
+            ..
+        } => format!("HTTP GET http://{host_header}{path} via {address}:{port}"),
+        HealthCheck::Dns { server, name, .. } => format!("DNS A {name} @{server}"),
+    }
+}
+
+fn resolve(address: &str, port: u16) -> Result<SocketAddr, CheckFailed> {
+    (address, port)
+        .to_socket_addrs()
+        .map_err(|e| CheckFailed(format!("cannot resolve {address}: {e}")))?
+        .next()
+        .ok_or_else(|| CheckFailed(format!("no address for {address}")))
+}
+
+pub fn once(check: &HealthCheck) -> Result<String, CheckFailed> {
+    match check {
+        HealthCheck::Http {
+            address,
+            port,
+            host_header,
+            path,
+            expect,
+        } => {
+            let (status, body) = http_get(resolve(address, *port)?, host_header, path)?;
+            if status != 200 {
+                return Err(CheckFailed(format!("{}: status {status}", describe(check))));
+            }
+            if let Some(want) = expect {
+                if !body.contains(want.as_str()) {
+                    return Err(CheckFailed(format!(
+                        "{}: the page does not contain {want:?}",
+                        describe(check)
+                    )));
+                }
+            }
+            Ok(format!("{}: 200", describe(check)))
+        }
+        HealthCheck::Dns {
+            server,
+            name,
+            expect,
+        } => {
+            let mut got = dns_a(resolve(server, 53)?, name)?;
+            got.sort();
+            let mut want = expect.clone();
+            want.sort();
+            if got == want {
+                Ok(format!("{}: {}", describe(check), got.join(", ")))
+            } else {
+                Err(CheckFailed(format!(
+                    "{}: answered [{}], expected [{}]",
+                    describe(check),
+                    got.join(", "),
+                    want.join(", ")
+                )))
+            }
+        }
+    }
+}
+
+pub fn http_get(addr: SocketAddr, host: &str, path: &str) -> Result<(u16, String), CheckFailed> {
+    let err = |e: std::io::Error| CheckFailed(format!("HTTP {addr}: {e}"));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(err)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(err)?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: provision-check\r\nConnection: close\r\n\r\n").map_err(err)?;
+    let mut raw = Vec::new();
+    s.take(4 << 20).read_to_end(&mut raw).map_err(err)?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| CheckFailed(format!("HTTP {addr}: no status line")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// One `A` query over UDP; returns the addresses in the answer section.
+pub fn dns_a(server: SocketAddr, name: &str) -> Result<Vec<String>, CheckFailed> {
+    let err = |e: std::io::Error| CheckFailed(format!("DNS {server}: {e}"));
+    let bind = if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let sock = UdpSocket::bind(bind).map_err(err)?;
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(err)?;
+    let id: u16 = (std::process::id() as u16) ^ 0x5a5a;
+    let mut q = Vec::with_capacity(64);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD, one question
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]); // root, type A, class IN
+    sock.send_to(&q, server).map_err(err)?;
+    let mut buf = [0u8; 1500];
+    let (n, _) = sock.recv_from(&mut buf).map_err(err)?;
+    parse_a_answers(&buf[..n], id)
+        .ok_or_else(|| CheckFailed(format!("DNS {server}: malformed or failed answer")))
+}
+
+fn skip_name(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let len = *b.get(i)? as usize;
+        if len == 0 {
+            return Some(i + 1);
+        }
+        if len & 0xc0 == 0xc0 {
+            return Some(i + 2);
+        }
+        i += len + 1;
+    }
+}
+
+pub fn parse_a_answers(b: &[u8], id: u16) -> Option<Vec<String>> {
+    if b.len() < 12 || u16::from_be_bytes([b[0], b[1]]) != id {
+        return None;
+    }
+    let rcode = b[3] & 0x0f;
+    if rcode != 0 {
+        return None;
+    }
+    let qd = u16::from_be_bytes([b[4], b[5]]) as usize;
+    let an = u16::from_be_bytes([b[6], b[7]]) as usize;
+    let mut i = 12;
+    for _ in 0..qd {
+        i = skip_name(b, i)? + 4;
+    }
+    let mut out = Vec::new();
+    for _ in 0..an {
+        i = skip_name(b, i)?;
+        let kind = u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]);
+        let len = u16::from_be_bytes([*b.get(i + 8)?, *b.get(i + 9)?]) as usize;
+        i += 10;
+        if kind == 1 && len == 4 {
+            let d = b.get(i..i + 4)?;
+            out.push(format!("{}.{}.{}.{}", d[0], d[1], d[2], d[3]));
+        }
+        i += len;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_a_answer_with_name_compression() {
+        // Header (id 0x1234, response, 1 question, 1 answer), question www.x.y A IN, answer ptr to 12.
+        let mut b = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        b.extend_from_slice(&[3, b'w', b'w', b'w', 1, b'x', 1, b'y', 0, 0, 1, 0, 1]);
+        b.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 0, 10]);
+        assert_eq!(parse_a_answers(&b, 0x1234).unwrap(), vec!["198.18.0.10"]);
+        assert!(parse_a_answers(&b, 0x9999).is_none());
+    }
+
+    #[test]
+    fn an_error_rcode_is_a_failure() {
+        let b = vec![0x12, 0x34, 0x81, 0x83, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(parse_a_answers(&b, 0x1234).is_none());
+    }
+}

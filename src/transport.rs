@@ -1,0 +1,417 @@
+//! How provision reaches a host: one trait, an SSH implementation (the `ssh2` crate, one session per
+//! host per run, host keys verified) and a local one for the machine provision runs on.
+
+use crate::spec::Ssh;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct TransportError(pub String);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+type Result<T> = std::result::Result<T, TransportError>;
+
+/// The result of a remote command: its exit status and its output, stderr merged into stdout in the
+/// order it was written.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: i32,
+    pub output: Vec<u8>,
+}
+
+impl Output {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output).into_owned()
+    }
+}
+
+/// What one run cost on the wire, for the benchmark and `-v`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Stats {
+    pub connections: u32,
+    pub channels: u32,
+    pub bytes_sent: u64,
+}
+
+pub trait Transport: Send {
+    /// Runs `command` with `sh -c` semantics, feeding it `stdin`.
+    fn exec(&mut self, command: &str, stdin: &[u8]) -> Result<Output>;
+    /// Starts `command` and keeps it running (its stdin open) until the transport is dropped or
+    /// `release` is called; returns the first line it printed. Used for the host lock, which dies with
+    /// the connection if provision does.
+    fn hold(&mut self, command: &str) -> Result<String>;
+    fn release(&mut self);
+    fn stats(&self) -> Stats;
+    /// `user@address:port`, for messages.
+    fn describe(&self) -> String;
+}
+
+/// Host key policy for SSH connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKeyPolicy {
+    /// Only keys already in known_hosts are accepted.
+    Strict,
+    /// An unknown host's key is accepted and recorded (trust on first use); a changed key is still refused.
+    AcceptNew,
+}
+
+pub struct SshTransport {
+    session: ssh2::Session,
+    held: Option<ssh2::Channel>,
+    stats: Stats,
+    target: String,
+}
+
+fn expand_home(p: &Path) -> PathBuf {
+    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// The name a host has in known_hosts: `addr`, or `[addr]:port` off port 22.
+fn known_hosts_name(address: &str, port: u16) -> String {
+    if port == 22 {
+        address.to_string()
+    } else {
+        format!("[{address}]:{port}")
+    }
+}
+
+impl SshTransport {
+    pub fn connect(ssh: &Ssh, policy: HostKeyPolicy) -> Result<SshTransport> {
+        let target = format!("{}@{}:{}", ssh.user, ssh.address, ssh.port);
+        let err = |what: &str, e: &dyn std::fmt::Display| {
+            TransportError(format!("{target}: {what}: {e}"))
+        };
+        let timeout = Duration::from_secs(u64::from(ssh.connect_timeout_secs));
+        let addrs: Vec<_> = (ssh.address.as_str(), ssh.port)
+            .to_socket_addrs()
+            .map_err(|e| err("cannot resolve the address", &e))?
+            .collect();
+        let mut last = None;
+        let mut tcp = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, timeout) {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let tcp = tcp.ok_or_else(|| {
+            err(
+                "cannot connect",
+                &last
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "no address".into()),
+            )
+        })?;
+        tcp.set_nodelay(true).ok();
+        let mut session = ssh2::Session::new().map_err(|e| err("ssh session", &e))?;
+        session.set_tcp_stream(tcp);
+        session.set_timeout(timeout.as_millis() as u32);
+
+        let known_path = expand_home(
+            ssh.known_hosts
+                .as_deref()
+                .unwrap_or(Path::new("~/.ssh/known_hosts")),
+        );
+        let mut known = session.known_hosts().map_err(|e| err("known_hosts", &e))?;
+        if known_path.exists() {
+            known
+                .read_file(&known_path, ssh2::KnownHostFileKind::OpenSSH)
+                .map_err(|e| err(&format!("cannot read {}", known_path.display()), &e))?;
+        }
+        let name = known_hosts_name(&ssh.address, ssh.port);
+        // Offer first the key types known_hosts has for this host, so the server presents a key we can check.
+        let types = key_types_for(&known_path, &name);
+        if !types.is_empty() {
+            let mut pref = types.join(",");
+            pref.push_str(",ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
+            session.method_pref(ssh2::MethodType::HostKey, &pref).ok();
+        }
+        session.handshake().map_err(|e| err("SSH handshake", &e))?;
+        let (key, key_type) = session
+            .host_key()
+            .ok_or_else(|| TransportError(format!("{target}: the server sent no host key")))?;
+        match known.check_port(&ssh.address, ssh.port, key) {
+            ssh2::CheckResult::Match => {}
+            ssh2::CheckResult::Mismatch => {
+                return Err(TransportError(format!(
+                    "{target}: HOST KEY CHANGED: the key the server sent does not match {} for {name}. \
+                     This can be a man-in-the-middle attack, or the host was reinstalled; if you are sure, \
+                     remove its line from that file and connect again. Refusing to connect.",
+                    known_path.display()
+                )))
+            }
+            ssh2::CheckResult::NotFound | ssh2::CheckResult::Failure => {
+                if policy == HostKeyPolicy::Strict {
+                    return Err(TransportError(format!(
+                        "{target}: unknown host key: {name} is not in {}. Refusing to connect; verify the key and add it, \
+                         or pass --trust-new-hosts to record it on first use.",
+                        known_path.display()
+                    )));
+                }
+                known
+                    .add(&name, key, "added by provision --trust-new-hosts", key_type.into())
+                    .map_err(|e| err("recording the host key", &e))?;
+                if let Some(dir) = known_path.parent() {
+                    std::fs::create_dir_all(dir).ok();
+                }
+                known
+                    .write_file(&known_path, ssh2::KnownHostFileKind::OpenSSH)
+                    .map_err(|e| err(&format!("writing {}", known_path.display()), &e))?;
+            }
+        }
+
+        match &ssh.identity_file {
+            Some(id) => {
+                let id = expand_home(id);
+                session
+                    .userauth_pubkey_file(&ssh.user, None, &id, None)
+                    .map_err(|e| {
+                        err(
+                            &format!("public key authentication with {}", id.display()),
+                            &e,
+                        )
+                    })?;
+            }
+            None => {
+                let agent = session.userauth_agent(&ssh.user);
+                if agent.is_err() {
+                    let mut done = false;
+                    for f in ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"] {
+                        let p = expand_home(Path::new(f));
+                        if p.exists()
+                            && session
+                                .userauth_pubkey_file(&ssh.user, None, &p, None)
+                                .is_ok()
+                        {
+                            done = true;
+                            break;
+                        }
+                    }
+                    if !done {
+                        return Err(TransportError(format!(
+                            "{target}: authentication failed: no ssh-agent key and no usable ~/.ssh/id_* key was accepted; set hosts.ssh.identity_file"
+                        )));
+                    }
+                }
+            }
+        }
+        // Long operations (apt) may print nothing for minutes: no read timeout once connected.
+        session.set_timeout(0);
+        session.set_keepalive(true, 30);
+        Ok(SshTransport {
+            session,
+            held: None,
+            stats: Stats {
+                connections: 1,
+                channels: 0,
+                bytes_sent: 0,
+            },
+            target,
+        })
+    }
+
+    fn channel(&mut self, command: &str) -> Result<ssh2::Channel> {
+        let target = self.target.clone();
+        let mut ch = self
+            .session
+            .channel_session()
+            .map_err(|e| TransportError(format!("{target}: opening a channel: {e}")))?;
+        self.stats.channels += 1;
+        ch.handle_extended_data(ssh2::ExtendedData::Merge)
+            .map_err(|e| TransportError(format!("{target}: {e}")))?;
+        ch.exec(command)
+            .map_err(|e| TransportError(format!("{target}: exec: {e}")))?;
+        Ok(ch)
+    }
+}
+
+/// Key types (`ssh-ed25519`, ...) recorded for `name` in a plain (unhashed) known_hosts file.
+fn key_types_for(path: &Path, name: &str) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let hosts = f.next()?;
+            let kind = f.next()?;
+            hosts
+                .split(',')
+                .any(|h| h == name)
+                .then(|| kind.to_string())
+        })
+        .collect()
+}
+
+impl Transport for SshTransport {
+    fn exec(&mut self, command: &str, stdin: &[u8]) -> Result<Output> {
+        let target = self.target.clone();
+        let io = |e: std::io::Error| TransportError(format!("{target}: {e}"));
+        let mut ch = self.channel(command)?;
+        if !stdin.is_empty() {
+            ch.write_all(stdin).map_err(io)?;
+            self.stats.bytes_sent += stdin.len() as u64;
+        }
+        ch.send_eof()
+            .map_err(|e| TransportError(format!("{}: {e}", self.target)))?;
+        let mut output = Vec::new();
+        ch.read_to_end(&mut output)
+            .map_err(|e| TransportError(format!("{}: reading output: {e}", self.target)))?;
+        ch.wait_close()
+            .map_err(|e| TransportError(format!("{}: {e}", self.target)))?;
+        let status = ch
+            .exit_status()
+            .map_err(|e| TransportError(format!("{}: {e}", self.target)))?;
+        Ok(Output { status, output })
+    }
+
+    fn hold(&mut self, command: &str) -> Result<String> {
+        let mut ch = self.channel(command)?;
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while line.len() < 4096 {
+            match ch.read(&mut byte) {
+                Ok(0) => break,
+                Ok(_) if byte[0] == b'\n' => break,
+                Ok(_) => line.push(byte[0]),
+                Err(e) => return Err(TransportError(format!("{}: {e}", self.target))),
+            }
+        }
+        self.held = Some(ch);
+        Ok(String::from_utf8_lossy(&line).into_owned())
+    }
+
+    fn release(&mut self) {
+        if let Some(mut ch) = self.held.take() {
+            ch.send_eof().ok();
+            ch.wait_close().ok();
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    fn describe(&self) -> String {
+        self.target.clone()
+    }
+}
+
+impl Drop for SshTransport {
+    fn drop(&mut self) {
+        self.release();
+        self.session.disconnect(None, "provision done", None).ok();
+    }
+}
+
+/// Runs commands on this machine, for `--local` (provision applied to the machine it runs on).
+pub struct LocalTransport {
+    held: Option<std::process::Child>,
+    stats: Stats,
+}
+
+impl LocalTransport {
+    pub fn new() -> LocalTransport {
+        LocalTransport {
+            held: None,
+            stats: Stats::default(),
+        }
+    }
+}
+
+impl Default for LocalTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Transport for LocalTransport {
+    fn exec(&mut self, command: &str, stdin: &[u8]) -> Result<Output> {
+        use std::process::{Command, Stdio};
+        self.stats.channels += 1;
+        // stderr goes to the same pipe as stdout, like the SSH transport's merged streams.
+        let wrapped = format!("exec 2>&1\n{command}");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(wrapped)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| TransportError(format!("local: {e}")))?;
+        let mut input = child.stdin.take().expect("piped stdin");
+        let data = stdin.to_vec();
+        let writer = std::thread::spawn(move || input.write_all(&data));
+        let mut output = Vec::new();
+        child
+            .stdout
+            .take()
+            .expect("piped stdout")
+            .read_to_end(&mut output)
+            .map_err(|e| TransportError(format!("local: {e}")))?;
+        let _ = writer.join();
+        let status = child
+            .wait()
+            .map_err(|e| TransportError(format!("local: {e}")))?;
+        self.stats.bytes_sent += stdin.len() as u64;
+        Ok(Output {
+            status: status.code().unwrap_or(128),
+            output,
+        })
+    }
+
+    fn hold(&mut self, command: &str) -> Result<String> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        self.stats.channels += 1;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| TransportError(format!("local: {e}")))?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .ok();
+        self.held = Some(child);
+        Ok(line.trim_end().to_string())
+    }
+
+    fn release(&mut self) {
+        if let Some(mut child) = self.held.take() {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    fn describe(&self) -> String {
+        "local".into()
+    }
+}
+
+impl Drop for LocalTransport {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
