@@ -91,9 +91,22 @@ pub struct Step {
 pub fn plan_host(d: &Desired, f: &Facts, redactor: &Redactor) -> HostPlan {
     let mut changes = Vec::new();
     let mut steps: Vec<Step> = Vec::new();
+    let install: Vec<String> = d.packages.iter().filter(|p| f.packages.get(*p).is_none_or(|v| v.is_none())).cloned().collect();
     for p in &d.paths {
         let fact = f.paths.get(&p.path).cloned().unwrap_or(PathFact::Absent);
-        if let Some(c) = path_change(p, &fact, redactor) {
+        let change = match (&p.state, &fact) {
+            // A package installed in this run may create it (Nginx's default site): remove it then.
+            (PathState::Absent, PathFact::Absent) if !install.is_empty() => Some(Change {
+                path: p.path.clone(),
+                action: Action::Delete,
+                reason: "must not exist; the packages being installed may create it".into(),
+                diff: None,
+                before: Before::Absent,
+                desired: p.clone(),
+            }),
+            _ => path_change(p, &fact, redactor),
+        };
+        if let Some(c) = change {
             for h in &p.notify {
                 add_step(&mut steps, h.clone(), format!("{} changed", p.path));
             }
@@ -319,6 +332,8 @@ fn path_change(p: &ManagedPath, fact: &PathFact, redactor: &Redactor) -> Option<
             },
         ) => {
             let meta = meta_diff(*mode, owner, group, (*m, o, g));
+            // Content can come back although it matches (files fetched whatever their hash).
+            let old = old.as_ref().filter(|c| c.as_slice() != content.as_slice());
             match (old, meta) {
                 (None, None) => None,
                 (None, Some(meta)) => change(Action::Update, meta, None),

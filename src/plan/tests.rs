@@ -161,6 +161,8 @@ fn a_fresh_host_installs_creates_and_starts_everything() {
             ("/etc/nginx/nginx.conf", Action::Create),
             ("/etc/provision/config.php", Action::Create),
             ("/etc/nginx/sites-enabled/site", Action::Create),
+            // Absent now, but the nginx package about to be installed would create it.
+            ("/etc/nginx/sites-enabled/default", Action::Delete),
             ("/var/lib/provision/db.sql", Action::Create),
         ]
     );

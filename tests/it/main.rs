@@ -1,5 +1,6 @@
 //! All integration tests build into this one binary and drive the real `provision` binary.
 
+mod e2e;
 mod errors;
 mod render;
 mod util;

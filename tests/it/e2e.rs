@@ -1,0 +1,191 @@
+//! End-to-end: the real binary against real Debian hosts of the lab (tests/lab), over SSH with
+//! host-key checking on. These tests need root and the lab's dependencies; `tests/run` provides both
+//! and runs them with `--ignored`. Each test starts its hosts fresh, so a run always applies from
+//! scratch.
+
+use crate::util::*;
+use std::path::Path;
+use std::process::Command;
+
+const LAB: &str = "tests/lab/lab";
+const KEY: &str = "/var/tmp/provision-lab/ssh/id_ed25519";
+const KNOWN: &str = "/var/tmp/provision-lab/ssh/known_hosts";
+
+fn lab(args: &[&str]) {
+    let out = Command::new(root().join(LAB)).args(args).current_dir(root()).output().expect("the lab script runs");
+    assert!(out.status.success(), "lab {args:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+/// Runs a command on a lab host as root, with strict host-key checking.
+fn ssh(addr: &str, cmd: &str) -> String {
+    let out = Command::new("ssh")
+        .args(["-i", KEY, "-o", &format!("UserKnownHostsFile={KNOWN}"), "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+        .arg(format!("root@{addr}"))
+        .arg(cmd)
+        .output()
+        .expect("ssh runs");
+    assert!(out.status.success(), "ssh {addr} {cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn page(addr: &str) -> (u16, String) {
+    provision::health::http_get(format!("{addr}:80").parse().unwrap(), "www.foobar.com", "/").unwrap()
+}
+
+fn dig(addr: &str) -> String {
+    let out = Command::new("dig").args(["+short", "+time=2", "+tries=2", &format!("@{addr}"), "www.foobar.com", "A"]).output().expect("dig runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn secret() -> String {
+    std::fs::read_to_string(root().join("inventories/secrets/lab_db_password")).unwrap().trim_end_matches('\n').to_string()
+}
+
+/// No run may print the database password, in any escaped form we know of.
+fn assert_no_secret(done: &Done) {
+    let s = secret();
+    for stream in [done.stdout(), done.stderr()] {
+        for form in [s.clone(), provision::templates::sql_string(&s), provision::templates::php_string(&s)] {
+            assert!(!stream.contains(&form), "the password was printed:\n{stream}");
+        }
+        assert!(!stream.contains("pa\"ss"), "part of the password was printed:\n{stream}");
+    }
+}
+
+/// The whole life of one stack on one fresh lab host.
+fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &str) {
+    let inv = inventory.to_string();
+    lab(&["down", &inv]);
+    lab(&["up", &inv]);
+
+    // From scratch: packages, configs, database, services, then the health checks pass.
+    let done = Run::new(&["apply", "-i", &inv]).output().status(0);
+    assert_no_secret(&done);
+    assert!(done.stdout().contains("check ok: HTTP GET http://www.foobar.com/"), "{}", done.stdout());
+    let (status, body) = page(addr);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Hello from MariaDB: the database of foobar.com answers"), "{body}");
+    assert_eq!(dig(addr), addr);
+
+    // Converged: a second apply changes nothing and plan agrees.
+    let done = Run::new(&["apply", "-i", &inv]).output().status(0);
+    assert!(done.stdout().contains("no changes"), "{}", done.stdout());
+    Run::new(&["plan", "-i", &inv]).output().status(0);
+
+    // Drift by hand is shown as a diff and repaired.
+    ssh(addr, &format!("echo '# edited by hand' >> {drift_file}"));
+    let done = Run::new(&["plan", "-i", &inv]).output().status(2);
+    assert!(done.stdout().contains("-# edited by hand"), "{}", done.stdout());
+    assert_no_secret(&done);
+    Run::new(&["apply", "-i", &inv]).output().status(0);
+    Run::new(&["plan", "-i", &inv]).output().status(0);
+    assert!(!ssh(addr, &format!("cat {drift_file}")).contains("edited by hand"));
+
+    // An override that yields an invalid config is refused before anything goes live.
+    let before = ssh(addr, &format!("sha256sum {drift_file}"));
+    let tpl = tempfile::tempdir().unwrap();
+    let target = tpl.path().join(broken_template);
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    let orig = std::fs::read_to_string(root().join("templates").join(broken_template)).unwrap();
+    std::fs::write(&target, orig + "\nthis_is_not_a_directive here;\n").unwrap();
+    let done = Run::new(&["apply", "-i", &inv, "--templates"]).arg(tpl.path()).output().status(1);
+    assert!(done.stderr().contains("validation failed"), "{}", done.stderr());
+    assert_eq!(ssh(addr, &format!("sha256sum {drift_file}")), before, "the live config changed");
+    assert_eq!(page(addr).0, 200);
+    Run::new(&["plan", "-i", &inv]).output().status(0);
+
+    // -v shows the remote commands, and still no secret.
+    let done = Run::new(&["plan", "-v", "-i", &inv]).output().status(0);
+    assert!(done.stderr().contains("$ sh -s"), "{}", done.stderr());
+    assert_no_secret(&done);
+    let done = Run::new(&["plan", "--json", "-i", &inv]).output().status(0);
+    let v: serde_json::Value = serde_json::from_str(&done.stdout()).unwrap();
+    assert_eq!(v["plan"]["hosts"][0]["changes"].as_array().unwrap().len(), 0);
+    assert_no_secret(&done);
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_single_nginx_apache_on_systemd() {
+    lifecycle("inventories/lab-single.toml", "198.18.0.10", "apache/site.conf", "/etc/apache2/sites-available/foobar.com.conf");
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_lemp_on_a_plain_host() {
+    lifecycle("inventories/lab-lemp.toml", "198.18.0.11", "nginx/site.conf", "/etc/nginx/sites-available/foobar.com.conf");
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_lamp_on_systemd() {
+    lifecycle("inventories/lab-lamp.toml", "198.18.0.12", "apache/site.conf", "/etc/apache2/sites-available/foobar.com.conf");
+}
+
+/// A one-host inventory for db2 of the lab-lb lab (a plain host nothing else changes), whose
+/// known_hosts is `known`. Only read-only commands and a refused apply run against it.
+const SPARE: &str = "198.18.0.24";
+
+fn spare_inventory(dir: &Path, known: &Path) -> std::path::PathBuf {
+    let text = format!(
+        "[site]\ndomain = \"foobar.com\"\nstack = \"lemp\"\n[database]\nname = \"foobar\"\nuser = \"foobar\"\n\
+         password_file = \"{pw}\"\n[dns]\nsoa_contact = \"hostmaster@foobar.com\"\n[[hosts]]\nname = \"spare\"\n\
+         public_address = \"{SPARE}\"\nroles = [\"web\", \"app\", \"db\", \"dns\"]\n\
+         ssh = {{ address = \"{SPARE}\", identity_file = \"{KEY}\", known_hosts = \"{known}\" }}\n",
+        pw = root().join("inventories/secrets/lab_db_password").display(),
+        known = known.display()
+    );
+    let p = dir.join("inv.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn unknown_and_changed_host_keys_are_refused() {
+    lab(&["up", "inventories/lab-lb.toml"]);
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_hosts");
+    std::fs::write(&known, "").unwrap();
+    let inv = spare_inventory(dir.path(), &known);
+    let done = Run::new(&["plan", "-i"]).arg(&inv).output().status(1);
+    assert!(done.stderr().contains("unknown host key"), "{}", done.stderr());
+
+    // Trust on first use records the key; the next run verifies it.
+    Run::new(&["plan", "--trust-new-hosts", "-i"]).arg(&inv).output();
+    assert!(std::fs::read_to_string(&known).unwrap().contains(SPARE));
+    let done = Run::new(&["plan", "-i"]).arg(&inv).output();
+    assert!(!done.stderr().contains("host key"), "{}", done.stderr());
+
+    // A different key for the same address is always refused, even with --trust-new-hosts.
+    let other = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(dir.path().join("other")).output().unwrap();
+    assert!(other.status.success());
+    let pubkey = std::fs::read_to_string(dir.path().join("other.pub")).unwrap();
+    let mut fields = pubkey.split_whitespace();
+    std::fs::write(&known, format!("{SPARE} {} {}\n", fields.next().unwrap(), fields.next().unwrap())).unwrap();
+    let done = Run::new(&["plan", "--trust-new-hosts", "-i"]).arg(&inv).output().status(1);
+    assert!(done.stderr().contains("HOST KEY CHANGED"), "{}", done.stderr());
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn a_second_concurrent_apply_is_refused() {
+    lab(&["up", "inventories/lab-lb.toml"]);
+    let dir = tempfile::tempdir().unwrap();
+    let inv = spare_inventory(dir.path(), Path::new(KNOWN));
+    // Hold the host's lock the way a running apply does.
+    let mut holder = Command::new("ssh")
+        .args(["-i", KEY, "-o", &format!("UserKnownHostsFile={KNOWN}"), "-o", "StrictHostKeyChecking=yes", &format!("root@{SPARE}")])
+        .arg("mkdir -p /var/lib/provision && exec 9>>/var/lib/provision/lock && flock -n 9 && echo 'test@holder' > /var/lib/provision/lock.info && echo LOCKED && exec cat > /dev/null")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut first).unwrap();
+    assert_eq!(first.trim(), "LOCKED");
+    let done = Run::new(&["apply", "-i"]).arg(&inv).output().status(1);
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    assert!(done.stderr().contains("another apply holds the lock on this host (test@holder)"), "{}", done.stderr());
+}
