@@ -296,14 +296,26 @@ fn apply_on(
                 let res = t.exec("sh -s", rb.as_bytes());
                 let rolled = matches!(&res, Ok(o) if o.status == 0 && o.text().contains("@done"));
                 outcome.applied = false;
+                if !rolled {
+                    return Err(format!(
+                        "{name}: health check failed: {}; ROLLBACK FAILED: check the host",
+                        failed.0
+                    ));
+                }
+                // Say whether the restored state answers again.
+                let after: Vec<String> = plan
+                    .checks
+                    .iter()
+                    .filter_map(|c| health::run(c, ctx.opts.check_patience).err().map(|e| e.0))
+                    .collect();
+                let state = if after.is_empty() {
+                    "the previous files were restored, the services reloaded, and the health checks pass again".to_string()
+                } else {
+                    format!("the previous files were restored and the services reloaded, but checks still fail: {}", after.join("; "))
+                };
                 return Err(format!(
-                    "{name}: health check failed: {}; {}",
-                    failed.0,
-                    if rolled {
-                        "the previous files were restored and the services reloaded"
-                    } else {
-                        "ROLLBACK FAILED: check the host"
-                    }
+                    "{name}: health check failed: {}; {state}",
+                    failed.0
                 ));
             }
         }

@@ -91,7 +91,12 @@ pub struct Step {
 pub fn plan_host(d: &Desired, f: &Facts, redactor: &Redactor) -> HostPlan {
     let mut changes = Vec::new();
     let mut steps: Vec<Step> = Vec::new();
-    let install: Vec<String> = d.packages.iter().filter(|p| f.packages.get(*p).is_none_or(|v| v.is_none())).cloned().collect();
+    let install: Vec<String> = d
+        .packages
+        .iter()
+        .filter(|p| f.packages.get(*p).is_none_or(|v| v.is_none()))
+        .cloned()
+        .collect();
     for p in &d.paths {
         let fact = f.paths.get(&p.path).cloned().unwrap_or(PathFact::Absent);
         let change = match (&p.state, &fact) {

@@ -482,6 +482,21 @@ impl Renderer<'_> {
             )
             .checked_by("php-lint"),
         );
+        // PHP caches compiled code (opcache); a reload makes new, or restored, code count at once.
+        let php_reload = if uses_fpm {
+            Handler::Reload(fpm.clone())
+        } else {
+            Handler::Reload("apache2".into())
+        };
+        let conf = config_php_path(spec);
+        let in_root = format!("{root}/");
+        for p in d.paths.iter_mut() {
+            if matches!(p.state, PathState::File { .. })
+                && (p.path.starts_with(&in_root) || p.path == conf)
+            {
+                p.notify.push(php_reload.clone());
+            }
+        }
         let php_files: Vec<String> = d
             .paths
             .iter()

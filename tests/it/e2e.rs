@@ -12,43 +12,89 @@ const KEY: &str = "/var/tmp/provision-lab/ssh/id_ed25519";
 const KNOWN: &str = "/var/tmp/provision-lab/ssh/known_hosts";
 
 fn lab(args: &[&str]) {
-    let out = Command::new(root().join(LAB)).args(args).current_dir(root()).output().expect("the lab script runs");
-    assert!(out.status.success(), "lab {args:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(root().join(LAB))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the lab script runs");
+    assert!(
+        out.status.success(),
+        "lab {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs a command on a lab host as root, with strict host-key checking.
 fn ssh(addr: &str, cmd: &str) -> String {
     let out = Command::new("ssh")
-        .args(["-i", KEY, "-o", &format!("UserKnownHostsFile={KNOWN}"), "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+        .args([
+            "-i",
+            KEY,
+            "-o",
+            &format!("UserKnownHostsFile={KNOWN}"),
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+        ])
         .arg(format!("root@{addr}"))
         .arg(cmd)
         .output()
         .expect("ssh runs");
-    assert!(out.status.success(), "ssh {addr} {cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ssh {addr} {cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn page(addr: &str) -> (u16, String) {
-    provision::health::http_get(format!("{addr}:80").parse().unwrap(), "www.foobar.com", "/").unwrap()
+    provision::health::http_get(format!("{addr}:80").parse().unwrap(), "www.foobar.com", "/")
+        .unwrap()
 }
 
 fn dig(addr: &str) -> String {
-    let out = Command::new("dig").args(["+short", "+time=2", "+tries=2", &format!("@{addr}"), "www.foobar.com", "A"]).output().expect("dig runs");
+    let out = Command::new("dig")
+        .args([
+            "+short",
+            "+time=2",
+            "+tries=2",
+            &format!("@{addr}"),
+            "www.foobar.com",
+            "A",
+        ])
+        .output()
+        .expect("dig runs");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn secret() -> String {
-    std::fs::read_to_string(root().join("inventories/secrets/lab_db_password")).unwrap().trim_end_matches('\n').to_string()
+    std::fs::read_to_string(root().join("inventories/secrets/lab_db_password"))
+        .unwrap()
+        .trim_end_matches('\n')
+        .to_string()
 }
 
 /// No run may print the database password, in any escaped form we know of.
 fn assert_no_secret(done: &Done) {
     let s = secret();
     for stream in [done.stdout(), done.stderr()] {
-        for form in [s.clone(), provision::templates::sql_string(&s), provision::templates::php_string(&s)] {
-            assert!(!stream.contains(&form), "the password was printed:\n{stream}");
+        for form in [
+            s.clone(),
+            provision::templates::sql_string(&s),
+            provision::templates::php_string(&s),
+        ] {
+            assert!(
+                !stream.contains(&form),
+                "the password was printed:\n{stream}"
+            );
         }
-        assert!(!stream.contains("pa\"ss"), "part of the password was printed:\n{stream}");
+        assert!(
+            !stream.contains("pa\"ss"),
+            "part of the password was printed:\n{stream}"
+        );
     }
 }
 
@@ -61,10 +107,18 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     // From scratch: packages, configs, database, services, then the health checks pass.
     let done = Run::new(&["apply", "-i", &inv]).output().status(0);
     assert_no_secret(&done);
-    assert!(done.stdout().contains("check ok: HTTP GET http://www.foobar.com/"), "{}", done.stdout());
+    assert!(
+        done.stdout()
+            .contains("check ok: HTTP GET http://www.foobar.com/"),
+        "{}",
+        done.stdout()
+    );
     let (status, body) = page(addr);
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("Hello from MariaDB: the database of foobar.com answers"), "{body}");
+    assert!(
+        body.contains("Hello from MariaDB: the database of foobar.com answers"),
+        "{body}"
+    );
     assert_eq!(dig(addr), addr);
 
     // Converged: a second apply changes nothing and plan agrees.
@@ -75,7 +129,11 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     // Drift by hand is shown as a diff and repaired.
     ssh(addr, &format!("echo '# edited by hand' >> {drift_file}"));
     let done = Run::new(&["plan", "-i", &inv]).output().status(2);
-    assert!(done.stdout().contains("-# edited by hand"), "{}", done.stdout());
+    assert!(
+        done.stdout().contains("-# edited by hand"),
+        "{}",
+        done.stdout()
+    );
     assert_no_secret(&done);
     Run::new(&["apply", "-i", &inv]).output().status(0);
     Run::new(&["plan", "-i", &inv]).output().status(0);
@@ -88,11 +146,111 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
     let orig = std::fs::read_to_string(root().join("templates").join(broken_template)).unwrap();
     std::fs::write(&target, orig + "\nthis_is_not_a_directive here;\n").unwrap();
-    let done = Run::new(&["apply", "-i", &inv, "--templates"]).arg(tpl.path()).output().status(1);
-    assert!(done.stderr().contains("validation failed"), "{}", done.stderr());
-    assert_eq!(ssh(addr, &format!("sha256sum {drift_file}")), before, "the live config changed");
+    let done = Run::new(&["apply", "-i", &inv, "--templates"])
+        .arg(tpl.path())
+        .output()
+        .status(1);
+    assert!(
+        done.stderr().contains("validation failed"),
+        "{}",
+        done.stderr()
+    );
+    assert_eq!(
+        ssh(addr, &format!("sha256sum {drift_file}")),
+        before,
+        "the live config changed"
+    );
     assert_eq!(page(addr).0, 200);
     Run::new(&["plan", "-i", &inv]).output().status(0);
+
+    // A page that no longer shows the database row fails the health check: the previous files come
+    // back, the services are reloaded, and the site keeps answering.
+    let tpl = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tpl.path().join("app")).unwrap();
+    std::fs::write(
+        tpl.path().join("app/index.php"),
+        "<?php echo 'a valid page without the row';\n",
+    )
+    .unwrap();
+    let done = Run::new(&["apply", "-i", &inv, "--templates"])
+        .arg(tpl.path())
+        .output()
+        .status(1);
+    assert!(
+        done.stderr().contains("health check failed")
+            && done.stderr().contains("the health checks pass again"),
+        "{}",
+        done.stderr()
+    );
+    let (status, body) = page(addr);
+    assert!(
+        status == 200 && body.contains("Hello from MariaDB"),
+        "{status} {body}"
+    );
+    Run::new(&["plan", "-i", &inv]).output().status(0);
+
+    // Reloads left pending by an apply that was cut off are done by the next one.
+    ssh(
+        addr,
+        "printf 'reload nginx\\n' > /var/lib/provision/pending",
+    );
+    let probe = if inventory.contains("lamp") {
+        "reload apache2"
+    } else {
+        "reload nginx"
+    };
+    if probe == "reload apache2" {
+        ssh(
+            addr,
+            "printf 'reload apache2\\n' > /var/lib/provision/pending",
+        );
+    }
+    let done = Run::new(&["plan", "-i", &inv]).output().status(2);
+    assert!(
+        done.stdout()
+            .contains(&format!("* {probe}: left pending by an interrupted apply")),
+        "{}",
+        done.stdout()
+    );
+    Run::new(&["apply", "-i", &inv]).output().status(0);
+    Run::new(&["plan", "-i", &inv]).output().status(0);
+
+    // The zone serial is learned from the host and moves only when the records change.
+    let serial = || {
+        ssh(addr, "grep -m1 serial /etc/bind/db.foobar.com")
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let first = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join(&inv)).unwrap().replace(
+        "secrets/",
+        &format!("{}/inventories/secrets/", root().display()),
+    );
+    let changed = dir.path().join("inv.toml");
+    std::fs::write(
+        &changed,
+        format!("{text}\n[[dns.records]]\nname = \"extra\"\ntype = \"A\"\nvalue = \"{addr}\"\n"),
+    )
+    .unwrap();
+    let done = Run::new(&["plan", "-i"]).arg(&changed).output().status(2);
+    assert!(
+        done.stdout().contains("+extra IN A") && done.stdout().contains("reload named"),
+        "{}",
+        done.stdout()
+    );
+    Run::new(&["apply", "-i"]).arg(&changed).output().status(0);
+    assert!(serial() > first);
+    let soa = Command::new("dig")
+        .args(["+short", &format!("@{addr}"), "foobar.com", "SOA"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&soa.stdout).contains(&serial().to_string()));
+    Run::new(&["plan", "-i"]).arg(&changed).output().status(0);
+    Run::new(&["apply", "-i", &inv]).output().status(0);
 
     // -v shows the remote commands, and still no secret.
     let done = Run::new(&["plan", "-v", "-i", &inv]).output().status(0);
@@ -100,26 +258,44 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     assert_no_secret(&done);
     let done = Run::new(&["plan", "--json", "-i", &inv]).output().status(0);
     let v: serde_json::Value = serde_json::from_str(&done.stdout()).unwrap();
-    assert_eq!(v["plan"]["hosts"][0]["changes"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        v["plan"]["hosts"][0]["changes"].as_array().unwrap().len(),
+        0
+    );
     assert_no_secret(&done);
 }
 
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_single_nginx_apache_on_systemd() {
-    lifecycle("inventories/lab-single.toml", "198.18.0.10", "apache/site.conf", "/etc/apache2/sites-available/foobar.com.conf");
+    lifecycle(
+        "inventories/lab-single.toml",
+        "198.18.0.10",
+        "apache/site.conf",
+        "/etc/apache2/sites-available/foobar.com.conf",
+    );
 }
 
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lemp_on_a_plain_host() {
-    lifecycle("inventories/lab-lemp.toml", "198.18.0.11", "nginx/site.conf", "/etc/nginx/sites-available/foobar.com.conf");
+    lifecycle(
+        "inventories/lab-lemp.toml",
+        "198.18.0.11",
+        "nginx/site.conf",
+        "/etc/nginx/sites-available/foobar.com.conf",
+    );
 }
 
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lamp_on_systemd() {
-    lifecycle("inventories/lab-lamp.toml", "198.18.0.12", "apache/site.conf", "/etc/apache2/sites-available/foobar.com.conf");
+    lifecycle(
+        "inventories/lab-lamp.toml",
+        "198.18.0.12",
+        "apache/site.conf",
+        "/etc/apache2/sites-available/foobar.com.conf",
+    );
 }
 
 /// A one-host inventory for db2 of the lab-lb lab (a plain host nothing else changes), whose
@@ -149,22 +325,47 @@ fn unknown_and_changed_host_keys_are_refused() {
     std::fs::write(&known, "").unwrap();
     let inv = spare_inventory(dir.path(), &known);
     let done = Run::new(&["plan", "-i"]).arg(&inv).output().status(1);
-    assert!(done.stderr().contains("unknown host key"), "{}", done.stderr());
+    assert!(
+        done.stderr().contains("unknown host key"),
+        "{}",
+        done.stderr()
+    );
 
     // Trust on first use records the key; the next run verifies it.
-    Run::new(&["plan", "--trust-new-hosts", "-i"]).arg(&inv).output();
+    Run::new(&["plan", "--trust-new-hosts", "-i"])
+        .arg(&inv)
+        .output();
     assert!(std::fs::read_to_string(&known).unwrap().contains(SPARE));
     let done = Run::new(&["plan", "-i"]).arg(&inv).output();
     assert!(!done.stderr().contains("host key"), "{}", done.stderr());
 
     // A different key for the same address is always refused, even with --trust-new-hosts.
-    let other = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(dir.path().join("other")).output().unwrap();
+    let other = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
     assert!(other.status.success());
     let pubkey = std::fs::read_to_string(dir.path().join("other.pub")).unwrap();
     let mut fields = pubkey.split_whitespace();
-    std::fs::write(&known, format!("{SPARE} {} {}\n", fields.next().unwrap(), fields.next().unwrap())).unwrap();
-    let done = Run::new(&["plan", "--trust-new-hosts", "-i"]).arg(&inv).output().status(1);
-    assert!(done.stderr().contains("HOST KEY CHANGED"), "{}", done.stderr());
+    std::fs::write(
+        &known,
+        format!(
+            "{SPARE} {} {}\n",
+            fields.next().unwrap(),
+            fields.next().unwrap()
+        ),
+    )
+    .unwrap();
+    let done = Run::new(&["plan", "--trust-new-hosts", "-i"])
+        .arg(&inv)
+        .output()
+        .status(1);
+    assert!(
+        done.stderr().contains("HOST KEY CHANGED"),
+        "{}",
+        done.stderr()
+    );
 }
 
 #[test]
@@ -182,10 +383,19 @@ fn a_second_concurrent_apply_is_refused() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut first).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
     assert_eq!(first.trim(), "LOCKED");
     let done = Run::new(&["apply", "-i"]).arg(&inv).output().status(1);
     drop(holder.stdin.take());
     holder.wait().unwrap();
-    assert!(done.stderr().contains("another apply holds the lock on this host (test@holder)"), "{}", done.stderr());
+    assert!(
+        done.stderr()
+            .contains("another apply holds the lock on this host (test@holder)"),
+        "{}",
+        done.stderr()
+    );
 }
