@@ -249,26 +249,26 @@ fn apply_on(
     let apply = script::apply_script(&plan, &stage, &generation);
     ctx.reporter
         .command(name, &ctx.redactor.redact(&script::for_display(&apply)));
-    let out = t
-        .exec("sh -s", apply.as_bytes())
-        .map_err(|e| format!("{name}: {e}"))?;
-    let text = ctx.redactor.redact(&out.text());
     let mut tool_output = Vec::new();
     let mut failure = None;
     let mut done = false;
-    for line in text.lines() {
-        if let Some(p) = line.strip_prefix("@phase ") {
-            ctx.reporter.phase(name, p);
-        } else if let Some(o) = line.strip_prefix("@out ") {
-            tool_output.push(o.to_string());
-        } else if let Some(f) = line.strip_prefix("@fail ") {
-            failure = Some(f.to_string());
-        } else if let Some(d) = line.strip_prefix("@did ") {
-            ctx.reporter.note(name, d);
-        } else if line == "@done" {
-            done = true;
-        }
-    }
+    let out = t
+        .exec_lines("sh -s", apply.as_bytes(), &mut |raw| {
+            let line = ctx.redactor.redact(raw);
+            if let Some(p) = line.strip_prefix("@phase ") {
+                ctx.reporter.phase(name, p);
+            } else if let Some(o) = line.strip_prefix("@out ") {
+                tool_output.push(o.to_string());
+            } else if let Some(f) = line.strip_prefix("@fail ") {
+                failure = Some(f.to_string());
+            } else if let Some(d) = line.strip_prefix("@did ") {
+                ctx.reporter.note(name, d);
+            } else if line == "@done" {
+                done = true;
+            }
+        })
+        .map_err(|e| format!("{name}: {e}"))?;
+    let text = ctx.redactor.redact(&out.text());
     if let Some(f) = failure {
         let mut msg = format!("{name}: {f}");
         if !tool_output.is_empty() {

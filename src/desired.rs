@@ -58,6 +58,8 @@ pub enum PathState {
 pub enum Handler {
     Reload(String),
     Restart(String),
+    /// For a service that is not running: a start also loads the new configuration.
+    Start(String),
     /// Feed a SQL file to the local MariaDB server as root (over its unix socket).
     RunSql(String),
 }

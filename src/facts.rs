@@ -119,9 +119,11 @@ impl ProbeRequest {
         if !self.packages.is_empty() {
             let pkgs: Vec<String> = self.packages.iter().map(|p| q(p)).collect();
             s.push_str(&format!(
-                "for p in {}; do v=$(dpkg-query -W -f='${{db:Status-Abbrev}} ${{Version}}' \"$p\" 2>/dev/null); \
-                 case \"$v\" in ii*) echo \"@pkg $p ${{v#ii }}\";; *) echo \"@pkg $p -\"; \
-                 apt-cache show \"$p\" >/dev/null 2>&1 || echo \"@nocand $p\";; esac; done\n",
+                "out=$(dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {0} 2>/dev/null)\n\
+                 printf '%s\\n' \"$out\" | sed -n 's/^/@dpkg /p'\n\
+                 nl='\n'; missing=; for p in {0}; do case \"$nl$out\" in *\"$nl$p ii \"*) ;; *) missing=\"$missing $p\";; esac; done\n\
+                 [ -z \"$missing\" ] || apt-cache policy $missing 2>/dev/null | \
+                 awk '/^[^ ]/ {{ p = $1; sub(/:$/, \"\", p) }} /Candidate:/ && $2 != \"(none)\" {{ print \"@cand \" p }}'\n",
                 pkgs.join(" ")
             ));
         }
@@ -202,6 +204,8 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
     let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut db = DbFacts::default();
     let mut db_seen = false;
+    let mut installed: BTreeMap<String, String> = BTreeMap::new();
+    let mut candidates: BTreeSet<String> = BTreeSet::new();
     for line in output.lines() {
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
         match tag {
@@ -211,15 +215,19 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
                 f.os_version = it.next().unwrap_or("unknown").to_string();
             }
             "@init" => f.systemd = rest == "systemd",
-            "@pkg" => {
-                let (name, ver) = rest
-                    .split_once(' ')
-                    .ok_or_else(|| ParseError(format!("bad package line {line:?}")))?;
-                f.packages
-                    .insert(name.to_string(), (ver != "-").then(|| ver.to_string()));
+            "@dpkg" => {
+                let mut it = rest.splitn(3, ' ');
+                let (name, status, ver) = (
+                    it.next().unwrap_or(""),
+                    it.next().unwrap_or(""),
+                    it.next().unwrap_or(""),
+                );
+                if status == "ii" {
+                    installed.insert(name.to_string(), ver.trim().to_string());
+                }
             }
-            "@nocand" => {
-                f.no_candidate.insert(rest.to_string());
+            "@cand" => {
+                candidates.insert(rest.to_string());
             }
             "@aptage" => f.apt_lists_age = rest.trim().parse::<i64>().ok().map(|a| a.max(0) as u64),
             "@path" => {
@@ -298,6 +306,13 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
     for (path, _) in &req.paths {
         f.paths.entry(path.clone()).or_insert(PathFact::Absent);
     }
+    for p in &req.packages {
+        let version = installed.get(p).cloned();
+        if version.is_none() && !candidates.contains(p) {
+            f.no_candidate.insert(p.clone());
+        }
+        f.packages.insert(p.clone(), version);
+    }
     if db_seen {
         // Without the demo app there is no row to look for.
         if !req.db.as_ref().is_some_and(|d| d.demo) {
@@ -313,6 +328,7 @@ pub fn handler_line(h: &Handler) -> String {
     match h {
         Handler::Reload(s) => format!("reload {s}"),
         Handler::Restart(s) => format!("restart {s}"),
+        Handler::Start(s) => format!("start {s}"),
         Handler::RunSql(p) => format!("run-sql {p}"),
     }
 }
@@ -323,6 +339,7 @@ pub fn parse_handler(line: &str) -> Option<Handler> {
     match verb {
         "reload" => Some(Handler::Reload(arg)),
         "restart" => Some(Handler::Restart(arg)),
+        "start" => Some(Handler::Start(arg)),
         "run-sql" => Some(Handler::RunSql(arg)),
         _ => None,
     }
@@ -375,8 +392,8 @@ mod tests {
         }
     }
 
-    const CANNED: &str = "Welcome banner\n@os debian 12\n@init systemd\n@pkg nginx 1.22.1-9+deb12u1\n@pkg php8.2-fpm -\n\
-@nocand php8.2-fpm\n@aptage 120\n@path /etc/nginx/nginx.conf f 644 root root \n\
+    const CANNED: &str = "Welcome banner\n@os debian 12\n@init systemd\n@dpkg nginx ii 1.22.1-9+deb12u1\n@dpkg php8.2-fpm rc 8.2.1\n\
+@aptage 120\n@path /etc/nginx/nginx.conf f 644 root root \n\
 @path /etc/nginx/sites-enabled/foobar.com.conf l 777 root root ../sites-available/foobar.com.conf\n\
 @path /var/www/foobar.com d 755 root www-data \n@content /etc/nginx/nginx.conf aGVsbG8K\n@svc nginx active\n\
 @dbup\n@dbrow db\tfoobar\n@dbrow user\tfoobar\tlocalhost\n@demorow 1\n@pending reload nginx\n@pending reload nginx\n@end\n";

@@ -148,7 +148,7 @@ pub fn plan_host(d: &Desired, f: &Facts, redactor: &Redactor) -> HostPlan {
         if !f.services.get(&s.name).copied().unwrap_or(false) {
             add_step(
                 &mut steps,
-                Handler::Restart(s.name.clone()),
+                Handler::Start(s.name.clone()),
                 format!("{} is not running", s.name),
             );
         }
@@ -204,29 +204,28 @@ fn db_reason(f: &Facts) -> Option<String> {
     None
 }
 
-fn add_step(steps: &mut Vec<Step>, h: Handler, reason: String) {
-    // A restart covers a reload of the same service.
-    if let Handler::Reload(s) = &h {
-        if let Some(existing) = steps
-            .iter_mut()
-            .find(|x| x.handler == Handler::Restart(s.clone()))
-        {
-            push_reason(&mut existing.reason, &reason);
-            return;
-        }
+/// The service a handler acts on, and how much it does: a start (of a stopped service) covers a
+/// restart, which covers a reload.
+fn service_action(h: &Handler) -> Option<(&str, u8)> {
+    match h {
+        Handler::Reload(s) => Some((s, 1)),
+        Handler::Restart(s) => Some((s, 2)),
+        Handler::Start(s) => Some((s, 3)),
+        Handler::RunSql(_) => None,
     }
-    if let Handler::Restart(s) = &h {
-        if let Some(pos) = steps
+}
+
+fn add_step(steps: &mut Vec<Step>, h: Handler, reason: String) {
+    if let Some((service, strength)) = service_action(&h) {
+        let same = steps
             .iter()
-            .position(|x| x.handler == Handler::Reload(s.clone()))
-        {
-            let old = steps.remove(pos);
-            let mut merged = old.reason;
-            push_reason(&mut merged, &reason);
-            steps.push(Step {
-                handler: h,
-                reason: merged,
-            });
+            .position(|x| service_action(&x.handler).is_some_and(|(s, _)| s == service));
+        if let Some(pos) = same {
+            let existing = &mut steps[pos];
+            push_reason(&mut existing.reason, &reason);
+            if service_action(&existing.handler).is_some_and(|(_, st)| st < strength) {
+                existing.handler = h;
+            }
             return;
         }
     }
@@ -248,7 +247,7 @@ fn push_reason(into: &mut String, reason: &str) {
 fn rank(h: &Handler) -> u8 {
     let service = match h {
         Handler::RunSql(_) => return 1,
-        Handler::Reload(s) | Handler::Restart(s) => s.as_str(),
+        Handler::Reload(s) | Handler::Restart(s) | Handler::Start(s) => s.as_str(),
     };
     match service {
         "mariadb" => 0,

@@ -37,6 +37,8 @@ fn service_command(h: &Handler, systemd: bool) -> String {
     match (h, systemd) {
         (Handler::Reload(s), true) => format!("systemctl reload-or-restart {}", q(s)),
         (Handler::Restart(s), true) => format!("systemctl restart {}", q(s)),
+        (Handler::Start(s), true) => format!("systemctl start {}", q(s)),
+        (Handler::Start(s), false) => format!("service {} start", q(s)),
         (Handler::Reload(s), false) => format!("{{ service {0} status > /dev/null 2>&1 && service {0} reload; }} || service {0} restart", q(s)),
         (Handler::Restart(s), false) => format!("service {0} stop > /dev/null 2>&1; service {0} start", q(s)),
         // As root over the local socket (unix_socket authentication, Debian's default).

@@ -44,7 +44,16 @@ pub struct Stats {
 
 pub trait Transport: Send {
     /// Runs `command` with `sh -c` semantics, feeding it `stdin`.
-    fn exec(&mut self, command: &str, stdin: &[u8]) -> Result<Output>;
+    fn exec(&mut self, command: &str, stdin: &[u8]) -> Result<Output> {
+        self.exec_lines(command, stdin, &mut |_| {})
+    }
+    /// Like `exec`, and calls `on_line` with each line of output as it arrives (progress).
+    fn exec_lines(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Output>;
     /// Starts `command` and keeps it running (its stdin open) until the transport is dropped or
     /// `release` is called; returns the first line it printed. Used for the host lock, which dies with
     /// the connection if provision does.
@@ -259,8 +268,32 @@ fn key_types_for(path: &Path, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Reads `r` to its end, handing each complete line to `on_line` as soon as it is there.
+fn read_lines(r: &mut dyn Read, on_line: &mut dyn FnMut(&str)) -> std::io::Result<Vec<u8>> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 16384];
+    let mut line_start = 0;
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+        while let Some(pos) = all[line_start..].iter().position(|b| *b == b'\n') {
+            on_line(&String::from_utf8_lossy(&all[line_start..line_start + pos]));
+            line_start += pos + 1;
+        }
+    }
+    Ok(all)
+}
+
 impl Transport for SshTransport {
-    fn exec(&mut self, command: &str, stdin: &[u8]) -> Result<Output> {
+    fn exec_lines(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Output> {
         let target = self.target.clone();
         let io = |e: std::io::Error| TransportError(format!("{target}: {e}"));
         let mut ch = self.channel(command)?;
@@ -270,8 +303,7 @@ impl Transport for SshTransport {
         }
         ch.send_eof()
             .map_err(|e| TransportError(format!("{}: {e}", self.target)))?;
-        let mut output = Vec::new();
-        ch.read_to_end(&mut output)
+        let output = read_lines(&mut ch, on_line)
             .map_err(|e| TransportError(format!("{}: reading output: {e}", self.target)))?;
         ch.wait_close()
             .map_err(|e| TransportError(format!("{}: {e}", self.target)))?;
@@ -342,7 +374,12 @@ impl Default for LocalTransport {
 }
 
 impl Transport for LocalTransport {
-    fn exec(&mut self, command: &str, stdin: &[u8]) -> Result<Output> {
+    fn exec_lines(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Output> {
         use std::process::{Command, Stdio};
         self.stats.channels += 1;
         // stderr goes to the same pipe as stdout, like the SSH transport's merged streams.
@@ -357,13 +394,9 @@ impl Transport for LocalTransport {
         let mut input = child.stdin.take().expect("piped stdin");
         let data = stdin.to_vec();
         let writer = std::thread::spawn(move || input.write_all(&data));
-        let mut output = Vec::new();
-        child
-            .stdout
-            .take()
-            .expect("piped stdout")
-            .read_to_end(&mut output)
-            .map_err(|e| TransportError(format!("local: {e}")))?;
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let output =
+            read_lines(&mut stdout, on_line).map_err(|e| TransportError(format!("local: {e}")))?;
         let _ = writer.join();
         let status = child
             .wait()

@@ -171,14 +171,14 @@ fn a_fresh_host_installs_creates_and_starts_everything() {
         .iter()
         .map(|s| crate::facts::handler_line(&s.handler))
         .collect();
-    // The database comes first, its SQL next, the web server last; a stopped service is restarted,
-    // which also covers its reload.
+    // The database comes first, its SQL next, the web server last; a stopped service is started,
+    // which also loads its new configuration.
     assert_eq!(
         steps,
         [
-            "restart mariadb",
+            "start mariadb",
             "run-sql /var/lib/provision/db.sql",
-            "restart nginx"
+            "start nginx"
         ]
     );
     assert!(
