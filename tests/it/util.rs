@@ -17,6 +17,7 @@ pub struct Run {
 impl Run {
     pub fn new(args: &[&str]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_provision"));
+        cmd.env_remove("PROVISION_DB_PASSWORD");
         cmd.args(args)
             .current_dir(root())
             .env("SOURCE_DATE_EPOCH", "1795305600");
