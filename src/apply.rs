@@ -53,6 +53,30 @@ pub struct HostOutcome {
     pub seconds: f64,
 }
 
+impl HostOutcome {
+    pub fn new(host: &str) -> HostOutcome {
+        HostOutcome {
+            host: host.to_string(),
+            plan: None,
+            applied: false,
+            error: None,
+            checks: Vec::new(),
+            stats: Stats::default(),
+            seconds: 0.0,
+        }
+    }
+
+    /// One line for the progress display: the error, or what the plan amounts to.
+    fn summary(&self, done: &str) -> String {
+        match (&self.plan, &self.error) {
+            (_, Some(e)) => e.clone(),
+            (Some(p), None) if p.is_empty() => "no changes".into(),
+            (Some(p), None) => format!("{} change(s){done}", p.change_count()),
+            (None, None) => String::new(),
+        }
+    }
+}
+
 fn connect(ctx: &Context, host: &Host) -> Result<Box<dyn Transport>, String> {
     if ctx.opts.local {
         return Ok(Box::new(LocalTransport::new()));
@@ -129,15 +153,7 @@ fn gather(ctx: &Context, host: &Host, t: &mut dyn Transport) -> Result<(Desired,
 /// Plans one host (read-only: no lock).
 pub fn plan_host(ctx: &Context, host: &Host) -> HostOutcome {
     let start = Instant::now();
-    let mut outcome = HostOutcome {
-        host: host.name.clone(),
-        plan: None,
-        applied: false,
-        error: None,
-        checks: Vec::new(),
-        stats: Stats::default(),
-        seconds: 0.0,
-    };
+    let mut outcome = HostOutcome::new(&host.name);
     match connect(ctx, host) {
         Err(e) => outcome.error = Some(e),
         Ok(mut t) => {
@@ -151,38 +167,24 @@ pub fn plan_host(ctx: &Context, host: &Host) -> HostOutcome {
         }
     }
     outcome.seconds = start.elapsed().as_secs_f64();
-    let summary = match (&outcome.plan, &outcome.error) {
-        (_, Some(e)) => e.clone(),
-        (Some(p), None) if p.is_empty() => "no changes".into(),
-        (Some(p), None) => format!("{} change(s)", p.change_count()),
-        (None, None) => String::new(),
-    };
+    let summary = outcome.summary("");
     ctx.reporter
         .finish(&host.name, outcome.error.is_none(), &summary);
     outcome
 }
 
-fn generation(ctx: &Context) -> String {
+fn generation() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let _ = ctx;
     format!("{secs}-{}", std::process::id())
 }
 
 /// Locks, plans and executes one host; rolls back when a health check fails.
 pub fn apply_host(ctx: &Context, host: &Host) -> HostOutcome {
     let start = Instant::now();
-    let mut outcome = HostOutcome {
-        host: host.name.clone(),
-        plan: None,
-        applied: false,
-        error: None,
-        checks: Vec::new(),
-        stats: Stats::default(),
-        seconds: 0.0,
-    };
+    let mut outcome = HostOutcome::new(&host.name);
     let result = connect(ctx, host).and_then(|mut t| {
         let r = apply_on(ctx, host, t.as_mut(), &mut outcome);
         t.release();
@@ -193,12 +195,7 @@ pub fn apply_host(ctx: &Context, host: &Host) -> HostOutcome {
         outcome.error = Some(ctx.redactor.redact(&e));
     }
     outcome.seconds = start.elapsed().as_secs_f64();
-    let summary = match (&outcome.plan, &outcome.error) {
-        (_, Some(e)) => e.clone(),
-        (Some(p), None) if p.is_empty() => "no changes".into(),
-        (Some(p), None) => format!("{} change(s) applied", p.change_count()),
-        (None, None) => String::new(),
-    };
+    let summary = outcome.summary(" applied");
     ctx.reporter
         .finish(&host.name, outcome.error.is_none(), &summary);
     outcome
@@ -239,7 +236,7 @@ fn apply_on(
     if plan.is_empty() {
         return Ok(());
     }
-    let generation = generation(ctx);
+    let generation = generation();
     let stage: Vec<_> = desired
         .paths
         .iter()

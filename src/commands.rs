@@ -231,15 +231,9 @@ fn for_hosts(
         if failed_before {
             // A later tier on top of a failed one would only fail its health checks.
             for h in group {
-                outcomes.push(HostOutcome {
-                    host: h.name.clone(),
-                    plan: None,
-                    applied: false,
-                    error: Some(format!("{}: skipped: a host it depends on failed", h.name)),
-                    checks: Vec::new(),
-                    stats: Default::default(),
-                    seconds: 0.0,
-                });
+                let mut skipped = HostOutcome::new(&h.name);
+                skipped.error = Some(format!("{}: skipped: a host it depends on failed", h.name));
+                outcomes.push(skipped);
             }
             continue;
         }
@@ -256,10 +250,16 @@ fn for_hosts(
     outcomes
 }
 
-fn plan_cmd(a: &HostArgs) -> Result<ExitCode> {
+/// Loads the inventory, runs `job` on every selected host with a progress display, and returns the
+/// outcomes with the redactor for printing them.
+fn run_on_hosts(
+    a: &HostArgs,
+    ordered: bool,
+    job: fn(&apply::Context, &Host) -> HostOutcome,
+) -> Result<(Redactor, Vec<HostOutcome>)> {
     let (spec, templates) = load(&a.common)?;
-    let hosts = selected(&spec, a)?;
     let redactor = redactor(&spec);
+    let hosts = selected(&spec, a)?;
     let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
     let progress = ui::Progress::new(&names, a.json, a.verbose);
     let ctx = apply::Context {
@@ -269,8 +269,12 @@ fn plan_cmd(a: &HostArgs) -> Result<ExitCode> {
         opts: run_options(a),
         reporter: &progress,
     };
-    let outcomes = for_hosts(&spec, &hosts, false, &|h| apply::plan_host(&ctx, h));
-    drop(progress);
+    let outcomes = for_hosts(&spec, &hosts, ordered, &|h| job(&ctx, h));
+    Ok((redactor, outcomes))
+}
+
+fn plan_cmd(a: &HostArgs) -> Result<ExitCode> {
+    let (redactor, outcomes) = run_on_hosts(a, false, apply::plan_host)?;
     let errors: Vec<&String> = outcomes.iter().filter_map(|o| o.error.as_ref()).collect();
     let plan = Plan {
         hosts: outcomes.iter().filter_map(|o| o.plan.clone()).collect(),
@@ -295,20 +299,7 @@ fn plan_cmd(a: &HostArgs) -> Result<ExitCode> {
 }
 
 fn apply_cmd(a: &HostArgs) -> Result<ExitCode> {
-    let (spec, templates) = load(&a.common)?;
-    let hosts = selected(&spec, a)?;
-    let redactor = redactor(&spec);
-    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-    let progress = ui::Progress::new(&names, a.json, a.verbose);
-    let ctx = apply::Context {
-        spec: &spec,
-        templates: &templates,
-        redactor: &redactor,
-        opts: run_options(a),
-        reporter: &progress,
-    };
-    let outcomes = for_hosts(&spec, &hosts, true, &|h| apply::apply_host(&ctx, h));
-    drop(progress);
+    let (redactor, outcomes) = run_on_hosts(a, true, apply::apply_host)?;
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     if a.json {
         println!(

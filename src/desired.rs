@@ -13,6 +13,13 @@ pub struct Desired {
 }
 
 impl Desired {
+    /// A service and the package that provides it.
+    pub fn service(&mut self, name: impl Into<String>, package: impl Into<String>) {
+        let (name, package) = (name.into(), package.into());
+        self.packages.push(package.clone());
+        self.services.push(Service { name, package });
+    }
+
     pub fn path(&self, path: &str) -> Option<&ManagedPath> {
         self.paths.iter().find(|p| p.path == path)
     }

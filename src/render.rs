@@ -294,11 +294,7 @@ impl Renderer<'_> {
         d.packages
             .extend([format!("php{v}-cli"), format!("php{v}-mysql")]);
         if uses_nginx {
-            d.packages.push("nginx".into());
-            d.services.push(Service {
-                name: "nginx".into(),
-                package: "nginx".into(),
-            });
+            d.service("nginx", "nginx");
             let reload = Handler::Reload("nginx".into());
             d.paths.push(
                 file(
@@ -343,11 +339,7 @@ impl Renderer<'_> {
             });
         }
         if uses_apache {
-            d.packages.push("apache2".into());
-            d.services.push(Service {
-                name: "apache2".into(),
-                package: "apache2".into(),
-            });
+            d.service("apache2", "apache2");
             let reload = Handler::Reload("apache2".into());
             d.paths.push(
                 file(
@@ -406,11 +398,7 @@ impl Renderer<'_> {
             });
         }
         if uses_fpm {
-            d.packages.push(fpm.clone());
-            d.services.push(Service {
-                name: fpm.clone(),
-                package: fpm.clone(),
-            });
+            d.service(fpm.clone(), fpm.clone());
             d.paths.push(
                 file(
                     format!("/etc/php/{v}/fpm/pool.d/{domain}.conf"),
@@ -586,11 +574,7 @@ impl Renderer<'_> {
             m.insert("demo_message".into(), json!(demo_message(spec)));
         }
         ctx.insert("db", &db);
-        d.packages.push("mariadb-server".into());
-        d.services.push(Service {
-            name: "mariadb".into(),
-            package: "mariadb-server".into(),
-        });
+        d.service("mariadb", "mariadb-server");
         d.paths.push(
             file(
                 "/etc/mysql/mariadb.conf.d/60-provision.cnf",
@@ -683,12 +667,8 @@ impl Renderer<'_> {
         ctx.insert("dns", &dns);
         let zone_text = self.render("bind/zone.db", ctx)?;
 
-        d.packages
-            .extend(["bind9".to_string(), "bind9-dnsutils".to_string()]);
-        d.services.push(Service {
-            name: "named".into(),
-            package: "bind9".into(),
-        });
+        d.packages.push("bind9-dnsutils".into());
+        d.service("named", "bind9");
         let reload = Handler::Reload("named".into());
         d.paths.push(
             file(&zone_path, zone_text, 0o644, "root", "bind")
@@ -735,11 +715,7 @@ impl Renderer<'_> {
             .map(|w| json!({ "name": w.name, "address": addr_port_host(w.internal_address()) }))
             .collect();
         ctx.insert("lb", &json!({ "backends": backends }));
-        d.packages.push("haproxy".into());
-        d.services.push(Service {
-            name: "haproxy".into(),
-            package: "haproxy".into(),
-        });
+        d.service("haproxy", "haproxy");
         d.paths.push(
             file(
                 "/etc/haproxy/haproxy.cfg",

@@ -336,12 +336,25 @@ fn render_refuses_to_write_into_a_directory_that_is_not_a_render() {
 
 #[test]
 fn the_vagrant_inventory_takes_its_password_from_the_environment() {
-    let done = Run::new(&["validate", "-i", "inventories/vagrant.toml"]).output().status(1);
-    assert!(done.stderr().contains("environment variable PROVISION_DB_PASSWORD is not set"), "{}", done.stderr());
-    let out = tempfile::tempdir().unwrap();
-    Run::new(&["render", "--check", "-i", "inventories/vagrant.toml", "--out"])
-        .arg(out.path())
-        .env("PROVISION_DB_PASSWORD", "vagrant's $ecret")
+    let done = Run::new(&["validate", "-i", "inventories/vagrant.toml"])
         .output()
-        .status(0);
+        .status(1);
+    assert!(
+        done.stderr()
+            .contains("environment variable PROVISION_DB_PASSWORD is not set"),
+        "{}",
+        done.stderr()
+    );
+    let out = tempfile::tempdir().unwrap();
+    Run::new(&[
+        "render",
+        "--check",
+        "-i",
+        "inventories/vagrant.toml",
+        "--out",
+    ])
+    .arg(out.path())
+    .env("PROVISION_DB_PASSWORD", "vagrant's $ecret")
+    .output()
+    .status(0);
 }
