@@ -399,3 +399,85 @@ fn a_second_concurrent_apply_is_refused() {
         done.stderr()
     );
 }
+
+/// `--local`: provision copied onto a lab host converges the machine it runs on, without SSH. Uses
+/// web2 of the lab-lb lab, which no other test changes.
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn local_transport_converges_the_machine_it_runs_on() {
+    const WEB2: &str = "198.18.0.22";
+    let inv = std::fs::read_to_string(inventory("lab-lemp.toml"))
+        .unwrap()
+        .replace("198.18.0.11", WEB2)
+        .replace("name = \"lemp\"", "name = \"web2\"")
+        .replace(
+            "password_file = \"secrets/lab_db_password\"",
+            "password_file = \"/root/db_password\"",
+        );
+    // Restart just web2, fresh, through a one-host lab inventory: the other lab-lb hosts stay up.
+    let dir = tempfile::tempdir().unwrap();
+    let lab_inv = dir.path().join("web2.toml");
+    std::fs::write(
+        &lab_inv,
+        inv.replace(
+            "/root/db_password",
+            &root()
+                .join("inventories/secrets/lab_db_password")
+                .to_string_lossy(),
+        ),
+    )
+    .unwrap();
+    lab(&["down", &lab_inv.to_string_lossy()]);
+    lab(&["up", &lab_inv.to_string_lossy()]);
+    let copy = |from: &[u8], to: &str, mode: &str| {
+        let mut child = Command::new("ssh")
+            .args([
+                "-i",
+                KEY,
+                "-o",
+                &format!("UserKnownHostsFile={KNOWN}"),
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+            ])
+            .arg(format!("root@{WEB2}"))
+            .arg(format!("cat > {to} && chmod {mode} {to}"))
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), from).unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    copy(
+        &std::fs::read(env!("CARGO_BIN_EXE_provision")).unwrap(),
+        "/root/provision",
+        "755",
+    );
+    copy(inv.as_bytes(), "/root/inv.toml", "644");
+    copy(secret().as_bytes(), "/root/db_password", "600");
+    let out = ssh(
+        WEB2,
+        "/root/provision apply --local -i /root/inv.toml 2>&1; echo exit=$?",
+    );
+    assert!(
+        out.contains("exit=0") && out.contains("check ok: HTTP GET"),
+        "{out}"
+    );
+    assert!(!out.contains("pa\"ss"), "{out}");
+    let (status, body) = page(WEB2);
+    assert!(
+        status == 200
+            && body.contains("Served by <b id=\"host\">web2</b>")
+            && body.contains("Hello from MariaDB"),
+        "{body}"
+    );
+    let out = ssh(
+        WEB2,
+        "/root/provision plan --local -i /root/inv.toml 2>&1; echo exit=$?",
+    );
+    assert!(
+        out.contains("No changes") && out.contains("exit=0"),
+        "{out}"
+    );
+}
