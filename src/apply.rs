@@ -86,6 +86,16 @@ fn connect(ctx: &Context, host: &Host) -> Result<Box<dyn Transport>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// How scripts are run on the host: as root directly, or through `sudo -n` for another SSH user
+/// (passwordless sudo is required: provision never types a password).
+fn as_root(ctx: &Context, host: &Host, command: &str) -> String {
+    if ctx.opts.local || host.ssh.user == "root" {
+        command.to_string()
+    } else {
+        format!("sudo -n sh -c {}", crate::templates::shell_word(command))
+    }
+}
+
 fn render_opts(ctx: &Context) -> RenderOptions {
     RenderOptions {
         reveal_secrets: true,
@@ -126,7 +136,9 @@ fn gather(ctx: &Context, host: &Host, t: &mut dyn Transport) -> Result<(Desired,
     let probe = req.script();
     ctx.reporter
         .command(&host.name, &format!("sh -s <<'EOF'\n{probe}EOF"));
-    let out = t.exec("sh -s", probe.as_bytes()).map_err(|e| err(&e))?;
+    let out = t
+        .exec(&as_root(ctx, host, "sh -s"), probe.as_bytes())
+        .map_err(|e| err(&e))?;
     if out.status != 0 {
         return Err(err(&format!(
             "the facts probe failed (exit {}): {}",
@@ -221,13 +233,19 @@ fn apply_on(
             .map(|d| d.as_secs())
             .unwrap_or(0)
     );
-    let lock = script::lock_command(&who);
+    let lock = as_root(ctx, host, &script::lock_command(&who));
     ctx.reporter.command(name, &lock);
     let answer = t.hold(&lock).map_err(|e| format!("{name}: {e}"))?;
-    if answer != "LOCKED" {
+    if let Some(holder) = answer.strip_prefix("BUSY") {
         return Err(format!(
             "{name}: another apply holds the lock on this host ({}); refusing to run concurrently",
-            answer.strip_prefix("BUSY").unwrap_or(&answer).trim()
+            holder.trim()
+        ));
+    }
+    if answer != "LOCKED" {
+        return Err(format!(
+            "{name}: cannot take the lock on the host: {}",
+            answer.trim()
         ));
     }
     let (desired, facts) = gather(ctx, host, t)?;
@@ -250,7 +268,7 @@ fn apply_on(
     let mut failure = None;
     let mut done = false;
     let out = t
-        .exec_lines("sh -s", apply.as_bytes(), &mut |raw| {
+        .exec_lines(&as_root(ctx, host, "sh -s"), apply.as_bytes(), &mut |raw| {
             let line = ctx.redactor.redact(raw);
             if let Some(p) = line.strip_prefix("@phase ") {
                 ctx.reporter.phase(name, p);
@@ -290,7 +308,7 @@ fn apply_on(
                 ctx.reporter.phase(name, "rollback");
                 let rb = script::rollback_script(&plan, &generation);
                 ctx.reporter.command(name, &rb);
-                let res = t.exec("sh -s", rb.as_bytes());
+                let res = t.exec(&as_root(ctx, host, "sh -s"), rb.as_bytes());
                 let rolled = matches!(&res, Ok(o) if o.status == 0 && o.text().contains("@done"));
                 outcome.applied = false;
                 if !rolled {

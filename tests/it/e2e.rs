@@ -481,3 +481,101 @@ fn local_transport_converges_the_machine_it_runs_on() {
         "{out}"
     );
 }
+
+/// Kills the ssh-agent this test started, by its PID, however the test ends.
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A non-root SSH user with passwordless sudo, authenticated by ssh-agent (no identity_file): the
+/// whole apply runs through `sudo -n`. Uses web1 of the lab-lb lab, which no other test changes.
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn apply_as_a_sudo_user_with_a_key_from_ssh_agent() {
+    const WEB1: &str = "198.18.0.21";
+    lab(&["up", "inventories/lab-lb.toml"]);
+    ssh(
+        WEB1,
+        "id deploy >/dev/null 2>&1 || useradd -m -s /bin/sh deploy; install -d -m 700 -o deploy -g deploy ~deploy/.ssh; \
+         install -m 600 -o deploy -g deploy /root/.ssh/authorized_keys ~deploy/.ssh/authorized_keys; \
+         echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deploy; chmod 440 /etc/sudoers.d/deploy",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    let agent = Agent(
+        Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let added = Command::new("ssh-add")
+        .arg("-q")
+        .arg(KEY)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let inv = std::fs::read_to_string(inventory("lab-lemp.toml"))
+        .unwrap()
+        .replace("198.18.0.11", WEB1)
+        .replace("name = \"lemp\"", "name = \"web1\"")
+        .replace("user = \"root\"", "user = \"deploy\"")
+        .replace(&format!("identity_file = \"{KEY}\"\n"), "")
+        .replace(
+            "secrets/",
+            &format!("{}/inventories/secrets/", root().display()),
+        );
+    assert!(
+        !inv.contains("identity_file") && inv.contains("user = \"deploy\""),
+        "{inv}"
+    );
+    let path = dir.path().join("inv.toml");
+    std::fs::write(&path, inv).unwrap();
+    let done = Run::new(&["apply", "-i"])
+        .arg(&path)
+        .env("SSH_AUTH_SOCK", &sock.to_string_lossy())
+        .output()
+        .status(0);
+    assert_no_secret(&done);
+    let (status, body) = page(WEB1);
+    assert!(
+        status == 200 && body.contains("Hello from MariaDB"),
+        "{body}"
+    );
+    Run::new(&["plan", "-i"])
+        .arg(&path)
+        .env("SSH_AUTH_SOCK", &sock.to_string_lossy())
+        .output()
+        .status(0);
+    // Without the agent there is no key to offer.
+    let done = Run::new(&["plan", "-i"])
+        .arg(&path)
+        .env("SSH_AUTH_SOCK", "/nonexistent")
+        .env("HOME", &dir.path().to_string_lossy())
+        .output()
+        .status(1);
+    assert!(
+        done.stderr().contains("authentication failed"),
+        "{}",
+        done.stderr()
+    );
+    drop(agent);
+}
