@@ -107,13 +107,9 @@ fn db_probe(spec: &Spec, host: &Host) -> Option<DbProbe> {
     if !host.has(Role::Db) {
         return None;
     }
-    let mut users = vec![spec.database.user.clone()];
-    if let Some(r) = &spec.database.replication {
-        users.push(r.user.clone());
-    }
     Some(DbProbe {
         name: spec.database.name.clone(),
-        users,
+        accounts: render::db_accounts(spec),
         demo: matches!(spec.site.app, App::Demo),
     })
 }

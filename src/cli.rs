@@ -24,6 +24,21 @@ pub enum Command {
     Plan(HostArgs),
     /// Change the hosts to match the inventory: packages, validated configs, database, reloads, checks.
     Apply(HostArgs),
+    /// Check that the live site answers, from this machine: the page through HTTP with the site's Host
+    /// header shows the database row, and the DNS hosts answer for it. No SSH.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Only this host (repeatable).
+    #[arg(long = "host", value_name = "H")]
+    pub hosts: Vec<String>,
+    /// How long each check may keep failing before it counts as failed, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub patience: u64,
 }
 
 #[derive(Debug, Args)]

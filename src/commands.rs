@@ -2,7 +2,7 @@
 //! besides `main` that uses `anyhow`.
 
 use crate::apply::{self, HostOutcome, RunOptions};
-use crate::cli::{Cli, Command, Common, HostArgs, RenderArgs};
+use crate::cli::{CheckArgs, Cli, Command, Common, HostArgs, RenderArgs};
 use crate::desired::Desired;
 use crate::plan::Plan;
 use crate::render::{self, RenderOptions};
@@ -22,6 +22,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Render(r) => render_cmd(&r),
         Command::Plan(a) => plan_cmd(&a),
         Command::Apply(a) => apply_cmd(&a),
+        Command::Check(c) => check_cmd(&c),
     }
 }
 
@@ -347,4 +348,45 @@ fn apply_cmd(a: &HostArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn check_cmd(c: &CheckArgs) -> Result<ExitCode> {
+    let (spec, templates) = load(&c.common)?;
+    for name in &c.hosts {
+        if spec.host(name).is_none() {
+            bail!(
+                "--host {name}: no such host in {}",
+                c.common.inventory.display()
+            );
+        }
+    }
+    let hosts = render::render(
+        &spec,
+        &templates,
+        &RenderOptions {
+            reveal_secrets: false,
+            today: zone::today(),
+        },
+        &|_| None,
+    )?;
+    let patience = std::time::Duration::from_secs(c.patience);
+    let mut failed = 0;
+    for d in hosts
+        .iter()
+        .filter(|d| c.hosts.is_empty() || c.hosts.contains(&d.host))
+    {
+        for check in &d.checks {
+            match crate::health::run(check, patience) {
+                Ok(ok) => ui::line(&format!("{}: ok: {ok}", d.host)),
+                Err(e) => {
+                    failed += 1;
+                    ui::line(&format!("{}: FAILED: {}", d.host, e.0));
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} check(s) failed");
+    }
+    Ok(ExitCode::SUCCESS)
 }

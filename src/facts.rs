@@ -62,6 +62,8 @@ pub struct DbFacts {
     pub databases: BTreeSet<String>,
     /// (user, host) pairs that exist among the ones provision manages.
     pub users: BTreeSet<(String, String)>,
+    /// Accounts the inventory needs that the server does not have.
+    pub missing_accounts: Vec<(String, String)>,
     /// The demo table has its row.
     pub demo_row: bool,
 }
@@ -79,7 +81,8 @@ pub struct ProbeRequest {
 #[derive(Debug, Clone)]
 pub struct DbProbe {
     pub name: String,
-    pub users: Vec<String>,
+    /// (user, host) accounts that must exist.
+    pub accounts: Vec<(String, String)>,
     pub demo: bool,
 }
 
@@ -152,8 +155,10 @@ impl ProbeRequest {
             ));
         }
         if let Some(db) = &self.db {
-            let users: Vec<String> = db
-                .users
+            let mut names: Vec<&String> = db.accounts.iter().map(|(u, _)| u).collect();
+            names.sort();
+            names.dedup();
+            let users: Vec<String> = names
                 .iter()
                 .map(|u| crate::templates::sql_string(u))
                 .collect();
@@ -318,6 +323,16 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
         if !req.db.as_ref().is_some_and(|d| d.demo) {
             db.demo_row = true;
         }
+        if db.reachable {
+            if let Some(d) = &req.db {
+                db.missing_accounts = d
+                    .accounts
+                    .iter()
+                    .filter(|a| !db.users.contains(a))
+                    .cloned()
+                    .collect();
+            }
+        }
         f.db = Some(db);
     }
     Ok(f)
@@ -386,7 +401,10 @@ mod tests {
             services: vec!["nginx".into()],
             db: Some(DbProbe {
                 name: "foobar".into(),
-                users: vec!["foobar".into()],
+                accounts: vec![
+                    ("foobar".into(), "localhost".into()),
+                    ("foobar".into(), "10.0.0.5".into()),
+                ],
                 demo: true,
             }),
         }

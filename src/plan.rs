@@ -198,6 +198,11 @@ fn db_reason(f: &Facts) -> Option<String> {
     if db.databases.is_empty() {
         return Some("the database does not exist".into());
     }
+    if let Some((user, host)) = db.missing_accounts.first() {
+        return Some(format!(
+            "the database account '{user}'@'{host}' does not exist"
+        ));
+    }
     if !db.demo_row {
         return Some("the demo table has no row".into());
     }

@@ -30,6 +30,33 @@ pub fn demo_message(spec: &Spec) -> String {
     )
 }
 
+/// The hosts the application's database user may connect from: `localhost` when the database only
+/// serves its own host, else every web host's internal address.
+pub fn db_clients(spec: &Spec) -> Vec<String> {
+    if spec.db_is_local() {
+        vec!["localhost".into()]
+    } else {
+        spec.hosts_with(Role::Web)
+            .map(|w| w.internal_address().to_string())
+            .collect()
+    }
+}
+
+/// Every (user, host) account the primary must have: the application's, and the replicas'.
+pub fn db_accounts(spec: &Spec) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = db_clients(spec)
+        .into_iter()
+        .map(|c| (spec.database.user.clone(), c))
+        .collect();
+    if let Some(r) = &spec.database.replication {
+        out.extend(
+            spec.hosts_with(Role::DbReplica)
+                .map(|h| (r.user.clone(), h.internal_address().to_string())),
+        );
+    }
+    out
+}
+
 pub fn zone_file(spec: &Spec) -> String {
     format!("/etc/bind/db.{}", spec.site.domain)
 }
@@ -532,13 +559,7 @@ impl Renderer<'_> {
                 .position(|r| r.name == host.name)
                 .unwrap_or(0)
         };
-        let clients: Vec<String> = if local {
-            vec!["localhost".into()]
-        } else {
-            spec.hosts_with(Role::Web)
-                .map(|w| w.internal_address().to_string())
-                .collect()
-        };
+        let clients = db_clients(spec);
         let mut db = ctx
             .get("db")
             .cloned()

@@ -114,6 +114,7 @@ fn converged() -> Facts {
         reachable: true,
         databases: ["foobar".to_string()].into(),
         users: Default::default(),
+        missing_accounts: Vec::new(),
         demo_row: true,
     });
     f
@@ -326,5 +327,17 @@ fn stale_package_lists_are_refreshed_only_when_installing() {
             .update_package_lists
             .as_deref(),
         Some("the package lists are 240 hours old")
+    );
+}
+
+#[test]
+fn a_dropped_database_account_reruns_the_bootstrap() {
+    let mut f = converged();
+    f.db.as_mut().unwrap().missing_accounts = vec![("foobar".into(), "localhost".into())];
+    let p = plan_host(&desired(), &f, &redactor());
+    assert_eq!(p.steps.len(), 1);
+    assert_eq!(
+        p.steps[0].reason,
+        "the database account 'foobar'@'localhost' does not exist"
     );
 }

@@ -139,6 +139,26 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     Run::new(&["plan", "-i", &inv]).output().status(0);
     assert!(!ssh(addr, &format!("cat {drift_file}")).contains("edited by hand"));
 
+    // A database account dropped by hand is noticed and created again.
+    ssh(addr, "mariadb -e \"DROP USER 'foobar'@'localhost'\"");
+    let done = Run::new(&["plan", "-i", &inv]).output().status(2);
+    assert!(
+        done.stdout()
+            .contains("the database account 'foobar'@'localhost' does not exist"),
+        "{}",
+        done.stdout()
+    );
+    Run::new(&["apply", "-i", &inv]).output().status(0);
+    assert!(page(addr).1.contains("Hello from MariaDB"));
+    let done = Run::new(&["check", "-i", &inv]).output().status(0);
+    assert!(
+        done.stdout()
+            .contains("ok: HTTP GET http://www.foobar.com/")
+            && done.stdout().contains("ok: DNS A www.foobar.com"),
+        "{}",
+        done.stdout()
+    );
+
     // An override that yields an invalid config is refused before anything goes live.
     let before = ssh(addr, &format!("sha256sum {drift_file}"));
     let tpl = tempfile::tempdir().unwrap();
