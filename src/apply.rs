@@ -334,19 +334,22 @@ fn apply_on(
     Ok(())
 }
 
-/// Hosts in the order their services depend on each other: databases, then the web tier, then the
-/// load balancer and DNS. Hosts of one group are handled in parallel.
+/// Hosts in the order their services depend on each other: the database primary, its replicas, the
+/// web tier, then the load balancer and DNS. Hosts of one group are handled in parallel.
 pub fn groups(spec: &Spec) -> Vec<Vec<&Host>> {
+    // A replica comes after the primary, whose bootstrap creates the account it replicates with.
     let rank = |h: &Host| {
-        if h.has(Role::Db) || h.has(Role::DbReplica) && !h.has(Role::Web) {
+        if h.has(Role::Db) {
             0
-        } else if h.has(Role::Web) {
+        } else if h.has(Role::DbReplica) && !h.has(Role::Web) {
             1
-        } else {
+        } else if h.has(Role::Web) {
             2
+        } else {
+            3
         }
     };
-    let mut out: Vec<Vec<&Host>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    let mut out: Vec<Vec<&Host>> = vec![Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     for h in &spec.hosts {
         out[rank(h)].push(h);
     }

@@ -25,6 +25,7 @@ CHANGE MASTER TO
     MASTER_HOST = {{ db.primary | sql_string }},
     MASTER_USER = {{ db.replication_user | sql_string }},
     MASTER_PASSWORD = {{ db.replication_password | sql_string }},
+    MASTER_CONNECT_RETRY = 5,
     MASTER_USE_GTID = slave_pos;
 START SLAVE;
 {% endif %}

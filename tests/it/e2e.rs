@@ -318,14 +318,38 @@ fn lab_lamp_on_systemd() {
     );
 }
 
-/// A one-host inventory for db2 of the lab-lb lab (a plain host nothing else changes), whose
-/// known_hosts is `known`. Only read-only commands and a refused apply run against it.
-const SPARE: &str = "198.18.0.24";
+/// A one-host lemp lab inventory for a host of a test's own (name, address, flavour), with absolute
+/// paths, written into `dir`; the host is started (fresh: stopped first, so it starts from scratch).
+fn own_host(dir: &Path, name: &str, addr: &str, flavour: &str, fresh: bool) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(inventory("lab-lemp.toml"))
+        .unwrap()
+        .replace("198.18.0.11", addr)
+        .replace("name = \"lemp\"", &format!("name = \"{name}\""))
+        .replace("flavour = \"plain\"", &format!("flavour = \"{flavour}\""))
+        .replace(
+            "secrets/",
+            &format!("{}/inventories/secrets/", root().display()),
+        );
+    assert!(
+        text.contains(&format!("name = \"{name}\""))
+            && text.contains(&format!("flavour = \"{flavour}\""))
+    );
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, text).unwrap();
+    if fresh {
+        lab(&["down", &p.to_string_lossy()]);
+    }
+    lab(&["up", &p.to_string_lossy()]);
+    p
+}
+
+/// The host of the host-key and lock tests: only read-only commands and a refused apply run there.
+const SPARE: &str = "198.18.0.32";
 
 fn spare_inventory(dir: &Path, known: &Path) -> std::path::PathBuf {
     let text = format!(
         "[site]\ndomain = \"foobar.com\"\nstack = \"lemp\"\n[database]\nname = \"foobar\"\nuser = \"foobar\"\n\
-         password_file = \"{pw}\"\n[dns]\nsoa_contact = \"hostmaster@foobar.com\"\n[[hosts]]\nname = \"spare\"\n\
+         password_file = \"{pw}\"\n[dns]\nsoa_contact = \"hostmaster@foobar.com\"\n[[hosts]]\nname = \"e2e-spare\"\n\
          public_address = \"{SPARE}\"\nroles = [\"web\", \"app\", \"db\", \"dns\"]\n\
          ssh = {{ address = \"{SPARE}\", identity_file = \"{KEY}\", known_hosts = \"{known}\" }}\n",
         pw = root().join("inventories/secrets/lab_db_password").display(),
@@ -339,8 +363,8 @@ fn spare_inventory(dir: &Path, known: &Path) -> std::path::PathBuf {
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn unknown_and_changed_host_keys_are_refused() {
-    lab(&["up", "inventories/lab-lb.toml"]);
     let dir = tempfile::tempdir().unwrap();
+    own_host(dir.path(), "e2e-spare", SPARE, "plain", false);
     let known = dir.path().join("known_hosts");
     std::fs::write(&known, "").unwrap();
     let inv = spare_inventory(dir.path(), &known);
@@ -391,8 +415,8 @@ fn unknown_and_changed_host_keys_are_refused() {
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn a_second_concurrent_apply_is_refused() {
-    lab(&["up", "inventories/lab-lb.toml"]);
     let dir = tempfile::tempdir().unwrap();
+    own_host(dir.path(), "e2e-spare", SPARE, "plain", false);
     let inv = spare_inventory(dir.path(), Path::new(KNOWN));
     // Hold the host's lock the way a running apply does.
     let mut holder = Command::new("ssh")
@@ -420,35 +444,17 @@ fn a_second_concurrent_apply_is_refused() {
     );
 }
 
-/// `--local`: provision copied onto a lab host converges the machine it runs on, without SSH. Uses
-/// web2 of the lab-lb lab, which no other test changes.
+/// `--local`: provision copied onto a lab host converges the machine it runs on, without SSH.
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn local_transport_converges_the_machine_it_runs_on() {
-    const WEB2: &str = "198.18.0.22";
-    let inv = std::fs::read_to_string(inventory("lab-lemp.toml"))
-        .unwrap()
-        .replace("198.18.0.11", WEB2)
-        .replace("name = \"lemp\"", "name = \"web2\"")
-        .replace(
-            "password_file = \"secrets/lab_db_password\"",
-            "password_file = \"/root/db_password\"",
-        );
-    // Restart just web2, fresh, through a one-host lab inventory: the other lab-lb hosts stay up.
+    const LOCAL: &str = "198.18.0.30";
     let dir = tempfile::tempdir().unwrap();
-    let lab_inv = dir.path().join("web2.toml");
-    std::fs::write(
-        &lab_inv,
-        inv.replace(
-            "/root/db_password",
-            &root()
-                .join("inventories/secrets/lab_db_password")
-                .to_string_lossy(),
-        ),
-    )
-    .unwrap();
-    lab(&["down", &lab_inv.to_string_lossy()]);
-    lab(&["up", &lab_inv.to_string_lossy()]);
+    let lab_inv = own_host(dir.path(), "e2e-local", LOCAL, "plain", true);
+    let secret_path = root().join("inventories/secrets/lab_db_password");
+    let inv = std::fs::read_to_string(&lab_inv)
+        .unwrap()
+        .replace(&*secret_path.to_string_lossy(), "/root/db_password");
     let copy = |from: &[u8], to: &str, mode: &str| {
         let mut child = Command::new("ssh")
             .args([
@@ -461,7 +467,7 @@ fn local_transport_converges_the_machine_it_runs_on() {
                 "-o",
                 "BatchMode=yes",
             ])
-            .arg(format!("root@{WEB2}"))
+            .arg(format!("root@{LOCAL}"))
             .arg(format!("cat > {to} && chmod {mode} {to}"))
             .stdin(std::process::Stdio::piped())
             .spawn()
@@ -477,7 +483,7 @@ fn local_transport_converges_the_machine_it_runs_on() {
     copy(inv.as_bytes(), "/root/inv.toml", "644");
     copy(secret().as_bytes(), "/root/db_password", "600");
     let out = ssh(
-        WEB2,
+        LOCAL,
         "/root/provision apply --local -i /root/inv.toml 2>&1; echo exit=$?",
     );
     assert!(
@@ -485,15 +491,15 @@ fn local_transport_converges_the_machine_it_runs_on() {
         "{out}"
     );
     assert!(!out.contains("pa\"ss"), "{out}");
-    let (status, body) = page(WEB2);
+    let (status, body) = page(LOCAL);
     assert!(
         status == 200
-            && body.contains("Served by <b id=\"host\">web2</b>")
+            && body.contains("Served by <b id=\"host\">e2e-local</b>")
             && body.contains("Hello from MariaDB"),
         "{body}"
     );
     let out = ssh(
-        WEB2,
+        LOCAL,
         "/root/provision plan --local -i /root/inv.toml 2>&1; echo exit=$?",
     );
     assert!(
@@ -513,19 +519,19 @@ impl Drop for Agent {
 }
 
 /// A non-root SSH user with passwordless sudo, authenticated by ssh-agent (no identity_file): the
-/// whole apply runs through `sudo -n`. Uses web1 of the lab-lb lab, which no other test changes.
+/// whole apply runs through `sudo -n`.
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn apply_as_a_sudo_user_with_a_key_from_ssh_agent() {
-    const WEB1: &str = "198.18.0.21";
-    lab(&["up", "inventories/lab-lb.toml"]);
+    const SUDO: &str = "198.18.0.31";
+    let dir = tempfile::tempdir().unwrap();
+    let lab_inv = own_host(dir.path(), "e2e-sudo", SUDO, "systemd", true);
     ssh(
-        WEB1,
+        SUDO,
         "id deploy >/dev/null 2>&1 || useradd -m -s /bin/sh deploy; install -d -m 700 -o deploy -g deploy ~deploy/.ssh; \
          install -m 600 -o deploy -g deploy /root/.ssh/authorized_keys ~deploy/.ssh/authorized_keys; \
          echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deploy; chmod 440 /etc/sudoers.d/deploy",
     );
-    let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("agent.sock");
     let agent = Agent(
         Command::new("ssh-agent")
@@ -553,16 +559,10 @@ fn apply_as_a_sudo_user_with_a_key_from_ssh_agent() {
         "{}",
         String::from_utf8_lossy(&added.stderr)
     );
-    let inv = std::fs::read_to_string(inventory("lab-lemp.toml"))
+    let inv = std::fs::read_to_string(&lab_inv)
         .unwrap()
-        .replace("198.18.0.11", WEB1)
-        .replace("name = \"lemp\"", "name = \"web1\"")
         .replace("user = \"root\"", "user = \"deploy\"")
-        .replace(&format!("identity_file = \"{KEY}\"\n"), "")
-        .replace(
-            "secrets/",
-            &format!("{}/inventories/secrets/", root().display()),
-        );
+        .replace(&format!("identity_file = \"{KEY}\"\n"), "");
     assert!(
         !inv.contains("identity_file") && inv.contains("user = \"deploy\""),
         "{inv}"
@@ -575,7 +575,7 @@ fn apply_as_a_sudo_user_with_a_key_from_ssh_agent() {
         .output()
         .status(0);
     assert_no_secret(&done);
-    let (status, body) = page(WEB1);
+    let (status, body) = page(SUDO);
     assert!(
         status == 200 && body.contains("Hello from MariaDB"),
         "{body}"
@@ -598,4 +598,57 @@ fn apply_as_a_sudo_user_with_a_key_from_ssh_agent() {
         done.stderr()
     );
     drop(agent);
+}
+
+/// The load-balanced variant: HAProxy on lb over web1 and web2 (one systemd, one plain host), a
+/// MariaDB primary and a replica that follows it, DNS www → the load balancer.
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
+    let inv = "inventories/lab-lb.toml";
+    lab(&["down", inv]);
+    lab(&["up", inv]);
+    let done = Run::new(&["apply", "-i", inv]).output().status(0);
+    assert_no_secret(&done);
+    let mut served = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let (status, body) = page("198.18.0.20");
+        assert!(
+            status == 200 && body.contains("Hello from MariaDB"),
+            "{status} {body}"
+        );
+        let host = body
+            .split("id=\"host\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap_or("")
+            .to_string();
+        served.insert(host);
+    }
+    assert_eq!(served.into_iter().collect::<Vec<_>>(), ["web1", "web2"]);
+    assert_eq!(dig("198.18.0.20"), "198.18.0.20");
+    let replica = "198.18.0.24";
+    let mut status = String::new();
+    for _ in 0..40 {
+        status = ssh(replica, "mariadb -e 'SHOW SLAVE STATUS\\G'; mariadb -NBe 'SELECT message FROM foobar.provision_demo' 2>&1; true");
+        if status.contains("Slave_SQL_Running: Yes") && status.contains("Hello from MariaDB") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(
+        status.contains("Slave_IO_Running: Yes") && status.contains("Slave_SQL_Running: Yes"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Hello from MariaDB: the database of foobar.com answers"),
+        "{status}"
+    );
+    let done = Run::new(&["apply", "-i", inv]).output().status(0);
+    assert!(
+        done.stdout().contains("Apply: no changes."),
+        "{}",
+        done.stdout()
+    );
+    Run::new(&["plan", "-i", inv]).output().status(0);
 }
