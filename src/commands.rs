@@ -32,6 +32,15 @@ fn load(c: &Common) -> Result<(Spec, Templates)> {
     Ok((spec, templates))
 }
 
+/// Every host rendered with secrets masked and no earlier zone: for checks that write nothing.
+fn render_masked(spec: &Spec, templates: &Templates) -> Result<Vec<Desired>> {
+    let opts = RenderOptions {
+        reveal_secrets: false,
+        today: zone::today(),
+    };
+    Ok(render::render(spec, templates, &opts, &|_| None)?)
+}
+
 pub fn redactor(spec: &Spec) -> Redactor {
     let mut secrets = vec![("database.password", &spec.database.password)];
     if let Some(r) = &spec.database.replication {
@@ -43,15 +52,7 @@ pub fn redactor(spec: &Spec) -> Redactor {
 fn validate(c: &Common) -> Result<ExitCode> {
     let (spec, templates) = load(c)?;
     // Rendering proves the templates accept this inventory too; nothing is written.
-    render::render(
-        &spec,
-        &templates,
-        &RenderOptions {
-            reveal_secrets: false,
-            today: zone::today(),
-        },
-        &|_| None,
-    )?;
+    render_masked(&spec, &templates)?;
     ui::line(&format!(
         "{}: valid: site {} (stack {}), {} host(s)",
         c.inventory.display(),
@@ -360,15 +361,7 @@ fn check_cmd(c: &CheckArgs) -> Result<ExitCode> {
             );
         }
     }
-    let hosts = render::render(
-        &spec,
-        &templates,
-        &RenderOptions {
-            reveal_secrets: false,
-            today: zone::today(),
-        },
-        &|_| None,
-    )?;
+    let hosts = render_masked(&spec, &templates)?;
     let patience = std::time::Duration::from_secs(c.patience);
     let mut failed = 0;
     for d in hosts

@@ -25,23 +25,26 @@ fn lab(args: &[&str]) {
     );
 }
 
+/// `ssh root@ADDR` with the lab's key and strict host-key checking.
+fn ssh_to(addr: &str) -> Command {
+    let mut c = Command::new("ssh");
+    c.args([
+        "-i",
+        KEY,
+        "-o",
+        &format!("UserKnownHostsFile={KNOWN}"),
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+    ])
+    .arg(format!("root@{addr}"));
+    c
+}
+
 /// Runs a command on a lab host as root, with strict host-key checking.
 fn ssh(addr: &str, cmd: &str) -> String {
-    let out = Command::new("ssh")
-        .args([
-            "-i",
-            KEY,
-            "-o",
-            &format!("UserKnownHostsFile={KNOWN}"),
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-        ])
-        .arg(format!("root@{addr}"))
-        .arg(cmd)
-        .output()
-        .expect("ssh runs");
+    let out = ssh_to(addr).arg(cmd).output().expect("ssh runs");
     assert!(
         out.status.success(),
         "ssh {addr} {cmd:?}: {}",
@@ -419,8 +422,7 @@ fn a_second_concurrent_apply_is_refused() {
     own_host(dir.path(), "e2e-spare", SPARE, "plain", false);
     let inv = spare_inventory(dir.path(), Path::new(KNOWN));
     // Hold the host's lock the way a running apply does.
-    let mut holder = Command::new("ssh")
-        .args(["-i", KEY, "-o", &format!("UserKnownHostsFile={KNOWN}"), "-o", "StrictHostKeyChecking=yes", &format!("root@{SPARE}")])
+    let mut holder = ssh_to(SPARE)
         .arg("mkdir -p /var/lib/provision && exec 9>>/var/lib/provision/lock && flock -n 9 && echo 'test@holder' > /var/lib/provision/lock.info && echo LOCKED && exec cat > /dev/null")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -456,18 +458,7 @@ fn local_transport_converges_the_machine_it_runs_on() {
         .unwrap()
         .replace(&*secret_path.to_string_lossy(), "/root/db_password");
     let copy = |from: &[u8], to: &str, mode: &str| {
-        let mut child = Command::new("ssh")
-            .args([
-                "-i",
-                KEY,
-                "-o",
-                &format!("UserKnownHostsFile={KNOWN}"),
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-            ])
-            .arg(format!("root@{LOCAL}"))
+        let mut child = ssh_to(LOCAL)
             .arg(format!("cat > {to} && chmod {mode} {to}"))
             .stdin(std::process::Stdio::piped())
             .spawn()

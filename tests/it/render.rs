@@ -358,3 +358,70 @@ fn the_vagrant_inventory_takes_its_password_from_the_environment() {
     .output()
     .status(0);
 }
+
+#[test]
+fn an_app_dir_replaces_the_demo_and_its_php_is_linted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("app/lib")).unwrap();
+    std::fs::write(
+        dir.path().join("app/index.php"),
+        "<?php require __DIR__ . '/lib/hello.php'; hello();\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app/lib/hello.php"),
+        "<?php function hello() { echo 'hi'; }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("app/style.css"), "body { color: black; }\n").unwrap();
+    let text = std::fs::read_to_string(inventory("lemp.toml"))
+        .unwrap()
+        .replace("# app_dir = \"app\"", "app_dir = \"app\"")
+        .replace(
+            "secrets/",
+            &format!("{}/inventories/secrets/", root().display()),
+        );
+    assert!(text.contains("\napp_dir = \"app\""));
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(&inv, &text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let done = Run::new(&["render", "--check", "-i"])
+        .arg(&inv)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .status(0);
+    assert!(done.stdout().contains("php-lint: ok"), "{}", done.stdout());
+    let docroot = out.path().join("web-01/var/www/foobar.com");
+    assert_eq!(
+        std::fs::read_to_string(docroot.join("lib/hello.php")).unwrap(),
+        "<?php function hello() { echo 'hi'; }\n"
+    );
+    assert!(docroot.join("style.css").exists());
+    assert!(!std::fs::read_to_string(docroot.join("index.php"))
+        .unwrap()
+        .contains("provision_demo"));
+    // Without the demo app there is no demo table in the bootstrap SQL.
+    let sql = std::fs::read_to_string(out.path().join("web-01/var/lib/provision/sql/foobar.sql"))
+        .unwrap();
+    assert!(!sql.contains("provision_demo"));
+
+    // A syntax error in the user's PHP fails the check.
+    std::fs::write(
+        dir.path().join("app/lib/hello.php"),
+        "<?php function hello() { echo 'hi' }\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let done = Run::new(&["render", "--check", "-i"])
+        .arg(&inv)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .status(1);
+    assert!(
+        done.stdout().contains("php-lint: FAILED") && done.stdout().contains("hello.php"),
+        "{}",
+        done.stdout()
+    );
+}
