@@ -156,6 +156,8 @@ fn swap_path(p: &ManagedPath, idx: usize) -> String {
 /// Prints `@phase NAME`, `@fail REASON` (exit 1) with `@out` lines of tool output, and `@done`.
 pub fn apply_script(plan: &HostPlan, stage: &[ManagedPath], generation: &str) -> String {
     let mut s = header(generation);
+    // Stages left by an apply that was killed are stale: the lock is ours, nothing else uses them.
+    s.push_str("rm -rf \"$P\"/stage/*\n");
     s.push_str("mkdir -p \"$S/new\" \"$B\" && chmod 700 \"$P\" \"$P/stage\" \"$P/backup\" || fail 'cannot create the stage'\n");
     s.push_str("say phase check\n");
     for c in &plan.changes {
@@ -164,14 +166,14 @@ pub fn apply_script(plan: &HostPlan, stage: &[ManagedPath], generation: &str) ->
     if !plan.install.is_empty() {
         s.push_str("say phase packages\n");
         if plan.update_package_lists.is_some() {
-            s.push_str("out=$(apt-get update -q --error-on=any 2>&1) || { show \"$out\"; fail 'apt-get update failed'; }\n");
+            s.push_str("out=$(apt-get update -q --error-on=any -o DPkg::Lock::Timeout=300 2>&1) || { show \"$out\"; fail 'apt-get update failed'; }\n");
         }
         let pkgs: Vec<String> = plan.install.iter().map(|p| q(p)).collect();
         // Packages must not start their services with default configs: provision starts them once
         // the validated configs are in place.
         s.push_str(&format!(
             "created=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && created=1; fi\n\
-             out=$(apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {} 2>&1); rc=$?\n\
+             out=$(apt-get install -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {} 2>&1); rc=$?\n\
              [ -z \"$created\" ] || rm -f /usr/sbin/policy-rc.d\n\
              [ $rc = 0 ] || {{ show \"$out\"; fail 'apt-get install failed'; }}\n",
             pkgs.join(" ")
@@ -325,4 +327,103 @@ pub fn base64_encode(data: &[u8]) -> String {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::Validator;
+    use crate::plan::{Action, Change, Step};
+
+    fn plan() -> (HostPlan, Vec<ManagedPath>) {
+        let conf = ManagedPath {
+            path: "/etc/provision/sites/foobar.com/config.php".into(),
+            state: PathState::File {
+                content: b"'password' => 'hunter2'".to_vec(),
+                mode: 0o640,
+                owner: "root".into(),
+                group: "www-data".into(),
+                sensitive: true,
+            },
+            notify: vec![Handler::Reload("php8.2-fpm".into())],
+            validator: Some("php-lint".into()),
+        };
+        let plan = HostPlan {
+            host: "web-01".into(),
+            os: "debian 12".into(),
+            systemd: false,
+            update_package_lists: Some("never downloaded".into()),
+            install: vec!["nginx".into(), "php8.2-fpm".into()],
+            changes: vec![Change {
+                path: conf.path.clone(),
+                action: Action::Create,
+                reason: "missing".into(),
+                diff: None,
+                before: Before::Absent,
+                desired: conf.clone(),
+            }],
+            steps: vec![Step {
+                handler: Handler::Start("php8.2-fpm".into()),
+                reason: "not running".into(),
+            }],
+            validators: vec![Validator {
+                name: "php-lint".into(),
+                command: "php -l {root}/x".into(),
+                stage: vec!["/etc/php/8.2/fpm".into()],
+            }],
+            checks: vec![],
+        };
+        (plan, vec![conf])
+    }
+
+    #[test]
+    fn the_apply_and_rollback_scripts_are_valid_sh() {
+        let (p, stage) = plan();
+        for script in [apply_script(&p, &stage, "1-2"), rollback_script(&p, "1-2")] {
+            let out = std::process::Command::new("sh")
+                .arg("-n")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}\n{script}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    #[test]
+    fn file_contents_travel_as_base64_and_are_left_out_of_the_display() {
+        let (p, stage) = plan();
+        let script = apply_script(&p, &stage, "1-2");
+        assert!(!script.contains("hunter2"));
+        assert!(script.contains(&base64_encode(b"'password' => 'hunter2'")));
+        let shown = for_display(&script);
+        assert!(!shown.contains(&base64_encode(b"'password' => 'hunter2'")));
+        assert!(shown.contains("[file content left out]"));
+    }
+
+    #[test]
+    fn the_script_checks_the_planned_state_before_installing_and_validates_before_swapping() {
+        let (p, stage) = plan();
+        let s = apply_script(&p, &stage, "1-2");
+        let at = |needle: &str| {
+            s.find(needle)
+                .unwrap_or_else(|| panic!("no {needle:?} in\n{s}"))
+        };
+        assert!(at("stale plan") < at("apt-get install"));
+        assert!(at("apt-get update") < at("apt-get install"));
+        assert!(at("say phase validate") < at("say phase swap"));
+        assert!(at("say phase swap") < at("service php8.2-fpm start"));
+        assert!(s.contains("install -m 0640 -o root -g www-data"));
+    }
+
+    #[test]
+    fn base64_matches_the_standard_alphabet() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"a"), "YQ==");
+        assert_eq!(base64_encode(b"hello\n"), "aGVsbG8K");
+    }
 }
