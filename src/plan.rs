@@ -118,12 +118,6 @@ pub fn plan_host(d: &Desired, f: &Facts, redactor: &Redactor) -> HostPlan {
             changes.push(c);
         }
     }
-    let install: Vec<String> = d
-        .packages
-        .iter()
-        .filter(|p| f.packages.get(*p).is_none_or(|v| v.is_none()))
-        .cloned()
-        .collect();
     let update_package_lists = if install.is_empty() {
         None
     } else if !f.no_candidate.is_empty() {

@@ -276,7 +276,6 @@ impl Renderer<'_> {
     }
 
     fn host(&self, host: &Host, previous_zone: Option<String>) -> Result<Desired, TemplateError> {
-        let spec = self.spec;
         let mut ctx = self.base.clone();
         ctx.insert(
             "host",
@@ -302,7 +301,6 @@ impl Renderer<'_> {
         if host.has(Role::Lb) {
             self.lb(host, &mut ctx, &mut d)?;
         }
-        let _ = spec;
         d.packages.sort();
         d.packages.dedup();
         Ok(d)

@@ -373,6 +373,18 @@ impl Default for LocalTransport {
     }
 }
 
+/// `sh -c COMMAND` with piped stdin and stdout.
+fn spawn_sh(command: &str) -> Result<std::process::Child> {
+    use std::process::{Command, Stdio};
+    Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| TransportError(format!("local: {e}")))
+}
+
 impl Transport for LocalTransport {
     fn exec_lines(
         &mut self,
@@ -380,17 +392,10 @@ impl Transport for LocalTransport {
         stdin: &[u8],
         on_line: &mut dyn FnMut(&str),
     ) -> Result<Output> {
-        use std::process::{Command, Stdio};
         self.stats.channels += 1;
         // stderr goes to the same pipe as stdout, like the SSH transport's merged streams.
         let wrapped = format!("exec 2>&1\n{command}");
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(wrapped)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| TransportError(format!("local: {e}")))?;
+        let mut child = spawn_sh(&wrapped)?;
         let mut input = child.stdin.take().expect("piped stdin");
         let data = stdin.to_vec();
         let writer = std::thread::spawn(move || input.write_all(&data));
@@ -410,15 +415,8 @@ impl Transport for LocalTransport {
 
     fn hold(&mut self, command: &str) -> Result<String> {
         use std::io::BufRead;
-        use std::process::{Command, Stdio};
         self.stats.channels += 1;
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| TransportError(format!("local: {e}")))?;
+        let mut child = spawn_sh(command)?;
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
             .read_line(&mut line)
