@@ -4,6 +4,7 @@
 use crate::spec::Ssh;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,8 +74,16 @@ pub enum HostKeyPolicy {
     AcceptNew,
 }
 
+/// How often an idle session sends an SSH keepalive, in seconds.
+const KEEPALIVE_SECS: u32 = 10;
+/// How long sent data (keepalives included) may stay unacknowledged before the connection counts
+/// as dead. With keepalives every 10 s, a vanished host is reported within about 50 s.
+const DEAD_PEER_SECS: u32 = 40;
+
 pub struct SshTransport {
     session: ssh2::Session,
+    /// The session's socket, for `poll` and the dead-peer timeout.
+    fd: TcpStream,
     held: Option<ssh2::Channel>,
     stats: Stats,
     target: String,
@@ -127,6 +136,9 @@ impl SshTransport {
             )
         })?;
         tcp.set_nodelay(true).ok();
+        let tcp_fd = tcp
+            .try_clone()
+            .map_err(|e| err("cannot use the socket", &e))?;
         let mut session = ssh2::Session::new().map_err(|e| err("ssh session", &e))?;
         session.set_tcp_stream(tcp);
         session.set_timeout(timeout.as_millis() as u32);
@@ -219,11 +231,18 @@ impl SshTransport {
                 }
             }
         }
-        // Long operations (apt) may print nothing for minutes: no read timeout once connected.
+        // From here on the session is non-blocking and `wait` is the only place that sleeps. libssh2's
+        // own blocking wait gives up with "Timed out waiting on socket" whenever nothing arrives
+        // within one keepalive interval, so a remote command that is silent for longer (apt on a slow
+        // mirror, a maintainer script) would fail. Keepalives are sent by `wait` instead, and a peer
+        // that stops acknowledging them is cut off by the kernel (TCP_USER_TIMEOUT).
+        session.set_keepalive(true, KEEPALIVE_SECS);
+        set_user_timeout(&tcp_fd, DEAD_PEER_SECS).map_err(|e| err("TCP_USER_TIMEOUT", &e))?;
         session.set_timeout(0);
-        session.set_keepalive(true, 30);
+        session.set_blocking(false);
         Ok(SshTransport {
             session,
+            fd: tcp_fd,
             held: None,
             stats: Stats {
                 connections: 1,
@@ -235,17 +254,172 @@ impl SshTransport {
     }
 
     fn channel(&mut self, command: &str) -> Result<ssh2::Channel> {
-        let target = self.target.clone();
-        let mut ch = self
-            .session
-            .channel_session()
-            .map_err(|e| TransportError(format!("{target}: opening a channel: {e}")))?;
+        let mut ch = self.nb("opening a channel", |s| s.channel_session())?;
         self.stats.channels += 1;
         ch.handle_extended_data(ssh2::ExtendedData::Merge)
-            .map_err(|e| TransportError(format!("{target}: {e}")))?;
-        ch.exec(command)
-            .map_err(|e| TransportError(format!("{target}: exec: {e}")))?;
+            .map_err(|e| self.error("channel", &e))?;
+        self.nb("exec", |_| ch.exec(command))?;
         Ok(ch)
+    }
+
+    /// An I/O failure on an open session: the peer is gone (or the network between us).
+    fn lost(&self, what: &str, e: &dyn std::fmt::Display) -> TransportError {
+        TransportError(format!(
+            "{}: connection lost while {what} ({e}): the host stopped answering or the network to it failed; \
+             what ran on the host may have finished or not, run plan to see its state",
+            self.target
+        ))
+    }
+
+    fn error(&self, what: &str, e: &dyn std::fmt::Display) -> TransportError {
+        TransportError(format!("{}: {what}: {e}", self.target))
+    }
+
+    /// Waits until the socket is ready in the direction libssh2 is blocked on, sending keepalives
+    /// while it waits. Never gives up on silence: only a dead connection ends the wait.
+    fn wait(&self) -> Result<()> {
+        let next = self
+            .session
+            .keepalive_send()
+            .map_err(|e| self.lost("sending a keepalive", &e))?;
+        let (events, cap_ms) = match self.session.block_directions() {
+            ssh2::BlockDirections::Inbound => (libc::POLLIN, u32::MAX),
+            ssh2::BlockDirections::Outbound => (libc::POLLOUT, u32::MAX),
+            ssh2::BlockDirections::Both => (libc::POLLIN | libc::POLLOUT, u32::MAX),
+            // Not blocked on the socket (e.g. waiting for the peer's window): look again soon.
+            ssh2::BlockDirections::None => (libc::POLLIN, 50),
+        };
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let timeout_ms = (next.clamp(1, KEEPALIVE_SECS) * 1000).min(cap_ms) as libc::c_int;
+        // SAFETY: one valid pollfd that lives across the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(self.error("waiting on the connection", &e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a libssh2 call until it no longer says "would block".
+    fn nb<T>(
+        &self,
+        what: &str,
+        mut f: impl FnMut(&ssh2::Session) -> std::result::Result<T, ssh2::Error>,
+    ) -> Result<T> {
+        loop {
+            match f(&self.session) {
+                Err(e)
+                    if e.code() == ssh2::ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_EAGAIN) =>
+                {
+                    self.wait()?
+                }
+                Err(e) => return Err(self.error(what, &e)),
+                Ok(v) => return Ok(v),
+            }
+        }
+    }
+
+    /// Feeds `stdin` to the channel while reading its output, so a command that prints before it has
+    /// read all its input never deadlocks against us; returns at the channel's end of output.
+    fn pump(
+        &mut self,
+        ch: &mut ssh2::Channel,
+        stdin: &[u8],
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Vec<u8>> {
+        let mut lines = LineSplitter::default();
+        let mut sent = 0;
+        let mut eof_sent = false;
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let mut progress = false;
+            if sent < stdin.len() {
+                match ch.write(&stdin[sent..]) {
+                    Ok(n) => {
+                        sent += n;
+                        progress = n > 0;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(self.lost("sending input", &e)),
+                }
+            } else if !eof_sent {
+                match ch.send_eof() {
+                    Ok(()) => {
+                        eof_sent = true;
+                        progress = true;
+                    }
+                    Err(e)
+                        if e.code()
+                            == ssh2::ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_EAGAIN) => {}
+                    Err(e) => return Err(self.error("closing input", &e)),
+                }
+            }
+            match ch.read(&mut buf) {
+                Ok(0) if ch.eof() => {
+                    self.stats.bytes_sent += sent as u64;
+                    return Ok(lines.finish());
+                }
+                Ok(0) => {}
+                Ok(n) => {
+                    lines.push(&buf[..n], on_line);
+                    progress = true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(self.lost("reading output", &e)),
+            }
+            if !progress {
+                self.wait()?;
+            }
+        }
+    }
+}
+
+/// Cuts a byte stream into lines as it arrives, keeping every byte for the caller.
+#[derive(Default)]
+struct LineSplitter {
+    all: Vec<u8>,
+    line_start: usize,
+}
+
+impl LineSplitter {
+    fn push(&mut self, data: &[u8], on_line: &mut dyn FnMut(&str)) {
+        self.all.extend_from_slice(data);
+        while let Some(pos) = self.all[self.line_start..].iter().position(|b| *b == b'\n') {
+            on_line(&String::from_utf8_lossy(
+                &self.all[self.line_start..self.line_start + pos],
+            ));
+            self.line_start += pos + 1;
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.all
+    }
+}
+
+/// Sets TCP_USER_TIMEOUT: data unacknowledged for longer than this fails the connection.
+fn set_user_timeout(s: &TcpStream, secs: u32) -> std::io::Result<()> {
+    let ms: libc::c_uint = secs * 1000;
+    // SAFETY: a valid socket and a pointer to a c_uint of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            &ms as *const libc::c_uint as *const libc::c_void,
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -270,21 +444,15 @@ fn key_types_for(path: &Path, name: &str) -> Vec<String> {
 
 /// Reads `r` to its end, handing each complete line to `on_line` as soon as it is there.
 fn read_lines(r: &mut dyn Read, on_line: &mut dyn FnMut(&str)) -> std::io::Result<Vec<u8>> {
-    let mut all = Vec::new();
+    let mut lines = LineSplitter::default();
     let mut buf = [0u8; 16384];
-    let mut line_start = 0;
     loop {
         let n = r.read(&mut buf)?;
         if n == 0 {
-            break;
+            return Ok(lines.finish());
         }
-        all.extend_from_slice(&buf[..n]);
-        while let Some(pos) = all[line_start..].iter().position(|b| *b == b'\n') {
-            on_line(&String::from_utf8_lossy(&all[line_start..line_start + pos]));
-            line_start += pos + 1;
-        }
+        lines.push(&buf[..n], on_line);
     }
-    Ok(all)
 }
 
 impl Transport for SshTransport {
@@ -294,22 +462,12 @@ impl Transport for SshTransport {
         stdin: &[u8],
         on_line: &mut dyn FnMut(&str),
     ) -> Result<Output> {
-        let target = self.target.clone();
-        let io = |e: std::io::Error| TransportError(format!("{target}: {e}"));
         let mut ch = self.channel(command)?;
-        if !stdin.is_empty() {
-            ch.write_all(stdin).map_err(io)?;
-            self.stats.bytes_sent += stdin.len() as u64;
-        }
-        ch.send_eof()
-            .map_err(|e| TransportError(format!("{}: {e}", self.target)))?;
-        let output = read_lines(&mut ch, on_line)
-            .map_err(|e| TransportError(format!("{}: reading output: {e}", self.target)))?;
-        ch.wait_close()
-            .map_err(|e| TransportError(format!("{}: {e}", self.target)))?;
+        let output = self.pump(&mut ch, stdin, on_line)?;
+        self.nb("closing the channel", |_| ch.wait_close())?;
         let status = ch
             .exit_status()
-            .map_err(|e| TransportError(format!("{}: {e}", self.target)))?;
+            .map_err(|e| self.error("exit status", &e))?;
         Ok(Output { status, output })
     }
 
@@ -319,10 +477,12 @@ impl Transport for SshTransport {
         let mut byte = [0u8; 1];
         while line.len() < 4096 {
             match ch.read(&mut byte) {
-                Ok(0) => break,
+                Ok(0) if ch.eof() => break,
+                Ok(0) => {}
                 Ok(_) if byte[0] == b'\n' => break,
                 Ok(_) => line.push(byte[0]),
-                Err(e) => return Err(TransportError(format!("{}: {e}", self.target))),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait()?,
+                Err(e) => return Err(self.error("reading", &e)),
             }
         }
         self.held = Some(ch);
@@ -331,8 +491,8 @@ impl Transport for SshTransport {
 
     fn release(&mut self) {
         if let Some(mut ch) = self.held.take() {
-            ch.send_eof().ok();
-            ch.wait_close().ok();
+            self.nb("closing", |_| ch.send_eof()).ok();
+            self.nb("closing", |_| ch.wait_close()).ok();
         }
     }
 
@@ -348,7 +508,10 @@ impl Transport for SshTransport {
 impl Drop for SshTransport {
     fn drop(&mut self) {
         self.release();
-        self.session.disconnect(None, "provision done", None).ok();
+        self.nb("disconnecting", |s| {
+            s.disconnect(None, "provision done", None)
+        })
+        .ok();
     }
 }
 

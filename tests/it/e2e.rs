@@ -3,103 +3,10 @@
 //! and runs them with `--ignored`. Each test starts its hosts fresh, so a run always applies from
 //! scratch.
 
+use crate::lab::*;
 use crate::util::*;
 use std::path::Path;
 use std::process::Command;
-
-const LAB: &str = "tests/lab/lab";
-const KEY: &str = "/var/tmp/provision-lab/ssh/id_ed25519";
-const KNOWN: &str = "/var/tmp/provision-lab/ssh/known_hosts";
-
-fn lab(args: &[&str]) {
-    let out = Command::new(root().join(LAB))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the lab script runs");
-    assert!(
-        out.status.success(),
-        "lab {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `ssh root@ADDR` with the lab's key and strict host-key checking.
-fn ssh_to(addr: &str) -> Command {
-    let mut c = Command::new("ssh");
-    c.args([
-        "-i",
-        KEY,
-        "-o",
-        &format!("UserKnownHostsFile={KNOWN}"),
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "BatchMode=yes",
-    ])
-    .arg(format!("root@{addr}"));
-    c
-}
-
-/// Runs a command on a lab host as root, with strict host-key checking.
-fn ssh(addr: &str, cmd: &str) -> String {
-    let out = ssh_to(addr).arg(cmd).output().expect("ssh runs");
-    assert!(
-        out.status.success(),
-        "ssh {addr} {cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn page(addr: &str) -> (u16, String) {
-    provision::health::http_get(format!("{addr}:80").parse().unwrap(), "www.foobar.com", "/")
-        .unwrap()
-}
-
-fn dig(addr: &str) -> String {
-    let out = Command::new("dig")
-        .args([
-            "+short",
-            "+time=2",
-            "+tries=2",
-            &format!("@{addr}"),
-            "www.foobar.com",
-            "A",
-        ])
-        .output()
-        .expect("dig runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn secret() -> String {
-    std::fs::read_to_string(root().join("inventories/secrets/lab_db_password"))
-        .unwrap()
-        .trim_end_matches('\n')
-        .to_string()
-}
-
-/// No run may print the database password, in any escaped form we know of.
-fn assert_no_secret(done: &Done) {
-    let s = secret();
-    for stream in [done.stdout(), done.stderr()] {
-        for form in [
-            s.clone(),
-            provision::templates::sql_string(&s),
-            provision::templates::php_string(&s),
-        ] {
-            assert!(
-                !stream.contains(&form),
-                "the password was printed:\n{stream}"
-            );
-        }
-        assert!(
-            !stream.contains("pa\"ss"),
-            "part of the password was printed:\n{stream}"
-        );
-    }
-}
 
 /// The whole life of one stack on one fresh lab host.
 fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &str) {
@@ -319,31 +226,6 @@ fn lab_lamp_on_systemd() {
         "apache/site.conf",
         "/etc/apache2/sites-available/foobar.com.conf",
     );
-}
-
-/// A one-host lemp lab inventory for a host of a test's own (name, address, flavour), with absolute
-/// paths, written into `dir`; the host is started (fresh: stopped first, so it starts from scratch).
-fn own_host(dir: &Path, name: &str, addr: &str, flavour: &str, fresh: bool) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(inventory("lab-lemp.toml"))
-        .unwrap()
-        .replace("198.18.0.11", addr)
-        .replace("name = \"lemp\"", &format!("name = \"{name}\""))
-        .replace("flavour = \"plain\"", &format!("flavour = \"{flavour}\""))
-        .replace(
-            "secrets/",
-            &format!("{}/inventories/secrets/", root().display()),
-        );
-    assert!(
-        text.contains(&format!("name = \"{name}\""))
-            && text.contains(&format!("flavour = \"{flavour}\""))
-    );
-    let p = dir.join(format!("{name}.toml"));
-    std::fs::write(&p, text).unwrap();
-    if fresh {
-        lab(&["down", &p.to_string_lossy()]);
-    }
-    lab(&["up", &p.to_string_lossy()]);
-    p
 }
 
 /// The host of the host-key and lock tests: only read-only commands and a refused apply run there.

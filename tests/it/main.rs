@@ -2,5 +2,7 @@
 
 mod e2e;
 mod errors;
+mod faults;
+mod lab;
 mod render;
 mod util;

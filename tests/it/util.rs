@@ -38,6 +38,31 @@ impl Run {
         let out = self.cmd.output().expect("the provision binary runs");
         Done { out }
     }
+
+    /// Starts the run in the background (for tests that act while it runs).
+    pub fn spawn(mut self) -> Running {
+        let child = self
+            .cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the provision binary starts");
+        Running { child }
+    }
+}
+
+pub struct Running {
+    pub child: std::process::Child,
+}
+
+impl Running {
+    pub fn wait_output(self) -> Done {
+        let out = self
+            .child
+            .wait_with_output()
+            .expect("the provision binary runs");
+        Done { out }
+    }
 }
 
 pub struct Done {
