@@ -21,9 +21,13 @@ pub enum Command {
     /// Dry run: write every file of every host under DIR/<host>/ plus DIR/manifest.json.
     Render(RenderArgs),
     /// Show what apply would change on the live hosts. Exit status 0: nothing; 2: changes; 1: error.
-    Plan(HostArgs),
+    Plan(PlanArgs),
     /// Change the hosts to match the inventory: packages, validated configs, database, reloads, checks.
-    Apply(HostArgs),
+    Apply(ApplyArgs),
+    /// List the generations recorded on a host: every apply or rollback that changed it.
+    History(HistoryArgs),
+    /// Put a host back as it was at an earlier generation (default: undo the newest), then check it.
+    Rollback(RollbackArgs),
     /// Check that the live site answers, from this machine: the page through HTTP with the site's Host
     /// header shows the database row, and the DNS hosts answer for it. No SSH.
     Check(CheckArgs),
@@ -39,6 +43,47 @@ pub struct CheckArgs {
     /// How long each check may keep failing before it counts as failed, in seconds.
     #[arg(long, default_value_t = 5)]
     pub patience: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+    /// Also write the whole plan to FILE, for `apply --plan FILE` (no secret, no plain hash of a
+    /// file that holds one).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+    /// Execute exactly this saved plan: refused, with every host untouched, when the inventory, the
+    /// templates or a host's state differ from what it was made against.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Wait up to SECS for another apply's lock on a host instead of refusing at once.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub lock_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+    /// The generation to go back to (see `history`); default: undo the newest one.
+    #[arg(long, value_name = "GEN")]
+    pub to: Option<String>,
+    /// Wait up to SECS for another apply's lock on a host instead of refusing at once.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
-//! What one host should look like: the output of `render`, the input of the plan. Plain data.
+//! What one host should look like: the output of `render`, the input of the plan. Plain data; it
+//! names no service: components fill it in (see `component`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Desired {
@@ -9,19 +10,60 @@ pub struct Desired {
     pub paths: Vec<ManagedPath>,
     pub services: Vec<Service>,
     pub validators: Vec<Validator>,
+    /// Converge steps beyond files (a database bootstrap), run when notified or when facts ask.
+    pub steps: Vec<Step>,
     pub checks: Vec<HealthCheck>,
+    /// Extra probe snippets, one per component that has facts: (component, shell snippet).
+    #[serde(skip)]
+    pub probes: Vec<(String, String)>,
+    /// Component names in dependency order: handlers of an earlier one run first.
+    pub order: Vec<String>,
 }
 
 impl Desired {
-    /// A service and the package that provides it.
-    pub fn service(&mut self, name: impl Into<String>, package: impl Into<String>) {
-        let (name, package) = (name.into(), package.into());
-        self.packages.push(package.clone());
-        self.services.push(Service { name, package });
+    pub fn new(host: &str) -> Desired {
+        Desired {
+            host: host.to_string(),
+            packages: Vec::new(),
+            paths: Vec::new(),
+            services: Vec::new(),
+            validators: Vec::new(),
+            steps: Vec::new(),
+            checks: Vec::new(),
+            probes: Vec::new(),
+            order: Vec::new(),
+        }
     }
 
     pub fn path(&self, path: &str) -> Option<&ManagedPath> {
         self.paths.iter().find(|p| p.path == path)
+    }
+
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    pub fn validator(&self, name: &str) -> Option<&Validator> {
+        self.validators.iter().find(|v| v.name == name)
+    }
+
+    /// The component that owns a handler's target, for ordering.
+    pub fn component_of(&self, h: &Handler) -> Option<&str> {
+        match &h.target {
+            Target::Service(s) => self
+                .services
+                .iter()
+                .find(|x| &x.name == s)
+                .map(|x| x.component.as_str()),
+            Target::Step(s) => self.step(s).map(|x| x.component.as_str()),
+        }
+    }
+
+    /// Position of a handler in the host's dependency order (unknown ones last).
+    pub fn rank(&self, h: &Handler) -> usize {
+        self.component_of(h)
+            .and_then(|c| self.order.iter().position(|o| o == c))
+            .unwrap_or(usize::MAX)
     }
 }
 
@@ -30,10 +72,16 @@ pub struct ManagedPath {
     /// Absolute path on the host.
     pub path: String,
     pub state: PathState,
-    /// What must happen after this path changed, in order.
+    /// What must happen after this path changed.
     pub notify: Vec<Handler>,
     /// Name of the validator (in `Desired::validators`) that reads this path.
     pub validator: Option<String>,
+    /// The content depends on what the host has now (a zone serial): the probe always returns it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_previous: bool,
+    /// Application code: notifies whatever runs PHP on the host (filled in by render).
+    #[serde(skip)]
+    pub code: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,7 +93,7 @@ pub enum PathState {
         mode: u32,
         owner: String,
         group: String,
-        /// Holds a secret: shown masked, written with a restrictive mode.
+        /// Holds a secret: shown masked, never hashed in any output.
         sensitive: bool,
     },
     Dir {
@@ -59,16 +107,105 @@ pub enum PathState {
     Absent,
 }
 
-/// What a changed path triggers.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(tag = "action", content = "target", rename_all = "kebab-case")]
-pub enum Handler {
-    Reload(String),
-    Restart(String),
-    /// For a service that is not running: a start also loads the new configuration.
-    Start(String),
-    /// Feed a SQL file to the local MariaDB server as root (over its unix socket).
-    RunSql(String),
+impl PathState {
+    pub fn is_sensitive(&self) -> bool {
+        matches!(
+            self,
+            PathState::File {
+                sensitive: true,
+                ..
+            }
+        )
+    }
+
+    pub fn content(&self) -> Option<&[u8]> {
+        match self {
+            PathState::File { content, .. } => Some(content),
+            _ => None,
+        }
+    }
+}
+
+/// How strongly a service is touched: a start (of a stopped service) covers a restart, which covers
+/// a reload. `Stop` only appears when a rollback puts a service back to stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Reload,
+    Restart,
+    Start,
+    Stop,
+    /// Run a converge step.
+    Run,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "lowercase")]
+pub enum Target {
+    Service(String),
+    Step(String),
+}
+
+/// What a change triggers: an action on a service, or running a step.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Handler {
+    pub action: Action,
+    pub target: Target,
+}
+
+impl Handler {
+    pub fn reload(service: &str) -> Handler {
+        Handler::service(Action::Reload, service)
+    }
+
+    pub fn restart(service: &str) -> Handler {
+        Handler::service(Action::Restart, service)
+    }
+
+    pub fn service(action: Action, service: &str) -> Handler {
+        Handler {
+            action,
+            target: Target::Service(service.to_string()),
+        }
+    }
+
+    pub fn run(step: &str) -> Handler {
+        Handler {
+            action: Action::Run,
+            target: Target::Step(step.to_string()),
+        }
+    }
+
+    pub fn target_name(&self) -> &str {
+        match &self.target {
+            Target::Service(s) | Target::Step(s) => s,
+        }
+    }
+
+    /// `reload nginx`, `run mariadb-bootstrap`: how handlers are shown and kept in the pending file.
+    pub fn line(&self) -> String {
+        let verb = match self.action {
+            Action::Reload => "reload",
+            Action::Restart => "restart",
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Run => "run",
+        };
+        format!("{verb} {}", self.target_name())
+    }
+
+    pub fn parse_line(line: &str) -> Option<Handler> {
+        let (verb, name) = line.trim().split_once(' ')?;
+        let action = match verb {
+            "reload" => Action::Reload,
+            "restart" => Action::Restart,
+            "start" => Action::Start,
+            "stop" => Action::Stop,
+            "run" => return Some(Handler::run(name)),
+            _ => return None,
+        };
+        Some(Handler::service(action, name))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +214,19 @@ pub struct Service {
     pub name: String,
     /// The package whose install provides it.
     pub package: String,
+    /// The component it belongs to (its place in the dependency order).
+    pub component: String,
+}
+
+/// A converge step beyond files, e.g. feeding the bootstrap SQL to the database server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub name: String,
+    pub component: String,
+    /// A `sh -c` command run as root on the host.
+    pub command: String,
+    /// What running it again cannot take back (said plainly in plans and rollbacks).
+    pub irreversible: Option<String>,
 }
 
 /// A real tool that checks files before they go live. `command` is a `sh -c` script; `{root}` in it
@@ -89,27 +239,38 @@ pub struct Validator {
     /// Live directories copied into the stage before the managed files are laid over them, so the
     /// tool sees the whole configuration it would load, not just provision's files.
     pub stage: Vec<String>,
+    /// The command checks one file, `{file}` (its path on the host): it runs once per changed file
+    /// it reads, not once per apply.
+    pub per_file: bool,
 }
 
 impl Validator {
     pub fn command_for_root(&self, root: &str) -> String {
         self.command
-            .replace("{root}", &shell_escape::unix::escape(root.into()))
+            .replace("{root}", &crate::quote::shell_word(root))
+    }
+
+    pub fn command_for_file(&self, root: &str, file: &str) -> String {
+        self.command_for_root(root)
+            .replace("{file}", &crate::quote::shell_word(file))
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum HealthCheck {
-    /// GET http://address:port/ with a Host header; passes on status 200 and a body that contains `expect`.
+    /// GET http://address:port/path with a Host header; passes on `status` and a body that contains
+    /// `expect`.
     Http {
         address: String,
         port: u16,
         host_header: String,
         path: String,
+        status: u16,
         expect: Option<String>,
     },
-    /// An `A`/`AAAA` query for `name` sent to `server`; passes when the answer is exactly `expect`.
+    /// An `A` (or `AAAA`) query for `name` sent to `server`; passes when the answer is exactly
+    /// `expect`.
     Dns {
         server: String,
         name: String,

@@ -2,21 +2,23 @@
 //! of its output, tested on canned output.
 //!
 //! The probe is told the desired sha256 of every managed file and sends back the content only of
-//! files that differ, so a converged host answers with a few hundred bytes.
+//! files that differ, so a converged host answers with a few hundred bytes. Files that hold secrets
+//! are never compared by a hash sent in the probe (the probe is shown with `-v`): their content
+//! always comes back. Components add snippets of their own; their output comes back to them
+//! untouched, tagged with their name.
 
-use crate::desired::{Desired, Handler, PathState};
-use crate::manifest::sha256_hex;
-use crate::templates::shell_word;
+use crate::desired::{Desired, PathState};
+use crate::host_state::{self, HostState};
+use crate::quote::shell_word;
+use crate::render::manifest::sha256_hex;
+use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Where provision keeps its own state on a host.
-pub const STATE_DIR: &str = "/var/lib/provision";
-pub const PENDING_FILE: &str = "/var/lib/provision/pending";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     pub os_id: String,
     pub os_version: String,
+    pub os_codename: String,
     /// systemd is PID 1 (`/run/systemd/system` exists): services go through systemctl.
     pub systemd: bool,
     /// Desired packages and their installed version, `None` when not installed.
@@ -28,15 +30,28 @@ pub struct Facts {
     pub paths: BTreeMap<String, PathFact>,
     /// Service name → running.
     pub services: BTreeMap<String, bool>,
-    pub db: Option<DbFacts>,
-    /// Reloads an earlier apply recorded but did not finish.
-    pub pending: Vec<Handler>,
+    /// Each component's own probe output, by component name.
+    pub components: BTreeMap<String, Vec<String>>,
+    pub state: HostState,
+}
+
+impl Facts {
+    /// The current content of a path the probe sent back.
+    pub fn content(&self, path: &str) -> Option<Vec<u8>> {
+        match self.paths.get(path) {
+            Some(PathFact::File {
+                content: Some(c), ..
+            }) => Some(c.clone()),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathFact {
     Absent,
-    /// `content` is present only when the file's sha256 differs from the desired one.
+    /// `content` is present only when the file's sha256 differs from the desired one (or the file
+    /// is always fetched).
     File {
         mode: u32,
         owner: String,
@@ -55,19 +70,6 @@ pub enum PathFact {
     Other(String),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DbFacts {
-    /// The server answered queries as root over its socket.
-    pub reachable: bool,
-    pub databases: BTreeSet<String>,
-    /// (user, host) pairs that exist among the ones provision manages.
-    pub users: BTreeSet<(String, String)>,
-    /// Accounts the inventory needs that the server does not have.
-    pub missing_accounts: Vec<(String, String)>,
-    /// The demo table has its row.
-    pub demo_row: bool,
-}
-
 /// What the probe must ask about one host.
 #[derive(Debug, Clone)]
 pub struct ProbeRequest {
@@ -75,29 +77,22 @@ pub struct ProbeRequest {
     /// Managed paths with the sha256 the file should have (`None` for non-files, or to always fetch).
     pub paths: Vec<(String, Option<String>)>,
     pub services: Vec<String>,
-    pub db: Option<DbProbe>,
-}
-
-#[derive(Debug, Clone)]
-pub struct DbProbe {
-    pub name: String,
-    /// (user, host) accounts that must exist.
-    pub accounts: Vec<(String, String)>,
-    pub demo: bool,
+    /// (component, snippet).
+    pub components: Vec<(String, String)>,
 }
 
 impl ProbeRequest {
-    /// `always_fetch` paths come back with their content whatever their hash (the zone file, whose
-    /// serial is read from it).
-    pub fn for_desired(d: &Desired, db: Option<DbProbe>, always_fetch: &[String]) -> ProbeRequest {
+    pub fn for_desired(d: &Desired) -> ProbeRequest {
         let paths = d
             .paths
             .iter()
             .map(|p| {
                 let sha = match &p.state {
-                    PathState::File { content, .. } if !always_fetch.contains(&p.path) => {
-                        Some(sha256_hex(content))
-                    }
+                    PathState::File {
+                        content,
+                        sensitive: false,
+                        ..
+                    } if !p.from_previous => Some(sha256_hex(content)),
                     _ => None,
                 };
                 (p.path.clone(), sha)
@@ -107,7 +102,7 @@ impl ProbeRequest {
             packages: d.packages.clone(),
             paths,
             services: d.services.iter().map(|s| s.name.clone()).collect(),
-            db,
+            components: d.probes.clone(),
         }
     }
 
@@ -115,15 +110,19 @@ impl ProbeRequest {
     pub fn script(&self) -> String {
         let q = |s: &str| shell_word(s);
         let mut s = String::from(
-            "#!/bin/sh\n# provision facts probe: read-only\nexport LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
-             . /etc/os-release 2>/dev/null; echo \"@os ${ID:-unknown} ${VERSION_ID:-unknown}\"\n\
+            "#!/bin/sh\n# provision facts probe: reads the host; writes only provision's own key on first contact\n\
+             export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
+             . /etc/os-release 2>/dev/null; echo \"@os ${ID:-unknown} ${VERSION_ID:-unknown} ${VERSION_CODENAME:-unknown}\"\n\
              if [ -d /run/systemd/system ]; then echo '@init systemd'; else echo '@init none'; fi\n",
         );
+        // First: it makes provision's state directory on first contact, which the paths below may
+        // include.
+        s.push_str(&host_state::probe());
         if !self.packages.is_empty() {
             let pkgs: Vec<String> = self.packages.iter().map(|p| q(p)).collect();
             s.push_str(&format!(
                 "out=$(dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {0} 2>/dev/null)\n\
-                 printf '%s\\n' \"$out\" | sed -n 's/^/@dpkg /p'\n\
+                 printf '%s\\n' \"$out\" | while IFS= read -r l; do echo \"@dpkg $l\"; done\n\
                  nl='\n'; missing=; for p in {0}; do case \"$nl$out\" in *\"$nl$p ii \"*) ;; *) missing=\"$missing $p\";; esac; done\n\
                  [ -z \"$missing\" ] || apt-cache policy $missing 2>/dev/null | \
                  awk '/^[^ ]/ {{ p = $1; sub(/:$/, \"\", p) }} /Candidate:/ && $2 != \"(none)\" {{ print \"@cand \" p }}'\n",
@@ -154,43 +153,19 @@ impl ProbeRequest {
                 q(svc)
             ));
         }
-        if let Some(db) = &self.db {
-            let mut names: Vec<&String> = db.accounts.iter().map(|(u, _)| u).collect();
-            names.sort();
-            names.dedup();
-            let users: Vec<String> = names
-                .iter()
-                .map(|u| crate::templates::sql_string(u))
-                .collect();
-            let sql = format!(
-                "SELECT 'db', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}; \
-                 SELECT 'user', User, Host FROM mysql.user WHERE User IN ({});",
-                crate::templates::sql_string(&db.name),
-                users.join(", ")
-            );
+        for (component, snippet) in &self.components {
+            // Run in a subshell so a snippet's `exit` or variables cannot disturb the probe.
             s.push_str(&format!(
-                "if command -v mariadb >/dev/null 2>&1 && out=$(mariadb -NB -e {} 2>/dev/null); then echo '@dbup'; \
-                 printf '%s\\n' \"$out\" | sed 's/^/@dbrow /'; else echo '@dbdown'; fi\n",
-                q(&sql)
+                "( {snippet}\n) 2>/dev/null | while IFS= read -r l; do echo \"@c {} $l\"; done\n",
+                q(component)
             ));
-            if db.demo {
-                s.push_str(&format!(
-                    "mariadb -NB -e {} 2>/dev/null | sed 's/^/@demorow /'\n",
-                    q(&format!(
-                        "SELECT COUNT(*) FROM `{}`.provision_demo WHERE id = 1",
-                        db.name
-                    ))
-                ));
-            }
         }
-        s.push_str(&format!(
-            "[ -f {PENDING_FILE} ] && sed 's/^/@pending /' {PENDING_FILE}\necho '@end'\n"
-        ));
+        s.push_str("echo '@end'\n");
         s
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
 
 impl std::fmt::Display for ParseError {
@@ -207,10 +182,9 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
     let mut f = Facts::default();
     let mut ended = false;
     let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut db = DbFacts::default();
-    let mut db_seen = false;
     let mut installed: BTreeMap<String, String> = BTreeMap::new();
     let mut candidates: BTreeSet<String> = BTreeSet::new();
+    let mut state: Vec<String> = Vec::new();
     for line in output.lines() {
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
         match tag {
@@ -218,6 +192,7 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
                 let mut it = rest.split_whitespace();
                 f.os_id = it.next().unwrap_or("unknown").to_string();
                 f.os_version = it.next().unwrap_or("unknown").to_string();
+                f.os_codename = it.next().unwrap_or("unknown").to_string();
             }
             "@init" => f.systemd = rest == "systemd",
             "@dpkg" => {
@@ -260,40 +235,23 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
             }
             "@content" => {
                 let (path, b64) = rest.split_once(' ').unwrap_or((rest, ""));
-                let bytes = base64_decode(b64)
-                    .ok_or_else(|| ParseError(format!("bad base64 content for {path}")))?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|_| ParseError(format!("bad base64 content for {path}")))?;
                 contents.insert(path.to_string(), bytes);
             }
             "@svc" => {
-                let (name, state) = rest.split_once(' ').unwrap_or((rest, ""));
-                f.services
-                    .insert(name.to_string(), state.trim() == "active");
+                let (name, st) = rest.split_once(' ').unwrap_or((rest, ""));
+                f.services.insert(name.to_string(), st.trim() == "active");
             }
-            "@dbup" => {
-                db_seen = true;
-                db.reachable = true;
+            "@c" => {
+                let (component, l) = rest.split_once(' ').unwrap_or((rest, ""));
+                f.components
+                    .entry(component.to_string())
+                    .or_default()
+                    .push(l.to_string());
             }
-            "@dbdown" => db_seen = true,
-            "@dbrow" => {
-                let cols: Vec<&str> = rest.split('\t').collect();
-                match cols.as_slice() {
-                    ["db", name] => {
-                        db.databases.insert(name.to_string());
-                    }
-                    ["user", user, host] => {
-                        db.users.insert((user.to_string(), host.to_string()));
-                    }
-                    _ => {}
-                }
-            }
-            "@demorow" => db.demo_row = rest.trim() == "1",
-            "@pending" => {
-                if let Some(h) = parse_handler(rest) {
-                    if !f.pending.contains(&h) {
-                        f.pending.push(h);
-                    }
-                }
-            }
+            "@state" => state.push(rest.to_string()),
             "@end" => ended = true,
             _ => {}
         }
@@ -303,6 +261,7 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
             "the facts probe was cut off (no @end line)".into(),
         ));
     }
+    f.state = HostState::read(&state);
     for (path, bytes) in contents {
         if let Some(PathFact::File { content, .. }) = f.paths.get_mut(&path) {
             *content = Some(bytes);
@@ -318,190 +277,8 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
         }
         f.packages.insert(p.clone(), version);
     }
-    if db_seen {
-        // Without the demo app there is no row to look for.
-        if !req.db.as_ref().is_some_and(|d| d.demo) {
-            db.demo_row = true;
-        }
-        if db.reachable {
-            if let Some(d) = &req.db {
-                db.missing_accounts = d
-                    .accounts
-                    .iter()
-                    .filter(|a| !db.users.contains(a))
-                    .cloned()
-                    .collect();
-            }
-        }
-        f.db = Some(db);
-    }
     Ok(f)
 }
 
-/// `reload nginx`, `restart mariadb`, `run-sql /path`: how handlers are written to the pending file.
-pub fn handler_line(h: &Handler) -> String {
-    match h {
-        Handler::Reload(s) => format!("reload {s}"),
-        Handler::Restart(s) => format!("restart {s}"),
-        Handler::Start(s) => format!("start {s}"),
-        Handler::RunSql(p) => format!("run-sql {p}"),
-    }
-}
-
-pub fn parse_handler(line: &str) -> Option<Handler> {
-    let (verb, arg) = line.trim().split_once(' ')?;
-    let arg = arg.to_string();
-    match verb {
-        "reload" => Some(Handler::Reload(arg)),
-        "restart" => Some(Handler::Restart(arg)),
-        "start" => Some(Handler::Start(arg)),
-        "run-sql" => Some(Handler::RunSql(arg)),
-        _ => None,
-    }
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in s.trim().bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => continue,
-            _ => return None,
-        };
-        buf = (buf << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-            buf &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req() -> ProbeRequest {
-        ProbeRequest {
-            packages: vec!["nginx".into(), "php8.2-fpm".into()],
-            paths: vec![
-                ("/etc/nginx/nginx.conf".into(), Some("abc".into())),
-                ("/etc/nginx/sites-enabled/foobar.com.conf".into(), None),
-                ("/etc/nginx/sites-enabled/default".into(), None),
-                ("/var/www/foobar.com".into(), None),
-            ],
-            services: vec!["nginx".into()],
-            db: Some(DbProbe {
-                name: "foobar".into(),
-                accounts: vec![
-                    ("foobar".into(), "localhost".into()),
-                    ("foobar".into(), "10.0.0.5".into()),
-                ],
-                demo: true,
-            }),
-        }
-    }
-
-    const CANNED: &str = "Welcome banner\n@os debian 12\n@init systemd\n@dpkg nginx ii 1.22.1-9+deb12u1\n@dpkg php8.2-fpm rc 8.2.1\n\
-@aptage 120\n@path /etc/nginx/nginx.conf f 644 root root \n\
-@path /etc/nginx/sites-enabled/foobar.com.conf l 777 root root ../sites-available/foobar.com.conf\n\
-@path /var/www/foobar.com d 755 root www-data \n@content /etc/nginx/nginx.conf aGVsbG8K\n@svc nginx active\n\
-@dbup\n@dbrow db\tfoobar\n@dbrow user\tfoobar\tlocalhost\n@demorow 1\n@pending reload nginx\n@pending reload nginx\n@end\n";
-
-    #[test]
-    fn parses_every_fact_from_canned_output() {
-        let f = parse(CANNED, &req()).unwrap();
-        assert_eq!(
-            (f.os_id.as_str(), f.os_version.as_str(), f.systemd),
-            ("debian", "12", true)
-        );
-        assert_eq!(f.packages["nginx"].as_deref(), Some("1.22.1-9+deb12u1"));
-        assert_eq!(f.packages["php8.2-fpm"], None);
-        assert!(f.no_candidate.contains("php8.2-fpm"));
-        assert_eq!(f.apt_lists_age, Some(120));
-        assert_eq!(
-            f.paths["/etc/nginx/nginx.conf"],
-            PathFact::File {
-                mode: 0o644,
-                owner: "root".into(),
-                group: "root".into(),
-                content: Some(b"hello\n".to_vec())
-            }
-        );
-        assert_eq!(
-            f.paths["/etc/nginx/sites-enabled/foobar.com.conf"],
-            PathFact::Link {
-                target: "../sites-available/foobar.com.conf".into()
-            }
-        );
-        assert_eq!(
-            f.paths["/etc/nginx/sites-enabled/default"],
-            PathFact::Absent
-        );
-        assert_eq!(
-            f.paths["/var/www/foobar.com"],
-            PathFact::Dir {
-                mode: 0o755,
-                owner: "root".into(),
-                group: "www-data".into()
-            }
-        );
-        assert!(f.services["nginx"]);
-        let db = f.db.unwrap();
-        assert!(db.reachable && db.demo_row && db.databases.contains("foobar"));
-        assert!(db
-            .users
-            .contains(&("foobar".to_string(), "localhost".to_string())));
-        assert_eq!(f.pending, vec![Handler::Reload("nginx".into())]);
-    }
-
-    #[test]
-    fn a_cut_off_probe_is_an_error() {
-        let cut = CANNED.replace("@end\n", "");
-        assert!(parse(&cut, &req()).is_err());
-    }
-
-    #[test]
-    fn a_fresh_host_has_everything_absent() {
-        let f = parse(
-            "@os debian 12\n@init none\n@pkg nginx -\n@dbdown\n@end\n",
-            &req(),
-        )
-        .unwrap();
-        assert!(!f.systemd);
-        assert!(f.paths.values().all(|p| *p == PathFact::Absent));
-        assert_eq!(f.apt_lists_age, None);
-        assert!(!f.db.unwrap().reachable);
-    }
-
-    #[test]
-    fn the_probe_quotes_every_path_and_runs_real_sh() {
-        let out = std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(req().script())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    #[test]
-    fn base64_round_trips() {
-        assert_eq!(base64_decode("aGVsbG8K").unwrap(), b"hello\n");
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
-        assert!(base64_decode("a$b").is_none());
-    }
-}
+mod tests;

@@ -6,20 +6,72 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckFailed(pub String);
 
-/// Runs a check until it passes or `patience` is over: services that were just reloaded take a
-/// moment, and `service nginx reload` returns before the reload is done.
-pub fn run(check: &HealthCheck, patience: Duration) -> Result<String, CheckFailed> {
-    let start = Instant::now();
-    loop {
-        let res = once(check);
-        match res {
-            Ok(ok) => return Ok(ok),
-            Err(e) if start.elapsed() >= patience => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+impl std::fmt::Display for CheckFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CheckFailed {}
+
+/// How long and how strictly a check is tried.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    /// The check counts as failed when it has not passed within this time.
+    pub total: Duration,
+    /// Passes needed in a row: right after a reload, old workers may still answer with the old
+    /// configuration, so one success proves little.
+    pub streak: u32,
+    /// Time between tries.
+    pub gap: Duration,
+}
+
+impl Patience {
+    /// After a change: several passes in a row within a bounded settle time.
+    pub fn after_change(total: Duration) -> Patience {
+        Patience {
+            total,
+            streak: 3,
+            gap: Duration::from_millis(400),
         }
+    }
+
+    /// A check of a site nobody just changed (`provision check`).
+    pub fn once(total: Duration) -> Patience {
+        Patience {
+            total,
+            streak: 1,
+            gap: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Runs a check until it has passed `streak` times in a row, or `total` is over.
+pub fn run(check: &HealthCheck, p: Patience) -> Result<String, CheckFailed> {
+    let start = Instant::now();
+    let mut passed = 0;
+    loop {
+        match once(check) {
+            Ok(ok) => {
+                passed += 1;
+                if passed >= p.streak {
+                    return Ok(ok);
+                }
+            }
+            Err(e) if start.elapsed() >= p.total => return Err(e),
+            Err(_) => passed = 0,
+        }
+        if start.elapsed() >= p.total && passed > 0 {
+            return Err(CheckFailed(format!(
+                "{}: passed only {passed} time(s) in a row within {:?}",
+                describe(check),
+                p.total
+            )));
+        }
+        std::thread::sleep(p.gap);
     }
 }
 
@@ -32,7 +84,11 @@ pub fn describe(check: &HealthCheck) -> String {
             path,
             ..
         } => format!("HTTP GET http://{host_header}{path} via {address}:{port}"),
-        HealthCheck::Dns { server, name, .. } => format!("DNS A {name} @{server}"),
+        HealthCheck::Dns {
+            server,
+            name,
+            expect,
+        } => format!("DNS {} {name} @{server}", query_type(expect)),
     }
 }
 
@@ -51,11 +107,15 @@ pub fn once(check: &HealthCheck) -> Result<String, CheckFailed> {
             port,
             host_header,
             path,
+            status: want_status,
             expect,
         } => {
             let (status, body) = http_get(resolve(address, *port)?, host_header, path)?;
-            if status != 200 {
-                return Err(CheckFailed(format!("{}: status {status}", describe(check))));
+            if status != *want_status {
+                return Err(CheckFailed(format!(
+                    "{}: status {status}, expected {want_status}",
+                    describe(check)
+                )));
             }
             if let Some(want) = expect {
                 if !body.contains(want.as_str()) {
@@ -65,14 +125,24 @@ pub fn once(check: &HealthCheck) -> Result<String, CheckFailed> {
                     )));
                 }
             }
-            Ok(format!("{}: 200", describe(check)))
+            Ok(format!("{}: {status}", describe(check)))
         }
         HealthCheck::Dns {
             server,
             name,
             expect,
         } => {
-            let mut got = dns_a(resolve(server, 53)?, name)?;
+            // An A query for the IPv4 answers, an AAAA query for the IPv6 ones.
+            let addr = resolve(server, 53)?;
+            let has_v6 = expect.iter().any(|a| a.contains(':'));
+            let has_v4 = expect.iter().any(|a| !a.contains(':'));
+            let mut got = Vec::new();
+            if has_v4 || !has_v6 {
+                got.extend(dns_query(addr, name, false)?);
+            }
+            if has_v6 {
+                got.extend(dns_query(addr, name, true)?);
+            }
             got.sort();
             let mut want = expect.clone();
             want.sort();
@@ -112,8 +182,20 @@ pub fn http_get(addr: SocketAddr, host: &str, path: &str) -> Result<(u16, String
     Ok((status, body))
 }
 
-/// One `A` query over UDP; returns the addresses in the answer section.
-pub fn dns_a(server: SocketAddr, name: &str) -> Result<Vec<String>, CheckFailed> {
+/// The record types asked for: `A` for IPv4 answers, `AAAA` for IPv6 ones.
+fn query_type(expect: &[String]) -> &'static str {
+    match (
+        expect.iter().any(|a| !a.contains(':')),
+        expect.iter().any(|a| a.contains(':')),
+    ) {
+        (true, true) => "A+AAAA",
+        (false, true) => "AAAA",
+        _ => "A",
+    }
+}
+
+/// One `A` (or `AAAA`) query over UDP; returns the addresses in the answer section.
+pub fn dns_query(server: SocketAddr, name: &str, aaaa: bool) -> Result<Vec<String>, CheckFailed> {
     let err = |e: std::io::Error| CheckFailed(format!("DNS {server}: {e}"));
     let bind = if server.is_ipv4() {
         "0.0.0.0:0"
@@ -131,11 +213,12 @@ pub fn dns_a(server: SocketAddr, name: &str) -> Result<Vec<String>, CheckFailed>
         q.push(label.len() as u8);
         q.extend_from_slice(label.as_bytes());
     }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]); // root, type A, class IN
+    let qtype: u8 = if aaaa { 28 } else { 1 };
+    q.extend_from_slice(&[0, 0, qtype, 0, 1]); // root, type A or AAAA, class IN
     sock.send_to(&q, server).map_err(err)?;
     let mut buf = [0u8; 1500];
     let (n, _) = sock.recv_from(&mut buf).map_err(err)?;
-    parse_a_answers(&buf[..n], id)
+    parse_answers(&buf[..n], id)
         .ok_or_else(|| CheckFailed(format!("DNS {server}: malformed or failed answer")))
 }
 
@@ -152,7 +235,8 @@ fn skip_name(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-pub fn parse_a_answers(b: &[u8], id: u16) -> Option<Vec<String>> {
+/// The A and AAAA addresses in a DNS response's answer section.
+pub fn parse_answers(b: &[u8], id: u16) -> Option<Vec<String>> {
     if b.len() < 12 || u16::from_be_bytes([b[0], b[1]]) != id {
         return None;
     }
@@ -175,6 +259,9 @@ pub fn parse_a_answers(b: &[u8], id: u16) -> Option<Vec<String>> {
         if kind == 1 && len == 4 {
             let d = b.get(i..i + 4)?;
             out.push(format!("{}.{}.{}.{}", d[0], d[1], d[2], d[3]));
+        } else if kind == 28 && len == 16 {
+            let d: [u8; 16] = b.get(i..i + 16)?.try_into().ok()?;
+            out.push(std::net::Ipv6Addr::from(d).to_string());
         }
         i += len;
     }
@@ -191,13 +278,32 @@ mod tests {
         let mut b = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
         b.extend_from_slice(&[3, b'w', b'w', b'w', 1, b'x', 1, b'y', 0, 0, 1, 0, 1]);
         b.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 0, 10]);
-        assert_eq!(parse_a_answers(&b, 0x1234).unwrap(), vec!["198.18.0.10"]);
-        assert!(parse_a_answers(&b, 0x9999).is_none());
+        assert_eq!(parse_answers(&b, 0x1234).unwrap(), vec!["198.18.0.10"]);
+        assert!(parse_answers(&b, 0x9999).is_none());
+    }
+
+    #[test]
+    fn parses_an_aaaa_answer() {
+        let mut b = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        b.extend_from_slice(&[1, b'x', 0, 0, 28, 0, 1]);
+        b.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
+        b.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(parse_answers(&b, 0x1234).unwrap(), vec!["2001:db8::1"]);
+    }
+
+    #[test]
+    fn an_ipv6_expectation_asks_for_aaaa() {
+        assert_eq!(query_type(&["2001:db8::1".to_string()]), "AAAA");
+        assert_eq!(query_type(&["198.18.0.10".to_string()]), "A");
+        assert_eq!(
+            query_type(&["198.18.0.10".to_string(), "2001:db8::1".to_string()]),
+            "A+AAAA"
+        );
     }
 
     #[test]
     fn an_error_rcode_is_a_failure() {
         let b = vec![0x12, 0x34, 0x81, 0x83, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert!(parse_a_answers(&b, 0x1234).is_none());
+        assert!(parse_answers(&b, 0x1234).is_none());
     }
 }

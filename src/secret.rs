@@ -57,9 +57,9 @@ impl Redactor {
             let mask = format!("<secret {key} hidden>");
             let forms = [
                 v.to_string(),
-                crate::templates::sql_string(v),
-                crate::templates::php_string(v),
-                crate::templates::shell_word(v),
+                crate::quote::sql_string(v),
+                crate::quote::php_string(v),
+                crate::quote::shell_word(v),
             ];
             for f in forms {
                 // Escaped forms carry their quotes; the inner part is what shows up in messages.

@@ -55,11 +55,6 @@ pub trait Transport: Send {
         stdin: &[u8],
         on_line: &mut dyn FnMut(&str),
     ) -> Result<Output>;
-    /// Starts `command` and keeps it running (its stdin open) until the transport is dropped or
-    /// `release` is called; returns the first line it printed. Used for the host lock, which dies with
-    /// the connection if provision does.
-    fn hold(&mut self, command: &str) -> Result<String>;
-    fn release(&mut self);
     fn stats(&self) -> Stats;
     /// `user@address:port`, for messages.
     fn describe(&self) -> String;
@@ -84,7 +79,6 @@ pub struct SshTransport {
     session: ssh2::Session,
     /// The session's socket, for `poll` and the dead-peer timeout.
     fd: TcpStream,
-    held: Option<ssh2::Channel>,
     stats: Stats,
     target: String,
 }
@@ -243,7 +237,6 @@ impl SshTransport {
         Ok(SshTransport {
             session,
             fd: tcp_fd,
-            held: None,
             stats: Stats {
                 connections: 1,
                 channels: 0,
@@ -471,31 +464,6 @@ impl Transport for SshTransport {
         Ok(Output { status, output })
     }
 
-    fn hold(&mut self, command: &str) -> Result<String> {
-        let mut ch = self.channel(command)?;
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        while line.len() < 4096 {
-            match ch.read(&mut byte) {
-                Ok(0) if ch.eof() => break,
-                Ok(0) => {}
-                Ok(_) if byte[0] == b'\n' => break,
-                Ok(_) => line.push(byte[0]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait()?,
-                Err(e) => return Err(self.error("reading", &e)),
-            }
-        }
-        self.held = Some(ch);
-        Ok(String::from_utf8_lossy(&line).into_owned())
-    }
-
-    fn release(&mut self) {
-        if let Some(mut ch) = self.held.take() {
-            self.nb("closing", |_| ch.send_eof()).ok();
-            self.nb("closing", |_| ch.wait_close()).ok();
-        }
-    }
-
     fn stats(&self) -> Stats {
         self.stats
     }
@@ -507,7 +475,6 @@ impl Transport for SshTransport {
 
 impl Drop for SshTransport {
     fn drop(&mut self) {
-        self.release();
         self.nb("disconnecting", |s| {
             s.disconnect(None, "provision done", None)
         })
@@ -517,14 +484,12 @@ impl Drop for SshTransport {
 
 /// Runs commands on this machine, for `--local` (provision applied to the machine it runs on).
 pub struct LocalTransport {
-    held: Option<std::process::Child>,
     stats: Stats,
 }
 
 impl LocalTransport {
     pub fn new() -> LocalTransport {
         LocalTransport {
-            held: None,
             stats: Stats::default(),
         }
     }
@@ -576,36 +541,11 @@ impl Transport for LocalTransport {
         })
     }
 
-    fn hold(&mut self, command: &str) -> Result<String> {
-        use std::io::BufRead;
-        self.stats.channels += 1;
-        let mut child = spawn_sh(command)?;
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .ok();
-        self.held = Some(child);
-        Ok(line.trim_end().to_string())
-    }
-
-    fn release(&mut self) {
-        if let Some(mut child) = self.held.take() {
-            drop(child.stdin.take());
-            let _ = child.wait();
-        }
-    }
-
     fn stats(&self) -> Stats {
         self.stats
     }
 
     fn describe(&self) -> String {
         "local".into()
-    }
-}
-
-impl Drop for LocalTransport {
-    fn drop(&mut self) {
-        self.release();
     }
 }

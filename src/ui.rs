@@ -1,7 +1,9 @@
 //! The only module that prints. Progress bars per host on a terminal (indicatif), plain lines
 //! otherwise, nothing but the JSON document with --json; coloured diffs on a terminal.
 
+use crate::apply::HostOutcome;
 use crate::apply::Reporter;
+use crate::host_state::Generation;
 use crate::plan::{HostPlan, Plan};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -183,6 +185,13 @@ fn print_host_plan(h: &HostPlan, on: bool) {
         h.os,
         h.change_count()
     ));
+    if let Some(why) = &h.attention {
+        line(&paint(
+            &format!("  ! needs attention: {why}; apply runs the health checks again"),
+            "31",
+            on,
+        ));
+    }
     if let Some(why) = &h.update_package_lists {
         line(&format!("  ~ update package lists: {why}"));
     }
@@ -195,9 +204,9 @@ fn print_host_plan(h: &HostPlan, on: bool) {
     }
     for c in &h.changes {
         let (sign, code) = match c.action {
-            crate::plan::Action::Create => ("+", "32"),
-            crate::plan::Action::Update => ("~", "33"),
-            crate::plan::Action::Delete => ("-", "31"),
+            crate::plan::ChangeKind::Create => ("+", "32"),
+            crate::plan::ChangeKind::Update => ("~", "33"),
+            crate::plan::ChangeKind::Delete => ("-", "31"),
         };
         let verb = format!("{:?}", c.action).to_lowercase();
         line(&paint(
@@ -223,7 +232,128 @@ fn print_host_plan(h: &HostPlan, on: bool) {
         }
     }
     for s in &h.steps {
-        let what = crate::facts::handler_line(&s.handler);
-        line(&paint(&format!("  * {what}: {}", s.reason), "36", on));
+        line(&paint(
+            &format!("  * {}: {}", s.handler.line(), s.reason),
+            "36",
+            on,
+        ));
     }
+    for i in &h.irreversible {
+        line(&paint(
+            &format!("  ! not undone by a rollback: {i}"),
+            "33",
+            on,
+        ));
+    }
+}
+
+/// What an apply did, host by host, and a summary.
+pub fn print_apply(outcomes: &[HostOutcome]) {
+    for o in outcomes {
+        match (&o.error, &o.plan) {
+            (Some(_), _) => {}
+            (None, Some(p)) if p.is_empty() => {
+                line(&format!("{}: no changes ({:.2} s)", o.host, o.seconds))
+            }
+            (None, Some(p)) => {
+                let generation = o
+                    .generation
+                    .as_ref()
+                    .map(|g| format!(", generation {g}"))
+                    .unwrap_or_default();
+                line(&format!(
+                    "{}: applied {} change(s) in {:.1} s{generation}",
+                    o.host,
+                    p.change_count(),
+                    o.seconds
+                ));
+                for c in &o.checks {
+                    line(&format!("{}:   check ok: {c}", o.host));
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    let changed: usize = outcomes
+        .iter()
+        .filter(|o| o.error.is_none())
+        .filter_map(|o| o.plan.as_ref())
+        .map(|p| p.change_count())
+        .sum();
+    if failed == 0 {
+        line(&if changed == 0 {
+            "Apply: no changes.".to_string()
+        } else {
+            format!("Apply: {changed} change(s) applied.")
+        });
+    } else {
+        line(&format!(
+            "Apply: {failed} of {} host(s) failed (errors below).",
+            outcomes.len()
+        ));
+    }
+}
+
+/// A host's generations, oldest first.
+pub fn print_history(host: &str, gens: &[Generation]) {
+    if gens.is_empty() {
+        line(&format!(
+            "{host}: no generations: provision has not changed this host"
+        ));
+        return;
+    }
+    line(&format!(
+        "{host}: {} generation(s), newest last",
+        gens.len()
+    ));
+    for g in gens {
+        line(&format!(
+            "  {}  {}  {:<8} {:<15} {}{}",
+            g.id,
+            utc(g.time),
+            g.kind,
+            g.status,
+            g.summary,
+            if g.restorable {
+                ""
+            } else {
+                " (backups pruned)"
+            }
+        ));
+    }
+}
+
+pub fn print_rollback(outcomes: &[HostOutcome]) {
+    for o in outcomes {
+        for n in &o.notes {
+            line(&format!("{}: note: {n}", o.host));
+        }
+        if o.error.is_none() {
+            line(&format!(
+                "{}: rolled back in {:.1} s, generation {}",
+                o.host,
+                o.seconds,
+                o.generation.as_deref().unwrap_or("?")
+            ));
+            for c in &o.checks {
+                line(&format!("{}:   check ok: {c}", o.host));
+            }
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time.
+fn utc(secs: u64) -> String {
+    let ymd = crate::component::zone::ymd_from_unix(secs as i64);
+    let t = secs % 86_400;
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        ymd / 10_000,
+        ymd / 100 % 100,
+        ymd % 100,
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
 }

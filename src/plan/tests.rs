@@ -1,85 +1,108 @@
 use super::*;
-use crate::desired::{Service, Validator};
-use crate::facts::{DbFacts, Facts, PathFact};
+use crate::desired::{Service, Step, Validator};
+use crate::facts::{Facts, PathFact};
+use crate::host_state::HostState;
 use crate::secret::Secret;
 
-fn desired() -> Desired {
-    let file = |path: &str, content: &str, sensitive: bool, notify: Vec<Handler>| ManagedPath {
-        path: path.into(),
-        state: PathState::File {
-            content: content.as_bytes().to_vec(),
-            mode: 0o644,
-            owner: "root".into(),
-            group: "root".into(),
-            sensitive,
-        },
+const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+fn path(p: &str, state: PathState, notify: Vec<Handler>, validator: Option<&str>) -> ManagedPath {
+    ManagedPath {
+        path: p.into(),
+        state,
         notify,
-        validator: Some("nginx".into()),
-    };
-    Desired {
-        host: "web-01".into(),
-        packages: vec!["mariadb-server".into(), "nginx".into()],
-        paths: vec![
-            file(
-                "/etc/nginx/nginx.conf",
-                "a\nb\nc\n",
-                false,
-                vec![Handler::Reload("nginx".into())],
-            ),
-            file(
-                "/etc/provision/config.php",
-                "'password' => 'hunter2',\n",
-                true,
-                vec![],
-            ),
-            ManagedPath {
-                path: "/etc/nginx/sites-enabled/site".into(),
-                state: PathState::Link {
-                    target: "../sites-available/site".into(),
-                },
-                notify: vec![Handler::Reload("nginx".into())],
-                validator: None,
-            },
-            ManagedPath {
-                path: "/etc/nginx/sites-enabled/default".into(),
-                state: PathState::Absent,
-                notify: vec![Handler::Reload("nginx".into())],
-                validator: None,
-            },
-            ManagedPath {
-                path: "/var/lib/provision/db.sql".into(),
-                state: PathState::File {
-                    content: b"SQL".to_vec(),
-                    mode: 0o600,
-                    owner: "root".into(),
-                    group: "root".into(),
-                    sensitive: true,
-                },
-                notify: vec![Handler::RunSql("/var/lib/provision/db.sql".into())],
-                validator: None,
-            },
-        ],
-        services: vec![
-            Service {
-                name: "nginx".into(),
-                package: "nginx".into(),
-            },
-            Service {
-                name: "mariadb".into(),
-                package: "mariadb-server".into(),
-            },
-        ],
-        validators: vec![Validator {
-            name: "nginx".into(),
-            command: "nginx -t".into(),
-            stage: vec![],
-        }],
-        checks: vec![],
+        validator: validator.map(str::to_string),
+        from_previous: false,
+        code: false,
     }
 }
 
+fn file(content: &str, mode: u32, sensitive: bool) -> PathState {
+    PathState::File {
+        content: content.as_bytes().to_vec(),
+        mode,
+        owner: "root".into(),
+        group: "root".into(),
+        sensitive,
+    }
+}
+
+fn desired() -> Desired {
+    let mut d = Desired::new("web-01");
+    d.packages = vec!["mariadb-server".into(), "nginx".into()];
+    d.paths = vec![
+        path(
+            "/etc/nginx/nginx.conf",
+            file("a\nb\nc\n", 0o644, false),
+            vec![Handler::reload("nginx")],
+            Some("nginx"),
+        ),
+        path(
+            "/etc/provision/config.php",
+            file("'password' => 'hunter2',\n", 0o644, true),
+            vec![],
+            Some("php-lint"),
+        ),
+        path(
+            "/etc/nginx/sites-enabled/site",
+            PathState::Link {
+                target: "../sites-available/site".into(),
+            },
+            vec![Handler::reload("nginx")],
+            Some("nginx"),
+        ),
+        path(
+            "/etc/nginx/sites-enabled/default",
+            PathState::Absent,
+            vec![Handler::reload("nginx")],
+            Some("nginx"),
+        ),
+        path(
+            "/var/lib/provision/db.sql",
+            file("SQL", 0o600, true),
+            vec![Handler::run("db-bootstrap")],
+            None,
+        ),
+    ];
+    d.services = vec![
+        Service {
+            name: "nginx".into(),
+            package: "nginx".into(),
+            component: "web".into(),
+        },
+        Service {
+            name: "mariadb".into(),
+            package: "mariadb-server".into(),
+            component: "db".into(),
+        },
+    ];
+    d.steps = vec![Step {
+        name: "db-bootstrap".into(),
+        component: "db".into(),
+        command: "mariadb < /var/lib/provision/db.sql".into(),
+        irreversible: Some("database changes stay".into()),
+    }];
+    d.validators = vec![
+        Validator {
+            name: "nginx".into(),
+            command: "nginx -t".into(),
+            stage: vec![],
+            per_file: false,
+        },
+        Validator {
+            name: "php-lint".into(),
+            command: "php -l {root}{file}".into(),
+            stage: vec![],
+            per_file: true,
+        },
+    ];
+    // The component names in dependency order: the database before the web server.
+    d.order = vec!["db".into(), "web".into()];
+    d
+}
+
 fn converged() -> Facts {
-    let file = |mode| PathFact::File {
+    let meta = |mode| PathFact::File {
         mode,
         owner: "root".into(),
         group: "root".into(),
@@ -90,14 +113,27 @@ fn converged() -> Facts {
         os_version: "12".into(),
         systemd: true,
         apt_lists_age: Some(60),
+        state: HostState {
+            key: Some(KEY.into()),
+            current: Some("G000001-x".into()),
+            ..HostState::default()
+        },
         ..Facts::default()
     };
     f.packages.insert("nginx".into(), Some("1.22".into()));
     f.packages
         .insert("mariadb-server".into(), Some("10.11".into()));
-    f.paths.insert("/etc/nginx/nginx.conf".into(), file(0o644));
-    f.paths
-        .insert("/etc/provision/config.php".into(), file(0o644));
+    f.paths.insert("/etc/nginx/nginx.conf".into(), meta(0o644));
+    // Secret files always come back whole from the probe.
+    f.paths.insert(
+        "/etc/provision/config.php".into(),
+        PathFact::File {
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            content: Some(b"'password' => 'hunter2',\n".to_vec()),
+        },
+    );
     f.paths.insert(
         "/etc/nginx/sites-enabled/site".into(),
         PathFact::Link {
@@ -106,17 +142,17 @@ fn converged() -> Facts {
     );
     f.paths
         .insert("/etc/nginx/sites-enabled/default".into(), PathFact::Absent);
-    f.paths
-        .insert("/var/lib/provision/db.sql".into(), file(0o600));
+    f.paths.insert(
+        "/var/lib/provision/db.sql".into(),
+        PathFact::File {
+            mode: 0o600,
+            owner: "root".into(),
+            group: "root".into(),
+            content: Some(b"SQL".to_vec()),
+        },
+    );
     f.services.insert("nginx".into(), true);
     f.services.insert("mariadb".into(), true);
-    f.db = Some(DbFacts {
-        reachable: true,
-        databases: ["foobar".to_string()].into(),
-        users: Default::default(),
-        missing_accounts: Vec::new(),
-        demo_row: true,
-    });
     f
 }
 
@@ -127,12 +163,21 @@ fn redactor() -> Redactor {
     )])
 }
 
+fn plan(f: &Facts) -> HostPlan {
+    plan_host(&desired(), f, &[], &redactor())
+}
+
+fn lines(p: &HostPlan) -> Vec<String> {
+    p.steps.iter().map(|s| s.handler.line()).collect()
+}
+
 #[test]
 fn a_converged_host_has_an_empty_plan() {
-    let p = plan_host(&desired(), &converged(), &redactor());
+    let p = plan(&converged());
     assert!(p.is_empty(), "{p:#?}");
     assert_eq!(p.change_count(), 0);
     assert!(p.validators.is_empty());
+    assert_eq!(p.generation.as_deref(), Some("G000001-x"));
 }
 
 #[test]
@@ -140,18 +185,25 @@ fn a_fresh_host_installs_creates_and_starts_everything() {
     let mut f = Facts {
         os_id: "debian".into(),
         os_version: "12".into(),
+        state: HostState {
+            key: Some(KEY.into()),
+            ..HostState::default()
+        },
         ..Facts::default()
     };
     f.packages.insert("nginx".into(), None);
     f.packages.insert("mariadb-server".into(), None);
-    f.db = Some(DbFacts::default());
-    let p = plan_host(&desired(), &f, &redactor());
+    let needs = [Need {
+        handler: Handler::run("db-bootstrap"),
+        reason: "the database server is not answering yet".into(),
+    }];
+    let p = plan_host(&desired(), &f, &needs, &redactor());
     assert_eq!(p.install, ["mariadb-server", "nginx"]);
     assert_eq!(
         p.update_package_lists.as_deref(),
         Some("the package lists were never downloaded")
     );
-    let actions: Vec<(&str, Action)> = p
+    let actions: Vec<(&str, ChangeKind)> = p
         .changes
         .iter()
         .map(|c| (c.path.as_str(), c.action))
@@ -159,33 +211,26 @@ fn a_fresh_host_installs_creates_and_starts_everything() {
     assert_eq!(
         actions,
         [
-            ("/etc/nginx/nginx.conf", Action::Create),
-            ("/etc/provision/config.php", Action::Create),
-            ("/etc/nginx/sites-enabled/site", Action::Create),
+            ("/etc/nginx/nginx.conf", ChangeKind::Create),
+            ("/etc/provision/config.php", ChangeKind::Create),
+            ("/etc/nginx/sites-enabled/site", ChangeKind::Create),
             // Absent now, but the nginx package about to be installed would create it.
-            ("/etc/nginx/sites-enabled/default", Action::Delete),
-            ("/var/lib/provision/db.sql", Action::Create),
+            ("/etc/nginx/sites-enabled/default", ChangeKind::Delete),
+            ("/var/lib/provision/db.sql", ChangeKind::Create),
         ]
     );
-    let steps: Vec<String> = p
-        .steps
-        .iter()
-        .map(|s| crate::facts::handler_line(&s.handler))
-        .collect();
-    // The database comes first, its SQL next, the web server last; a stopped service is started,
-    // which also loads its new configuration.
+    // The database comes first, its step after its server is up, the web server last; a stopped
+    // service is started, which also loads its new configuration.
     assert_eq!(
-        steps,
-        [
-            "start mariadb",
-            "run-sql /var/lib/provision/db.sql",
-            "start nginx"
-        ]
+        lines(&p),
+        ["start mariadb", "run db-bootstrap", "start nginx"]
     );
     assert!(
         p.steps[2].reason.contains("nginx is not running")
             && p.steps[2].reason.contains("/etc/nginx/nginx.conf changed")
     );
+    assert_eq!(p.irreversible, ["run db-bootstrap: database changes stay"]);
+    assert_eq!(p.generation, None);
 }
 
 #[test]
@@ -200,23 +245,26 @@ fn drift_in_one_file_is_one_change_with_a_diff_and_its_reload() {
             content: Some(b"a\nX\nc\n".to_vec()),
         },
     );
-    let p = plan_host(&desired(), &f, &redactor());
+    let p = plan(&f);
     assert_eq!(p.changes.len(), 1);
     let diff = p.changes[0].diff.as_deref().unwrap();
     assert!(diff.contains("-X\n") && diff.contains("+b\n"), "{diff}");
     assert_eq!(
         p.changes[0].before,
-        Before::File {
-            sha256: sha256_hex(b"a\nX\nc\n")
+        Shape::File {
+            digest: format!("sha256:{}", sha256_hex(b"a\nX\nc\n")),
+            mode: Some("0644".into()),
+            owner: Some("root:root".into()),
         }
     );
-    assert_eq!(p.steps.len(), 1);
-    assert_eq!(p.steps[0].handler, Handler::Reload("nginx".into()));
-    assert_eq!(p.validators.len(), 1);
+    assert_eq!(lines(&p), ["reload nginx"]);
+    // The whole-tree validator runs; the per-file one has no changed file to read.
+    let names: Vec<&str> = p.validators.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["nginx"]);
 }
 
 #[test]
-fn secrets_never_reach_a_diff_old_or_new() {
+fn secrets_never_reach_a_diff_or_the_json_not_even_hashed() {
     let mut f = converged();
     f.paths.insert(
         "/etc/provision/config.php".into(),
@@ -227,7 +275,7 @@ fn secrets_never_reach_a_diff_old_or_new() {
             content: Some(b"'password' => 'old-secret',\n".to_vec()),
         },
     );
-    let p = plan_host(&desired(), &f, &redactor());
+    let p = plan(&f);
     let diff = p.changes[0].diff.as_deref().unwrap();
     assert!(
         !diff.contains("hunter2") && !diff.contains("old-secret"),
@@ -239,7 +287,16 @@ fn secrets_never_reach_a_diff_old_or_new() {
         "{diff}"
     );
     let json = serde_json::to_string(&p).unwrap();
+    for secret_content in [
+        &b"'password' => 'old-secret',\n"[..],
+        b"'password' => 'hunter2',\n",
+    ] {
+        assert!(!json.contains(&sha256_hex(secret_content)), "{json}");
+    }
     assert!(!json.contains("hunter2") && !json.contains("old-secret"));
+    assert!(json.contains("keyed:"), "{json}");
+    let names: Vec<&str> = p.validators.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["nginx", "php-lint"]);
 }
 
 #[test]
@@ -251,7 +308,7 @@ fn mode_owner_link_and_absent_drift_are_planned() {
             mode: 0o644,
             owner: "www-data".into(),
             group: "root".into(),
-            content: None,
+            content: Some(b"SQL".to_vec()),
         },
     );
     f.paths.insert(
@@ -266,7 +323,7 @@ fn mode_owner_link_and_absent_drift_are_planned() {
             target: "../sites-available/default".into(),
         },
     );
-    let p = plan_host(&desired(), &f, &redactor());
+    let p = plan(&f);
     let reasons: Vec<(&str, &str)> = p
         .changes
         .iter()
@@ -289,21 +346,25 @@ fn mode_owner_link_and_absent_drift_are_planned() {
 }
 
 #[test]
-fn a_missing_database_reruns_the_bootstrap_and_pending_reloads_are_kept() {
+fn component_needs_and_pending_handlers_become_ordered_steps() {
     let mut f = converged();
-    f.db.as_mut().unwrap().databases.clear();
-    f.pending = vec![Handler::Reload("nginx".into())];
-    let p = plan_host(&desired(), &f, &redactor());
+    f.state.pending = vec![Handler::reload("nginx"), Handler::reload("gone")];
+    let needs = [Need {
+        handler: Handler::run("db-bootstrap"),
+        reason: "the database does not exist".into(),
+    }];
+    let p = plan_host(&desired(), &f, &needs, &redactor());
     let steps: Vec<(String, &str)> = p
         .steps
         .iter()
-        .map(|s| (crate::facts::handler_line(&s.handler), s.reason.as_str()))
+        .map(|s| (s.handler.line(), s.reason.as_str()))
         .collect();
+    // A pending handler of a service this host no longer has is dropped.
     assert_eq!(
         steps,
         [
             (
-                "run-sql /var/lib/provision/db.sql".to_string(),
+                "run db-bootstrap".to_string(),
                 "the database does not exist"
             ),
             (
@@ -318,26 +379,43 @@ fn a_missing_database_reruns_the_bootstrap_and_pending_reloads_are_kept() {
 fn stale_package_lists_are_refreshed_only_when_installing() {
     let mut f = converged();
     f.apt_lists_age = Some(10 * 24 * 3600);
-    assert!(plan_host(&desired(), &f, &redactor())
-        .update_package_lists
-        .is_none());
+    assert!(plan(&f).update_package_lists.is_none());
     f.packages.insert("nginx".into(), None);
     assert_eq!(
-        plan_host(&desired(), &f, &redactor())
-            .update_package_lists
-            .as_deref(),
+        plan(&f).update_package_lists.as_deref(),
         Some("the package lists are 240 hours old")
     );
 }
 
 #[test]
-fn a_dropped_database_account_reruns_the_bootstrap() {
+fn a_host_that_needs_attention_is_not_converged() {
     let mut f = converged();
-    f.db.as_mut().unwrap().missing_accounts = vec![("foobar".into(), "localhost".into())];
-    let p = plan_host(&desired(), &f, &redactor());
-    assert_eq!(p.steps.len(), 1);
-    assert_eq!(
-        p.steps[0].reason,
-        "the database account 'foobar'@'localhost' does not exist"
+    f.state.attention = Some("apply G2 failed its health checks".into());
+    let p = plan(&f);
+    assert!(!p.is_empty());
+    assert_eq!(p.change_count(), 1);
+    assert!(p.changes.is_empty() && p.steps.is_empty());
+}
+
+#[test]
+fn a_restart_and_a_reload_of_one_service_merge_into_the_restart() {
+    let mut d = desired();
+    d.paths[2].notify = vec![Handler::restart("nginx")];
+    let mut f = converged();
+    f.paths.remove("/etc/nginx/sites-enabled/site");
+    f.paths.insert(
+        "/etc/nginx/nginx.conf".into(),
+        PathFact::File {
+            mode: 0o600,
+            owner: "root".into(),
+            group: "root".into(),
+            content: None,
+        },
+    );
+    let p = plan_host(&d, &f, &[], &redactor());
+    assert_eq!(lines(&p), ["restart nginx"]);
+    assert!(
+        p.steps[0].reason.contains("nginx.conf changed")
+            && p.steps[0].reason.contains("site changed")
     );
 }

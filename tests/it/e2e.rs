@@ -117,7 +117,20 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
         status == 200 && body.contains("Hello from MariaDB"),
         "{status} {body}"
     );
+    // The host stays marked: plan says so and exits 2 until an apply confirms it with its checks.
+    let done = Run::new(&["plan", "-i", &inv]).output().status(2);
+    assert!(
+        done.stdout().contains("needs attention")
+            && done.stdout().contains("failed its health checks"),
+        "{}",
+        done.stdout()
+    );
+    Run::new(&["apply", "-i", &inv]).output().status(0);
     Run::new(&["plan", "-i", &inv]).output().status(0);
+
+    history_and_rollback(&inv, addr);
+    password_change_rolled_back_with_the_database(&inv, addr);
+    saved_plans(&inv, addr, drift_file);
 
     // Reloads left pending by an apply that was cut off are done by the next one.
     ssh(
@@ -195,6 +208,230 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     assert_no_secret(&done);
 }
 
+/// An inventory copy with absolute secret paths, `edit` applied, written into `dir`.
+fn inventory_copy(inv: &str, dir: &Path, edit: &dyn Fn(String) -> String) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(root().join(inv)).unwrap().replace(
+        "secrets/",
+        &format!("{}/inventories/secrets/", root().display()),
+    );
+    let p = dir.join("inv.toml");
+    std::fs::write(&p, edit(text)).unwrap();
+    p
+}
+
+fn host_name(inv: &str) -> String {
+    let text = std::fs::read_to_string(root().join(inv)).unwrap();
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    v["hosts"][0]["name"].as_str().unwrap().to_string()
+}
+
+/// Generations: an apply that changes the page is recorded; `rollback` undoes it, the page comes
+/// back, the checks pass, and the rollback is a generation of its own.
+fn history_and_rollback(inv: &str, addr: &str) {
+    let host = host_name(inv);
+    let tpl = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tpl.path().join("app")).unwrap();
+    let page_v2 = std::fs::read_to_string(root().join("templates/app/index.php")).unwrap()
+        + "<p id=\"v\">v2</p>\n";
+    std::fs::write(tpl.path().join("app/index.php"), page_v2).unwrap();
+    Run::new(&["apply", "-i", inv, "--templates"])
+        .arg(tpl.path())
+        .output()
+        .status(0);
+    assert!(page(addr).1.contains("v2"));
+    let done = Run::new(&["history", "-i", inv, "--host", &host])
+        .output()
+        .status(0);
+    let newest = done
+        .stdout()
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        done.stdout().contains("apply") && done.stdout().contains("checked"),
+        "{}",
+        done.stdout()
+    );
+    let done = Run::new(&["rollback", "-i", inv, "--host", &host])
+        .output()
+        .status(0);
+    assert!(
+        done.stdout().contains("rolled back") && done.stdout().contains("check ok"),
+        "{}",
+        done.stdout()
+    );
+    let (status, body) = page(addr);
+    assert!(
+        status == 200 && !body.contains("v2") && body.contains("Hello from MariaDB"),
+        "{body}"
+    );
+    let done = Run::new(&["history", "-i", inv, "--host", &host, "--json"])
+        .output()
+        .status(0);
+    let v: serde_json::Value = serde_json::from_str(&done.stdout()).unwrap();
+    let gens = v[&host].as_array().unwrap();
+    let last = gens.last().unwrap();
+    assert_eq!(last["kind"], "rollback");
+    assert_eq!(last["status"], "checked");
+    let undone = gens.iter().find(|g| g["id"] == newest.as_str()).unwrap();
+    assert_eq!(undone["status"], "rolled-back");
+    // Back at what the inventory says: nothing to do.
+    Run::new(&["plan", "-i", inv]).output().status(0);
+    let done = Run::new(&[
+        "rollback",
+        "-i",
+        inv,
+        "--host",
+        &host,
+        "--to",
+        "G999999-nope",
+    ])
+    .output()
+    .status(1);
+    assert!(
+        done.stderr().contains("no such generation") && done.stderr().contains("allowed:"),
+        "{}",
+        done.stderr()
+    );
+}
+
+/// A new database password whose apply fails its health checks: the rollback puts the old
+/// config.php back and runs the restored bootstrap again, so the application and the database
+/// agree on the old password and the site answers.
+fn password_change_rolled_back_with_the_database(inv: &str, addr: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("new_pw"), "An0ther'pa\"ss$\\;\n").unwrap();
+    let changed = inventory_copy(inv, dir.path(), &|t| {
+        t.replace(
+            &format!("{}/inventories/secrets/lab_db_password", root().display()),
+            &dir.path().join("new_pw").to_string_lossy(),
+        )
+    });
+    let tpl = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tpl.path().join("app")).unwrap();
+    std::fs::write(
+        tpl.path().join("app/index.php"),
+        "<?php echo 'no row here';\n",
+    )
+    .unwrap();
+    let done = Run::new(&["apply", "-i"])
+        .arg(&changed)
+        .arg("--templates")
+        .arg(tpl.path())
+        .output()
+        .status(1);
+    assert!(
+        done.stderr().contains("the health checks pass again"),
+        "{}",
+        done.stderr()
+    );
+    assert!(!done.stderr().contains("An0ther") && !done.stdout().contains("An0ther"));
+    let (status, body) = page(addr);
+    assert!(
+        status == 200 && body.contains("Hello from MariaDB"),
+        "{status} {body}"
+    );
+    Run::new(&["apply", "-i", inv]).output().status(0);
+    Run::new(&["plan", "-i", inv]).output().status(0);
+}
+
+/// `plan --out` + `apply --plan`: exactly the plan runs; a plan that no longer matches the host,
+/// was made for another inventory, is older than the host's newest generation, or was edited, is
+/// refused with the host untouched.
+fn saved_plans(inv: &str, addr: &str, drift_file: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("plan.json");
+    let file = f.to_string_lossy().to_string();
+    ssh(addr, &format!("echo '# drift' >> {drift_file}"));
+    Run::new(&["plan", "-i", inv, "--out", &file])
+        .output()
+        .status(2);
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(!text.contains(&secret()), "{text}");
+    Run::new(&["apply", "-i", inv, "--plan", &file])
+        .output()
+        .status(0);
+    Run::new(&["plan", "-i", inv]).output().status(0);
+
+    // Older than the host's newest generation (the apply above made one).
+    let done = Run::new(&["apply", "-i", inv, "--plan", &file])
+        .output()
+        .status(1);
+    assert!(
+        done.stderr().contains("newest generation"),
+        "{}",
+        done.stderr()
+    );
+
+    // The host changed after the plan was made.
+    ssh(addr, &format!("echo '# drift' >> {drift_file}"));
+    Run::new(&["plan", "-i", inv, "--out", &file])
+        .output()
+        .status(2);
+    ssh(addr, &format!("echo '# more drift' >> {drift_file}"));
+    let before = ssh(addr, &format!("sha256sum {drift_file}"));
+    let done = Run::new(&["apply", "-i", inv, "--plan", &file])
+        .output()
+        .status(1);
+    assert!(
+        done.stderr().contains("does not match") && done.stderr().contains(drift_file),
+        "{}",
+        done.stderr()
+    );
+    assert_eq!(
+        ssh(addr, &format!("sha256sum {drift_file}")),
+        before,
+        "the host was touched"
+    );
+
+    // Made for another inventory (another record), edited, or cut short.
+    Run::new(&["plan", "-i", inv, "--out", &file])
+        .output()
+        .status(2);
+    let other = inventory_copy(inv, dir.path(), &|t| {
+        format!("{t}\n[[dns.records]]\nname = \"other\"\ntype = \"A\"\nvalue = \"{addr}\"\n")
+    });
+    let done = Run::new(&["apply", "-i"])
+        .arg(&other)
+        .args(&["--plan", &file])
+        .output()
+        .status(1);
+    assert!(
+        done.stderr().contains("does not match"),
+        "{}",
+        done.stderr()
+    );
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, text.replacen("\"update\"", "\"delete\"", 1)).unwrap();
+    let done = Run::new(&["apply", "-i", inv, "--plan", &file])
+        .output()
+        .status(1);
+    assert!(
+        done.stderr().contains("changed after it was written"),
+        "{}",
+        done.stderr()
+    );
+    std::fs::write(&f, &text[..text.len() / 2]).unwrap();
+    let done = Run::new(&["apply", "-i", inv, "--plan", &file])
+        .output()
+        .status(1);
+    assert!(
+        done.stderr().contains("not a readable plan file"),
+        "{}",
+        done.stderr()
+    );
+    assert_eq!(
+        ssh(addr, &format!("sha256sum {drift_file}")),
+        before,
+        "the host was touched"
+    );
+    Run::new(&["apply", "-i", inv]).output().status(0);
+}
+
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_single_nginx_apache_on_systemd() {
@@ -253,7 +490,7 @@ fn unknown_and_changed_host_keys_are_refused() {
     let known = dir.path().join("known_hosts");
     std::fs::write(&known, "").unwrap();
     let inv = spare_inventory(dir.path(), &known);
-    let done = Run::new(&["plan", "-i"]).arg(&inv).output().status(1);
+    let done = Run::new(&["plan", "-i"]).arg(&inv).output().status(3);
     assert!(
         done.stderr().contains("unknown host key"),
         "{}",
@@ -289,7 +526,7 @@ fn unknown_and_changed_host_keys_are_refused() {
     let done = Run::new(&["plan", "--trust-new-hosts", "-i"])
         .arg(&inv)
         .output()
-        .status(1);
+        .status(3);
     assert!(
         done.stderr().contains("HOST KEY CHANGED"),
         "{}",
@@ -464,7 +701,7 @@ fn apply_as_a_sudo_user_with_a_key_from_ssh_agent() {
         .env("SSH_AUTH_SOCK", "/nonexistent")
         .env("HOME", &dir.path().to_string_lossy())
         .output()
-        .status(1);
+        .status(3);
     assert!(
         done.stderr().contains("authentication failed"),
         "{}",

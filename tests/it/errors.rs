@@ -36,7 +36,7 @@ fn a_good_inventory_validates() {
 }
 
 #[test]
-fn each_bad_input_gets_one_located_error_and_exit_1() {
+fn each_bad_input_gets_one_located_error_and_exit_4() {
     let cases: &[(&str, &str, &str)] = &[
         ("stack = \"lemp\"", "stack = \"lemp\"\ncolour = \"red\"", ":4:1: site.colour: unknown field `colour`"),
         ("domain = \"foobar.com\"", "domain = \"foo\\nbar.com\"", ":2:10: site.domain: found \"foo\\nbar.com\""),
@@ -50,7 +50,7 @@ fn each_bad_input_gets_one_located_error_and_exit_1() {
         ("roles = [\"web\", \"app\", \"db\", \"dns\"]", "roles = [\"lb\", \"db\", \"dns\"]", "no host has the \"web\" role"),
     ];
     for (from, to, want) in cases {
-        let done = validate_text(&GOOD.replacen(from, to, 1)).status(1);
+        let done = validate_text(&GOOD.replacen(from, to, 1)).status(4);
         assert!(
             done.stderr().contains(want),
             "for {to:?}: want {want:?} in\n{}",
@@ -63,7 +63,7 @@ fn each_bad_input_gets_one_located_error_and_exit_1() {
 #[test]
 fn duplicate_host_names_are_one_error() {
     let text = format!("{GOOD}[[hosts]]\nname = \"web-01\"\npublic_address = \"8.8.8.9\"\nroles = [\"dns\"]\nssh = {{ address = \"198.18.0.11\" }}\n");
-    let done = validate_text(&text).status(1);
+    let done = validate_text(&text).status(4);
     assert!(
         done.stderr()
             .contains(":16:8: hosts[1].name: found \"web-01\" again (first at hosts[0])"),
@@ -76,7 +76,7 @@ fn duplicate_host_names_are_one_error() {
 fn a_missing_inventory_is_an_error_not_a_panic() {
     let done = Run::new(&["validate", "-i", "/nonexistent/inv.toml"])
         .output()
-        .status(1);
+        .status(4);
     assert!(
         done.stderr()
             .contains("/nonexistent/inv.toml: cannot read the inventory"),

@@ -84,8 +84,8 @@ pub fn assert_no_secret(done: &Done) {
     for stream in [done.stdout(), done.stderr()] {
         for form in [
             s.clone(),
-            provision::templates::sql_string(&s),
-            provision::templates::php_string(&s),
+            provision::quote::sql_string(&s),
+            provision::quote::php_string(&s),
         ] {
             assert!(
                 !stream.contains(&form),

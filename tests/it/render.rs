@@ -208,7 +208,11 @@ fn zone_serial_moves_only_when_records_change() {
     std::fs::write(&path, &orig).unwrap();
     let out = tempfile::tempdir().unwrap();
     let zone = out.path().join("web-01/etc/bind/db.foobar.com");
-    let serial = || provision::zone::soa_serial(&std::fs::read_to_string(&zone).unwrap()).unwrap();
+    let serial = || {
+        provision::component::zone::Zone::parse(&std::fs::read_to_string(&zone).unwrap())
+            .serial
+            .unwrap()
+    };
     let render = |epoch: &str| {
         Run::new(&["render", "-i"])
             .arg(&path)
@@ -301,14 +305,15 @@ fn an_invalid_override_fails_the_check_and_names_the_tool() {
             .arg("--out")
             .arg(out.path())
             .output()
-            .status(1);
+            .status(5);
         assert!(
             done.stdout().contains(tool),
             "{name}: no {tool:?} in\n{}",
             done.stdout()
         );
         assert!(
-            done.stderr().contains("validator(s) failed"),
+            done.stderr()
+                .contains("validator(s) rejected the rendered configs"),
             "{}",
             done.stderr()
         );
@@ -322,7 +327,7 @@ fn render_refuses_to_write_into_a_directory_that_is_not_a_render() {
     let done = Run::new(&["render", "-i", "inventories/lemp.toml", "--out"])
         .arg(out.path())
         .output()
-        .status(1);
+        .status(4);
     assert!(
         done.stderr().contains("is not an earlier render"),
         "{}",
@@ -338,7 +343,7 @@ fn render_refuses_to_write_into_a_directory_that_is_not_a_render() {
 fn the_vagrant_inventory_takes_its_password_from_the_environment() {
     let done = Run::new(&["validate", "-i", "inventories/vagrant.toml"])
         .output()
-        .status(1);
+        .status(4);
     assert!(
         done.stderr()
             .contains("environment variable PROVISION_DB_PASSWORD is not set"),
@@ -418,7 +423,7 @@ fn an_app_dir_replaces_the_demo_and_its_php_is_linted() {
         .arg("--out")
         .arg(out.path())
         .output()
-        .status(1);
+        .status(5);
     assert!(
         done.stdout().contains("php-lint: FAILED") && done.stdout().contains("hello.php"),
         "{}",

@@ -29,6 +29,11 @@ impl Run {
         self
     }
 
+    pub fn args(mut self, a: &[&str]) -> Run {
+        self.cmd.args(a);
+        self
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Run {
         self.cmd.env(k, v);
         self

@@ -2,7 +2,7 @@
 //! the content as written), services, validators and health checks. Serialised straight from the
 //! desired state through borrowing structs: a 1,000-host manifest never exists as a JSON tree.
 
-use crate::desired::{Desired, Handler, HealthCheck, PathState, Service, Validator};
+use crate::desired::{Desired, Handler, HealthCheck, PathState, Service, Step, Validator};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -26,6 +26,8 @@ pub struct HostEntry<'a> {
     pub paths: Vec<PathEntry<'a>>,
     pub services: &'a [Service],
     pub validators: &'a [Validator],
+    /// Converge steps beyond files, with the command each runs.
+    pub steps: &'a [Step],
     pub checks: &'a [HealthCheck],
 }
 
@@ -119,6 +121,7 @@ fn host_entry(d: &Desired) -> HostEntry<'_> {
         paths,
         services: &d.services,
         validators: &d.validators,
+        steps: &d.steps,
         checks: &d.checks,
     }
 }

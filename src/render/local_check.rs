@@ -3,7 +3,7 @@
 //! the host before anything goes live, done locally for `render --check` and the tests.
 
 use crate::desired::Desired;
-use crate::tree;
+use crate::render::tree;
 use std::path::Path;
 use std::process::Command;
 
@@ -42,13 +42,31 @@ pub fn check_host(d: &Desired, stage: &Path) -> std::io::Result<Vec<CheckOutcome
     let root = stage.to_string_lossy();
     let mut out = Vec::new();
     for v in &d.validators {
-        let cmd = v.command_for_root(&root);
-        let res = Command::new("sh").arg("-c").arg(&cmd).output()?;
-        let mut output = String::from_utf8_lossy(&res.stdout).into_owned();
-        output.push_str(&String::from_utf8_lossy(&res.stderr));
+        // A per-file validator reads every file it is named for (here, all are new).
+        let commands: Vec<String> = if v.per_file {
+            d.paths
+                .iter()
+                .filter(|p| {
+                    p.validator.as_deref() == Some(v.name.as_str()) && p.state.content().is_some()
+                })
+                .map(|p| v.command_for_file(&root, &p.path))
+                .collect()
+        } else {
+            vec![v.command_for_root(&root)]
+        };
+        let mut ok = true;
+        let mut output = String::new();
+        for cmd in commands {
+            let res = Command::new("sh").arg("-c").arg(&cmd).output()?;
+            if !res.status.success() {
+                ok = false;
+                output.push_str(&String::from_utf8_lossy(&res.stdout));
+                output.push_str(&String::from_utf8_lossy(&res.stderr));
+            }
+        }
         out.push(CheckOutcome {
             validator: v.name.clone(),
-            ok: res.status.success(),
+            ok,
             output,
         });
     }

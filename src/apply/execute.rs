@@ -1,0 +1,241 @@
+//! Executing a prepared plan on its host: the apply script (detached on the host, its events
+//! followed here), the health checks from this machine, the rollback when they fail, and the record
+//! of what became of the generation.
+
+use super::{as_root, Context, HostError, HostOutcome, Prepared};
+use crate::desired::HealthCheck;
+use crate::health::{self, Patience};
+use crate::script::protocol::{self, Event};
+use crate::script::{self, Runner};
+use crate::spec::Host;
+use crate::transport::Transport;
+
+/// What one script run reported.
+#[derive(Debug, Default)]
+pub struct RunResult {
+    pub generation: Option<String>,
+    pub done: bool,
+    pub fail: Option<String>,
+    pub busy: Option<String>,
+    pub stale: Option<String>,
+    /// Tool output and anything else the script printed, redacted.
+    pub output: Vec<String>,
+    pub status: i32,
+}
+
+impl RunResult {
+    /// The run's failure as an error, or `Ok` when it finished.
+    pub fn into_result(self, host: &str) -> Result<RunResult, HostError> {
+        if let Some(who) = &self.busy {
+            return Err(HostError::Refused(format!(
+                "another apply holds the lock on this host ({}); refusing to run concurrently (wait for it, or pass --lock-timeout SECS)",
+                who.trim()
+            )));
+        }
+        if let Some(why) = &self.stale {
+            return Err(HostError::Refused(why.clone()));
+        }
+        if let Some(why) = &self.fail {
+            let mut msg = why.clone();
+            if !self.output.is_empty() {
+                msg.push_str(":\n    ");
+                msg.push_str(&self.output.join("\n    "));
+            }
+            return Err(HostError::Apply(msg));
+        }
+        if !self.done {
+            return Err(HostError::Apply(format!(
+                "{host}: the script on the host stopped without finishing (exit {}); run plan to see the host's state{}",
+                self.status,
+                if self.output.is_empty() {
+                    String::new()
+                } else {
+                    format!(":\n    {}", self.output.join("\n    "))
+                }
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// Runs a script on the host through the detached runner, following its events.
+pub fn run_script(
+    ctx: &Context,
+    host: &Host,
+    t: &mut dyn Transport,
+    script: &str,
+) -> Result<RunResult, HostError> {
+    let name = &host.name;
+    ctx.reporter
+        .command(name, &ctx.redactor.redact(&script::for_display(script)));
+    let mut r = RunResult::default();
+    let out = t
+        .exec_lines(
+            &as_root(ctx, host, &script::runner()),
+            script.as_bytes(),
+            &mut |raw| {
+                let line = ctx.redactor.redact(raw);
+                match protocol::parse(&line) {
+                    Some(Event::Phase(p)) => ctx.reporter.phase(name, p.as_str()),
+                    Some(Event::Generation(g)) => r.generation = Some(g),
+                    Some(Event::Out(o)) => r.output.push(o),
+                    Some(Event::Did(d)) => ctx.reporter.note(name, &d),
+                    Some(Event::Note(n)) => ctx.reporter.note(name, &n),
+                    Some(Event::Fail(f)) => r.fail = Some(f),
+                    Some(Event::Busy(b)) => r.busy = Some(b),
+                    Some(Event::Stale(s)) => r.stale = Some(s),
+                    Some(Event::Done) => r.done = true,
+                    None if !line.trim().is_empty() => r.output.push(line),
+                    None => {}
+                }
+            },
+        )
+        .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
+    r.status = out.status;
+    Ok(r)
+}
+
+fn runner<'a>(ctx: &'a Context<'a>, lock_wait: u64) -> Runner<'a> {
+    Runner {
+        who: &ctx.opts.who,
+        lock_wait,
+    }
+}
+
+/// Every check, each until it has settled; the first failure ends the round.
+fn run_checks(ctx: &Context, checks: &[HealthCheck]) -> Result<Vec<String>, String> {
+    let patience = Patience::after_change(ctx.opts.check_patience);
+    checks
+        .iter()
+        .map(|c| health::run(c, patience).map_err(|e| e.0))
+        .collect()
+}
+
+/// Records what became of a generation (the lock is waited for: it is only ever held briefly).
+fn mark(
+    ctx: &Context,
+    p: &mut Prepared,
+    generation: &str,
+    status: &str,
+    attention: Option<&str>,
+) -> Result<(), HostError> {
+    let s = script::mark_script(generation, status, attention, &runner(ctx, 60));
+    run_script(ctx, &p.host, p.transport.as_mut(), &s)?
+        .into_result(&p.host.name)
+        .map(|_| ())
+}
+
+/// Executes a host's plan; a host whose plan is empty is left alone.
+pub fn execute(ctx: &Context, mut p: Prepared) -> HostOutcome {
+    let mut outcome = HostOutcome::new(&p.host.name);
+    outcome.plan = Some(p.plan.clone());
+    let result = run(ctx, &mut p, &mut outcome);
+    if let Err(e) = result {
+        outcome.error = Some(e);
+    }
+    outcome.stats = p.transport.stats();
+    outcome.seconds = p.started.elapsed().as_secs_f64();
+    ctx.reporter.finish(
+        &p.host.name,
+        outcome.error.is_none(),
+        &outcome.summary(" applied"),
+    );
+    outcome
+}
+
+fn run(ctx: &Context, p: &mut Prepared, outcome: &mut HostOutcome) -> Result<(), HostError> {
+    if p.plan.is_empty() {
+        return Ok(());
+    }
+    let name = p.host.name.clone();
+    let has_work =
+        !(p.plan.install.is_empty() && p.plan.changes.is_empty() && p.plan.steps.is_empty());
+    if has_work {
+        let s = script::apply_script(&p.plan, &p.desired, &runner(ctx, ctx.opts.lock_wait));
+        let r = run_script(ctx, &p.host, p.transport.as_mut(), &s)?;
+        outcome.generation = r.generation.clone();
+        r.into_result(&name)?;
+        outcome.applied = true;
+    }
+    // The generation the checks confirm: this run's, or (a host that only needed attention) the
+    // newest one.
+    let Some(generation) = outcome.generation.clone().or(p.plan.generation.clone()) else {
+        return Ok(());
+    };
+    ctx.reporter.phase(&name, "check");
+    match run_checks(ctx, &p.plan.checks) {
+        Ok(oks) => {
+            outcome.checks = oks;
+            mark(ctx, p, &generation, "checked", None)
+        }
+        Err(failed) if outcome.generation.is_some() => Err(roll_back_after_failed_checks(
+            ctx,
+            p,
+            outcome,
+            &generation,
+            &failed,
+        )),
+        Err(failed) => {
+            let why = format!("health checks fail: {failed}");
+            mark(ctx, p, &generation, "check-failed", Some(&why))?;
+            Err(HostError::Check(format!(
+                "health check failed: {failed}; nothing to roll back (this run changed nothing)"
+            )))
+        }
+    }
+}
+
+/// The checks of a fresh generation failed: undo it, check again, and keep the host marked so the
+/// next plan shows what happened.
+fn roll_back_after_failed_checks(
+    ctx: &Context,
+    p: &mut Prepared,
+    outcome: &mut HostOutcome,
+    generation: &str,
+    failed: &str,
+) -> HostError {
+    let name = p.host.name.clone();
+    ctx.reporter.phase(&name, "rollback");
+    let s = script::rollback_script(
+        generation,
+        &[generation.to_string()],
+        &format!("health checks of {generation} failed"),
+        &runner(ctx, 60),
+    );
+    let rolled =
+        run_script(ctx, &p.host, p.transport.as_mut(), &s).and_then(|r| r.into_result(&name));
+    outcome.applied = false;
+    let r = match rolled {
+        Ok(r) => r,
+        Err(e) => {
+            return HostError::Check(format!(
+                "health check failed: {failed}; ROLLBACK FAILED: {}; the host needs a look",
+                e.message()
+            ))
+        }
+    };
+    let rollback_gen = r.generation.unwrap_or_default();
+    ctx.reporter.phase(&name, "check");
+    let (status, state) = match run_checks(ctx, &p.plan.checks) {
+        Ok(_) => (
+            "checked",
+            "the previous files were restored, the services restarted, and the health checks pass again".to_string(),
+        ),
+        Err(still) => (
+            "check-failed",
+            format!("the previous files were restored and the services restarted, but checks still fail: {still}"),
+        ),
+    };
+    let attention = format!(
+        "apply {generation} failed its health checks ({failed}) and was rolled back by {rollback_gen}"
+    );
+    let marked = mark(ctx, p, &rollback_gen, status, Some(&attention));
+    let mut msg = format!("health check failed: {failed}; {state}");
+    if let Err(e) = marked {
+        msg.push_str(&format!(
+            "; recording it on the host failed: {}",
+            e.message()
+        ));
+    }
+    HostError::Check(msg)
+}

@@ -1,0 +1,271 @@
+//! The edge that talks to hosts: connect, gather facts, plan, and execute plans, reporting progress
+//! through a `Reporter`. Everything it decides comes from the pure modules (render, facts parsing,
+//! plan, script); this module only moves bytes and reads answers.
+
+mod execute;
+mod history;
+
+pub use execute::execute;
+pub use history::{history, rollback_host};
+
+use crate::component::{Need, Registry};
+use crate::desired::Desired;
+use crate::facts::{self, Facts, ProbeRequest};
+use crate::plan::{self, HostPlan};
+use crate::render::templates::Templates;
+use crate::render::{RenderOptions, Renderer};
+use crate::secret::Redactor;
+use crate::spec::{Host, Spec};
+use crate::transport::{HostKeyPolicy, LocalTransport, SshTransport, Stats, Transport};
+use std::time::{Duration, Instant};
+
+/// Progress of one run, per host and phase. Implemented by the UI (bars on a terminal, plain lines
+/// otherwise, nothing for --json).
+pub trait Reporter: Sync {
+    fn phase(&self, host: &str, phase: &str);
+    fn note(&self, host: &str, text: &str);
+    /// A remote command, already redacted; shown with -v.
+    fn command(&self, host: &str, command: &str);
+    fn finish(&self, host: &str, ok: bool, summary: &str);
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub host_keys: HostKeyPolicy,
+    /// Apply to the machine provision runs on, without SSH.
+    pub local: bool,
+    pub today: crate::component::zone::Ymd,
+    /// How long health checks may take to settle after the reloads.
+    pub check_patience: Duration,
+    /// Seconds an apply waits for another apply's lock on a host (0: refuse at once).
+    pub lock_wait: u64,
+    /// Who runs this (`user@machine pid N`), for the lock and the generation records.
+    pub who: String,
+}
+
+pub struct Context<'a> {
+    pub registry: &'a Registry,
+    pub spec: &'a Spec,
+    pub templates: &'a Templates,
+    pub redactor: &'a Redactor,
+    pub opts: RunOptions,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// Why a host failed, by the phase it failed in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "phase", content = "message", rename_all = "lowercase")]
+pub enum HostError {
+    /// Unreachable, refused authentication, or an unknown or changed host key; or the connection
+    /// was lost.
+    Connect(String),
+    /// The facts probe failed or its output could not be read.
+    Facts(String),
+    /// A template failed to render for this host.
+    Render(String),
+    /// Refused before anything was changed: a saved plan that no longer matches, a host changed
+    /// since it was planned, another apply holding the lock.
+    Refused(String),
+    /// The apply failed (a validator, a package, a reload); what the host was left as is said.
+    Apply(String),
+    /// Health checks failed after the change.
+    Check(String),
+    /// Not attempted: a host it depends on failed.
+    Skipped(String),
+}
+
+impl HostError {
+    pub fn phase(&self) -> &'static str {
+        match self {
+            HostError::Connect(_) => "connect",
+            HostError::Facts(_) => "facts",
+            HostError::Render(_) => "render",
+            HostError::Refused(_) => "plan",
+            HostError::Apply(_) => "apply",
+            HostError::Check(_) => "check",
+            HostError::Skipped(_) => "skipped",
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            HostError::Connect(m)
+            | HostError::Facts(m)
+            | HostError::Render(m)
+            | HostError::Refused(m)
+            | HostError::Apply(m)
+            | HostError::Check(m)
+            | HostError::Skipped(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.phase(), self.message())
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostOutcome {
+    pub host: String,
+    pub plan: Option<HostPlan>,
+    /// The generation this run recorded, if it changed the host.
+    pub generation: Option<String>,
+    pub applied: bool,
+    pub error: Option<HostError>,
+    pub checks: Vec<String>,
+    pub notes: Vec<String>,
+    pub stats: Stats,
+    pub seconds: f64,
+}
+
+impl HostOutcome {
+    pub fn new(host: &str) -> HostOutcome {
+        HostOutcome {
+            host: host.to_string(),
+            plan: None,
+            generation: None,
+            applied: false,
+            error: None,
+            checks: Vec::new(),
+            notes: Vec::new(),
+            stats: Stats::default(),
+            seconds: 0.0,
+        }
+    }
+
+    /// One line for the progress display: the error, or what the plan amounts to.
+    pub fn summary(&self, done: &str) -> String {
+        match (&self.plan, &self.error) {
+            (_, Some(e)) => e.to_string(),
+            (Some(p), None) if p.is_empty() => "no changes".into(),
+            (Some(p), None) => format!("{} change(s){done}", p.change_count()),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// A host connected, its facts gathered and its plan made: ready to execute.
+pub struct Prepared {
+    pub host: Host,
+    pub transport: Box<dyn Transport>,
+    pub desired: Desired,
+    pub facts: Facts,
+    pub plan: HostPlan,
+    pub started: Instant,
+}
+
+pub fn connect(ctx: &Context, host: &Host) -> Result<Box<dyn Transport>, HostError> {
+    if ctx.opts.local {
+        return Ok(Box::new(LocalTransport::new()));
+    }
+    SshTransport::connect(&host.ssh, ctx.opts.host_keys)
+        .map(|t| Box::new(t) as Box<dyn Transport>)
+        .map_err(|e| HostError::Connect(e.to_string()))
+}
+
+/// How a command is run on the host: as root directly, or through `sudo -n` for another SSH user
+/// (passwordless sudo is required: provision never types a password).
+pub fn as_root(ctx: &Context, host: &Host, command: &str) -> String {
+    if ctx.opts.local || host.ssh.user == "root" {
+        command.to_string()
+    } else {
+        format!("sudo -n sh -c {}", crate::quote::shell_word(command))
+    }
+}
+
+pub(super) fn render_opts(ctx: &Context) -> RenderOptions {
+    RenderOptions {
+        reveal_secrets: true,
+        today: ctx.opts.today,
+    }
+}
+
+/// Facts in one round trip; the host rendered again with what it has now where the render depends
+/// on it (a zone serial); the components' needs read from their facts.
+fn gather(
+    ctx: &Context,
+    host: &Host,
+    t: &mut dyn Transport,
+) -> Result<(Desired, Facts, Vec<Need>), HostError> {
+    ctx.reporter.phase(&host.name, "facts");
+    let opts = render_opts(ctx);
+    let renderer = Renderer::new(ctx.registry, ctx.spec, ctx.templates, &opts);
+    let render_err =
+        |e: &dyn std::fmt::Display| HostError::Render(ctx.redactor.redact(&e.to_string()));
+    let first = renderer.host(host, &|_| None).map_err(|e| render_err(&e))?;
+    let req = ProbeRequest::for_desired(&first);
+    let probe = req.script();
+    ctx.reporter
+        .command(&host.name, &format!("sh -s <<'EOF'\n{probe}EOF"));
+    let out = t
+        .exec(&as_root(ctx, host, "sh -s"), probe.as_bytes())
+        .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
+    if out.status != 0 {
+        return Err(HostError::Facts(format!(
+            "the facts probe failed (exit {}): {}",
+            out.status,
+            ctx.redactor.redact(out.text().trim())
+        )));
+    }
+    let facts = facts::parse(&out.text(), &req).map_err(|e| HostError::Facts(e.0))?;
+    let desired = if first.paths.iter().any(|p| p.from_previous) {
+        renderer
+            .host(host, &|path| facts.content(path))
+            .map_err(|e| render_err(&e))?
+    } else {
+        first
+    };
+    let needs = renderer.with_cx(host, |cx| {
+        ctx.registry
+            .for_host(ctx.spec, host)
+            .iter()
+            .flat_map(|c| {
+                let lines = facts.components.get(c.name()).cloned().unwrap_or_default();
+                c.needs(cx, &lines)
+            })
+            .collect::<Vec<_>>()
+    });
+    Ok((desired, facts, needs))
+}
+
+/// Connects, gathers and plans one host (read-only).
+pub fn prepare(ctx: &Context, host: &Host) -> Result<Prepared, (HostError, Stats)> {
+    let started = Instant::now();
+    let mut t = connect(ctx, host).map_err(|e| (e, Stats::default()))?;
+    match gather(ctx, host, t.as_mut()) {
+        Ok((desired, facts, needs)) => {
+            let plan = plan::plan_host(&desired, &facts, &needs, ctx.redactor);
+            Ok(Prepared {
+                host: host.clone(),
+                transport: t,
+                desired,
+                facts,
+                plan,
+                started,
+            })
+        }
+        Err(e) => Err((e, t.stats())),
+    }
+}
+
+/// Plans one host: the outcome carries its plan or why there is none.
+pub fn plan_host(ctx: &Context, host: &Host) -> HostOutcome {
+    let start = Instant::now();
+    let mut outcome = HostOutcome::new(&host.name);
+    match prepare(ctx, host) {
+        Ok(p) => {
+            outcome.stats = p.transport.stats();
+            outcome.plan = Some(p.plan);
+        }
+        Err((e, stats)) => {
+            outcome.error = Some(e);
+            outcome.stats = stats;
+        }
+    }
+    outcome.seconds = start.elapsed().as_secs_f64();
+    ctx.reporter
+        .finish(&host.name, outcome.error.is_none(), &outcome.summary(""));
+    outcome
+}

@@ -1,0 +1,137 @@
+//! `validate` and `render`: work on the inventory alone, no host contacted.
+
+use super::{load, redactor};
+use crate::cli::{Common, RenderArgs};
+use crate::component::{zone, Registry};
+use crate::desired::Desired;
+use crate::render::{local_check, manifest, tree, RenderOptions, Renderer};
+use crate::secret::Redactor;
+use crate::ui;
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::process::ExitCode;
+
+const MANIFEST: &str = "manifest.json";
+
+pub fn validate(registry: &Registry, c: &Common) -> Result<ExitCode> {
+    let (spec, templates) = load(c)?;
+    // Rendering proves the templates accept this inventory too; nothing is written.
+    let opts = RenderOptions {
+        reveal_secrets: false,
+        today: zone::today(),
+    };
+    Renderer::new(registry, &spec, &templates, &opts).all(&|_, _| None)?;
+    ui::line(&format!(
+        "{}: valid: site {} (stack {}), {} host(s)",
+        c.inventory.display(),
+        spec.site.domain,
+        spec.site.stack.name(),
+        spec.hosts.len()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn render(registry: &Registry, r: &RenderArgs) -> Result<ExitCode> {
+    let (spec, templates) = load(&r.common)?;
+    let out = &r.out;
+    prepare_out_dir(out)?;
+    // Paths whose content depends on what is there now (the zone serial) read the earlier render.
+    let previous = |host: &str, path: &str| std::fs::read(tree::under(&out.join(host), path)).ok();
+    let opts = RenderOptions {
+        reveal_secrets: r.reveal_secrets,
+        today: zone::today(),
+    };
+    let hosts = Renderer::new(registry, &spec, &templates, &opts).all(&previous)?;
+    for d in &hosts {
+        let dir = out.join(&d.host);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("removing the earlier render {}", dir.display()))?;
+        }
+        tree::materialize(d, &dir, tree::Into::Fresh)
+            .with_context(|| format!("writing {}", dir.display()))?;
+    }
+    let inventory_name = r.common.inventory.to_string_lossy();
+    let m = manifest::manifest(&inventory_name, r.reveal_secrets, &hosts);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out.join(MANIFEST))?);
+    serde_json::to_writer_pretty(&mut w, &m)?;
+    std::io::Write::write_all(&mut w, b"\n")?;
+    std::io::Write::flush(&mut w)?;
+    for d in &hosts {
+        ui::line(&format!(
+            "{}: {} paths, {} packages, {} validators -> {}",
+            d.host,
+            d.paths.len(),
+            d.packages.len(),
+            d.validators.len(),
+            out.join(&d.host).display()
+        ));
+    }
+    ui::line(&format!("manifest: {}", out.join(MANIFEST).display()));
+    if r.check {
+        // Check the real bytes (secrets included), so escaping is proven by the tools; show only
+        // redacted tool output.
+        let real = if r.reveal_secrets {
+            hosts
+        } else {
+            let opts = RenderOptions {
+                reveal_secrets: true,
+                today: opts.today,
+            };
+            Renderer::new(registry, &spec, &templates, &opts).all(&previous)?
+        };
+        return check(&real, &redactor(&spec));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(hosts: &[Desired], redactor: &Redactor) -> Result<ExitCode> {
+    let mut failed = 0;
+    for d in hosts {
+        let stage = tempfile::Builder::new()
+            .prefix("provision-check-")
+            .tempdir()?;
+        let outcomes = local_check::check_host(d, stage.path())
+            .with_context(|| format!("{}: staging for validation", d.host))?;
+        for o in outcomes {
+            if o.ok {
+                ui::line(&format!("{}: {}: ok", d.host, o.validator));
+            } else {
+                failed += 1;
+                ui::line(&format!(
+                    "{}: {}: FAILED\n{}",
+                    d.host,
+                    o.validator,
+                    redactor.redact(o.output.trim_end())
+                ));
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(crate::exit::Invalid(format!(
+            "{failed} validator(s) rejected the rendered configs"
+        ))
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The output directory must be new, empty, or an earlier render (it has a manifest): never a
+/// directory of the user's that happens to be named the same.
+fn prepare_out_dir(out: &Path) -> Result<()> {
+    if out.exists() {
+        let empty = std::fs::read_dir(out)
+            .with_context(|| format!("reading {}", out.display()))?
+            .next()
+            .is_none();
+        if !empty && !out.join(MANIFEST).is_file() {
+            return Err(crate::exit::Usage(format!(
+                "--out {}: the directory exists and is not an earlier render (no {MANIFEST}); refusing to write into it",
+                out.display()
+            ))
+            .into());
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Apache. In `lamp` it keeps the threaded event MPM and hands `.php` to PHP-FPM through
+//! `proxy_fcgi`; in `nginx-apache` it is the application server behind Nginx, on loopback, running
+//! PHP itself with mod_php (which needs the prefork MPM) and logging the client address through
+//! `mod_remoteip`. Modules are managed as `mods-enabled` links, exactly what `a2enmod` leaves.
+
+use super::{Component, Cx, Out, Scope};
+use crate::desired::Handler;
+use crate::render::{RenderError, RenderOptions};
+use crate::spec::Spec;
+use serde_json::{json, Map, Value};
+
+/// Apache's port behind Nginx in the nginx-apache stack (loopback only).
+const BACKEND_PORT: u16 = 8080;
+
+pub struct Apache;
+pub static APACHE: Apache = Apache;
+
+fn runs_php_itself(spec: &Spec) -> bool {
+    spec.site.stack.name() == "nginx-apache"
+}
+
+impl Component for Apache {
+    fn name(&self) -> &'static str {
+        "apache"
+    }
+
+    fn after(&self) -> &'static [&'static str] {
+        &["php-fpm", "mariadb"]
+    }
+
+    fn context(&self, _spec: &Spec, _opts: &RenderOptions, ctx: &mut Map<String, Value>) {
+        ctx.insert("apache".into(), json!({ "port": BACKEND_PORT }));
+    }
+
+    fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
+        let domain = cx.spec.site.domain.as_str();
+        let v = &cx.spec.site.php_version;
+        out.service("apache2", "apache2");
+        // Listening addresses and modules only take effect on a restart.
+        out.file(
+            "/etc/apache2/ports.conf",
+            cx.render("apache/ports.conf", &[])?,
+        )
+        .notify(Handler::restart("apache2"))
+        .checked_by("apache2");
+        let mut site = out.scope(Handler::reload("apache2"), "apache2");
+        site.file(
+            format!("/etc/apache2/sites-available/{domain}.conf"),
+            cx.render("apache/site.conf", &[])?,
+        );
+        site.link(
+            format!("/etc/apache2/sites-enabled/{domain}.conf"),
+            format!("../sites-available/{domain}.conf"),
+        );
+        site.absent("/etc/apache2/sites-enabled/000-default.conf");
+        let php_mod = format!("php{v}");
+        let modules: &[(&str, bool, bool)] = if runs_php_itself(cx.spec) {
+            &[
+                ("mpm_event", true, false),
+                ("mpm_prefork", true, true),
+                ("", true, true), // mod_php
+                ("remoteip", false, true),
+            ]
+        } else {
+            &[
+                ("", true, false), // mod_php
+                ("mpm_prefork", true, false),
+                ("mpm_event", true, true),
+                ("proxy", true, true),
+                ("proxy_fcgi", false, true),
+            ]
+        };
+        let mut mods = out.scope(Handler::restart("apache2"), "apache2");
+        for (name, with_conf, enabled) in modules {
+            let name = if name.is_empty() {
+                php_mod.as_str()
+            } else {
+                name
+            };
+            module(&mut mods, name, *with_conf, *enabled);
+        }
+        if runs_php_itself(cx.spec) {
+            out.package(format!("libapache2-mod-php{v}"));
+            out.reloads_code(Handler::reload("apache2"));
+        }
+        out.validator(
+            "apache2",
+            ". /etc/apache2/envvars && mkdir -p \"$APACHE_RUN_DIR\" \"$APACHE_LOCK_DIR\" \"$APACHE_LOG_DIR\" && apache2 -d {root}/etc/apache2 -f apache2.conf -t",
+            &["/etc/apache2"],
+        );
+        Ok(())
+    }
+}
+
+/// Enables (or disables) a module the Debian way: `mods-enabled/X.load` (and `.conf`) linking to
+/// `mods-available`.
+fn module(mods: &mut Scope, name: &str, with_conf: bool, enabled: bool) {
+    let exts: &[&str] = if with_conf {
+        &["load", "conf"]
+    } else {
+        &["load"]
+    };
+    for ext in exts {
+        let path = format!("/etc/apache2/mods-enabled/{name}.{ext}");
+        if enabled {
+            mods.link(path, format!("../mods-available/{name}.{ext}"));
+        } else {
+            mods.absent(path);
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! MariaDB: the server config (`60-provision.cnf`, read after Debian's own), and an idempotent
+//! bootstrap SQL run as root over the local socket: on the primary the database, the application's
+//! accounts (one per client host), the replication accounts and the demo table; on a replica the
+//! replication source. Facts: whether the server answers, and which of those objects exist, so a
+//! database dropped by hand is created again.
+
+use super::{Component, Cx, Need, Out};
+use crate::desired::Handler;
+use crate::quote::sql_string;
+use crate::render::{RenderError, RenderOptions};
+use crate::spec::{App, Host, Role, Spec};
+use serde_json::{json, Map, Value};
+
+pub struct Primary;
+pub static MARIADB: Primary = Primary;
+
+pub struct Replica;
+pub static REPLICA: Replica = Replica;
+
+const STEP: &str = "mariadb-bootstrap";
+const IRREVERSIBLE: &str = "database changes (accounts, passwords, tables) stay as they are: a rollback runs the restored bootstrap again, which sets the earlier passwords back";
+
+/// The hosts the application's database user may connect from: `localhost` when the database only
+/// serves its own host, else every web host's internal address.
+pub fn clients(spec: &Spec) -> Vec<String> {
+    if spec.db_is_local() {
+        vec!["localhost".into()]
+    } else {
+        spec.hosts_with(Role::Web)
+            .map(|w| w.internal_address().to_string())
+            .collect()
+    }
+}
+
+/// Every (user, host) account the primary must have: the application's, and the replicas'.
+pub fn accounts(spec: &Spec) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = clients(spec)
+        .into_iter()
+        .map(|c| (spec.database.user.clone(), c))
+        .collect();
+    if let Some(r) = &spec.database.replication {
+        out.extend(
+            spec.hosts_with(Role::DbReplica)
+                .map(|h| (r.user.clone(), h.internal_address().to_string())),
+        );
+    }
+    out
+}
+
+fn sql_path(spec: &Spec) -> String {
+    format!("/var/lib/provision/sql/{}.sql", spec.database.name)
+}
+
+/// The values both kinds of server render with; `db` in the templates.
+fn db_values(cx: &Cx, host: &Host) -> Value {
+    let spec = cx.spec;
+    let replicas: Vec<&Host> = spec.hosts_with(Role::DbReplica).collect();
+    let is_primary = host.has(Role::Db);
+    let server_id = if replicas.is_empty() {
+        0
+    } else if is_primary {
+        1
+    } else {
+        2 + replicas
+            .iter()
+            .position(|r| r.name == host.name)
+            .unwrap_or(0)
+    };
+    let mut db = cx
+        .base
+        .get("db")
+        .map(|v| serde_json::to_value(v).unwrap_or(Value::Null));
+    let mut m = match db.take() {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    m.insert(
+        "role".into(),
+        json!(if is_primary { "primary" } else { "replica" }),
+    );
+    m.insert(
+        "bind_address".into(),
+        json!(if spec.db_is_local() {
+            "127.0.0.1".to_string()
+        } else {
+            host.internal_address().to_string()
+        }),
+    );
+    m.insert("server_id".into(), json!(server_id));
+    m.insert("clients".into(), json!(clients(spec)));
+    m.insert(
+        "replicas".into(),
+        json!(replicas
+            .iter()
+            .map(|r| r.internal_address().to_string())
+            .collect::<Vec<_>>()),
+    );
+    m.insert(
+        "primary".into(),
+        json!(spec.db_primary().internal_address().to_string()),
+    );
+    m.insert("demo".into(), json!(matches!(spec.site.app, App::Demo)));
+    m.insert("demo_message".into(), json!(super::app::demo_message(spec)));
+    Value::Object(m)
+}
+
+/// What both kinds of server put on their host: the server, its config, the bootstrap SQL.
+fn server(cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
+    let spec = cx.spec;
+    let db = db_values(cx, cx.host);
+    out.service("mariadb", "mariadb-server");
+    out.file(
+        "/etc/mysql/mariadb.conf.d/60-provision.cnf",
+        cx.render("mariadb/provision.cnf", &[("db", db.clone())])?,
+    )
+    .notify(Handler::restart("mariadb"))
+    .checked_by("mariadb");
+    out.validator(
+        "mariadb",
+        "mariadbd --defaults-file={root}/etc/mysql/mariadb.conf.d/60-provision.cnf --help --verbose > /dev/null",
+        &[],
+    );
+    out.dir("/var/lib/provision").mode(0o700);
+    out.dir("/var/lib/provision/sql").mode(0o700);
+    let sql = sql_path(spec);
+    out.file(&sql, cx.render("mariadb/bootstrap.sql", &[("db", db)])?)
+        .mode(0o600)
+        .sensitive()
+        .notify(Handler::run(STEP));
+    // As root over the local socket (unix_socket authentication, Debian's default).
+    out.step(
+        STEP,
+        format!("mariadb < {}", crate::quote::shell_word(&sql)),
+        Some(IRREVERSIBLE),
+    );
+    Ok(())
+}
+
+impl Component for Primary {
+    fn name(&self) -> &'static str {
+        "mariadb"
+    }
+
+    fn context(&self, spec: &Spec, opts: &RenderOptions, ctx: &mut Map<String, Value>) {
+        let repl = spec.database.replication.as_ref();
+        let secret = |key: &str, s: &crate::secret::Secret| opts.secret(key, s);
+        ctx.insert(
+            "db".into(),
+            json!({
+                "name": spec.database.name,
+                "user": spec.database.user,
+                "password": secret("database.password", &spec.database.password),
+                "replication_user": repl.map(|r| r.user.clone()).unwrap_or_default(),
+                "replication_password": repl
+                    .map(|r| secret("database.replication_password", &r.password))
+                    .unwrap_or_default(),
+            }),
+        );
+    }
+
+    fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
+        server(cx, out)
+    }
+
+    fn probe(&self, cx: &Cx) -> Option<String> {
+        let spec = cx.spec;
+        let accounts = accounts(spec);
+        let mut names: Vec<&String> = accounts.iter().map(|(u, _)| u).collect();
+        names.sort();
+        names.dedup();
+        let users: Vec<String> = names.iter().map(|u| sql_string(u)).collect();
+        let sql = format!(
+            "SELECT 'db', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}; \
+             SELECT 'user', User, Host FROM mysql.user WHERE User IN ({});",
+            sql_string(&spec.database.name),
+            users.join(", ")
+        );
+        let q = crate::quote::shell_word;
+        let mut s = format!(
+            "if command -v mariadb >/dev/null 2>&1 && out=$(mariadb -NB -e {} 2>/dev/null); then echo up; \
+             printf '%s\\n' \"$out\"; else echo down; fi\n",
+            q(&sql)
+        );
+        if matches!(spec.site.app, App::Demo) {
+            s.push_str(&format!(
+                "echo \"demorow $(mariadb -NB -e {} 2>/dev/null)\"\n",
+                q(&format!(
+                    "SELECT COUNT(*) FROM `{}`.provision_demo WHERE id = 1",
+                    spec.database.name
+                ))
+            ));
+        }
+        Some(s)
+    }
+
+    fn needs(&self, cx: &Cx, lines: &[String]) -> Vec<Need> {
+        let facts = DbFacts::parse(lines);
+        let reason = facts.reason(&accounts(cx.spec), matches!(cx.spec.site.app, App::Demo));
+        reason
+            .map(|reason| Need {
+                handler: Handler::run(STEP),
+                reason,
+            })
+            .into_iter()
+            .collect()
+    }
+}
+
+impl Component for Replica {
+    fn name(&self) -> &'static str {
+        "mariadb-replica"
+    }
+
+    fn after(&self) -> &'static [&'static str] {
+        // The primary's bootstrap creates the account the replica connects with.
+        &["mariadb"]
+    }
+
+    fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
+        server(cx, out)
+    }
+}
+
+/// What the probe learned about the primary's database server.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DbFacts {
+    /// The server answered queries as root over its socket.
+    pub reachable: bool,
+    pub databases: Vec<String>,
+    pub users: Vec<(String, String)>,
+    pub demo_row: bool,
+}
+
+impl DbFacts {
+    pub fn parse(lines: &[String]) -> DbFacts {
+        let mut f = DbFacts::default();
+        for line in lines {
+            let cols: Vec<&str> = line.split('\t').collect();
+            match cols.as_slice() {
+                ["up"] => f.reachable = true,
+                ["db", name] => f.databases.push(name.to_string()),
+                ["user", user, host] => f.users.push((user.to_string(), host.to_string())),
+                [one] if one.starts_with("demorow ") => f.demo_row = one.trim_end() == "demorow 1",
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// Why the bootstrap must run although its SQL file is unchanged, if it must.
+    pub fn reason(&self, accounts: &[(String, String)], demo: bool) -> Option<String> {
+        if !self.reachable {
+            return Some("the database server is not answering yet".into());
+        }
+        if self.databases.is_empty() {
+            return Some("the database does not exist".into());
+        }
+        if let Some((user, host)) = accounts.iter().find(|a| !self.users.contains(a)) {
+            return Some(format!(
+                "the database account '{user}'@'{host}' does not exist"
+            ));
+        }
+        if demo && !self.demo_row {
+            return Some("the demo table has no row".into());
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(s: &str) -> Vec<String> {
+        s.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_converged_server_needs_nothing() {
+        let f = DbFacts::parse(&lines(
+            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndemorow 1\n",
+        ));
+        let acc = vec![("foobar".to_string(), "localhost".to_string())];
+        assert_eq!(f.reason(&acc, true), None);
+    }
+
+    #[test]
+    fn each_missing_object_is_a_reason_to_bootstrap() {
+        let acc = vec![
+            ("foobar".to_string(), "localhost".to_string()),
+            ("foobar".to_string(), "10.0.0.5".to_string()),
+        ];
+        let down = DbFacts::parse(&lines("down\n"));
+        assert!(down.reason(&acc, true).unwrap().contains("not answering"));
+        let nodb = DbFacts::parse(&lines("up\n"));
+        assert!(nodb.reason(&acc, true).unwrap().contains("does not exist"));
+        let one = DbFacts::parse(&lines("up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndemorow 1"));
+        assert_eq!(
+            one.reason(&acc, true).unwrap(),
+            "the database account 'foobar'@'10.0.0.5' does not exist"
+        );
+        let norow = DbFacts::parse(&lines(
+            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\nuser\tfoobar\t10.0.0.5\ndemorow 0",
+        ));
+        assert!(norow.reason(&acc, true).unwrap().contains("no row"));
+        assert_eq!(norow.reason(&acc, false), None);
+    }
+}

@@ -1,0 +1,244 @@
+//! Components: one per service or concern (nginx, apache, php-fpm, mariadb, bind, haproxy, the
+//! application). A component owns, in one file, everything provision knows about its service: its
+//! packages, the files it renders and their validators, its services and what they come after, its
+//! facts (a probe snippet and a pure reading of its output), its converge steps beyond files, and its
+//! health checks. The generic pipeline (render → facts → plan → apply) asks the components and names
+//! no service itself.
+//!
+//! Adding a service is one file here plus its templates: implement `Component`, add it to
+//! `Registry::standard` and to the stack or role it belongs to in `STACKS` / `ROLES`.
+
+mod apache;
+mod app;
+mod bind;
+mod haproxy;
+mod mariadb;
+mod nginx;
+mod out;
+mod php;
+pub mod zone;
+
+pub use out::{Cx, Out, PathBuilder, Scope};
+
+use crate::desired::Handler;
+use crate::render::RenderOptions;
+use crate::spec::{Host, Role, Spec};
+use serde_json::{Map, Value};
+
+/// A stack is a list of components, run on every host with the `web` role.
+pub const STACKS: &[(&str, &[&str])] = &[
+    ("lemp", &["nginx", "php", "php-fpm", "app"]),
+    ("lamp", &["apache", "php", "php-fpm", "app"]),
+    ("nginx-apache", &["nginx", "apache", "php", "app"]),
+];
+
+/// A role is a list of components; `web` takes the site's stack.
+pub const ROLES: &[(Role, &[&str])] = &[
+    (Role::Db, &["mariadb"]),
+    (Role::DbReplica, &["mariadb-replica"]),
+    (Role::Dns, &["bind"]),
+    (Role::Lb, &["haproxy"]),
+];
+
+/// A need a component reads from its facts: a handler to run and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub handler: Handler,
+    pub reason: String,
+}
+
+pub trait Component: Sync {
+    fn name(&self) -> &'static str;
+
+    /// Components whose services must be up before this one's: on one host, their handlers run
+    /// first; across hosts, their hosts are applied first.
+    fn after(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Site-wide values the templates read (`php.socket`, `db.name`, ...), whatever the host.
+    fn context(&self, _spec: &Spec, _opts: &RenderOptions, _ctx: &mut Map<String, Value>) {}
+
+    /// What this component puts on a host it applies to.
+    fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), crate::render::RenderError>;
+
+    /// A read-only shell snippet for the facts probe; its output lines come back to `needs`.
+    fn probe(&self, _cx: &Cx) -> Option<String> {
+        None
+    }
+
+    /// Pure: what the probe's output lines say must be done (e.g. the database bootstrap when an
+    /// account is missing).
+    fn needs(&self, _cx: &Cx, _lines: &[String]) -> Vec<Need> {
+        Vec::new()
+    }
+}
+
+/// The components provision knows, in dependency order, and which of them each host runs.
+pub struct Registry {
+    components: Vec<&'static dyn Component>,
+    roles: Vec<(Role, Vec<&'static str>)>,
+}
+
+impl Registry {
+    pub fn standard() -> Registry {
+        Registry::new(
+            vec![
+                &mariadb::MARIADB,
+                &mariadb::REPLICA,
+                &php::PHP,
+                &php::PHP_FPM,
+                &apache::APACHE,
+                &nginx::NGINX,
+                &app::APP,
+                &bind::BIND,
+                &haproxy::HAPROXY,
+            ],
+            ROLES.iter().map(|(r, c)| (*r, c.to_vec())).collect(),
+        )
+    }
+
+    /// `components` in any order: they are sorted so that each comes after what it declares.
+    pub fn new(
+        components: Vec<&'static dyn Component>,
+        roles: Vec<(Role, Vec<&'static str>)>,
+    ) -> Registry {
+        Registry {
+            components: topological(components),
+            roles,
+        }
+    }
+
+    /// The same registry with one more component on every host of `role` (tests, extensions).
+    pub fn with(mut self, c: &'static dyn Component, role: Role) -> Registry {
+        match self.roles.iter_mut().find(|(r, _)| *r == role) {
+            Some((_, list)) => list.push(c.name()),
+            None => self.roles.push((role, vec![c.name()])),
+        }
+        let mut all = self.components;
+        all.push(c);
+        self.components = topological(all);
+        self
+    }
+
+    pub fn all(&self) -> &[&'static dyn Component] {
+        &self.components
+    }
+
+    /// The components a host runs, in dependency order.
+    pub fn for_host(&self, spec: &Spec, host: &Host) -> Vec<&'static dyn Component> {
+        let mut names: Vec<&str> = Vec::new();
+        if host.has(Role::Web) {
+            if let Some((_, list)) = STACKS.iter().find(|(n, _)| *n == spec.site.stack.name()) {
+                names.extend(list.iter());
+            }
+        }
+        for (role, list) in &self.roles {
+            if host.has(*role) {
+                names.extend(list.iter());
+            }
+        }
+        self.components
+            .iter()
+            .filter(|c| names.contains(&c.name()))
+            .copied()
+            .collect()
+    }
+
+    /// Names in dependency order.
+    pub fn order(&self) -> Vec<String> {
+        self.components
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'static dyn Component> {
+        self.components.iter().find(|c| c.name() == name).copied()
+    }
+
+    /// Hosts grouped so that every host comes after the hosts whose components its own come after
+    /// (web hosts after the database primary, the load balancer after the web hosts). Hosts of one
+    /// group share no such relation and can be worked on in parallel.
+    pub fn tiers<'a>(&self, spec: &'a Spec, hosts: &[&'a Host]) -> Vec<Vec<&'a Host>> {
+        let comps: Vec<Vec<&str>> = spec
+            .hosts
+            .iter()
+            .map(|h| self.for_host(spec, h).iter().map(|c| c.name()).collect())
+            .collect();
+        let before = |a: usize, b: usize| {
+            // Host b must be done before host a when a component of a comes after one that only
+            // b has (a's own components are ordered on a itself).
+            a != b
+                && comps[a].iter().any(|ca| {
+                    self.get(ca).is_some_and(|c| {
+                        self.closure(c.name()).iter().any(|dep| {
+                            comps[b].contains(&dep.as_str()) && !comps[a].contains(&dep.as_str())
+                        })
+                    })
+                })
+        };
+        let n = spec.hosts.len();
+        let mut level = vec![0usize; n];
+        // Relations among components are acyclic, so levels settle within n rounds.
+        for _ in 0..n {
+            for a in 0..n {
+                for b in 0..n {
+                    if before(a, b) && level[a] <= level[b] {
+                        level[a] = level[b] + 1;
+                    }
+                }
+            }
+        }
+        let top = level.iter().copied().max().unwrap_or(0);
+        (0..=top)
+            .map(|l| {
+                spec.hosts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, h)| level[*i] == l && hosts.iter().any(|x| x.name == h.name))
+                    .map(|(_, h)| h)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|g| !g.is_empty())
+            .collect()
+    }
+
+    /// Every component `name` comes after, directly or not.
+    fn closure(&self, name: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut todo = vec![name.to_string()];
+        while let Some(n) = todo.pop() {
+            if let Some(c) = self.get(&n) {
+                for dep in c.after() {
+                    if !out.iter().any(|o| o == dep) {
+                        out.push(dep.to_string());
+                        todo.push(dep.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Stable topological sort by `after`: a component never precedes what it comes after; otherwise
+/// the given order is kept. Unknown names in `after` are ignored (a component that is not there
+/// imposes nothing).
+fn topological(mut todo: Vec<&'static dyn Component>) -> Vec<&'static dyn Component> {
+    let mut out: Vec<&'static dyn Component> = Vec::new();
+    while !todo.is_empty() {
+        let ready = todo.iter().position(|c| {
+            c.after()
+                .iter()
+                .all(|dep| !todo.iter().any(|t| t.name() == *dep))
+        });
+        // A cycle would be a programming error in the registry; keep going in the given order.
+        let i = ready.unwrap_or(0);
+        out.push(todo.remove(i));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

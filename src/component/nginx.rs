@@ -1,0 +1,43 @@
+//! Nginx: the main config (its own, with relative includes so a staged copy validates), the site,
+//! and the removal of Debian's default site. In `lemp` it passes PHP to PHP-FPM; in `nginx-apache`
+//! it serves static files and proxies the rest to Apache.
+
+use super::{Component, Cx, Out};
+use crate::desired::Handler;
+use crate::render::RenderError;
+
+pub struct Nginx;
+pub static NGINX: Nginx = Nginx;
+
+impl Component for Nginx {
+    fn name(&self) -> &'static str {
+        "nginx"
+    }
+
+    fn after(&self) -> &'static [&'static str] {
+        // The web server in front comes up after what it passes requests to.
+        &["apache", "php-fpm"]
+    }
+
+    fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
+        let domain = cx.spec.site.domain.as_str();
+        out.service("nginx", "nginx");
+        let mut files = out.scope(Handler::reload("nginx"), "nginx");
+        files.file("/etc/nginx/nginx.conf", cx.render("nginx/nginx.conf", &[])?);
+        files.file(
+            format!("/etc/nginx/sites-available/{domain}.conf"),
+            cx.render("nginx/site.conf", &[])?,
+        );
+        files.link(
+            format!("/etc/nginx/sites-enabled/{domain}.conf"),
+            format!("../sites-available/{domain}.conf"),
+        );
+        files.absent("/etc/nginx/sites-enabled/default");
+        out.validator(
+            "nginx",
+            "nginx -t -q -c {root}/etc/nginx/nginx.conf",
+            &["/etc/nginx"],
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! What a component works with: `Cx`, the read-only view of the site and the host being rendered,
+//! and `Out`, the builder it adds packages, paths, services, validators, steps and checks to.
+
+use crate::desired::{
+    Desired, Handler, HealthCheck, ManagedPath, PathState, Service, Step, Validator,
+};
+use crate::render::templates::Templates;
+use crate::render::{RenderError, RenderOptions};
+use crate::spec::{Host, Spec};
+use serde_json::Value;
+
+/// What a component sees while rendering one host.
+pub struct Cx<'a> {
+    pub spec: &'a Spec,
+    pub host: &'a Host,
+    pub templates: &'a Templates,
+    pub opts: &'a RenderOptions,
+    /// Site-wide template values (every component's `context`) plus `host`.
+    pub base: &'a tera::Context,
+    /// The content a path has on the host now, for paths marked `from_previous`.
+    pub previous: &'a dyn Fn(&str) -> Option<Vec<u8>>,
+}
+
+impl Cx<'_> {
+    /// Renders a template with the base context, plus `extra` values when given.
+    pub fn render(&self, name: &str, extra: &[(&str, Value)]) -> Result<String, RenderError> {
+        let text = if extra.is_empty() {
+            self.templates.render(name, self.base)
+        } else {
+            let mut ctx = self.base.clone();
+            for (k, v) in extra {
+                ctx.insert(k.to_string(), v);
+            }
+            self.templates.render(name, &ctx)
+        };
+        text.map_err(|e| RenderError::Template {
+            host: self.host.name.clone(),
+            message: e.0,
+        })
+    }
+}
+
+/// The builder a component writes into; everything it adds is recorded as this component's.
+pub struct Out<'a> {
+    pub(crate) d: &'a mut Desired,
+    pub(crate) component: &'static str,
+    /// Handlers that make new application code count (PHP's opcache): the app's files notify them.
+    pub(crate) code_reloaders: &'a mut Vec<Handler>,
+}
+
+impl<'a> Out<'a> {
+    pub fn package(&mut self, name: impl Into<String>) {
+        self.d.packages.push(name.into());
+    }
+
+    /// A service (`systemctl`/`service` name) and the package that provides it.
+    pub fn service(&mut self, name: &str, package: &str) {
+        self.package(package);
+        self.d.services.push(Service {
+            name: name.to_string(),
+            package: package.to_string(),
+            component: self.component.to_string(),
+        });
+    }
+
+    pub fn validator(&mut self, name: &str, command: impl Into<String>, stage: &[&str]) {
+        self.d.validators.push(Validator {
+            name: name.to_string(),
+            command: command.into(),
+            stage: stage.iter().map(|s| s.to_string()).collect(),
+            per_file: false,
+        });
+    }
+
+    /// A validator that checks one file at a time (`{file}` in the command): it runs only on the
+    /// files that change.
+    pub fn file_validator(&mut self, name: &str, command: impl Into<String>) {
+        self.d.validators.push(Validator {
+            name: name.to_string(),
+            command: command.into(),
+            stage: Vec::new(),
+            per_file: true,
+        });
+    }
+
+    pub fn step(&mut self, name: &str, command: impl Into<String>, irreversible: Option<&str>) {
+        self.d.steps.push(Step {
+            name: name.to_string(),
+            component: self.component.to_string(),
+            command: command.into(),
+            irreversible: irreversible.map(str::to_string),
+        });
+    }
+
+    pub fn check(&mut self, c: HealthCheck) {
+        self.d.checks.push(c);
+    }
+
+    /// This component runs the PHP code: `h` makes changed code count at once.
+    pub fn reloads_code(&mut self, h: Handler) {
+        if !self.code_reloaders.contains(&h) {
+            self.code_reloaders.push(h);
+        }
+    }
+
+    /// A file, `0644 root:root` unless told otherwise.
+    pub fn file(
+        &mut self,
+        path: impl Into<String>,
+        content: impl Into<Vec<u8>>,
+    ) -> PathBuilder<'_> {
+        self.push(
+            path.into(),
+            PathState::File {
+                content: content.into(),
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into(),
+                sensitive: false,
+            },
+        )
+    }
+
+    pub fn dir(&mut self, path: impl Into<String>) -> PathBuilder<'_> {
+        self.push(
+            path.into(),
+            PathState::Dir {
+                mode: 0o755,
+                owner: "root".into(),
+                group: "root".into(),
+            },
+        )
+    }
+
+    pub fn link(&mut self, path: impl Into<String>, target: impl Into<String>) -> PathBuilder<'_> {
+        self.push(
+            path.into(),
+            PathState::Link {
+                target: target.into(),
+            },
+        )
+    }
+
+    pub fn absent(&mut self, path: impl Into<String>) -> PathBuilder<'_> {
+        self.push(path.into(), PathState::Absent)
+    }
+
+    /// Paths added through the scope all notify `notify` and are read by `validator`: the common
+    /// case of a service's own config files.
+    pub fn scope(&mut self, notify: Handler, validator: &str) -> Scope<'_, 'a> {
+        Scope {
+            out: self,
+            notify,
+            validator: validator.to_string(),
+        }
+    }
+
+    fn push(&mut self, path: String, state: PathState) -> PathBuilder<'_> {
+        self.d.paths.push(ManagedPath {
+            path,
+            state,
+            notify: Vec::new(),
+            validator: None,
+            from_previous: false,
+            code: false,
+        });
+        let p = self.d.paths.last_mut().expect("just pushed");
+        PathBuilder { p }
+    }
+}
+
+/// Adjusts the path just added.
+pub struct PathBuilder<'b> {
+    p: &'b mut ManagedPath,
+}
+
+impl PathBuilder<'_> {
+    pub fn mode(self, m: u32) -> Self {
+        match &mut self.p.state {
+            PathState::File { mode, .. } | PathState::Dir { mode, .. } => *mode = m,
+            _ => {}
+        }
+        self
+    }
+
+    pub fn owned(self, user: &str, grp: &str) -> Self {
+        match &mut self.p.state {
+            PathState::File { owner, group, .. } | PathState::Dir { owner, group, .. } => {
+                *owner = user.to_string();
+                *group = grp.to_string();
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// Holds a secret: masked in diffs, never hashed in any output.
+    pub fn sensitive(self) -> Self {
+        if let PathState::File { sensitive, .. } = &mut self.p.state {
+            *sensitive = true;
+        }
+        self
+    }
+
+    pub fn notify(self, h: Handler) -> Self {
+        if !self.p.notify.contains(&h) {
+            self.p.notify.push(h);
+        }
+        self
+    }
+
+    pub fn checked_by(self, v: &str) -> Self {
+        self.p.validator = Some(v.to_string());
+        self
+    }
+
+    /// Application code: whatever runs PHP on the host (see `Out::reloads_code`) is told when it
+    /// changes.
+    pub fn code(self) -> Self {
+        self.p.code = true;
+        self
+    }
+
+    /// The content depends on the host's current copy (read back by the probe every time).
+    pub fn from_previous(self) -> Self {
+        self.p.from_previous = true;
+        self
+    }
+}
+
+/// See `Out::scope`.
+pub struct Scope<'o, 'a> {
+    out: &'o mut Out<'a>,
+    notify: Handler,
+    validator: String,
+}
+
+impl Scope<'_, '_> {
+    pub fn file(
+        &mut self,
+        path: impl Into<String>,
+        content: impl Into<Vec<u8>>,
+    ) -> PathBuilder<'_> {
+        let (n, v) = (self.notify.clone(), self.validator.clone());
+        self.out.file(path, content).notify(n).checked_by(&v)
+    }
+
+    pub fn link(&mut self, path: impl Into<String>, target: impl Into<String>) -> PathBuilder<'_> {
+        let (n, v) = (self.notify.clone(), self.validator.clone());
+        self.out.link(path, target).notify(n).checked_by(&v)
+    }
+
+    pub fn absent(&mut self, path: impl Into<String>) -> PathBuilder<'_> {
+        let (n, v) = (self.notify.clone(), self.validator.clone());
+        self.out.absent(path).notify(n).checked_by(&v)
+    }
+}

@@ -1,0 +1,77 @@
+//! PHP: the command-line interpreter and its MySQL extension on every web host (what the
+//! application and its lint need), and, in the stacks that use it, a PHP-FPM pool of the site's own
+//! behind a unix socket.
+
+use super::{Component, Cx, Out};
+use crate::desired::Handler;
+use crate::render::{RenderError, RenderOptions};
+use crate::spec::Spec;
+use serde_json::{json, Map, Value};
+
+pub struct Php;
+pub static PHP: Php = Php;
+
+pub struct PhpFpm;
+pub static PHP_FPM: PhpFpm = PhpFpm;
+
+fn socket(spec: &Spec) -> String {
+    format!(
+        "/run/php/php{}-fpm-{}.sock",
+        spec.site.php_version, spec.site.domain
+    )
+}
+
+impl Component for Php {
+    fn name(&self) -> &'static str {
+        "php"
+    }
+
+    fn context(&self, spec: &Spec, _opts: &RenderOptions, ctx: &mut Map<String, Value>) {
+        ctx.insert(
+            "php".into(),
+            json!({ "version": spec.site.php_version, "socket": socket(spec) }),
+        );
+    }
+
+    fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
+        let v = &cx.spec.site.php_version;
+        out.package(format!("php{v}-cli"));
+        out.package(format!("php{v}-mysql"));
+        // Without php.ini (-n): a syntax check must not depend on the host's extensions.
+        out.file_validator("php-lint", format!("php{v} -n -l {{root}}{{file}}"));
+        Ok(())
+    }
+}
+
+impl Component for PhpFpm {
+    fn name(&self) -> &'static str {
+        "php-fpm"
+    }
+
+    fn after(&self) -> &'static [&'static str] {
+        &["mariadb"]
+    }
+
+    fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
+        let spec = cx.spec;
+        let v = &spec.site.php_version;
+        let fpm = format!("php{v}-fpm");
+        out.service(&fpm, &fpm);
+        out.scope(Handler::reload(&fpm), "php-fpm").file(
+            format!("/etc/php/{v}/fpm/pool.d/{}.conf", spec.site.domain),
+            cx.render("php/pool.conf", &[])?,
+        );
+        // The stock php-fpm.conf includes pool.d by absolute path; a throwaway main config pointed
+        // at the staged pool.d checks exactly the pools that would go live.
+        out.validator(
+            "php-fpm",
+            format!(
+                "f=$(mktemp) && printf '[global]\\nerror_log = /dev/null\\ninclude = %s/etc/php/{v}/fpm/pool.d/*.conf\\n' {{root}} > \"$f\" && php-fpm{v} -t -y \"$f\"; rc=$?; rm -f \"$f\"; exit $rc"
+            ),
+            &[&format!("/etc/php/{v}/fpm")],
+        );
+        // opcache keeps compiled code: a reload makes new, or restored, code count at once.
+        out.reloads_code(Handler::reload(&fpm));
+        Ok(())
+    }
+}

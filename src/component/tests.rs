@@ -1,0 +1,86 @@
+use super::*;
+use crate::spec::{Sources, Spec};
+use std::path::Path;
+
+struct Env;
+
+impl Sources for Env {
+    fn env_var(&self, _: &str) -> Option<String> {
+        Some("pw".into())
+    }
+    fn read_file(&self, _: &Path) -> std::io::Result<Vec<u8>> {
+        Ok(b"pw".to_vec())
+    }
+    fn read_tree(&self, _: &Path) -> std::io::Result<Vec<(String, Vec<u8>, bool)>> {
+        Ok(Vec::new())
+    }
+}
+
+fn lb_spec() -> Spec {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lb.toml"))
+        .unwrap();
+    Spec::parse(&text, Path::new("inventories/lb.toml"), &Env).unwrap()
+}
+
+fn names(cs: &[&'static dyn Component]) -> Vec<&'static str> {
+    cs.iter().map(|c| c.name()).collect()
+}
+
+#[test]
+fn components_come_after_what_they_declare() {
+    let r = Registry::standard();
+    let order = r.order();
+    let pos = |n: &str| order.iter().position(|o| o == n).unwrap();
+    for c in r.all() {
+        for dep in c.after() {
+            assert!(pos(dep) < pos(c.name()), "{} before {dep}", c.name());
+        }
+    }
+}
+
+#[test]
+fn a_stack_and_the_roles_give_each_host_its_components() {
+    let spec = lb_spec();
+    let r = Registry::standard();
+    let of = |h: &str| names(&r.for_host(&spec, spec.host(h).unwrap()));
+    assert_eq!(of("web-01"), ["php", "php-fpm", "nginx", "app"]);
+    assert_eq!(of("db-01"), ["mariadb"]);
+    assert_eq!(of("db-02"), ["mariadb-replica"]);
+    assert_eq!(of("lb-01"), ["bind", "haproxy"]);
+}
+
+#[test]
+fn host_tiers_follow_the_relations_between_components() {
+    let spec = lb_spec();
+    let r = Registry::standard();
+    let all: Vec<&crate::spec::Host> = spec.hosts.iter().collect();
+    let tiers: Vec<Vec<&str>> = r
+        .tiers(&spec, &all)
+        .iter()
+        .map(|t| t.iter().map(|h| h.name.as_str()).collect())
+        .collect();
+    // The primary first; its replica and the web hosts after it; the balancer after the web hosts.
+    assert_eq!(
+        tiers,
+        [
+            vec!["db-01"],
+            vec!["web-01", "web-02", "db-02"],
+            vec!["lb-01"]
+        ]
+    );
+}
+
+#[test]
+fn the_stacks_name_only_known_components() {
+    let r = Registry::standard();
+    for (stack, list) in STACKS {
+        for c in *list {
+            assert!(r.get(c).is_some(), "stack {stack}: unknown component {c}");
+        }
+    }
+    for (role, list) in ROLES {
+        for c in *list {
+            assert!(r.get(c).is_some(), "role {role:?}: unknown component {c}");
+        }
+    }
+}

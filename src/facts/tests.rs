@@ -1,0 +1,159 @@
+use super::*;
+
+fn req() -> ProbeRequest {
+    ProbeRequest {
+        packages: vec!["nginx".into(), "php8.2-fpm".into()],
+        paths: vec![
+            ("/etc/nginx/nginx.conf".into(), Some("abc".into())),
+            ("/etc/nginx/sites-enabled/foobar.com.conf".into(), None),
+            ("/etc/nginx/sites-enabled/default".into(), None),
+            ("/var/www/foobar.com".into(), None),
+        ],
+        services: vec!["nginx".into()],
+        components: vec![("mariadb".into(), "echo up".into())],
+    }
+}
+
+const CANNED: &str = "Welcome banner\n@os debian 12 bookworm\n@init systemd\n@dpkg nginx ii 1.22.1-9+deb12u1\n@dpkg php8.2-fpm rc 8.2.1\n\
+@aptage 120\n@path /etc/nginx/nginx.conf f 644 root root \n\
+@path /etc/nginx/sites-enabled/foobar.com.conf l 777 root root ../sites-available/foobar.com.conf\n\
+@path /var/www/foobar.com d 755 root www-data \n@content /etc/nginx/nginx.conf aGVsbG8K\n@svc nginx active\n\
+@c mariadb up\n@c mariadb db\tfoobar\n@state pending reload nginx\n@state pending reload nginx\n\
+@state key 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n@state current G000003-20261123T000000Z\n@end\n";
+
+#[test]
+fn parses_every_fact_from_canned_output() {
+    let f = parse(CANNED, &req()).unwrap();
+    assert_eq!(
+        (
+            f.os_id.as_str(),
+            f.os_version.as_str(),
+            f.os_codename.as_str(),
+            f.systemd
+        ),
+        ("debian", "12", "bookworm", true)
+    );
+    assert_eq!(f.packages["nginx"].as_deref(), Some("1.22.1-9+deb12u1"));
+    assert_eq!(f.packages["php8.2-fpm"], None);
+    assert!(f.no_candidate.contains("php8.2-fpm"));
+    assert_eq!(f.apt_lists_age, Some(120));
+    assert_eq!(
+        f.paths["/etc/nginx/nginx.conf"],
+        PathFact::File {
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            content: Some(b"hello\n".to_vec())
+        }
+    );
+    assert_eq!(f.content("/etc/nginx/nginx.conf").unwrap(), b"hello\n");
+    assert_eq!(
+        f.paths["/etc/nginx/sites-enabled/foobar.com.conf"],
+        PathFact::Link {
+            target: "../sites-available/foobar.com.conf".into()
+        }
+    );
+    assert_eq!(
+        f.paths["/etc/nginx/sites-enabled/default"],
+        PathFact::Absent
+    );
+    assert_eq!(
+        f.paths["/var/www/foobar.com"],
+        PathFact::Dir {
+            mode: 0o755,
+            owner: "root".into(),
+            group: "www-data".into()
+        }
+    );
+    assert!(f.services["nginx"]);
+    assert_eq!(f.components["mariadb"], ["up", "db\tfoobar"]);
+    assert_eq!(
+        f.state.pending,
+        vec![crate::desired::Handler::reload("nginx")]
+    );
+    assert_eq!(f.state.current.as_deref(), Some("G000003-20261123T000000Z"));
+    assert!(f.state.key.is_some());
+}
+
+#[test]
+fn a_cut_off_probe_is_an_error() {
+    let cut = CANNED.replace("@end\n", "");
+    assert!(parse(&cut, &req()).is_err());
+}
+
+#[test]
+fn a_fresh_host_has_everything_absent() {
+    let f = parse("@os debian 12 bookworm\n@init none\n@end\n", &req()).unwrap();
+    assert!(!f.systemd);
+    assert!(f.paths.values().all(|p| *p == PathFact::Absent));
+    assert_eq!(f.apt_lists_age, None);
+    assert!(f.components.is_empty());
+    assert_eq!(f.state, HostState::default());
+}
+
+#[test]
+fn the_probe_quotes_every_path_and_is_valid_sh() {
+    let mut r = req();
+    r.paths
+        .push(("/var/www/it's $(here)".into(), Some("x".into())));
+    let script = r.script();
+    assert!(script.contains("'/var/www/it'\\''s $(here)'"), "{script}");
+    let out = std::process::Command::new("sh")
+        .arg("-n")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn secret_files_are_never_compared_by_a_hash_in_the_probe() {
+    let mut d = crate::desired::Desired::new("h");
+    d.paths.push(crate::desired::ManagedPath {
+        path: "/etc/secret.php".into(),
+        state: PathState::File {
+            content: b"hunter2".to_vec(),
+            mode: 0o640,
+            owner: "root".into(),
+            group: "root".into(),
+            sensitive: true,
+        },
+        notify: vec![],
+        validator: None,
+        from_previous: false,
+        code: false,
+    });
+    let r = ProbeRequest::for_desired(&d);
+    assert_eq!(r.paths, [("/etc/secret.php".to_string(), None)]);
+    assert!(!r.script().contains(&sha256_hex(b"hunter2")));
+}
+
+#[test]
+fn a_component_snippet_comes_back_to_its_component_only() {
+    // The real probe run by sh: the component's lines are tagged with its name.
+    let r = ProbeRequest {
+        packages: vec![],
+        paths: vec![],
+        services: vec![],
+        components: vec![(
+            "example".into(),
+            "echo one; echo 'two words'; exit 3".into(),
+        )],
+    };
+    let state = tempfile::tempdir().unwrap();
+    let script = r
+        .script()
+        .replace("/var/lib/provision", &state.path().to_string_lossy());
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let f = parse(&String::from_utf8_lossy(&out.stdout), &r).unwrap();
+    assert_eq!(f.components["example"], ["one", "two words"]);
+}

@@ -1,0 +1,490 @@
+//! Desired × Facts → Plan. Pure: the plan is a value that is printed, serialised, saved, and
+//! executed as is. It names no service: handlers are ordered by the components' declared relations
+//! (`Desired::rank`), and what facts ask for comes from the components (`Need`).
+
+mod diff;
+pub mod saved;
+
+pub use diff::diff;
+
+use crate::component::Need;
+use crate::desired::{
+    Action, Desired, Handler, HealthCheck, ManagedPath, PathState, Target, Validator,
+};
+use crate::facts::{Facts, PathFact};
+use crate::host_state::keyed_digest;
+use crate::render::manifest::sha256_hex;
+use crate::secret::Redactor;
+use serde::Serialize;
+
+/// Package lists older than this are refreshed before installing.
+pub const APT_LISTS_MAX_AGE_SECS: u64 = 24 * 3600;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub hosts: Vec<HostPlan>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.hosts.iter().all(HostPlan::is_empty)
+    }
+
+    pub fn change_count(&self) -> usize {
+        self.hosts.iter().map(HostPlan::change_count).sum()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlan {
+    pub host: String,
+    pub os: String,
+    pub systemd: bool,
+    /// The host's newest generation when planned: apply refuses to run if it has moved since.
+    pub generation: Option<String>,
+    /// Why the host needs attention (an apply its health checks did not confirm); apply then runs
+    /// the checks even when nothing else changes.
+    pub attention: Option<String>,
+    /// Why the package lists are refreshed first, when they are.
+    pub update_package_lists: Option<String>,
+    pub install: Vec<String>,
+    pub changes: Vec<Change>,
+    pub steps: Vec<PlannedStep>,
+    /// Validators for the staged tree: those that read a changed path.
+    pub validators: Vec<Validator>,
+    pub checks: Vec<HealthCheck>,
+    /// What this apply cannot take back, said before it runs.
+    pub irreversible: Vec<String>,
+}
+
+impl HostPlan {
+    pub fn is_empty(&self) -> bool {
+        self.install.is_empty()
+            && self.changes.is_empty()
+            && self.steps.is_empty()
+            && self.attention.is_none()
+    }
+
+    pub fn change_count(&self) -> usize {
+        usize::from(!self.install.is_empty())
+            + self.changes.len()
+            + self.steps.len()
+            + usize::from(self.attention.is_some())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Create,
+    Update,
+    Delete,
+}
+
+/// How a path looks, as far as the plan commits to it: apply refuses to go on if the host's copy
+/// looks different from `before`, and `after` is what it writes. A file is named by its digest:
+/// `sha256:…`, or for a file that holds a secret `keyed:…`, which says nothing without the host's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Shape {
+    Absent,
+    File {
+        digest: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+    },
+    Dir {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+    },
+    Link {
+        target: String,
+    },
+    Other,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub path: String,
+    pub action: ChangeKind,
+    pub reason: String,
+    /// Unified diff with secrets masked; `None` for directories, links, metadata-only changes.
+    pub diff: Option<String>,
+    pub before: Shape,
+    pub after: Shape,
+    #[serde(skip)]
+    pub desired: ManagedPath,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    pub handler: Handler,
+    pub reason: String,
+}
+
+/// The digest a plan uses for file content: keyed for secrets.
+pub fn digest(content: &[u8], sensitive: bool, key: &str) -> String {
+    if sensitive {
+        keyed_digest(key, content)
+    } else {
+        format!("sha256:{}", sha256_hex(content))
+    }
+}
+
+/// Builds one host's plan. `needs` are what the components read from their facts; `redactor`
+/// masks secrets in every diff.
+pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) -> HostPlan {
+    let key = f.state.key.as_deref().unwrap_or("");
+    let mut changes = Vec::new();
+    let mut steps: Vec<PlannedStep> = Vec::new();
+    let install: Vec<String> = d
+        .packages
+        .iter()
+        .filter(|p| f.packages.get(*p).is_none_or(|v| v.is_none()))
+        .cloned()
+        .collect();
+    for p in &d.paths {
+        let fact = f.paths.get(&p.path).cloned().unwrap_or(PathFact::Absent);
+        let change = match (&p.state, &fact) {
+            // A package installed in this run may create it (Nginx's default site): remove it then.
+            (PathState::Absent, PathFact::Absent) if !install.is_empty() => Some(Change {
+                path: p.path.clone(),
+                action: ChangeKind::Delete,
+                reason: "must not exist; the packages being installed may create it".into(),
+                diff: None,
+                before: Shape::Absent,
+                after: Shape::Absent,
+                desired: p.clone(),
+            }),
+            _ => path_change(p, &fact, key, redactor),
+        };
+        if let Some(c) = change {
+            for h in &p.notify {
+                add_step(&mut steps, h.clone(), format!("{} changed", p.path));
+            }
+            changes.push(c);
+        }
+    }
+    let update_package_lists = if install.is_empty() {
+        None
+    } else if !f.no_candidate.is_empty() {
+        Some(format!(
+            "apt knows no candidate for {}",
+            f.no_candidate
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    } else {
+        match f.apt_lists_age {
+            None => Some("the package lists were never downloaded".to_string()),
+            Some(age) if age > APT_LISTS_MAX_AGE_SECS => {
+                Some(format!("the package lists are {} hours old", age / 3600))
+            }
+            Some(_) => None,
+        }
+    };
+    for s in &d.services {
+        if !f.services.get(&s.name).copied().unwrap_or(false) {
+            add_step(
+                &mut steps,
+                Handler::service(Action::Start, &s.name),
+                format!("{} is not running", s.name),
+            );
+        }
+    }
+    for h in &f.state.pending {
+        // A pending handler whose service or step this host no longer has is dropped.
+        let known = match &h.target {
+            Target::Service(s) => d.services.iter().any(|x| &x.name == s),
+            Target::Step(s) => d.step(s).is_some(),
+        };
+        if known {
+            add_step(
+                &mut steps,
+                h.clone(),
+                "left pending by an interrupted apply".into(),
+            );
+        }
+    }
+    for n in needs {
+        add_step(&mut steps, n.handler.clone(), n.reason.clone());
+    }
+    // Within a component its services come up before its steps run (the server before its SQL).
+    steps.sort_by_key(|s| (d.rank(&s.handler), s.handler.action == Action::Run));
+    let validators = validators_for(d, &changes);
+    let irreversible = steps
+        .iter()
+        .filter_map(|s| match &s.handler.target {
+            Target::Step(name) => d
+                .step(name)
+                .and_then(|st| st.irreversible.as_ref())
+                .map(|why| format!("{}: {why}", s.handler.line())),
+            Target::Service(_) => None,
+        })
+        .collect();
+    HostPlan {
+        host: d.host.clone(),
+        os: format!("{} {}", f.os_id, f.os_version),
+        systemd: f.systemd,
+        generation: f.state.current.clone(),
+        attention: f.state.attention.clone(),
+        update_package_lists,
+        install,
+        changes,
+        steps,
+        validators,
+        checks: d.checks.clone(),
+        irreversible,
+    }
+}
+
+/// The validators that read a changed path. When anything changes, every whole-tree validator of
+/// the host runs (a config is only valid as a whole); per-file ones run for the changed files only.
+fn validators_for(d: &Desired, changes: &[Change]) -> Vec<Validator> {
+    if changes.is_empty() {
+        return Vec::new();
+    }
+    d.validators
+        .iter()
+        .filter(|v| {
+            !v.per_file
+                || changes.iter().any(|c| {
+                    c.desired.validator.as_deref() == Some(v.name.as_str())
+                        && matches!(c.desired.state, PathState::File { .. })
+                })
+        })
+        .cloned()
+        .collect()
+}
+
+/// How strongly a handler touches its service: a start (of a stopped service) covers a restart,
+/// which covers a reload.
+fn strength(a: Action) -> u8 {
+    match a {
+        Action::Reload => 1,
+        Action::Restart => 2,
+        Action::Start => 3,
+        Action::Stop => 4,
+        Action::Run => 0,
+    }
+}
+
+fn add_step(steps: &mut Vec<PlannedStep>, h: Handler, reason: String) {
+    let same = steps.iter().position(|x| x.handler.target == h.target);
+    match same {
+        Some(pos) => {
+            let existing = &mut steps[pos];
+            push_reason(&mut existing.reason, &reason);
+            if strength(existing.handler.action) < strength(h.action) {
+                existing.handler = h;
+            }
+        }
+        None => steps.push(PlannedStep { handler: h, reason }),
+    }
+}
+
+fn push_reason(into: &mut String, reason: &str) {
+    if !into.split("; ").any(|r| r == reason) {
+        into.push_str("; ");
+        into.push_str(reason);
+    }
+}
+
+fn meta_diff(mode: u32, owner: &str, group: &str, (m, o, g): (u32, &str, &str)) -> Option<String> {
+    let mut parts = Vec::new();
+    if m != mode {
+        parts.push(format!("mode {m:04o} → {mode:04o}"));
+    }
+    if o != owner || g != group {
+        parts.push(format!("owner {o}:{g} → {owner}:{group}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The shape of what is on the host now.
+fn shape_of(fact: &PathFact, desired: &PathState, key: &str) -> Shape {
+    let meta = |mode: u32, owner: &str, group: &str| {
+        (
+            Some(format!("{mode:04o}")),
+            Some(format!("{owner}:{group}")),
+        )
+    };
+    match fact {
+        PathFact::Absent => Shape::Absent,
+        PathFact::File {
+            content,
+            mode,
+            owner,
+            group,
+        } => {
+            let sensitive = desired.is_sensitive();
+            // The probe leaves out content that matches the desired hash.
+            let digest = match (content, desired.content()) {
+                (Some(c), _) => digest(c, sensitive, key),
+                (None, Some(d)) => digest(d, sensitive, key),
+                (None, None) => String::new(),
+            };
+            let (mode, owner) = meta(*mode, owner, group);
+            Shape::File {
+                digest,
+                mode,
+                owner,
+            }
+        }
+        PathFact::Dir { mode, owner, group } => {
+            let (mode, owner) = meta(*mode, owner, group);
+            Shape::Dir { mode, owner }
+        }
+        PathFact::Link { target } => Shape::Link {
+            target: target.clone(),
+        },
+        PathFact::Other(_) => Shape::Other,
+    }
+}
+
+/// The shape apply leaves.
+fn shape_after(p: &PathState, key: &str) -> Shape {
+    match p {
+        PathState::File {
+            content,
+            mode,
+            owner,
+            group,
+            sensitive,
+        } => Shape::File {
+            digest: digest(content, *sensitive, key),
+            mode: Some(format!("{mode:04o}")),
+            owner: Some(format!("{owner}:{group}")),
+        },
+        PathState::Dir { mode, owner, group } => Shape::Dir {
+            mode: Some(format!("{mode:04o}")),
+            owner: Some(format!("{owner}:{group}")),
+        },
+        PathState::Link { target } => Shape::Link {
+            target: target.clone(),
+        },
+        PathState::Absent => Shape::Absent,
+    }
+}
+
+fn path_change(p: &ManagedPath, fact: &PathFact, key: &str, redactor: &Redactor) -> Option<Change> {
+    let change = |action, reason: String, diff| {
+        Some(Change {
+            path: p.path.clone(),
+            action,
+            reason,
+            diff,
+            before: shape_of(fact, &p.state, key),
+            after: shape_after(&p.state, key),
+            desired: p.clone(),
+        })
+    };
+    match (&p.state, fact) {
+        (PathState::Absent, PathFact::Absent) => None,
+        (PathState::Absent, _) => change(ChangeKind::Delete, "must not exist".into(), None),
+        (
+            PathState::File {
+                content, sensitive, ..
+            },
+            PathFact::Absent,
+        ) => change(
+            ChangeKind::Create,
+            "missing".into(),
+            Some(diff(&p.path, b"", content, *sensitive, redactor)),
+        ),
+        (
+            PathState::File {
+                content,
+                mode,
+                owner,
+                group,
+                sensitive,
+            },
+            PathFact::File {
+                mode: m,
+                owner: o,
+                group: g,
+                content: old,
+            },
+        ) => {
+            let meta = meta_diff(*mode, owner, group, (*m, o, g));
+            // Content can come back although it matches (files fetched whatever their hash).
+            let old = old.as_ref().filter(|c| c.as_slice() != content.as_slice());
+            match (old, meta) {
+                (None, None) => None,
+                (None, Some(meta)) => change(ChangeKind::Update, meta, None),
+                (Some(old), meta) => {
+                    let reason = match meta {
+                        Some(m) => format!("content differs; {m}"),
+                        None => "content differs".into(),
+                    };
+                    change(
+                        ChangeKind::Update,
+                        reason,
+                        Some(diff(&p.path, old, content, *sensitive, redactor)),
+                    )
+                }
+            }
+        }
+        (
+            PathState::File {
+                content, sensitive, ..
+            },
+            other,
+        ) => change(
+            ChangeKind::Update,
+            format!("is {}, must be a file", describe(other)),
+            Some(diff(&p.path, b"", content, *sensitive, redactor)),
+        ),
+        (PathState::Dir { .. }, PathFact::Absent) => {
+            change(ChangeKind::Create, "missing".into(), None)
+        }
+        (
+            PathState::Dir { mode, owner, group },
+            PathFact::Dir {
+                mode: m,
+                owner: o,
+                group: g,
+            },
+        ) => meta_diff(*mode, owner, group, (*m, o, g))
+            .and_then(|meta| change(ChangeKind::Update, meta, None)),
+        (PathState::Dir { .. }, other) => change(
+            ChangeKind::Update,
+            format!("is {}, must be a directory", describe(other)),
+            None,
+        ),
+        (PathState::Link { .. }, PathFact::Absent) => {
+            change(ChangeKind::Create, "missing".into(), None)
+        }
+        (PathState::Link { target }, PathFact::Link { target: t }) if t == target => None,
+        (PathState::Link { target }, PathFact::Link { target: t }) => change(
+            ChangeKind::Update,
+            format!("points to {t}, must point to {target}"),
+            None,
+        ),
+        (PathState::Link { .. }, other) => change(
+            ChangeKind::Update,
+            format!("is {}, must be a link", describe(other)),
+            None,
+        ),
+    }
+}
+
+fn describe(f: &PathFact) -> String {
+    match f {
+        PathFact::Absent => "missing".into(),
+        PathFact::File { .. } => "a file".into(),
+        PathFact::Dir { .. } => "a directory".into(),
+        PathFact::Link { target } => format!("a link to {target}"),
+        PathFact::Other(k) => format!("a special file ({k})"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

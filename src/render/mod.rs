@@ -1,0 +1,168 @@
+//! Spec + templates → what every host should look like. Pure: no clock, no disk, no network; the
+//! date and the current content of paths that depend on it (a zone serial) come in as arguments.
+//! Which files, services and checks a host gets is the components' business (`component`); this
+//! module only runs them and puts their output together.
+
+pub mod local_check;
+pub mod manifest;
+pub mod templates;
+pub mod tree;
+
+use crate::component::{Cx, Out, Registry};
+use crate::desired::Desired;
+use crate::spec::{Host, Spec};
+use serde_json::{json, Map};
+use templates::Templates;
+
+/// What a secret is replaced with unless secrets are revealed. Visible on purpose: a reader of a
+/// rendered file sees at once that something was withheld, and from where.
+pub fn placeholder(key: &str) -> String {
+    format!("<secret {key} hidden: render with --reveal-secrets>")
+}
+
+pub struct RenderOptions {
+    pub reveal_secrets: bool,
+    /// The date new zone serials start from.
+    pub today: crate::component::zone::Ymd,
+}
+
+impl RenderOptions {
+    /// The real value of a secret, or its visible placeholder when secrets are not revealed.
+    pub fn secret(&self, key: &str, s: &crate::secret::Secret) -> String {
+        if self.reveal_secrets {
+            s.expose().to_string()
+        } else {
+            placeholder(key)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderError {
+    /// A template failed to render (a user's override, or a value it cannot take).
+    Template { host: String, message: String },
+}
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RenderError::Template { host, message } => write!(f, "{host}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+/// Renders site-wide values once, then each host.
+pub struct Renderer<'a> {
+    registry: &'a Registry,
+    spec: &'a Spec,
+    templates: &'a Templates,
+    opts: &'a RenderOptions,
+    base: tera::Context,
+}
+
+impl<'a> Renderer<'a> {
+    pub fn new(
+        registry: &'a Registry,
+        spec: &'a Spec,
+        templates: &'a Templates,
+        opts: &'a RenderOptions,
+    ) -> Renderer<'a> {
+        let site = &spec.site;
+        let mut values = Map::new();
+        values.insert(
+            "site".into(),
+            json!({
+                "domain": site.domain.as_str(),
+                "fqdns": site.fqdns(),
+                "stack": site.stack.name(),
+                "document_root": site.document_root,
+            }),
+        );
+        for c in registry.all() {
+            c.context(spec, opts, &mut values);
+        }
+        let base = tera::Context::from_serialize(&serde_json::Value::Object(values))
+            .unwrap_or_else(|_| tera::Context::new());
+        Renderer {
+            registry,
+            spec,
+            templates,
+            opts,
+            base,
+        }
+    }
+
+    /// One host. `previous(path)` is the content the host has now for paths whose new content
+    /// depends on it (`None` when unknown: a first render, or a fresh host).
+    pub fn host(
+        &self,
+        host: &Host,
+        previous: &dyn Fn(&str) -> Option<Vec<u8>>,
+    ) -> Result<Desired, RenderError> {
+        let mut base = self.base.clone();
+        base.insert(
+            "host",
+            &json!({ "name": host.name, "public_address": host.public_address.to_string() }),
+        );
+        let cx = Cx {
+            spec: self.spec,
+            host,
+            templates: self.templates,
+            opts: self.opts,
+            base: &base,
+            previous,
+        };
+        let mut d = Desired::new(&host.name);
+        let mut code_reloaders = Vec::new();
+        let components = self.registry.for_host(self.spec, host);
+        for c in &components {
+            let mut out = Out {
+                d: &mut d,
+                component: c.name(),
+                code_reloaders: &mut code_reloaders,
+            };
+            c.render(&cx, &mut out)?;
+            if let Some(p) = c.probe(&cx) {
+                d.probes.push((c.name().to_string(), p));
+            }
+        }
+        for p in d.paths.iter_mut().filter(|p| p.code) {
+            for h in &code_reloaders {
+                if !p.notify.contains(h) {
+                    p.notify.push(h.clone());
+                }
+            }
+        }
+        d.order = components.iter().map(|c| c.name().to_string()).collect();
+        d.packages.sort();
+        d.packages.dedup();
+        Ok(d)
+    }
+
+    /// Every host of the inventory.
+    pub fn all(
+        &self,
+        previous: &dyn Fn(&str, &str) -> Option<Vec<u8>>,
+    ) -> Result<Vec<Desired>, RenderError> {
+        self.spec
+            .hosts
+            .iter()
+            .map(|h| self.host(h, &|path| previous(&h.name, path)))
+            .collect()
+    }
+
+    /// The component context a host's facts are read in (`Component::needs`).
+    pub fn with_cx<T>(&self, host: &Host, f: impl FnOnce(&Cx) -> T) -> T {
+        let cx = Cx {
+            spec: self.spec,
+            host,
+            templates: self.templates,
+            opts: self.opts,
+            base: &self.base,
+            previous: &|_| None,
+        };
+        f(&cx)
+    }
+}

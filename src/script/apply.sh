@@ -1,0 +1,404 @@
+# provision's host-side library. The controller sends this file with a generated program at its
+# end (calls of the functions below, every argument quoted) and runs it detached from the SSH
+# connection (setsid, output to a log the controller follows), so a dropped connection or a killed
+# controller never cuts a change in half. The program takes the host lock first: the process tree
+# that changes the host holds it until the last change is done.
+#
+# State, all under $P: lock (flock), lock.info, pending (handlers still to run), seq, current (the
+# newest generation), attention (why the host needs a look), generations/<id>/{info,status,swapped,
+# files/,services,ran,steps}, stage/<run>/ (the staged tree validators read), run/ (scripts, logs).
+
+set -u
+export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive
+umask 022
+P=/var/lib/provision
+TAB=$(printf '\t')
+G=
+B=
+S=
+R=
+POLICY_CREATED=
+
+fail() { ev_fail "$*"; exit 1; }
+
+# Tool output for the controller, the last 40 lines.
+show() { printf '%s\n' "$1" | tail -n 40 | while IFS= read -r l; do ev_out "$l"; done; }
+
+on_exit() {
+    [ -z "$POLICY_CREATED" ] || rm -f /usr/sbin/policy-rc.d
+    [ -z "$S" ] || rm -rf "$S" "$S".*
+}
+
+# take_lock WAIT WHO: the host lock, for this process and its children. WAIT seconds (0: refuse at
+# once when another apply holds it).
+take_lock() {
+    mkdir -p "$P/generations" "$P/stage" "$P/run" && chmod 700 "$P" || fail "cannot create $P"
+    exec 9>>"$P/lock"
+    if [ "$1" = 0 ]; then flock -n 9; else flock -w "$1" 9; fi || {
+        ev_busy "$(cat "$P/lock.info" 2>/dev/null)"
+        exit 3
+    }
+    printf '%s\n' "$2" > "$P/lock.info"
+    S="$P/stage/$(basename "$RUN")"
+    R="$S/root"
+    trap on_exit EXIT
+    trap 'exit 130' INT TERM HUP
+    clean_leftovers
+}
+
+# What a run that was killed left behind: its stage, the policy-rc.d it put in place, its script
+# (which held secrets), and a generation it did not finish.
+clean_leftovers() {
+    rm -rf "$P"/stage/*
+    if [ -f /usr/sbin/policy-rc.d ] && grep -q '^# provision: no service starts' /usr/sbin/policy-rc.d; then
+        rm -f /usr/sbin/policy-rc.d
+    fi
+    for f in "$P"/run/*.sh; do [ -e "$f" ] && [ "$f" != "${RUN:-}.sh" ] && rm -f "$f"; done
+    ls -1t "$P"/run/*.log 2>/dev/null | tail -n +11 | while IFS= read -r f; do rm -f "$f" "${f%.log}.pid"; done
+    for g in "$P"/generations/*; do
+        [ -f "$g/status" ] || continue
+        read -r st < "$g/status"
+        [ "$st" = applying ] && echo interrupted > "$g/status"
+    done
+    return 0
+}
+
+# expect_current GEN: refuses when the host's newest generation is not the one the plan saw.
+expect_current() {
+    now=
+    [ -f "$P/current" ] && read -r now < "$P/current"
+    [ "$now" = "$1" ] || {
+        ev_stale "the host was changed since the plan was made: its newest generation is ${now:-none}, the plan was made at ${1:-none}"
+        exit 4
+    }
+}
+
+# digest_of PATH KIND: sha256:HEX, or keyed:HEX (with the host's key) for a file holding a secret.
+digest_of() {
+    h=$(sha256sum < "$1") || return 1
+    h=${h%% *}
+    if [ "$2" = keyed ]; then
+        k=
+        read -r k < "$P/plan.key"
+        [ -n "$k" ] || return 1
+        h=$(printf '%s%s' "$k" "$h" | sha256sum)
+        h=${h%% *}
+    fi
+    echo "$2:$h"
+}
+
+stale() { ev_stale "$1 changed since it was planned; nothing was changed, plan again"; exit 4; }
+
+expect_absent() { [ ! -e "$1" ] && [ ! -L "$1" ] || stale "$1"; }
+expect_file() { # PATH DIGEST MODE OWNER
+    [ -f "$1" ] && [ ! -L "$1" ] && [ "$(digest_of "$1" "${2%%:*}")" = "$2" ] \
+        && [ "$(stat -c '%a %U:%G' "$1")" = "$3 $4" ] || stale "$1"
+}
+expect_dir() { # PATH MODE OWNER
+    [ -d "$1" ] && [ ! -L "$1" ] && [ "$(stat -c '%a %U:%G' "$1")" = "$2 $3" ] || stale "$1"
+}
+expect_link() { [ -L "$1" ] && [ "$(readlink "$1")" = "$2" ] || stale "$1"; }
+expect_other() { [ -e "$1" ] || stale "$1"; }
+
+# install_packages UPDATE PKG...: one apt transaction. Packages must not start their services with
+# stock configs: provision starts them once the validated configs are live.
+install_packages() {
+    if [ "$1" = update ]; then
+        out=$(apt-get update -q --error-on=any -o DPkg::Lock::Timeout=300 2>&1) || { show "$out"; fail "apt-get update failed"; }
+    fi
+    shift
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# provision: no service starts during its package installs\nexit 101\n' > /usr/sbin/policy-rc.d \
+            && chmod 755 /usr/sbin/policy-rc.d && POLICY_CREATED=1
+    fi
+    out=$(apt-get install -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
+        -o Dpkg::Options::=--force-confold "$@" 2>&1)
+    rc=$?
+    [ -z "$POLICY_CREATED" ] || { rm -f /usr/sbin/policy-rc.d; POLICY_CREATED=; }
+    [ $rc = 0 ] || { show "$out"; fail "apt-get install failed"; }
+}
+
+# The stage: a copy of the live config dirs the validators read, with the new files laid over it.
+stage_begin() {
+    export R
+    mkdir -p "$S/new" "$R" && chmod 700 "$S" || fail "cannot create the stage"
+    STAGED=
+}
+
+# stage_copy DIR: the live DIR's content, copied into a real directory of the stage (a DIR that is
+# a symlink is followed once, so nothing written to the stage lands in the live tree).
+stage_copy() {
+    [ -d "$1" ] || return 0
+    mkdir -p "$R$1" && cp -a "$1/." "$R$1/" || fail "cannot stage $1"
+    STAGED="$STAGED $1"
+}
+
+# Absolute links in the stage that point into a staged dir point into the stage instead, so the
+# validators read the staged files, not the live ones.
+stage_relink() {
+    [ -n "$STAGED" ] || return 0
+    find "$R" -type l | while IFS= read -r l; do
+        t=$(readlink "$l")
+        case "$t" in /*) ;; *) continue ;; esac
+        for d in $STAGED; do
+            case "$t" in "$d" | "$d"/*) ln -sfn "$R$t" "$l" ;; esac
+        done
+    done
+}
+
+# stage_guard PATH: PATH's parent in the stage resolves inside the stage (never through a link into
+# the live tree); creates it.
+stage_guard() {
+    a=$(dirname "$R$1")
+    while [ ! -e "$a" ]; do a=$(dirname "$a"); done
+    root=$(realpath "$R")
+    case "$(realpath "$a")/" in "$root"/*) ;; *) fail "staging $1: a link in the staged tree leads outside it ($a); nothing was changed" ;; esac
+    mkdir -p "$(dirname "$R$1")" || fail "cannot stage $1"
+}
+
+# stage_file N PATH: the new content of PATH, base64 on stdin, kept as $S/new/N and laid into the stage.
+stage_file() {
+    base64 -d > "$S/new/$1" || fail "cannot write the stage"
+    stage_guard "$2"
+    rm -rf "$R$2" && cp "$S/new/$1" "$R$2" || fail "cannot stage $2"
+}
+stage_link() { stage_guard "$1"; rm -rf "$R$1" && ln -s "$2" "$R$1" || fail "cannot stage $1"; }
+stage_dir() { stage_guard "$1"; [ -d "$R$1" ] && [ ! -L "$R$1" ] || { rm -rf "$R$1" && mkdir -p "$R$1"; } || fail "cannot stage $1"; }
+stage_absent() { stage_guard "$1"; rm -rf "$R$1"; }
+
+# validate NAME COMMAND: a real tool checks the staged tree.
+validate() {
+    out=$(sh -c "$2" 2>&1 9>&-) || {
+        show "$out"
+        fail "validation failed: $1 rejected the staged configuration; nothing was changed"
+    }
+}
+
+# changing KIND SUMMARY: the first change of this run opens its generation.
+changing() {
+    [ -z "$B" ] || return 0
+    seq=0
+    [ -f "$P/seq" ] && read -r seq < "$P/seq"
+    seq=$((seq + 1))
+    echo "$seq" > "$P/seq"
+    G=$(printf 'G%06d-%s' "$seq" "$(date -u +%Y%m%dT%H%M%SZ)")
+    B="$P/generations/$G"
+    mkdir -p "$B/files" || fail "cannot record the generation"
+    parent=
+    [ -f "$P/current" ] && read -r parent < "$P/current"
+    {
+        echo "kind $1"
+        echo "time $(date +%s)"
+        echo "by $WHO"
+        echo "summary $2"
+        echo "parent ${parent:-none}"
+    } > "$B/info"
+    echo applying > "$B/status"
+    printf '%s\n' "$G" > "$P/current.new" && mv -f "$P/current.new" "$P/current"
+    printf 'generation %s was not confirmed by health checks (the apply was cut off or its checks did not pass)\n' "$G" > "$P/attention"
+    ev_gen "$G"
+}
+
+# backup PATH: what PATH is now, kept in the generation before it is replaced (once: a path
+# touched twice keeps its first state).
+backup() {
+    [ -f "$B/swapped" ] && cut -f1 "$B/swapped" | grep -qxF -- "$1" && return 0
+    if [ -L "$1" ] || [ -f "$1" ]; then
+        mkdir -p "$B/files$(dirname "$1")" && cp -a "$1" "$B/files$1" || fail "backup of $1 failed"
+        printf '%s\tpresent\n' "$1" >> "$B/swapped"
+    elif [ -d "$1" ]; then
+        printf '%s\tdir %s\n' "$1" "$(stat -c '%a %U:%G' "$1")" >> "$B/swapped"
+    elif [ -e "$1" ]; then
+        fail "$1 is a special file; refusing to replace it"
+    else
+        printf '%s\tabsent\n' "$1" >> "$B/swapped"
+    fi
+}
+
+# swap_file N PATH MODE OWNER GROUP: atomic rename of the staged content into place.
+swap_file() {
+    backup "$2"
+    d=$(dirname "$2")
+    tmp="$d/.$(basename "$2").provision-new"
+    mkdir -p "$d" && install -m "$3" -o "$4" -g "$5" "$S/new/$1" "$tmp" \
+        && { [ ! -d "$2" ] || [ -L "$2" ] || rm -rf "$2"; } && mv -f "$tmp" "$2" \
+        || abort "cannot put $2 in place"
+}
+swap_dir() { # PATH MODE OWNER GROUP
+    backup "$1"
+    { [ -d "$1" ] && [ ! -L "$1" ]; } || { rm -f "$1" && mkdir -p "$1"; } || abort "cannot create $1"
+    chmod "$2" "$1" && chown "$3:$4" "$1" || abort "cannot set the mode of $1"
+}
+swap_link() { # PATH TARGET
+    backup "$1"
+    d=$(dirname "$1")
+    tmp="$d/.$(basename "$1").provision-new"
+    mkdir -p "$d" && ln -sfn "$2" "$tmp" && mv -Tf "$tmp" "$1" || abort "cannot put $1 in place"
+}
+swap_absent() { backup "$1"; rm -rf "$1" || abort "cannot remove $1"; }
+
+# svc ACTION NAME: systemctl where systemd runs, the init script elsewhere.
+svc() {
+    if [ -d /run/systemd/system ]; then
+        case "$1" in
+            reload) systemctl reload-or-restart "$2" ;;
+            *) systemctl "$1" "$2" ;;
+        esac
+    else
+        case "$1" in
+            reload) { service "$2" status > /dev/null 2>&1 && service "$2" reload; } || service "$2" restart ;;
+            restart) service "$2" stop > /dev/null 2>&1; service "$2" start ;;
+            *) service "$2" "$1" ;;
+        esac
+    fi
+}
+
+svc_active() {
+    if [ -d /run/systemd/system ]; then systemctl is-active --quiet "$1"; else service "$1" status > /dev/null 2>&1; fi
+}
+
+# remember_service NAME: its run state before this generation touched it (for a rollback).
+remember_service() {
+    if svc_active "$1"; then st=active; else st=inactive; fi
+    printf '%s %s\n' "$1" "$st" >> "$B/services"
+}
+
+# handler LINE ACTION NAME [COMMAND]: runs one handler (a service action, or a step's command);
+# daemons it starts must not inherit the lock.
+handler() {
+    line=$1
+    if [ "$2" = run ]; then
+        printf '%s\t%s\n' "$3" "$4" >> "$B/steps"
+        out=$(sh -c "$4" 2>&1 9>&-)
+    else
+        out=$(svc "$2" "$3" 2>&1 9>&-)
+    fi || { show "$out"; abort "$line failed"; }
+    echo "$line" >> "$B/ran"
+    ev_did "$line"
+}
+
+# abort REASON: a change failed half-way: the generation's files come back, the services go back to
+# their earlier state taking them, and the apply fails.
+abort() {
+    ev_phase rollback
+    undo "$B"
+    restore_services "$B"
+    failed=$(rollback_failed)
+    if [ -n "$failed" ]; then
+        echo rollback-failed > "$B/status"
+        printf 'apply %s failed (%s) and its rollback could not restore: %s\n' "$G" "$1" "$failed" > "$P/attention"
+        fail "$1; ROLLBACK FAILED for: $failed"
+    fi
+    echo rolled-back > "$B/status"
+    printf 'apply %s failed (%s) and was rolled back\n' "$G" "$1" > "$P/attention"
+    fail "$1; the previous files were restored"
+}
+
+# undo GEN_DIR: puts back what a generation replaced, newest change first. Unless it is this run's
+# own generation, each path's current state is first kept in this run's generation ($B), so a
+# rollback can itself be rolled back.
+undo() {
+    gen=$1
+    [ -f "$gen/swapped" ] || return 0
+    tac "$gen/swapped" > "$S.undo" || return 1
+    while IFS="$TAB" read -r p how; do
+        [ "$gen" = "$B" ] || backup "$p"
+        case "$how" in
+            present) rm -rf "$p" && cp -a "$gen/files$p" "$p" ;;
+            absent) if [ -d "$p" ] && [ ! -L "$p" ]; then rmdir "$p" 2> /dev/null; else rm -f "$p"; fi ;;
+            dir*)
+                mode_owner=${how#dir }
+                [ -d "$p" ] || mkdir -p "$p"
+                chmod "${mode_owner% *}" "$p" && chown "${mode_owner#* }" "$p"
+                ;;
+        esac || echo "$p" >> "$S.failed"
+    done < "$S.undo"
+    rm -f "$S.undo"
+}
+
+# restore_services GEN_DIR...: (newest first) after files were put back, every service the
+# generations touched goes back to the run state it had before the oldest of them, taking the
+# restored files; steps whose input was restored run again (the database bootstrap sets the
+# earlier passwords back).
+restore_services() {
+    for g in "$@"; do [ -f "$g/services" ] && cat "$g/services"; done \
+        | awk '{ state[$1] = $2; if (!seen[$1]++) order[n++] = $1 } END { for (i = n - 1; i >= 0; i--) print order[i], state[order[i]] }' \
+        > "$S.services"
+    while read -r name before; do
+        if [ "$before" = inactive ]; then
+            svc stop "$name" > /dev/null 2>&1 9>&-
+            echo "stop $name" >> "$B/ran"
+            ev_did "stop $name"
+        else
+            if out=$(svc restart "$name" 2>&1 9>&-); then ev_did "restart $name"; else
+                show "$out"
+                echo "restart $name" >> "$S.failed"
+            fi
+            echo "restart $name" >> "$B/ran"
+        fi
+    done < "$S.services"
+    for g in "$@"; do [ -f "$g/steps" ] && cat "$g/steps"; done | sort -u > "$S.steps"
+    while IFS="$TAB" read -r name cmd; do
+        if sh -c "$cmd" > /dev/null 2>&1 9>&-; then
+            ev_did "run $name"
+        else
+            ev_note "run $name could not run again: the database keeps what the undone apply set"
+        fi
+    done < "$S.steps"
+    rm -f "$S.services" "$S.steps"
+}
+
+# rollback_failed: what could not be put back, if anything (read after undo and restore_services).
+rollback_failed() { [ -f "$S.failed" ] && tr '\n' ' ' < "$S.failed"; }
+
+# rollback SUMMARY GEN...: undoes the generations (newest first), as one new generation of kind
+# rollback; says what could not be undone.
+rollback() {
+    summary=$1
+    shift
+    for g in "$@"; do
+        [ -d "$P/generations/$g/files" ] || fail "generation $g has no backups left (pruned); cannot roll back past it"
+    done
+    changing rollback "$summary"
+    ev_phase swap
+    dirs=
+    for g in "$@"; do
+        undo "$P/generations/$g"
+        dirs="$dirs $P/generations/$g"
+    done
+    ev_phase reload
+    # shellcheck disable=SC2086
+    restore_services $dirs
+    for g in "$@"; do echo rolled-back > "$P/generations/$g/status"; done
+    failed=$(rollback_failed)
+    if [ -n "$failed" ]; then
+        echo rollback-failed > "$B/status"
+        printf 'rollback %s could not restore: %s\n' "$G" "$failed" > "$P/attention"
+        fail "the rollback could not restore: $failed"
+    fi
+}
+
+# mark GEN STATUS [ATTENTION]: what became of a generation (health checks passed or not).
+mark() {
+    [ -d "$P/generations/$1" ] || fail "no generation $1 on this host"
+    echo "$2" > "$P/generations/$1/status"
+    if [ -n "${3:-}" ]; then printf '%s\n' "$3" > "$P/attention"; else rm -f "$P/attention"; fi
+    ev_done
+}
+
+# prune: backups of all but the KEEP newest generations go (by their sequence numbers, which the
+# host hands out: no clock involved); the newest is never touched. Records stay for history.
+prune() {
+    ls -1 "$P/generations" | sort | head -n "-$1" | while IFS= read -r g; do
+        [ "$g" = "$G" ] || rm -rf "$P/generations/$g/files"
+    done
+}
+
+# finish KEEP: the run is over: pending handlers done, the generation applied (its health checks
+# still to come), old backups pruned.
+finish() {
+    rm -f "$P/pending"
+    [ -z "$B" ] || echo applied > "$B/status"
+    prune "$1"
+    ev_done
+}

@@ -1,0 +1,341 @@
+//! The scripts apply sends to a host: the embedded library `apply.sh` (readable shell functions),
+//! the event functions of `protocol`, and a generated program of function calls built from a plan.
+//! Pure: the same plan gives the same script. Every value that reaches the shell is quoted with
+//! `shell_word`; file contents travel as base64 in quoted here-documents inside the script, which is
+//! deleted by the script as it starts (it holds secrets).
+
+pub mod protocol;
+
+use crate::desired::{Action, Desired, ManagedPath, PathState, Target};
+use crate::host_state;
+use crate::plan::{HostPlan, Shape};
+use crate::quote::shell_word as q;
+use base64::Engine;
+use std::fmt::Write;
+
+pub const LIBRARY: &str = include_str!("apply.sh");
+
+/// Marks a base64 block in a script, so `-v` output can leave the contents out.
+const DATA_END: &str = "PROVISION_DATA";
+/// Where the generated program starts (`-v` shows only what follows).
+const PROGRAM: &str = "# --- program";
+
+/// The command that runs a script (its stdin) on the host, detached from the connection, and
+/// follows its output until it ends. The script's first argument is its run's path prefix.
+pub fn runner() -> String {
+    let runs = host_state::RUNS;
+    format!(
+        "umask 077 && mkdir -p {runs} && f={runs}/$(date +%s).$$ && cat > \"$f.sh\" && : > \"$f.log\" && \
+         (setsid sh \"$f.sh\" \"$f\" < /dev/null >> \"$f.log\" 2>&1 & echo $! > \"$f.pid\") && read -r pid < \"$f.pid\" && \
+         exec tail -s 0.2 -n +1 -f --pid=\"$pid\" \"$f.log\""
+    )
+}
+
+/// Who runs the apply, for the lock and the generation record.
+pub struct Runner<'a> {
+    pub who: &'a str,
+    /// Seconds to wait for another apply's lock (0: refuse at once).
+    pub lock_wait: u64,
+}
+
+fn script(runner: &Runner, program: &str) -> String {
+    let mut s = String::from("#!/bin/sh\n");
+    s.push_str(&protocol::shell_functions());
+    s.push_str(LIBRARY);
+    let _ = write!(
+        s,
+        "\n{PROGRAM}\nRUN=$1\nWHO={}\nrm -f \"$RUN.sh\"\nev_phase lock\ntake_lock {} \"$WHO\"\n",
+        q(runner.who),
+        runner.lock_wait
+    );
+    s.push_str(program);
+    s
+}
+
+fn mode_str(s: &Shape) -> (String, String) {
+    let (mode, owner) = match s {
+        Shape::File { mode, owner, .. } | Shape::Dir { mode, owner } => (mode, owner),
+        _ => (&None, &None),
+    };
+    // stat prints modes without leading zeros.
+    let mode = mode
+        .as_deref()
+        .and_then(|m| u32::from_str_radix(m, 8).ok())
+        .map(|m| format!("{m:o}"))
+        .unwrap_or_default();
+    (mode, owner.clone().unwrap_or_default())
+}
+
+/// The check that a path still looks as planned.
+fn expect(path: &str, before: &Shape) -> String {
+    let p = q(path);
+    match before {
+        Shape::Absent => format!("expect_absent {p}\n"),
+        Shape::File { digest, .. } => {
+            let (mode, owner) = mode_str(before);
+            format!("expect_file {p} {} {} {}\n", q(digest), q(&mode), q(&owner))
+        }
+        Shape::Dir { .. } => {
+            let (mode, owner) = mode_str(before);
+            format!("expect_dir {p} {} {}\n", q(&mode), q(&owner))
+        }
+        Shape::Link { target } => format!("expect_link {p} {}\n", q(target)),
+        Shape::Other => format!("expect_other {p}\n"),
+    }
+}
+
+fn data_block(out: &mut String, content: &[u8]) {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(content);
+    for chunk in b64.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or(""));
+        out.push('\n');
+    }
+    out.push_str(DATA_END);
+    out.push('\n');
+}
+
+/// Lays one desired path into the stage.
+fn stage_path(out: &mut String, p: &ManagedPath, idx: usize) {
+    let path = q(&p.path);
+    match &p.state {
+        PathState::File { content, .. } => {
+            let _ = writeln!(out, "stage_file {idx} {path} <<'{DATA_END}'");
+            data_block(out, content);
+        }
+        PathState::Dir { .. } => {
+            let _ = writeln!(out, "stage_dir {path}");
+        }
+        PathState::Link { target } => {
+            let _ = writeln!(out, "stage_link {path} {}", q(target));
+        }
+        PathState::Absent => {
+            let _ = writeln!(out, "stage_absent {path}");
+        }
+    }
+}
+
+/// Puts one staged path live.
+fn swap_path(p: &ManagedPath, idx: usize) -> String {
+    let path = q(&p.path);
+    match &p.state {
+        PathState::File {
+            mode, owner, group, ..
+        } => format!(
+            "swap_file {idx} {path} {mode:04o} {} {}\n",
+            q(owner),
+            q(group)
+        ),
+        PathState::Dir { mode, owner, group } => {
+            format!("swap_dir {path} {mode:04o} {} {}\n", q(owner), q(group))
+        }
+        PathState::Link { target } => format!("swap_link {path} {}\n", q(target)),
+        PathState::Absent => format!("swap_absent {path}\n"),
+    }
+}
+
+/// What an apply script does for a plan: lock, check the host is as planned, packages, stage,
+/// validate, swap, handlers, record.
+pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "expect_current {}",
+        q(plan.generation.as_deref().unwrap_or(""))
+    );
+    s.push_str("ev_phase check\n");
+    for c in &plan.changes {
+        s.push_str(&expect(&c.path, &c.before));
+    }
+    if !plan.install.is_empty() {
+        let pkgs: Vec<String> = plan.install.iter().map(|p| q(p)).collect();
+        let update = if plan.update_package_lists.is_some() {
+            "update"
+        } else {
+            "no-update"
+        };
+        let _ = writeln!(
+            s,
+            "ev_phase packages\ninstall_packages {update} {}",
+            pkgs.join(" ")
+        );
+    }
+    let summary = q(&summary(plan));
+    if !plan.changes.is_empty() {
+        s.push_str("ev_phase stage\nstage_begin\n");
+        let mut dirs: Vec<&String> = plan.validators.iter().flat_map(|v| &v.stage).collect();
+        dirs.sort();
+        dirs.dedup();
+        for dir in dirs {
+            let _ = writeln!(s, "stage_copy {}", q(dir));
+        }
+        s.push_str("stage_relink\n");
+        // Every path a whole-tree validator reads (so it sees the whole new config) and every
+        // changed path; per-file validators read only the changed files.
+        let whole: Vec<&str> = plan
+            .validators
+            .iter()
+            .filter(|v| !v.per_file)
+            .map(|v| v.name.as_str())
+            .collect();
+        let mut staged: Vec<&ManagedPath> = d
+            .paths
+            .iter()
+            .filter(|p| p.validator.as_deref().is_some_and(|v| whole.contains(&v)))
+            .collect();
+        for c in &plan.changes {
+            if !staged.iter().any(|p| p.path == c.path) {
+                staged.push(&c.desired);
+            }
+        }
+        for (i, p) in staged.iter().enumerate() {
+            stage_path(&mut s, p, i);
+        }
+        s.push_str("ev_phase validate\n");
+        let root = "\"$R\"";
+        for v in &plan.validators {
+            if v.per_file {
+                for c in plan.changes.iter().filter(|c| {
+                    c.desired.validator.as_deref() == Some(v.name.as_str())
+                        && matches!(c.desired.state, PathState::File { .. })
+                }) {
+                    let cmd = v
+                        .command
+                        .replace("{root}", root)
+                        .replace("{file}", &q(&c.path));
+                    let _ = writeln!(s, "validate {} {}", q(&v.name), q(&cmd));
+                }
+            } else {
+                let cmd = v.command.replace("{root}", root);
+                let _ = writeln!(s, "validate {} {}", q(&v.name), q(&cmd));
+            }
+        }
+        pending(&mut s, plan);
+        let _ = writeln!(s, "ev_phase swap\nchanging apply {summary}");
+        for c in &plan.changes {
+            let idx = staged.iter().position(|p| p.path == c.path).unwrap_or(0);
+            s.push_str(&swap_path(&c.desired, idx));
+        }
+    } else if !plan.steps.is_empty() {
+        pending(&mut s, plan);
+    }
+    if !plan.steps.is_empty() {
+        let _ = writeln!(s, "ev_phase reload\nchanging apply {summary}");
+        for st in &plan.steps {
+            if let Target::Service(name) = &st.handler.target {
+                let _ = writeln!(s, "remember_service {}", q(name));
+            }
+        }
+        for st in &plan.steps {
+            let h = &st.handler;
+            let line = q(&h.line());
+            match (&h.target, h.action) {
+                (Target::Step(name), _) => {
+                    let cmd = d.step(name).map(|x| x.command.as_str()).unwrap_or("false");
+                    let _ = writeln!(s, "handler {line} run {} {}", q(name), q(cmd));
+                }
+                (Target::Service(name), action) => {
+                    let verb = match action {
+                        Action::Reload => "reload",
+                        Action::Restart => "restart",
+                        Action::Start | Action::Run => "start",
+                        Action::Stop => "stop",
+                    };
+                    let _ = writeln!(s, "handler {line} {verb} {}", q(name));
+                }
+            }
+        }
+    }
+    let _ = writeln!(s, "finish {}", host_state::KEEP);
+    script(runner, &s)
+}
+
+/// Handlers to do are recorded before anything goes live: a run cut off after this point has them
+/// done by the next one.
+fn pending(s: &mut String, plan: &HostPlan) {
+    let lines: String = plan
+        .steps
+        .iter()
+        .map(|st| st.handler.line() + "\n")
+        .collect();
+    let _ = writeln!(s, "printf '%s' {} > \"$P/pending\"", q(&lines));
+}
+
+/// One line for the generation record.
+pub fn summary(plan: &HostPlan) -> String {
+    let mut parts = Vec::new();
+    if !plan.install.is_empty() {
+        parts.push(format!("{} package(s)", plan.install.len()));
+    }
+    if !plan.changes.is_empty() {
+        parts.push(format!("{} path(s)", plan.changes.len()));
+    }
+    if !plan.steps.is_empty() {
+        parts.push(
+            plan.steps
+                .iter()
+                .map(|s| s.handler.line())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    parts.join("; ")
+}
+
+/// Undoes `generations` (newest first) on a host whose newest generation is still `current`.
+pub fn rollback_script(
+    current: &str,
+    generations: &[String],
+    why: &str,
+    runner: &Runner,
+) -> String {
+    let gens: Vec<String> = generations.iter().map(|g| q(g)).collect();
+    let program = format!(
+        "expect_current {}\nrollback {} {}\nfinish {}\n",
+        q(current),
+        q(why),
+        gens.join(" "),
+        host_state::KEEP
+    );
+    script(runner, &program)
+}
+
+/// Records what became of a generation once its health checks ran.
+pub fn mark_script(
+    generation: &str,
+    status: &str,
+    attention: Option<&str>,
+    runner: &Runner,
+) -> String {
+    let program = format!(
+        "mark {} {} {}\n",
+        q(generation),
+        q(status),
+        q(attention.unwrap_or(""))
+    );
+    script(runner, &program)
+}
+
+/// The script as `-v` shows it: the generated program only, base64 blocks left out.
+pub fn for_display(script: &str) -> String {
+    let program = script.split_once(PROGRAM).map(|(_, p)| p).unwrap_or(script);
+    let mut out = String::from("[library: src/script/apply.sh]\n");
+    let mut skipping = false;
+    for line in program.lines() {
+        if skipping {
+            if line == DATA_END {
+                skipping = false;
+                out.push_str("  [file content left out]\n");
+            }
+            continue;
+        }
+        if line.starts_with("stage_file ") {
+            skipping = true;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,331 @@
+use super::*;
+use crate::desired::{Handler, PathState, Step, Validator};
+use crate::plan::{ChangeKind, HostPlan, PlannedStep, Shape};
+use std::path::Path;
+use std::process::Command;
+
+fn conf() -> ManagedPath {
+    ManagedPath {
+        path: "/etc/provision/sites/foobar.com/config.php".into(),
+        state: PathState::File {
+            content: b"'password' => 'hunter2'".to_vec(),
+            mode: 0o640,
+            owner: "root".into(),
+            group: "www-data".into(),
+            sensitive: true,
+        },
+        notify: vec![Handler::reload("php8.2-fpm")],
+        validator: Some("php-lint".into()),
+        from_previous: false,
+        code: true,
+    }
+}
+
+fn plan() -> (HostPlan, Desired) {
+    let mut d = Desired::new("web-01");
+    d.paths = vec![conf()];
+    d.steps = vec![Step {
+        name: "db".into(),
+        component: "mariadb".into(),
+        command: "mariadb < /x.sql".into(),
+        irreversible: None,
+    }];
+    let plan = HostPlan {
+        host: "web-01".into(),
+        os: "debian 12".into(),
+        systemd: false,
+        generation: Some("G000001-x".into()),
+        attention: None,
+        update_package_lists: Some("never downloaded".into()),
+        install: vec!["nginx".into(), "php8.2-fpm".into()],
+        changes: vec![crate::plan::Change {
+            path: conf().path,
+            action: ChangeKind::Create,
+            reason: "missing".into(),
+            diff: None,
+            before: Shape::Absent,
+            after: Shape::Absent,
+            desired: conf(),
+        }],
+        steps: vec![
+            PlannedStep {
+                handler: Handler::service(crate::desired::Action::Start, "php8.2-fpm"),
+                reason: "not running".into(),
+            },
+            PlannedStep {
+                handler: Handler::run("db"),
+                reason: "the database does not exist".into(),
+            },
+        ],
+        validators: vec![Validator {
+            name: "php-lint".into(),
+            command: "php -l {root}{file}".into(),
+            stage: vec!["/etc/php/8.2/fpm".into()],
+            per_file: true,
+        }],
+        checks: vec![],
+        irreversible: vec![],
+    };
+    (plan, d)
+}
+
+fn runner() -> Runner<'static> {
+    Runner {
+        who: "tester@ctl pid 1",
+        lock_wait: 0,
+    }
+}
+
+fn sh_n(script: &str) {
+    let out = Command::new("sh")
+        .arg("-n")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_script_is_valid_sh() {
+    let (p, d) = plan();
+    sh_n(&apply_script(&p, &d, &runner()));
+    sh_n(&rollback_script(
+        "G2",
+        &["G2".into(), "G1".into()],
+        "why",
+        &runner(),
+    ));
+    sh_n(&mark_script("G2", "checked", Some("it's fine"), &runner()));
+    sh_n(&runner_command_for_test());
+}
+
+fn runner_command_for_test() -> String {
+    super::runner()
+}
+
+#[test]
+fn file_contents_travel_as_base64_and_are_left_out_of_the_display() {
+    let (p, d) = plan();
+    let script = apply_script(&p, &d, &runner());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(b"'password' => 'hunter2'");
+    assert!(!script.contains("hunter2"));
+    assert!(script.contains(&b64));
+    let shown = for_display(&script);
+    assert!(!shown.contains(&b64));
+    assert!(shown.contains("[file content left out]"));
+    assert!(
+        !shown.contains("clean_leftovers()"),
+        "the library is not shown"
+    );
+}
+
+#[test]
+fn the_script_locks_checks_installs_validates_swaps_then_runs_handlers() {
+    let (p, d) = plan();
+    let s = apply_script(&p, &d, &runner());
+    let at = |needle: &str| {
+        s.rfind(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{s}"))
+    };
+    assert!(at("take_lock 0") < at("expect_current G000001-x"));
+    assert!(at("expect_current") < at("expect_absent"));
+    assert!(at("expect_absent") < at("install_packages update nginx php8.2-fpm"));
+    assert!(at("install_packages") < at("stage_copy /etc/php/8.2/fpm"));
+    assert!(at("validate php-lint") < at("changing apply"));
+    assert!(at("\"$P/pending\"") < at("swap_file 0"));
+    assert!(
+        at("swap_file 0 /etc/provision/sites/foobar.com/config.php 0640 root www-data")
+            < at("handler 'start php8.2-fpm'")
+    );
+    assert!(
+        at("handler 'start php8.2-fpm' start php8.2-fpm")
+            < at("handler 'run db' run db 'mariadb < /x.sql'")
+    );
+    assert!(at("handler 'run db'") < at("finish 10"));
+}
+
+/// Runs the library's functions for real on a scratch tree: state dir and "live" files under a
+/// temporary directory, the functions' absolute paths pointed there.
+fn run_library(dir: &Path, program: &str) -> (bool, String) {
+    let lib = script(&runner(), "").replace(
+        "P=/var/lib/provision",
+        &format!("P={}/state", dir.display()),
+    );
+    let full = format!("{lib}{program}");
+    let f = dir.join("run.sh");
+    std::fs::write(&f, full).unwrap();
+    let out = Command::new("sh")
+        .arg(&f)
+        .arg(dir.join("run-1"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn me() -> String {
+    String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_swap_keeps_a_backup_and_a_rollback_puts_everything_back() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let live = d.join("live");
+    std::fs::create_dir_all(live.join("etc")).unwrap();
+    std::fs::write(live.join("etc/a.conf"), "old a\n").unwrap();
+    std::fs::write(live.join("etc/gone.conf"), "gone\n").unwrap();
+    let (l, u) = (live.display(), me());
+    let program = format!(
+        "stage_begin\nstage_copy {l}/etc\nstage_file 0 {l}/etc/a.conf <<'PROVISION_DATA'\nbmV3IGEK\nPROVISION_DATA\n\
+         stage_file 1 {l}/etc/new.conf <<'PROVISION_DATA'\nbmV3Cg==\nPROVISION_DATA\n\
+         validate cat 'grep -q \"new a\" \"$R\"{l}/etc/a.conf'\n\
+         changing apply test\nswap_file 0 {l}/etc/a.conf 0600 {u} {u}\nswap_file 1 {l}/etc/new.conf 0644 {u} {u}\n\
+         swap_absent {l}/etc/gone.conf\nswap_link {l}/etc/link ../x\nfinish 10\n"
+    );
+    let (ok, out) = run_library(d, &program);
+    assert!(ok, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(live.join("etc/a.conf")).unwrap(),
+        "new a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(live.join("etc/new.conf")).unwrap(),
+        "new\n"
+    );
+    assert!(!live.join("etc/gone.conf").exists());
+    let gen = out
+        .lines()
+        .find_map(|l| l.strip_prefix("@gen "))
+        .unwrap()
+        .to_string();
+    let state = d.join("state");
+    assert_eq!(
+        std::fs::read_to_string(state.join("current"))
+            .unwrap()
+            .trim(),
+        gen
+    );
+    assert!(std::fs::read_to_string(state.join("attention"))
+        .unwrap()
+        .contains("not confirmed"));
+    // The rollback: a generation of its own, the first one rolled back, the files as before.
+    let (ok, out) = run_library(
+        d,
+        &format!("expect_current {gen}\nrollback 'undo it' {gen}\nfinish 10\n"),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(live.join("etc/a.conf")).unwrap(),
+        "old a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(live.join("etc/gone.conf")).unwrap(),
+        "gone\n"
+    );
+    assert!(!live.join("etc/new.conf").exists() && !live.join("etc/link").exists());
+    let status =
+        std::fs::read_to_string(state.join("generations").join(&gen).join("status")).unwrap();
+    assert_eq!(status.trim(), "rolled-back");
+    // A plan made before the rollback is stale now.
+    let (ok, out) = run_library(d, &format!("expect_current {gen}\nfinish 10\n"));
+    assert!(
+        !ok && out.contains("@stale the host was changed since the plan was made"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_stale_file_stops_the_run_before_anything_changes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::write(d.join("f"), "changed by hand\n").unwrap();
+    let digest = format!(
+        "sha256:{}",
+        crate::render::manifest::sha256_hex(b"as planned\n")
+    );
+    let (ok, out) = run_library(
+        d,
+        &format!(
+            "expect_file {}/f {digest} 644 root:root\nev_done\n",
+            d.display()
+        ),
+    );
+    assert!(
+        !ok && out.contains("@stale") && !out.contains("@done"),
+        "{out}"
+    );
+}
+
+#[test]
+fn staging_never_writes_through_a_link_into_the_live_tree() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let live = d.join("live");
+    std::fs::create_dir_all(live.join("etc/app")).unwrap();
+    std::fs::create_dir_all(live.join("elsewhere")).unwrap();
+    std::fs::write(live.join("elsewhere/site.conf"), "live\n").unwrap();
+    // A managed dir's subdirectory is a link to another live directory.
+    std::os::unix::fs::symlink(live.join("elsewhere"), live.join("etc/app/sites")).unwrap();
+    let l = live.display();
+    let program = format!(
+        "stage_begin\nstage_copy {l}/etc/app\nstage_file 0 {l}/etc/app/sites/site.conf <<'PROVISION_DATA'\nc3RhZ2VkCg==\nPROVISION_DATA\nev_done\n"
+    );
+    let (ok, out) = run_library(d, &program);
+    assert!(!ok && out.contains("leads outside it"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(live.join("elsewhere/site.conf")).unwrap(),
+        "live\n"
+    );
+}
+
+#[test]
+fn a_top_level_link_is_staged_as_a_real_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let live = d.join("live");
+    std::fs::create_dir_all(live.join("real")).unwrap();
+    std::fs::write(live.join("real/x.conf"), "live\n").unwrap();
+    std::os::unix::fs::symlink(live.join("real"), live.join("etc-link")).unwrap();
+    let l = live.display();
+    let program = format!(
+        "stage_begin\nstage_copy {l}/etc-link\nstage_file 0 {l}/etc-link/x.conf <<'PROVISION_DATA'\nc3RhZ2VkCg==\nPROVISION_DATA\nev_done\n"
+    );
+    let (ok, out) = run_library(d, &program);
+    assert!(ok, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(live.join("real/x.conf")).unwrap(),
+        "live\n"
+    );
+}
+
+#[test]
+fn a_second_run_is_refused_while_the_lock_is_held() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::create_dir_all(d.join("state")).unwrap();
+    let lock = d.join("state/lock");
+    std::fs::write(d.join("state/lock.info"), "someone@else pid 7\n").unwrap();
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (ok, out) = run_library(d, "ev_done\n");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(!ok && out.contains("@busy someone@else pid 7"), "{out}");
+}
