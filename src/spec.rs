@@ -249,7 +249,7 @@ pub fn load(path: &Path, sources: &dyn Sources) -> Result<Spec, SpecErrors> {
 
 impl Spec {
     pub fn parse(text: &str, path: &Path, sources: &dyn Sources) -> Result<Spec, SpecErrors> {
-        let map = SourceMap { file: path, text };
+        let map = SourceMap::new(path, text);
         let raw: RawInventory = {
             let de = toml::Deserializer::parse(text)
                 .map_err(|e| SpecErrors(vec![toml_error(&map, "", &e)]))?;
