@@ -1,0 +1,146 @@
+//! `[database]`: names, users and their secrets. Secrets are read here (environment or file) and
+//! never shown: messages name where a secret comes from, not what it is.
+
+use super::check::Checker;
+use super::{Database, Replication};
+use crate::inventory::{RawDatabase, RawHost};
+use crate::names::*;
+use crate::secret::{check_secret_value, Secret};
+use toml::Spanned;
+
+impl Checker<'_> {
+    fn secret(
+        &mut self,
+        env: &Option<Spanned<String>>,
+        file: &Option<Spanned<String>>,
+        key: &str,
+        table_span: std::ops::Range<usize>,
+    ) -> Option<Secret> {
+        match (env, file) {
+            (Some(e), Some(f)) => {
+                let span = e.span().start.max(f.span().start)..e.span().end.max(f.span().end);
+                self.fail(
+                    span,
+                    &format!("database.{key}_env"),
+                    format!("both {key}_env and {key}_file are set; allowed: exactly one of them"),
+                );
+                None
+            }
+            (None, None) => {
+                self.fail(
+                    table_span,
+                    "database",
+                    format!("no {key}: allowed: {key}_env = \"VARIABLE\" or {key}_file = \"path\""),
+                );
+                None
+            }
+            (Some(e), None) => {
+                let name = self.check(e, &format!("database.{key}_env"), parse_env_name)?;
+                let origin = format!("environment variable {name}");
+                match self.sources.env_var(&name) {
+                    None => {
+                        self.fail(e.span(), &format!("database.{key}_env"), format!("{origin} is not set; allowed: a non-empty value of printable characters"));
+                        None
+                    }
+                    Some(v) => {
+                        self.secret_value(v, origin, e.span(), &format!("database.{key}_env"))
+                    }
+                }
+            }
+            (None, Some(f)) => {
+                let rel = self.check(f, &format!("database.{key}_file"), parse_local_path)?;
+                let full = self.local_path(&rel);
+                let origin = format!("file {}", full.display());
+                match self.sources.read_file(&full) {
+                    Err(err) => {
+                        self.fail(
+                            f.span(),
+                            &format!("database.{key}_file"),
+                            format!("cannot read {origin}: {err}"),
+                        );
+                        None
+                    }
+                    Ok(bytes) => match String::from_utf8(bytes) {
+                        // One trailing newline is what `echo pw > file` leaves; it is not part of the secret.
+                        Ok(v) => {
+                            let v = v
+                                .strip_suffix('\n')
+                                .map(|s| s.strip_suffix('\r').unwrap_or(s).to_string())
+                                .unwrap_or(v);
+                            self.secret_value(v, origin, f.span(), &format!("database.{key}_file"))
+                        }
+                        Err(_) => {
+                            self.fail(
+                                f.span(),
+                                &format!("database.{key}_file"),
+                                format!("{origin} is not UTF-8 text"),
+                            );
+                            None
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    fn secret_value(
+        &mut self,
+        v: String,
+        origin: String,
+        span: std::ops::Range<usize>,
+        key: &str,
+    ) -> Option<Secret> {
+        match check_secret_value(&v) {
+            Ok(()) => Some(Secret::new(v, origin)),
+            Err(why) => {
+                self.fail(span, key, format!("{origin}: {why}"));
+                None
+            }
+        }
+    }
+
+    pub(super) fn database(&mut self, d: &RawDatabase, hosts: &[RawHost]) -> Option<Database> {
+        let name = self.check(&d.name, "database.name", |v| parse_sql_ident(v, 64));
+        let user = self.check(&d.user, "database.user", |v| parse_sql_ident(v, 32));
+        let table_span = d.name.span();
+        let password = self.secret(
+            &d.password_env,
+            &d.password_file,
+            "password",
+            table_span.clone(),
+        );
+        let wants_replica = hosts.iter().any(|h| {
+            h.roles
+                .get_ref()
+                .iter()
+                .any(|r| r.get_ref() == "db-replica")
+        });
+        let given = d.replication_password_env.is_some()
+            || d.replication_password_file.is_some()
+            || d.replication_user.is_some();
+        let replication = if wants_replica || given {
+            let ruser = match &d.replication_user {
+                Some(u) => self.check(u, "database.replication_user", |v| parse_sql_ident(v, 32)),
+                None => Some("replicator".to_string()),
+            };
+            let rpw = self.secret(
+                &d.replication_password_env,
+                &d.replication_password_file,
+                "replication_password",
+                table_span,
+            );
+            Some(Replication {
+                user: ruser?,
+                password: rpw?,
+            })
+        } else {
+            None
+        };
+        Some(Database {
+            name: name?,
+            user: user?,
+            password: password?,
+            replication,
+        })
+    }
+}
