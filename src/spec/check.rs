@@ -6,11 +6,12 @@ use super::sources::Sources;
 use super::Spec;
 use crate::error::{shown, SourceMap, SpecError};
 use crate::inventory::RawInventory;
+use crate::spec::reader::Bounds;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 pub(super) struct Checker<'a> {
-    pub map: SourceMap<'a>,
+    pub map: &'a SourceMap<'a>,
     pub errors: Vec<SpecError>,
     pub sources: &'a dyn Sources,
     pub base: PathBuf,
@@ -41,16 +42,12 @@ impl Checker<'_> {
         }
     }
 
-    pub(super) fn int(&mut self, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Option<i64> {
+    pub(super) fn int(&mut self, v: &Spanned<i64>, key: &str, bounds: Bounds) -> Option<i64> {
         let n = *v.get_ref();
-        if (min..=max).contains(&n) {
+        if (bounds.min..=bounds.max).contains(&n) {
             Some(n)
         } else {
-            self.fail(
-                v.span(),
-                key,
-                format!("found {n}; allowed: a whole number from {min} to {max}"),
-            );
+            self.fail(v.span(), key, format!("found {n}; allowed: {bounds}"));
             None
         }
     }

@@ -102,12 +102,11 @@ impl Checker<'_> {
     pub(super) fn database(&mut self, d: &RawDatabase, hosts: &[RawHost]) -> Option<Database> {
         let name = self.check(&d.name, "database.name", |v| parse_sql_ident(v, 64));
         let user = self.check(&d.user, "database.user", |v| parse_sql_ident(v, 32));
-        let table_span = d.name.span();
         let password = self.secret(
             &d.password_env,
             &d.password_file,
             "password",
-            table_span.clone(),
+            d.span.clone(),
         );
         let wants_replica = hosts.iter().any(|h| {
             h.roles
@@ -127,7 +126,7 @@ impl Checker<'_> {
                 &d.replication_password_env,
                 &d.replication_password_file,
                 "replication_password",
-                table_span,
+                d.span.clone(),
             );
             Some(Replication {
                 user: ruser?,

@@ -2,13 +2,13 @@
 
 use super::check::Checker;
 use super::{Dns, Record, RecordKind};
-use crate::inventory::{RawDns, RawRecord};
+use crate::inventory::{RawDns, RawRecord, RECORD_TYPES, TTL};
 use crate::names::*;
 
 impl Checker<'_> {
     pub(super) fn dns(&mut self, d: &RawDns, domain: Option<&DomainName>) -> Option<Dns> {
         let ttl = match &d.ttl {
-            Some(t) => self.int(t, "dns.ttl", 60, 604_800).map(|t| t as u32),
+            Some(t) => self.int(t, "dns.ttl", TTL).map(|t| t as u32),
             None => Some(3600),
         };
         let soa_contact = self.check(&d.soa_contact, "dns.soa_contact", parse_soa_contact);
@@ -52,11 +52,11 @@ impl Checker<'_> {
                 "MX" => RecordKind::MX,
                 "TXT" => RecordKind::TXT,
                 "NS" => RecordKind::NS,
-                _ => return Err("one of A, AAAA, CNAME, MX, TXT, NS".into()),
+                _ => return Err(RECORD_TYPES.into()),
             })
         })?;
         let ttl = match &r.ttl {
-            Some(t) => Some(self.int(t, &key("ttl"), 60, 604_800)? as u32),
+            Some(t) => Some(self.int(t, &key("ttl"), TTL)? as u32),
             None => None,
         };
         let target = |v: &str| -> Result<String, String> {

@@ -4,7 +4,7 @@
 use super::check::Checker;
 use super::{Dns, Host, Role, Ssh};
 use crate::error::shown;
-use crate::inventory::{RawHost, RawInventory, RawSsh};
+use crate::inventory::{RawHost, RawInventory, RawSsh, CONNECT_TIMEOUT, PORT, ROLES};
 use crate::names::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -51,10 +51,7 @@ impl Checker<'_> {
                         .iter()
                         .find(|(n, _)| *n == v)
                         .map(|(_, r)| *r)
-                        .ok_or_else(|| {
-                            "one of \"lb\", \"web\", \"app\", \"db\", \"db-replica\", \"dns\""
-                                .to_string()
-                        })
+                        .ok_or_else(|| ROLES.to_string())
                 }) {
                     Some(role) => {
                         roles.insert(role);
@@ -63,7 +60,11 @@ impl Checker<'_> {
                 }
             }
             if h.roles.get_ref().is_empty() {
-                self.fail(h.roles.span(), &key("roles"), "found an empty list; allowed: one or more of \"lb\", \"web\", \"app\", \"db\", \"db-replica\", \"dns\"".into());
+                self.fail(
+                    h.roles.span(),
+                    &key("roles"),
+                    format!("found an empty list; allowed: one or more roles, each {ROLES}"),
+                );
                 ok = false;
             }
             let ssh = self.ssh(&h.ssh, i);
@@ -97,7 +98,7 @@ impl Checker<'_> {
         let key = |f: &str| format!("hosts[{i}].ssh.{f}");
         let address = self.check(&s.address, &key("address"), parse_ssh_address);
         let port = match &s.port {
-            Some(p) => self.int(p, &key("port"), 1, 65535).map(|p| p as u16),
+            Some(p) => self.int(p, &key("port"), PORT).map(|p| p as u16),
             None => Some(22),
         };
         let user = match &s.user {
@@ -116,7 +117,7 @@ impl Checker<'_> {
         let known_hosts = path(&s.known_hosts, "known_hosts");
         let connect_timeout_secs = match &s.connect_timeout {
             Some(t) => self
-                .int(t, &key("connect_timeout"), 1, 300)
+                .int(t, &key("connect_timeout"), CONNECT_TIMEOUT)
                 .map(|t| t as u32),
             None => Some(10),
         };

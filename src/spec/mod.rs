@@ -1,23 +1,29 @@
 //! The validated inventory: what the rest of provision works from. `Spec::parse` turns TOML text into
 //! strong types or a list of errors that each point at file, line, column and key.
 //!
-//! The checks live in one file per part of the inventory (`site`, `database`, `hosts`, `dns`),
-//! with the shared helpers in `check`. Reading secrets and application files is I/O; it goes
-//! through the `Sources` trait (`sources`) so parsing stays testable without touching the
-//! environment or the disk.
+//! The stages, one file each:
+//! - `syntax`: bytes to text (UTF-8 only) and text to a TOML tree, syntax errors located;
+//! - `reader` with `crate::inventory`: the tree to raw types, mistakes of shape (kinds, unknown and
+//!   missing keys) located;
+//! - `check` and `site`, `database`, `hosts`, `dns`: the raw values to strong types, each mistake
+//!   located and explained;
+//! - `sources`: reading secrets and application files. It is I/O and goes through the `Sources`
+//!   trait, so parsing stays testable without touching the environment or the disk.
 
 mod check;
 mod database;
 mod dns;
 mod hosts;
+pub mod reader;
 mod site;
 mod sources;
+mod syntax;
 
 pub use sources::{Sources, SystemSources};
 
 use crate::error::{SourceMap, SpecError, SpecErrors};
-use crate::inventory::*;
-use crate::names::*;
+use crate::inventory::RawInventory;
+use crate::names::DomainName;
 use crate::secret::Secret;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -198,7 +204,7 @@ pub struct Ssh {
 
 /// Reads and validates an inventory file.
 pub fn load(path: &Path, sources: &dyn Sources) -> Result<Spec, SpecErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         SpecErrors(vec![SpecError {
             file: path.to_path_buf(),
             line: 0,
@@ -207,37 +213,36 @@ pub fn load(path: &Path, sources: &dyn Sources) -> Result<Spec, SpecErrors> {
             message: format!("cannot read the inventory: {e}"),
         }])
     })?;
-    Spec::parse(&text, path, sources)
+    let text = syntax::decode(&bytes, path).map_err(|e| SpecErrors(vec![e]))?;
+    Spec::parse(text, path, sources)
 }
 
 impl Spec {
+    /// Validates an inventory's text; `path` names it in errors and anchors relative paths.
     pub fn parse(text: &str, path: &Path, sources: &dyn Sources) -> Result<Spec, SpecErrors> {
+        // A UTF-8 byte order mark is not part of the TOML; editors do not show it as a column.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let map = SourceMap::new(path, text);
-        let raw: RawInventory = {
-            let de = toml::Deserializer::parse(text)
-                .map_err(|e| SpecErrors(vec![toml_error(&map, "", &e)]))?;
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let key = e.path().to_string();
-                let key = if key == "." { String::new() } else { key };
-                SpecErrors(vec![toml_error(&map, &key, e.inner())])
-            })?
+        let tree = syntax::parse(&map).map_err(SpecErrors)?;
+        let mut reader = reader::Reader::new(&map);
+        let raw = RawInventory::read(&mut reader, reader::Table::root(&tree));
+        let raw = match raw {
+            Some(raw) if reader.errors.is_empty() => raw,
+            _ => return Err(sorted(reader.errors)),
         };
         let base = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         let mut c = check::Checker {
-            map,
+            map: &map,
             errors: Vec::new(),
             sources,
             base,
         };
-        let spec = c.spec(raw, path);
-        if c.errors.is_empty() {
-            Ok(spec.expect("a spec is built whenever no error was recorded"))
-        } else {
-            c.errors.sort_by_key(|e| (e.line, e.column));
-            Err(SpecErrors(c.errors))
+        match c.spec(raw, path) {
+            Some(spec) if c.errors.is_empty() => Ok(spec),
+            _ => Err(sorted(c.errors)),
         }
     }
 
@@ -264,14 +269,10 @@ impl Spec {
     }
 }
 
-fn toml_error(map: &SourceMap, key: &str, e: &toml::de::Error) -> SpecError {
-    let span = e.span().unwrap_or(0..0);
-    let message = e.message().trim().replace('\n', "; ");
-    let mut err = map.error(span, key, message);
-    if key.is_empty() && err.message.starts_with("unknown field") {
-        err.key = String::from("(top level)");
-    }
-    err
+/// Errors in file order (a stable sort: two at one position keep the order they were found in).
+fn sorted(mut errors: Vec<SpecError>) -> SpecErrors {
+    errors.sort_by_key(|e| (e.line, e.column));
+    SpecErrors(errors)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use super::check::Checker;
 use super::{App, AppFile, Site, Stack};
 use crate::error::shown;
-use crate::inventory::RawSite;
+use crate::inventory::{RawSite, STACKS};
 use crate::names::*;
 use toml::Spanned;
 
@@ -46,7 +46,7 @@ impl Checker<'_> {
                 .iter()
                 .find(|(n, _)| *n == v)
                 .map(|(_, s)| *s)
-                .ok_or_else(|| "one of \"lemp\", \"lamp\", \"nginx-apache\"".to_string())
+                .ok_or_else(|| STACKS.to_string())
         });
         let document_root = match (&s.document_root, &domain) {
             (Some(d), _) => self.check(d, "site.document_root", parse_host_path),

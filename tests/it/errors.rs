@@ -1,9 +1,13 @@
 use crate::util::*;
 
 fn validate_text(text: &str) -> Done {
+    validate_bytes(text.as_bytes())
+}
+
+fn validate_bytes(bytes: &[u8]) -> Done {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, bytes).unwrap();
     std::fs::write(dir.path().join("pw"), "pw").unwrap();
     let done = Run::new(&["validate", "-i"]).arg(&path).output();
     // Keep the directory alive until the run is over.
@@ -38,7 +42,7 @@ fn a_good_inventory_validates() {
 #[test]
 fn each_bad_input_gets_one_located_error_and_exit_1() {
     let cases: &[(&str, &str, &str)] = &[
-        ("stack = \"lemp\"", "stack = \"lemp\"\ncolour = \"red\"", ":4:1: site.colour: unknown field `colour`"),
+        ("stack = \"lemp\"", "stack = \"lemp\"\ncolour = \"red\"", ":4:1: site.colour: found an unknown key; allowed in the table site: domain,"),
         ("domain = \"foobar.com\"", "domain = \"foo\\nbar.com\"", ":2:10: site.domain: found \"foo\\nbar.com\""),
         ("domain = \"foobar.com\"", "domain = \"foobar.com;\"", ":2:10: site.domain: found \"foobar.com;\"; allowed: a DNS name"),
         ("stack = \"lemp\"", "stack = \"mean\"", ":3:9: site.stack: found \"mean\"; allowed: one of \"lemp\", \"lamp\", \"nginx-apache\""),
@@ -48,6 +52,9 @@ fn each_bad_input_gets_one_located_error_and_exit_1() {
         ("{ address = \"198.18.0.10\" }", "{ address = \"198.18.0.10\", port = 0 }", "hosts[0].ssh.port: found 0; allowed: a whole number from 1 to 65535"),
         ("{ address = \"198.18.0.10\" }", "{ address = \"$(reboot)\" }", "hosts[0].ssh.address: found \"$(reboot)\"; allowed: an IP address or a DNS name"),
         ("roles = [\"web\", \"app\", \"db\", \"dns\"]", "roles = [\"lb\", \"db\", \"dns\"]", "no host has the \"web\" role"),
+        ("{ address = \"198.18.0.10\" }", "{ address = \"198.18.0.10\", port = \"22\" }", ":14:41: hosts[0].ssh.port: found a string \"22\"; allowed: a whole number from 1 to 65535"),
+        ("stack = \"lemp\"", "stack = \"lemp\"\ndomain = \"foobar.org\"", ":4:1: site.domain: found a second definition of this key (the first is at line 2); allowed: each key once per table"),
+        ("roles = [\"web\", \"app\", \"db\", \"dns\"]\n", "", ":10:1: hosts[0].roles: missing from the table hosts[0]; allowed: an array of strings"),
     ];
     for (from, to, want) in cases {
         let done = validate_text(&GOOD.replacen(from, to, 1)).status(1);
@@ -80,6 +87,30 @@ fn a_missing_inventory_is_an_error_not_a_panic() {
     assert!(
         done.stderr()
             .contains("/nonexistent/inv.toml: cannot read the inventory"),
+        "{}",
+        done.stderr()
+    );
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
+    let latin1 = GOOD.replace("foobar.com\"\nstack", "foobar.com\" # caf\u{e9}\nstack");
+    let bytes: Vec<u8> = latin1.chars().map(|c| c as u8).collect();
+    let done = validate_bytes(&bytes).status(1);
+    assert!(
+        done.stderr()
+            .contains(":2:28: found the byte 0xE9, which is not UTF-8"),
+        "{}",
+        done.stderr()
+    );
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(GOOD.encode_utf16().flat_map(|u| u.to_le_bytes()))
+        .collect();
+    let done = validate_bytes(&utf16).status(1);
+    assert!(
+        done.stderr()
+            .contains("bad.toml:1:1: the file is UTF-16; allowed: UTF-8"),
         "{}",
         done.stderr()
     );
