@@ -2,103 +2,15 @@
 //! never shown: messages name where a secret comes from, not what it is.
 
 use super::check::Checker;
+use super::sources::SECRET_FILE_LIMIT;
 use super::{Database, Replication};
 use crate::inventory::{RawDatabase, RawHost};
 use crate::names::*;
 use crate::secret::{check_secret_value, Secret};
+use std::ops::Range;
 use toml::Spanned;
 
 impl Checker<'_> {
-    fn secret(
-        &mut self,
-        env: &Option<Spanned<String>>,
-        file: &Option<Spanned<String>>,
-        key: &str,
-        table_span: std::ops::Range<usize>,
-    ) -> Option<Secret> {
-        match (env, file) {
-            (Some(e), Some(f)) => {
-                let span = e.span().start.max(f.span().start)..e.span().end.max(f.span().end);
-                self.fail(
-                    span,
-                    &format!("database.{key}_env"),
-                    format!("both {key}_env and {key}_file are set; allowed: exactly one of them"),
-                );
-                None
-            }
-            (None, None) => {
-                self.fail(
-                    table_span,
-                    "database",
-                    format!("no {key}: allowed: {key}_env = \"VARIABLE\" or {key}_file = \"path\""),
-                );
-                None
-            }
-            (Some(e), None) => {
-                let name = self.check(e, &format!("database.{key}_env"), parse_env_name)?;
-                let origin = format!("environment variable {name}");
-                match self.sources.env_var(&name) {
-                    None => {
-                        self.fail(e.span(), &format!("database.{key}_env"), format!("{origin} is not set; allowed: a non-empty value of printable characters"));
-                        None
-                    }
-                    Some(v) => {
-                        self.secret_value(v, origin, e.span(), &format!("database.{key}_env"))
-                    }
-                }
-            }
-            (None, Some(f)) => {
-                let rel = self.check(f, &format!("database.{key}_file"), parse_local_path)?;
-                let full = self.local_path(&rel);
-                let origin = format!("file {}", full.display());
-                match self.sources.read_file(&full) {
-                    Err(err) => {
-                        self.fail(
-                            f.span(),
-                            &format!("database.{key}_file"),
-                            format!("cannot read {origin}: {err}"),
-                        );
-                        None
-                    }
-                    Ok(bytes) => match String::from_utf8(bytes) {
-                        // One trailing newline is what `echo pw > file` leaves; it is not part of the secret.
-                        Ok(v) => {
-                            let v = v
-                                .strip_suffix('\n')
-                                .map(|s| s.strip_suffix('\r').unwrap_or(s).to_string())
-                                .unwrap_or(v);
-                            self.secret_value(v, origin, f.span(), &format!("database.{key}_file"))
-                        }
-                        Err(_) => {
-                            self.fail(
-                                f.span(),
-                                &format!("database.{key}_file"),
-                                format!("{origin} is not UTF-8 text"),
-                            );
-                            None
-                        }
-                    },
-                }
-            }
-        }
-    }
-
-    fn secret_value(
-        &mut self,
-        v: String,
-        origin: String,
-        span: std::ops::Range<usize>,
-        key: &str,
-    ) -> Option<Secret> {
-        match check_secret_value(&v) {
-            Ok(()) => Some(Secret::new(v, origin)),
-            Err(why) => {
-                self.fail(span, key, format!("{origin}: {why}"));
-                None
-            }
-        }
-    }
-
     pub(super) fn database(&mut self, d: &RawDatabase, hosts: &[RawHost]) -> Option<Database> {
         let name = self.check(&d.name, "database.name", |v| parse_sql_ident(v, 64));
         let user = self.check(&d.user, "database.user", |v| parse_sql_ident(v, 32));
@@ -141,5 +53,94 @@ impl Checker<'_> {
             password: password?,
             replication,
         })
+    }
+
+    fn secret(
+        &mut self,
+        env: &Option<Spanned<String>>,
+        file: &Option<Spanned<String>>,
+        key: &str,
+        table_span: Range<usize>,
+    ) -> Option<Secret> {
+        match (env, file) {
+            (Some(e), Some(f)) => {
+                let span = e.span().start.max(f.span().start)..e.span().end.max(f.span().end);
+                self.fail(
+                    span,
+                    &format!("database.{key}_env"),
+                    format!("both {key}_env and {key}_file are set; allowed: exactly one of them"),
+                );
+                None
+            }
+            (None, None) => {
+                self.fail(
+                    table_span,
+                    "database",
+                    format!("no {key}: allowed: {key}_env = \"VARIABLE\" or {key}_file = \"path\""),
+                );
+                None
+            }
+            (Some(e), None) => {
+                let k = format!("database.{key}_env");
+                let name = self.check(e, &k, parse_env_name)?;
+                let origin = format!("environment variable {name}");
+                match self.sources.env_var(&name) {
+                    None => {
+                        self.fail(e.span(), &k, format!("{origin} is not set; allowed: a non-empty value of printable characters"));
+                        None
+                    }
+                    Some(v) => self.secret_value(v, origin, e.span(), &k),
+                }
+            }
+            (None, Some(f)) => {
+                let k = format!("database.{key}_file");
+                let rel = self.check(f, &k, parse_local_path)?;
+                let full = self.opened_path(&rel);
+                let origin = format!("file {}", full.display());
+                let bytes = match self.sources.read_file(&full, SECRET_FILE_LIMIT) {
+                    Ok(b) => b,
+                    Err(err) => {
+                        self.fail(f.span(), &k, format!("cannot read {origin}: {err}"));
+                        return None;
+                    }
+                };
+                if bytes.len() > SECRET_FILE_LIMIT {
+                    self.fail(f.span(), &k, format!(
+                        "{origin} is longer than {SECRET_FILE_LIMIT} bytes; allowed: a file holding only the password (at most 512 bytes)"
+                    ));
+                    return None;
+                }
+                match String::from_utf8(bytes) {
+                    // One trailing newline is what `echo pw > file` leaves; it is not part of the secret.
+                    Ok(v) => {
+                        let v = v
+                            .strip_suffix('\n')
+                            .map(|s| s.strip_suffix('\r').unwrap_or(s).to_string())
+                            .unwrap_or(v);
+                        self.secret_value(v, origin, f.span(), &k)
+                    }
+                    Err(_) => {
+                        self.fail(f.span(), &k, format!("{origin} is not UTF-8 text"));
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn secret_value(
+        &mut self,
+        v: String,
+        origin: String,
+        span: Range<usize>,
+        key: &str,
+    ) -> Option<Secret> {
+        match check_secret_value(&v) {
+            Ok(()) => Some(Secret::new(v, origin)),
+            Err(why) => {
+                self.fail(span, key, format!("{origin}: {why}"));
+                None
+            }
+        }
     }
 }

@@ -19,7 +19,10 @@ mod site;
 mod sources;
 mod syntax;
 
-pub use sources::{Sources, SystemSources};
+pub use sources::{
+    read_capped, FileKey, Sources, SystemSources, TreeFile, FIFO_WAIT, INVENTORY_LIMIT,
+    SECRET_FILE_LIMIT,
+};
 
 use crate::error::{SourceMap, SpecError, SpecErrors};
 use crate::inventory::RawInventory;
@@ -60,6 +63,12 @@ impl Stack {
             .find(|(_, s)| *s == self)
             .map(|(n, _)| *n)
             .unwrap_or("?")
+    }
+
+    /// Whether the web server hands PHP to a PHP-FPM pool over a Unix socket (the socket's path
+    /// then bounds the domain's length). nginx-apache runs PHP inside Apache (mod_php).
+    pub fn uses_php_fpm(self) -> bool {
+        matches!(self, Stack::Lemp | Stack::Lamp)
     }
 }
 
@@ -202,17 +211,26 @@ pub struct Ssh {
     pub connect_timeout_secs: u32,
 }
 
-/// Reads and validates an inventory file.
+/// Reads and validates an inventory file. The file is read like a password file (capped, and a
+/// FIFO is waited for a bounded time), so `-i <(generate-inventory)` works and `-i /dev/zero` fails.
 pub fn load(path: &Path, sources: &dyn Sources) -> Result<Spec, SpecErrors> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let whole_file = |message: String| {
         SpecErrors(vec![SpecError {
             file: path.to_path_buf(),
             line: 0,
             column: 0,
             key: String::new(),
-            message: format!("cannot read the inventory: {e}"),
+            message,
         }])
-    })?;
+    };
+    let bytes = read_capped(path, INVENTORY_LIMIT, FIFO_WAIT)
+        .map_err(|e| whole_file(format!("cannot read the inventory: {e}")))?;
+    if bytes.len() > INVENTORY_LIMIT {
+        return Err(whole_file(format!(
+            "the inventory is longer than {} MiB; allowed: an inventory file of at most that size",
+            INVENTORY_LIMIT >> 20
+        )));
+    }
     let text = syntax::decode(&bytes, path).map_err(|e| SpecErrors(vec![e]))?;
     Spec::parse(text, path, sources)
 }
@@ -230,16 +248,7 @@ impl Spec {
             Some(raw) if reader.errors.is_empty() => raw,
             _ => return Err(sorted(reader.errors)),
         };
-        let base = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut c = check::Checker {
-            map: &map,
-            errors: Vec::new(),
-            sources,
-            base,
-        };
+        let mut c = check::Checker::new(&map, sources, path);
         match c.spec(raw, path) {
             Some(spec) if c.errors.is_empty() => Ok(spec),
             _ => Err(sorted(c.errors)),

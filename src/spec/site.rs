@@ -1,7 +1,7 @@
 //! `[site]`: the domain and the names it answers to, the stack, the document root and the
 //! application's files.
 
-use super::check::Checker;
+use super::check::{Checker, Protected};
 use super::{App, AppFile, Site, Stack};
 use crate::error::shown;
 use crate::inventory::{RawSite, STACKS};
@@ -9,7 +9,7 @@ use crate::names::*;
 use toml::Spanned;
 
 impl Checker<'_> {
-    pub(super) fn site(&mut self, s: &RawSite) -> Option<Site> {
+    pub(super) fn site(&mut self, s: &RawSite, protected: &[Protected]) -> Option<Site> {
         let domain = self.check(&s.domain, "site.domain", DomainName::parse_zone);
         let server_names = match &s.server_names {
             None => Some(vec!["www".to_string()]),
@@ -59,7 +59,7 @@ impl Checker<'_> {
         };
         let app = match &s.app_dir {
             None => Some(App::Demo),
-            Some(d) => self.app_dir(d),
+            Some(d) => self.app_dir(d, protected),
         };
         Some(Site {
             domain: domain?,
@@ -71,9 +71,13 @@ impl Checker<'_> {
         })
     }
 
-    fn app_dir(&mut self, d: &Spanned<String>) -> Option<App> {
+    /// Reads the application's files. Everything in the directory is deployed into the document
+    /// root and served to the web, so a directory that also holds a file the inventory names (a
+    /// password file, an SSH key, the inventory itself, e.g. with `app_dir = "."`) is refused rather
+    /// than silently filtered: the user has to separate the application from its operations files.
+    fn app_dir(&mut self, d: &Spanned<String>, protected: &[Protected]) -> Option<App> {
         let rel = self.check(d, "site.app_dir", parse_local_path)?;
-        let dir = self.local_path(&rel);
+        let dir = self.opened_path(&rel);
         let files = match self.sources.read_tree(&dir) {
             Ok(f) => f,
             Err(e) => {
@@ -81,7 +85,7 @@ impl Checker<'_> {
                     d.span(),
                     "site.app_dir",
                     format!(
-                        "cannot read the application directory {}: {e}",
+                        "cannot use the application directory {}: {e}",
                         dir.display()
                     ),
                 );
@@ -97,25 +101,41 @@ impl Checker<'_> {
             return None;
         }
         let mut out = Vec::new();
-        for (path, content, executable) in files {
-            if parse_host_path(&format!("/{path}")).is_err() {
+        let mut ok = true;
+        for f in files {
+            if let Some(p) = protected.iter().find(|p| p.key.same_file(&f.key)) {
                 self.fail(
                     d.span(),
                     "site.app_dir",
                     format!(
-                        "file {} in {}: allowed: names of letters, digits, '.', '_' and '-'",
-                        shown(&path),
+                        "the application directory {} contains {}, as {}; allowed: a directory that holds only the application, since all of it is served on the web (move the file out, or point app_dir at a subdirectory)",
+                        dir.display(),
+                        p.what,
+                        shown(&f.path)
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            if parse_host_path(&format!("/{}", f.path)).is_err() {
+                self.fail(
+                    d.span(),
+                    "site.app_dir",
+                    format!(
+                        "found the file {} in {}; allowed: names of letters, digits, '.', '_' and '-'",
+                        shown(&f.path),
                         dir.display()
                     ),
                 );
+                ok = false;
                 continue;
             }
             out.push(AppFile {
-                path,
-                content,
-                executable,
+                path: f.path,
+                content: f.content,
+                executable: f.executable,
             });
         }
-        Some(App::Files(out))
+        ok.then_some(App::Files(out))
     }
 }

@@ -1,26 +1,47 @@
 use super::*;
 use std::collections::HashMap;
 
+mod files;
 mod shape;
 
+/// Sources from memory. A path is its own identity, unless `same` says two paths are one file.
 #[derive(Default)]
-struct Fake {
-    env: HashMap<String, String>,
-    files: HashMap<PathBuf, Vec<u8>>,
+pub(super) struct Fake {
+    pub env: HashMap<String, String>,
+    pub files: HashMap<PathBuf, Vec<u8>>,
+    pub trees: HashMap<PathBuf, Vec<TreeFile>>,
 }
 
 impl Sources for Fake {
     fn env_var(&self, name: &str) -> Option<String> {
         self.env.get(name).cloned()
     }
-    fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        self.files
+    fn read_file(&self, path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
+        let mut f = self
+            .files
             .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        f.truncate(limit + 1);
+        Ok(f)
+    }
+    fn read_tree(&self, dir: &Path) -> std::io::Result<Vec<TreeFile>> {
+        self.trees
+            .get(dir)
             .cloned()
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
     }
-    fn read_tree(&self, _: &Path) -> std::io::Result<Vec<(String, Vec<u8>, bool)>> {
-        Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+    fn file_key(&self, path: &Path) -> std::io::Result<FileKey> {
+        let known = self.files.contains_key(path)
+            || self.trees.values().flatten().any(|f| f.key.real == path);
+        if known {
+            Ok(FileKey {
+                real: path.to_path_buf(),
+                inode: None,
+            })
+        } else {
+            Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+        }
     }
 }
 

@@ -115,3 +115,86 @@ fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
         done.stderr()
     );
 }
+
+/// Runs validate on `text` written as `inv.toml` in `dir`.
+fn validate_in(dir: &std::path::Path, text: &str) -> Done {
+    let path = dir.join("inv.toml");
+    std::fs::write(&path, text).unwrap();
+    Run::new(&["validate", "-i"]).arg(&path).output()
+}
+
+#[test]
+fn an_app_dir_holding_the_secrets_and_the_inventory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "pw\n").unwrap();
+    std::fs::write(dir.path().join("index.php"), "<?php echo 1;\n").unwrap();
+    let text = GOOD.replace("stack = \"lemp\"", "stack = \"lemp\"\napp_dir = \".\"");
+    let done = validate_in(dir.path(), &text).status(1);
+    let err = done.stderr();
+    let d = dir.path().display();
+    for what in [
+        format!("the password file {d}/pw (database.password_file), as \"pw\""),
+        format!("the inventory file {d}/inv.toml, as \"inv.toml\""),
+    ] {
+        assert!(
+            err.contains(&format!(":4:11: site.app_dir: the application directory {d} contains {what}; allowed: a directory that holds only the application")),
+            "{what} in\n{err}"
+        );
+    }
+}
+
+#[test]
+fn an_endless_password_file_or_inventory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = GOOD.replace("password_file = \"pw\"", "password_file = \"/dev/zero\"");
+    let done = validate_in(dir.path(), &text).status(1);
+    assert!(
+        done.stderr().contains(":7:17: database.password_file: file /dev/zero is longer than 4096 bytes; allowed: a file holding only the password (at most 512 bytes)"),
+        "{}",
+        done.stderr()
+    );
+    let done = Run::new(&["validate", "-i", "/dev/zero"])
+        .output()
+        .status(1);
+    assert!(
+        done.stderr()
+            .contains("/dev/zero: the inventory is longer than 16 MiB"),
+        "{}",
+        done.stderr()
+    );
+}
+
+#[test]
+fn a_password_fifo_fed_by_another_process_validates() {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pw");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let writer = std::thread::spawn(move || {
+        // Waits for provision to open the FIFO, as a password manager would; a non-blocking open
+        // (ENXIO while there is no reader) keeps a provision that never opens it from hanging
+        // the test.
+        use std::os::unix::fs::OpenOptionsExt;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut w = loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+            {
+                Ok(w) => break w,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => panic!("provision never opened the FIFO: {e}"),
+            }
+        };
+        w.write_all(b"from-the-fifo\n").unwrap();
+    });
+    let done = validate_in(dir.path(), GOOD).status(0);
+    writer.join().unwrap();
+    assert!(done.stdout().contains("valid: site foobar.com"));
+}
