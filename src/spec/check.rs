@@ -105,6 +105,9 @@ impl<'a> Checker<'a> {
         if let Some(hosts) = &hosts {
             self.topology(&raw, hosts, dns.as_ref());
         }
+        if let (Some(site), Some(dns), Some(hosts)) = (&site, &dns, &hosts) {
+            self.zone(&raw, site, dns, hosts);
+        }
         Some(Spec {
             source: path.to_path_buf(),
             site: site?,

@@ -6,7 +6,7 @@
 //! - `reader` with `crate::inventory`: the tree to raw types, mistakes of shape (kinds, unknown and
 //!   missing keys) located;
 //! - `check` and `site`, `database`, `hosts`, `dns`: the raw values to strong types, each mistake
-//!   located and explained;
+//!   located and explained, including what would only fail later when configs are rendered;
 //! - `sources`: reading secrets and application files. It is I/O and goes through the `Sources`
 //!   trait, so parsing stays testable without touching the environment or the disk.
 

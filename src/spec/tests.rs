@@ -2,6 +2,7 @@ use super::*;
 use std::collections::HashMap;
 
 mod files;
+mod rendered;
 mod shape;
 
 /// Sources from memory. A path is its own identity, unless `same` says two paths are one file.

@@ -198,3 +198,52 @@ fn a_password_fifo_fed_by_another_process_validates() {
     writer.join().unwrap();
     assert!(done.stdout().contains("valid: site foobar.com"));
 }
+
+#[test]
+fn what_would_fail_at_render_fails_at_validate() {
+    let long = |n: usize| {
+        [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63),
+        ]
+        .join(".")[..n]
+            .to_string()
+    };
+    let cases = [
+        (
+            "[[hosts]]".to_string(),
+            "[[dns.records]]\nname = \"@\"\ntype = \"CNAME\"\nvalue = \"example.net.\"\n[[hosts]]".to_string(),
+            ":11:8: dns.records[0].name: found a CNAME at \"@\"",
+        ),
+        (
+            "[[hosts]]".to_string(),
+            "[[dns.records]]\nname = \"www\"\ntype = \"CNAME\"\nvalue = \"example.net.\"\n[[hosts]]".to_string(),
+            ":11:8: dns.records[0].name: found a CNAME on \"www\", which also has the address records of site.server_names (by default \"www\")",
+        ),
+        (
+            "domain = \"foobar.com\"".to_string(),
+            format!("domain = \"{}\"", long(253)),
+            ":2:10: site.domain: found a domain of 253 characters; allowed: at most 244 characters",
+        ),
+        (
+            "domain = \"foobar.com\"".to_string(),
+            format!("domain = \"{}\"", long(100)),
+            ":2:10: site.domain: found a domain of 100 characters with stack \"lemp\"; allowed: at most 80 characters with a PHP-FPM stack",
+        ),
+        (
+            "stack = \"lemp\"".to_string(),
+            "stack = \"lemp\"\ndocument_root = \"/var\"".to_string(),
+            ":4:17: site.document_root: found \"/var\" (it contains /var/lib); allowed: a directory of the site's own",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let done = validate_text(&GOOD.replacen(&from, &to, 1)).status(1);
+        assert!(
+            done.stderr().contains(want),
+            "for {to:?}: want {want:?} in\n{}",
+            done.stderr()
+        );
+    }
+}
