@@ -4,16 +4,46 @@
 use super::check::Checker;
 use super::sources::SECRET_FILE_LIMIT;
 use super::{Database, Replication};
+use crate::error::shown;
 use crate::inventory::{RawDatabase, RawHost};
 use crate::names::*;
 use crate::secret::{check_secret_value, Secret};
 use std::ops::Range;
 use toml::Spanned;
 
+/// Databases MariaDB keeps for itself: provision would grant the application user all of one.
+const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
+/// Accounts MariaDB or Debian create and rely on: provision would reset their password or grants.
+/// Compared in any case, as a `Root` next to `root` invites mistakes even where it is distinct.
+const SYSTEM_USERS: [&str; 5] = ["root", "mariadb.sys", "mysql", "debian-sys-maint", "PUBLIC"];
+
+fn not_reserved(name: String, reserved: &[&str], what: &str) -> Result<String, String> {
+    if reserved.iter().any(|r| r.eq_ignore_ascii_case(&name)) {
+        Err(format!(
+            "a name other than the {what} {} (in any case)",
+            reserved.join(", ")
+        ))
+    } else {
+        Ok(name)
+    }
+}
+
+fn database_name(v: &str) -> Result<String, String> {
+    not_reserved(
+        parse_sql_ident(v, 64)?,
+        &SYSTEM_DATABASES,
+        "system databases",
+    )
+}
+
+fn user_name(v: &str) -> Result<String, String> {
+    not_reserved(parse_sql_ident(v, 32)?, &SYSTEM_USERS, "system accounts")
+}
+
 impl Checker<'_> {
     pub(super) fn database(&mut self, d: &RawDatabase, hosts: &[RawHost]) -> Option<Database> {
-        let name = self.check(&d.name, "database.name", |v| parse_sql_ident(v, 64));
-        let user = self.check(&d.user, "database.user", |v| parse_sql_ident(v, 32));
+        let name = self.check(&d.name, "database.name", database_name);
+        let user = self.check(&d.user, "database.user", user_name);
         let password = self.secret(
             &d.password_env,
             &d.password_file,
@@ -31,9 +61,26 @@ impl Checker<'_> {
             || d.replication_user.is_some();
         let replication = if wants_replica || given {
             let ruser = match &d.replication_user {
-                Some(u) => self.check(u, "database.replication_user", |v| parse_sql_ident(v, 32)),
+                Some(u) => self.check(u, "database.replication_user", user_name),
                 None => Some("replicator".to_string()),
             };
+            if let (Some(u), Some(r)) = (&user, &ruser) {
+                if u.eq_ignore_ascii_case(r) {
+                    // Point at the key the user wrote; without replication_user, at database.user.
+                    let (span, key, other) = match &d.replication_user {
+                        Some(ru) => (ru.span(), "database.replication_user", "database.user"),
+                        None => (
+                            d.user.span(),
+                            "database.user",
+                            "the default replication_user",
+                        ),
+                    };
+                    self.fail(span, key, format!(
+                        "found {}, the same as {other}; allowed: a replication user other than the application user, which must not hold replication privileges",
+                        shown(r)
+                    ));
+                }
+            }
             let rpw = self.secret(
                 &d.replication_password_env,
                 &d.replication_password_file,

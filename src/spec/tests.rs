@@ -391,3 +391,72 @@ fn twenty_thousand_errors_are_all_located_in_file_order() {
         assert_eq!((e.line, e.column), (18 + 5 * i, 9), "{e}");
     }
 }
+
+#[test]
+fn system_databases_and_accounts_are_refused_in_any_case() {
+    for name in ["mysql", "information_schema", "PERFORMANCE_SCHEMA", "Sys"] {
+        let e = one_error(r#"name = "foobar""#, &format!("name = \"{name}\""));
+        assert_eq!(e.key, "database.name");
+        assert_eq!(
+            e.message,
+            format!(
+                "found \"{name}\"; allowed: a name other than the system databases mysql, \
+                 information_schema, performance_schema, sys (in any case)"
+            )
+        );
+    }
+    for user in ["root", "ROOT", "mysql", "PUBLIC", "public"] {
+        let e = one_error(r#"user = "foobar""#, &format!("user = \"{user}\""));
+        assert_eq!(e.key, "database.user");
+        assert_eq!(
+            e.message,
+            format!(
+                "found \"{user}\"; allowed: a name other than the system accounts root, \
+                 mariadb.sys, mysql, debian-sys-maint, PUBLIC (in any case)"
+            )
+        );
+    }
+    // The others are not even identifiers provision accepts.
+    for user in ["debian-sys-maint", "mariadb.sys"] {
+        let e = one_error(r#"user = "foobar""#, &format!("user = \"{user}\""));
+        assert!(
+            e.message.contains("allowed: a SQL identifier"),
+            "{}",
+            e.message
+        );
+    }
+    let e = one_error(
+        r#"password_env = "DB_PW""#,
+        "password_env = \"DB_PW\"\nreplication_user = \"Root\"\nreplication_password_env = \"DB_PW\"",
+    );
+    assert_eq!(e.key, "database.replication_user");
+}
+
+#[test]
+fn the_replication_user_must_differ_from_the_application_user() {
+    let e = one_error(
+        r#"password_env = "DB_PW""#,
+        "password_env = \"DB_PW\"\nreplication_user = \"FooBar\"\nreplication_password_env = \"DB_PW\"",
+    );
+    assert_eq!(
+        (e.line, e.key.as_str(), e.message.as_str()),
+        (
+            10,
+            "database.replication_user",
+            "found \"FooBar\", the same as database.user; allowed: a replication user other than \
+             the application user, which must not hold replication privileges"
+        )
+    );
+    // Without replication_user, the default "replicator" is what collides.
+    let e = one_error(
+        r#"user = "foobar""#,
+        "user = \"replicator\"\nreplication_password_env = \"DB_PW\"",
+    );
+    assert_eq!(e.key, "database.user");
+    assert!(
+        e.message
+            .starts_with("found \"replicator\", the same as the default replication_user"),
+        "{}",
+        e.message
+    );
+}

@@ -247,3 +247,15 @@ fn what_would_fail_at_render_fails_at_validate() {
         );
     }
 }
+
+#[test]
+fn system_databases_and_accounts_are_refused() {
+    for (from, to, want) in [
+        ("name = \"foobar\"", "name = \"MySQL\"", ":5:8: database.name: found \"MySQL\"; allowed: a name other than the system databases"),
+        ("user = \"foobar\"", "user = \"root\"", ":6:8: database.user: found \"root\"; allowed: a name other than the system accounts"),
+        ("password_file = \"pw\"", "password_file = \"pw\"\nreplication_user = \"foobar\"\nreplication_password_file = \"pw\"", ":8:20: database.replication_user: found \"foobar\", the same as database.user"),
+    ] {
+        let done = validate_text(&GOOD.replacen(from, to, 1)).status(1);
+        assert!(done.stderr().contains(want), "want {want:?} in\n{}", done.stderr());
+    }
+}
