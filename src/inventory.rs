@@ -100,7 +100,10 @@ pub struct RawSsh {
 
 #[derive(Debug)]
 pub struct RawLab {
-    pub flavour: Spanned<String>,
+    /// Defaults to "systemd" in the lab.
+    pub flavour: Option<Spanned<String>>,
+    /// The Debian release of the lab host's image; the lab picks its default.
+    pub release: Option<Spanned<String>>,
 }
 
 impl RawInventory {
@@ -291,8 +294,12 @@ impl RawSsh {
 
 impl RawLab {
     fn read(r: &mut Reader, mut t: Table) -> Option<RawLab> {
-        let flavour = r.req_str(&mut t, "flavour", "\"systemd\" or \"plain\"");
+        let flavour = r.opt_str(&mut t, "flavour", "\"systemd\" or \"plain\"");
+        let release = r.opt_str(&mut t, "release", "\"bookworm\" or \"trixie\"");
         r.finish(t);
-        Some(RawLab { flavour: flavour? })
+        Some(RawLab {
+            flavour: flavour?,
+            release: release?,
+        })
     }
 }

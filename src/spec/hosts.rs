@@ -4,7 +4,7 @@
 use super::check::Checker;
 use super::{Dns, Host, Role, Ssh};
 use crate::error::shown;
-use crate::inventory::{RawHost, RawInventory, RawSsh, CONNECT_TIMEOUT, PORT, ROLES};
+use crate::inventory::{RawHost, RawInventory, RawLab, RawSsh, CONNECT_TIMEOUT, PORT, ROLES};
 use crate::names::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -75,10 +75,7 @@ impl Checker<'_> {
                 }
             }
             if let Some(lab) = &h.lab {
-                self.check(&lab.flavour, &key("lab.flavour"), |v| match v {
-                    "systemd" | "plain" => Ok(()),
-                    _ => Err("\"systemd\" or \"plain\"".to_string()),
-                });
+                self.lab(lab, i);
             }
             match (name, public, ssh) {
                 (Some(name), Some(public_address), Some(ssh)) => hosts.push(Host {
@@ -209,6 +206,22 @@ impl Checker<'_> {
             if count(Role::Dns) == 0 && dns.nameservers.is_empty() {
                 self.fail(raw.dns.soa_contact.span(), "dns.nameservers", "no name server: no host has the \"dns\" role and dns.nameservers is empty; allowed: one of them".into());
             }
+        }
+    }
+
+    /// `[hosts.lab]`, read only by the test lab, checked here so a typo fails at validate.
+    fn lab(&mut self, lab: &RawLab, i: usize) {
+        if let Some(f) = &lab.flavour {
+            self.check(f, &format!("hosts[{i}].lab.flavour"), |v| match v {
+                "systemd" | "plain" => Ok(()),
+                _ => Err("\"systemd\" or \"plain\"".to_string()),
+            });
+        }
+        if let Some(r) = &lab.release {
+            self.check(r, &format!("hosts[{i}].lab.release"), |v| match v {
+                "bookworm" | "trixie" => Ok(()),
+                _ => Err("\"bookworm\" (Debian 12) or \"trixie\" (Debian 13)".to_string()),
+            });
         }
     }
 }

@@ -460,3 +460,32 @@ fn the_replication_user_must_differ_from_the_application_user() {
         e.message
     );
 }
+
+#[test]
+fn the_lab_table_takes_a_flavour_and_a_release() {
+    let with_lab =
+        |lab: &str| GOOD.replace("[hosts.ssh]", &format!("[hosts.lab]\n{lab}\n[hosts.ssh]"));
+    for lab in [
+        "release = \"bookworm\"",
+        "release = \"trixie\"\nflavour = \"plain\"",
+        "flavour = \"systemd\"",
+        "",
+    ] {
+        parse(&with_lab(lab)).unwrap_or_else(|e| panic!("{lab:?}: {e}"));
+    }
+    let errs = parse(&with_lab("release = \"sid\"")).unwrap_err().0;
+    assert_eq!(
+        errs[0].to_string(),
+        "inv.toml:20:11: hosts[0].lab.release: found \"sid\"; allowed: \"bookworm\" (Debian 12) or \"trixie\" (Debian 13)"
+    );
+    let errs = parse(&with_lab("release = 12")).unwrap_err().0;
+    assert_eq!(
+        errs[0].to_string(),
+        "inv.toml:20:11: hosts[0].lab.release: found the whole number 12; allowed: \"bookworm\" or \"trixie\""
+    );
+    let errs = parse(&with_lab("relase = \"trixie\"")).unwrap_err().0;
+    assert_eq!(
+        errs[0].message,
+        "found an unknown key (did you mean release?); allowed in the table hosts[0].lab: flavour, release"
+    );
+}

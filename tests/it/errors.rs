@@ -259,3 +259,20 @@ fn system_databases_and_accounts_are_refused() {
         assert!(done.stderr().contains(want), "want {want:?} in\n{}", done.stderr());
     }
 }
+
+#[test]
+fn the_lab_release_is_checked_like_the_flavour() {
+    let lab = |v: &str| {
+        GOOD.replace(
+            "ssh = { address = \"198.18.0.10\" }",
+            &format!("ssh = {{ address = \"198.18.0.10\" }}\nlab = {{ release = \"{v}\" }}"),
+        )
+    };
+    validate_text(&lab("trixie")).status(0);
+    let done = validate_text(&lab("buster")).status(1);
+    assert!(
+        done.stderr().contains(":15:19: hosts[0].lab.release: found \"buster\"; allowed: \"bookworm\" (Debian 12) or \"trixie\" (Debian 13)"),
+        "{}",
+        done.stderr()
+    );
+}
