@@ -2,6 +2,7 @@ use super::*;
 use std::collections::HashMap;
 
 mod files;
+mod fuzz;
 mod rendered;
 mod shape;
 
