@@ -36,6 +36,18 @@ fn a_value_of_the_wrong_kind_is_named_with_its_key_and_what_is_allowed() {
             "domain = [\"foobar.com\"]",
             "2:10: site.domain: found an array; allowed: the site's DNS name, like \"foobar.com\"",
         ),
+        // A string where an array belongs.
+        (
+            "roles = [\"web\", \"app\", \"db\", \"dns\"]",
+            "roles = \"web\"",
+            "18:9: hosts[0].roles: found a string \"web\"; allowed: an array of strings, each one of \"lb\", \"web\", \"app\", \"db\", \"db-replica\", \"dns\"",
+        ),
+        // A table where a string belongs.
+        (
+            "domain = \"foobar.com\"",
+            "domain = { name = \"foobar.com\" }",
+            "2:10: site.domain: found a table; allowed: the site's DNS name, like \"foobar.com\"",
+        ),
         // An element of the wrong kind inside an array.
         (
             "server_names = [\"www\"]",
