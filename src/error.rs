@@ -47,19 +47,46 @@ impl fmt::Display for SpecErrors {
 impl std::error::Error for SpecErrors {}
 
 /// Maps byte offsets of a source text to 1-based line and column (in characters).
+///
+/// Line starts are found once, so each lookup is a binary search plus a walk along one line: an
+/// inventory with tens of thousands of errors is located in linear time, not quadratic.
 pub struct SourceMap<'a> {
     pub file: &'a Path,
     pub text: &'a str,
+    /// Byte offset of the first byte of each line; the first is always 0.
+    line_starts: Vec<usize>,
 }
 
-impl SourceMap<'_> {
+impl<'a> SourceMap<'a> {
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        SourceMap {
+            file,
+            text,
+            line_starts,
+        }
+    }
+
     pub fn position(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
+        // The last line start at or before the offset.
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1];
+        // Characters, not bytes: count the bytes that begin a UTF-8 sequence. Working on bytes also
+        // keeps an offset that is not on a character boundary from panicking.
+        let column = self.text.as_bytes()[start..offset]
+            .iter()
+            .filter(|&&b| b & 0xC0 != 0x80)
+            .count()
+            + 1;
         (line, column)
+    }
+
+    /// The number of lines, counting a last line without a newline.
+    pub fn lines(&self) -> usize {
+        self.line_starts.len()
     }
 
     pub fn error(&self, span: std::ops::Range<usize>, key: &str, message: String) -> SpecError {
@@ -89,4 +116,29 @@ pub fn shown(value: &str) -> String {
         s.push('…');
     }
     format!("\"{s}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_lines_and_characters() {
+        let text = "ab\néé = 1\n\nlast";
+        let map = SourceMap::new(Path::new("f"), text);
+        assert_eq!(map.position(0), (1, 1));
+        assert_eq!(map.position(2), (1, 3));
+        assert_eq!(map.position(3), (2, 1));
+        // After two 2-byte characters: column 3.
+        assert_eq!(map.position(7), (2, 3));
+        assert_eq!(map.position(text.len()), (4, 5));
+        assert_eq!(map.position(text.len() + 10), (4, 5));
+        assert_eq!(map.lines(), 4);
+    }
+
+    #[test]
+    fn an_offset_inside_a_character_does_not_panic() {
+        let map = SourceMap::new(Path::new("f"), "é");
+        assert_eq!(map.position(1), (1, 2));
+    }
 }

@@ -1,108 +1,305 @@
-//! The inventory file as written: serde types that mirror the TOML one to one.
+//! The inventory file as written: raw types that mirror the TOML one to one, and how each is read
+//! from the parsed TOML tree.
 //!
-//! Every field that gets validated later is `Spanned`, so a validation error can point at the exact
-//! line and column of the value the user wrote. Unknown keys are rejected by serde itself.
+//! Every value that gets validated later is `Spanned`, so a validation error can point at the exact
+//! line and column the user wrote. Reading checks only the shape (kinds of values, known keys,
+//! required keys); what the values mean is checked in `spec`. The `allowed` texts here are what a
+//! user sees when a value has the wrong kind or is missing.
 
-use serde::Deserialize;
+use crate::spec::reader::{Bounds, Reader, Table};
+use std::ops::Range;
 use toml::Spanned;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+pub const PORT: Bounds = Bounds { min: 1, max: 65535 };
+pub const TTL: Bounds = Bounds {
+    min: 60,
+    max: 604_800,
+};
+pub const CONNECT_TIMEOUT: Bounds = Bounds { min: 1, max: 300 };
+
+pub const STACKS: &str = "one of \"lemp\", \"lamp\", \"nginx-apache\"";
+pub const ROLES: &str = "one of \"lb\", \"web\", \"app\", \"db\", \"db-replica\", \"dns\"";
+pub const RECORD_TYPES: &str = "one of A, AAAA, CNAME, MX, TXT, NS";
+const RELATIVE_NAME: &str =
+    "a name relative to the domain, like \"www\", or \"@\" for the domain itself";
+const LOCAL_PATH: &str = "a file path, relative to the inventory's directory or absolute";
+const SQL_IDENT: &str = "a SQL identifier like \"foobar\"";
+const ENV_NAME: &str = "the name of an environment variable, like \"DB_PASSWORD\"";
+const ADDRESS: &str = "an IP address like \"203.0.113.10\"";
+
+#[derive(Debug)]
 pub struct RawInventory {
     pub site: RawSite,
     pub database: RawDatabase,
     pub dns: RawDns,
-    #[serde(default)]
     pub hosts: Vec<RawHost>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawSite {
+    /// Where the table starts, for problems of the table as a whole.
+    pub span: Range<usize>,
     pub domain: Spanned<String>,
-    #[serde(default)]
     pub server_names: Option<Spanned<Vec<Spanned<String>>>>,
     pub stack: Spanned<String>,
-    #[serde(default)]
     pub document_root: Option<Spanned<String>>,
-    #[serde(default)]
     pub app_dir: Option<Spanned<String>>,
-    #[serde(default)]
     pub php_version: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawDatabase {
+    pub span: Range<usize>,
     pub name: Spanned<String>,
     pub user: Spanned<String>,
-    #[serde(default)]
     pub password_env: Option<Spanned<String>>,
-    #[serde(default)]
     pub password_file: Option<Spanned<String>>,
-    #[serde(default)]
     pub replication_user: Option<Spanned<String>>,
-    #[serde(default)]
     pub replication_password_env: Option<Spanned<String>>,
-    #[serde(default)]
     pub replication_password_file: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawDns {
-    #[serde(default)]
+    pub span: Range<usize>,
     pub ttl: Option<Spanned<i64>>,
     pub soa_contact: Spanned<String>,
-    #[serde(default)]
     pub nameservers: Vec<Spanned<String>>,
-    #[serde(default)]
     pub records: Vec<RawRecord>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawRecord {
     pub name: Spanned<String>,
-    #[serde(rename = "type")]
     pub kind: Spanned<String>,
     pub value: Spanned<String>,
-    #[serde(default)]
     pub ttl: Option<Spanned<i64>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawHost {
+    pub span: Range<usize>,
     pub name: Spanned<String>,
     pub public_address: Spanned<String>,
-    #[serde(default)]
     pub private_address: Option<Spanned<String>>,
     pub roles: Spanned<Vec<Spanned<String>>>,
     pub ssh: RawSsh,
     /// Read only by the test lab (`tests/lab/lab`); accepted here so lab inventories stay valid.
-    #[serde(default)]
     pub lab: Option<RawLab>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawSsh {
     pub address: Spanned<String>,
-    #[serde(default)]
     pub port: Option<Spanned<i64>>,
-    #[serde(default)]
     pub user: Option<Spanned<String>>,
-    #[serde(default)]
     pub identity_file: Option<Spanned<String>>,
-    #[serde(default)]
     pub known_hosts: Option<Spanned<String>>,
-    #[serde(default)]
     pub connect_timeout: Option<Spanned<i64>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawLab {
-    pub flavour: Spanned<String>,
+    /// Defaults to "systemd" in the lab.
+    pub flavour: Option<Spanned<String>>,
+    /// The Debian release of the lab host's image; the lab picks its default.
+    pub release: Option<Spanned<String>>,
+}
+
+impl RawInventory {
+    /// Reads the whole file; `None` when any shape error was recorded in `r`.
+    pub fn read(r: &mut Reader, mut top: Table) -> Option<RawInventory> {
+        let site = r.req_table(&mut top, "site", "a [site] table with domain and stack");
+        let database = r.req_table(
+            &mut top,
+            "database",
+            "a [database] table with name, user and password_env or password_file",
+        );
+        let dns = r.req_table(&mut top, "dns", "a [dns] table with soa_contact");
+        let hosts = r.table_list(&mut top, "hosts", "[[hosts]] tables, one per host");
+        r.finish(top);
+        let site = site.and_then(|t| RawSite::read(r, t));
+        let database = database.and_then(|t| RawDatabase::read(r, t));
+        let dns = dns.and_then(|t| RawDns::read(r, t));
+        let hosts = hosts.map(|list| {
+            list.into_iter()
+                .map(|t| RawHost::read(r, t))
+                .collect::<Vec<_>>()
+        });
+        Some(RawInventory {
+            site: site?,
+            database: database?,
+            dns: dns?,
+            hosts: hosts?.into_iter().collect::<Option<_>>()?,
+        })
+    }
+}
+
+impl RawSite {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawSite> {
+        let domain = r.req_str(&mut t, "domain", "the site's DNS name, like \"foobar.com\"");
+        let server_names = r.opt_str_list(&mut t, "server_names", RELATIVE_NAME);
+        let stack = r.req_str(&mut t, "stack", STACKS);
+        let document_root = r.opt_str(
+            &mut t,
+            "document_root",
+            "an absolute path like \"/var/www/foobar.com\"",
+        );
+        let app_dir = r.opt_str(&mut t, "app_dir", LOCAL_PATH);
+        let php_version = r.opt_str(
+            &mut t,
+            "php_version",
+            "a PHP version in quotes, like \"8.2\"",
+        );
+        let span = t.span.clone();
+        r.finish(t);
+        Some(RawSite {
+            span,
+            domain: domain?,
+            server_names: server_names?,
+            stack: stack?,
+            document_root: document_root?,
+            app_dir: app_dir?,
+            php_version: php_version?,
+        })
+    }
+}
+
+impl RawDatabase {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawDatabase> {
+        let name = r.req_str(&mut t, "name", SQL_IDENT);
+        let user = r.req_str(&mut t, "user", SQL_IDENT);
+        let password_env = r.opt_str(&mut t, "password_env", ENV_NAME);
+        let password_file = r.opt_str(&mut t, "password_file", LOCAL_PATH);
+        let replication_user = r.opt_str(&mut t, "replication_user", SQL_IDENT);
+        let replication_password_env = r.opt_str(&mut t, "replication_password_env", ENV_NAME);
+        let replication_password_file = r.opt_str(&mut t, "replication_password_file", LOCAL_PATH);
+        let span = t.span.clone();
+        r.finish(t);
+        Some(RawDatabase {
+            span,
+            name: name?,
+            user: user?,
+            password_env: password_env?,
+            password_file: password_file?,
+            replication_user: replication_user?,
+            replication_password_env: replication_password_env?,
+            replication_password_file: replication_password_file?,
+        })
+    }
+}
+
+impl RawDns {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawDns> {
+        let ttl = r.opt_int(&mut t, "ttl", TTL);
+        let soa_contact = r.req_str(
+            &mut t,
+            "soa_contact",
+            "an address like \"hostmaster@foobar.com\"",
+        );
+        let nameservers = r.opt_str_list(
+            &mut t,
+            "nameservers",
+            "a name server's DNS name, like \"ns1.example.net\"",
+        );
+        let records = r.table_list(
+            &mut t,
+            "records",
+            "[[dns.records]] tables with name, type and value",
+        );
+        let span = t.span.clone();
+        r.finish(t);
+        let records = records.map(|list| {
+            list.into_iter()
+                .map(|t| RawRecord::read(r, t))
+                .collect::<Vec<_>>()
+        });
+        Some(RawDns {
+            span,
+            ttl: ttl?,
+            soa_contact: soa_contact?,
+            nameservers: nameservers?.map(|l| l.into_inner()).unwrap_or_default(),
+            records: records?.into_iter().collect::<Option<_>>()?,
+        })
+    }
+}
+
+impl RawRecord {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawRecord> {
+        let name = r.req_str(&mut t, "name", RELATIVE_NAME);
+        let kind = r.req_str(&mut t, "type", RECORD_TYPES);
+        let value = r.req_str(
+            &mut t,
+            "value",
+            "the record's value in quotes, like \"203.0.113.10\" or \"10 mail\"",
+        );
+        let ttl = r.opt_int(&mut t, "ttl", TTL);
+        r.finish(t);
+        Some(RawRecord {
+            name: name?,
+            kind: kind?,
+            value: value?,
+            ttl: ttl?,
+        })
+    }
+}
+
+impl RawHost {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawHost> {
+        let name = r.req_str(&mut t, "name", "a host name like \"web-01\"");
+        let public_address = r.req_str(&mut t, "public_address", ADDRESS);
+        let private_address = r.opt_str(&mut t, "private_address", ADDRESS);
+        let roles = r.req_str_list(&mut t, "roles", ROLES);
+        let ssh = r.req_table(
+            &mut t,
+            "ssh",
+            "a table: [hosts.ssh] or ssh = { address = \"...\" }",
+        );
+        let lab = r.opt_table(&mut t, "lab", "a table: [hosts.lab]");
+        let span = t.span.clone();
+        r.finish(t);
+        let ssh = ssh.and_then(|s| RawSsh::read(r, s));
+        let lab = lab.map(|l| l.and_then(|l| RawLab::read(r, l)));
+        Some(RawHost {
+            span,
+            name: name?,
+            public_address: public_address?,
+            private_address: private_address?,
+            roles: roles?,
+            ssh: ssh?,
+            lab: lab?,
+        })
+    }
+}
+
+impl RawSsh {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawSsh> {
+        let address = r.req_str(&mut t, "address", "an IP address or a DNS name");
+        let port = r.opt_int(&mut t, "port", PORT);
+        let user = r.opt_str(&mut t, "user", "a Unix user name like \"root\"");
+        let identity_file = r.opt_str(&mut t, "identity_file", LOCAL_PATH);
+        let known_hosts = r.opt_str(&mut t, "known_hosts", LOCAL_PATH);
+        let connect_timeout = r.opt_int(&mut t, "connect_timeout", CONNECT_TIMEOUT);
+        r.finish(t);
+        Some(RawSsh {
+            address: address?,
+            port: port?,
+            user: user?,
+            identity_file: identity_file?,
+            known_hosts: known_hosts?,
+            connect_timeout: connect_timeout?,
+        })
+    }
+}
+
+impl RawLab {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawLab> {
+        let flavour = r.opt_str(&mut t, "flavour", "\"systemd\" or \"plain\"");
+        let release = r.opt_str(&mut t, "release", "\"bookworm\" or \"trixie\"");
+        r.finish(t);
+        Some(RawLab {
+            flavour: flavour?,
+            release: release?,
+        })
+    }
 }

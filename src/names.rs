@@ -149,10 +149,15 @@ pub fn parse_env_name(s: &str) -> Result<String, String> {
     }
 }
 
+/// The longest PHP version `parse_php_version` accepts ("99.99"). Names built from the version,
+/// like the PHP-FPM socket path, are bounded with it.
+pub const PHP_VERSION_MAX_LEN: usize = 5;
+
 /// The `MAJOR.MINOR` PHP version Debian names its packages after (`php8.2-fpm`).
 pub fn parse_php_version(s: &str) -> Result<String, String> {
     let parts: Vec<&str> = s.split('.').collect();
     let ok = parts.len() == 2
+        && s.len() <= PHP_VERSION_MAX_LEN
         && parts
             .iter()
             .all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()));
@@ -160,6 +165,29 @@ pub fn parse_php_version(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err("a PHP version as MAJOR.MINOR, like \"8.2\"".into())
+    }
+}
+
+/// The longest name DNS allows, without the final dot.
+pub const FQDN_MAX: usize = 253;
+
+/// Checks that a name relative to `domain` (or `@`, the domain itself) is, once qualified, still a
+/// name DNS allows. Without a domain (it was invalid) there is nothing to check against.
+pub fn fqdn_fits(name: &str, domain: Option<&DomainName>) -> Result<(), String> {
+    let Some(d) = domain else {
+        return Ok(());
+    };
+    let len = if name == "@" {
+        d.0.len()
+    } else {
+        name.len() + 1 + d.0.len()
+    };
+    if len <= FQDN_MAX {
+        Ok(())
+    } else {
+        Err(format!(
+            "a name that makes at most {FQDN_MAX} characters with the domain (this one makes {len})"
+        ))
     }
 }
 
@@ -186,6 +214,12 @@ pub fn parse_soa_contact(s: &str) -> Result<String, String> {
     let domain = DomainName::parse(domain).map_err(|_| ALLOWED.to_string())?;
     if !local_ok {
         return Err(ALLOWED.into());
+    }
+    // In the zone it is one name, `local.domain.`, so DNS's length limit covers both parts.
+    if local.len() + 1 + domain.0.len() > FQDN_MAX {
+        return Err(format!(
+            "{ALLOWED}, at most {FQDN_MAX} characters without the '@'"
+        ));
     }
     Ok(format!("{}.{}.", local.to_ascii_lowercase(), domain))
 }
@@ -262,8 +296,36 @@ mod tests {
     }
 
     #[test]
+    fn qualified_names_stay_within_253_characters() {
+        let d = DomainName::parse(&format!("{}.com", "a".repeat(60))).unwrap();
+        assert!(fqdn_fits("@", Some(&d)).is_ok());
+        assert!(fqdn_fits(&"b".repeat(253 - 65), Some(&d)).is_ok());
+        let e = fqdn_fits(&"b".repeat(253 - 64), Some(&d)).unwrap_err();
+        assert!(e.contains("(this one makes 254)"), "{e}");
+        assert!(fqdn_fits(&"b".repeat(300), None).is_ok());
+    }
+
+    #[test]
+    fn soa_contacts_stay_within_253_characters() {
+        let domain = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(59),
+        ]
+        .join(".");
+        assert!(parse_soa_contact(&format!("hm@{domain}")).is_err());
+        assert!(parse_soa_contact(&format!("h@{}", &domain[2..])).is_ok());
+    }
+
+    #[test]
     fn php_versions_are_major_dot_minor() {
         assert!(parse_php_version("8.2").is_ok());
+        assert_eq!(
+            parse_php_version("99.99").unwrap().len(),
+            PHP_VERSION_MAX_LEN
+        );
+        assert!(parse_php_version("100.1").is_err());
         assert!(parse_php_version("8").is_err());
         assert!(parse_php_version("8.2;").is_err());
     }

@@ -1,9 +1,13 @@
 use crate::util::*;
 
 fn validate_text(text: &str) -> Done {
+    validate_bytes(text.as_bytes())
+}
+
+fn validate_bytes(bytes: &[u8]) -> Done {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, bytes).unwrap();
     std::fs::write(dir.path().join("pw"), "pw").unwrap();
     let done = Run::new(&["validate", "-i"]).arg(&path).output();
     // Keep the directory alive until the run is over.
@@ -38,7 +42,7 @@ fn a_good_inventory_validates() {
 #[test]
 fn each_bad_input_gets_one_located_error_and_exit_4() {
     let cases: &[(&str, &str, &str)] = &[
-        ("stack = \"lemp\"", "stack = \"lemp\"\ncolour = \"red\"", ":4:1: site.colour: unknown field `colour`"),
+        ("stack = \"lemp\"", "stack = \"lemp\"\ncolour = \"red\"", ":4:1: site.colour: found an unknown key; allowed in the table site: domain,"),
         ("domain = \"foobar.com\"", "domain = \"foo\\nbar.com\"", ":2:10: site.domain: found \"foo\\nbar.com\""),
         ("domain = \"foobar.com\"", "domain = \"foobar.com;\"", ":2:10: site.domain: found \"foobar.com;\"; allowed: a DNS name"),
         ("stack = \"lemp\"", "stack = \"mean\"", ":3:9: site.stack: found \"mean\"; allowed: one of \"lemp\", \"lamp\", \"nginx-apache\""),
@@ -48,6 +52,9 @@ fn each_bad_input_gets_one_located_error_and_exit_4() {
         ("{ address = \"198.18.0.10\" }", "{ address = \"198.18.0.10\", port = 0 }", "hosts[0].ssh.port: found 0; allowed: a whole number from 1 to 65535"),
         ("{ address = \"198.18.0.10\" }", "{ address = \"$(reboot)\" }", "hosts[0].ssh.address: found \"$(reboot)\"; allowed: an IP address or a DNS name"),
         ("roles = [\"web\", \"app\", \"db\", \"dns\"]", "roles = [\"lb\", \"db\", \"dns\"]", "no host has the \"web\" role"),
+        ("{ address = \"198.18.0.10\" }", "{ address = \"198.18.0.10\", port = \"22\" }", ":14:41: hosts[0].ssh.port: found a string \"22\"; allowed: a whole number from 1 to 65535"),
+        ("stack = \"lemp\"", "stack = \"lemp\"\ndomain = \"foobar.org\"", ":4:1: site.domain: found a second definition of this key (the first is at line 2); allowed: each key once per table"),
+        ("roles = [\"web\", \"app\", \"db\", \"dns\"]\n", "", ":10:1: hosts[0].roles: missing from the table hosts[0]; allowed: an array of strings"),
     ];
     for (from, to, want) in cases {
         let done = validate_text(&GOOD.replacen(from, to, 1)).status(4);
@@ -80,6 +87,191 @@ fn a_missing_inventory_is_an_error_not_a_panic() {
     assert!(
         done.stderr()
             .contains("/nonexistent/inv.toml: cannot read the inventory"),
+        "{}",
+        done.stderr()
+    );
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
+    let latin1 = GOOD.replace("foobar.com\"\nstack", "foobar.com\" # caf\u{e9}\nstack");
+    let bytes: Vec<u8> = latin1.chars().map(|c| c as u8).collect();
+    let done = validate_bytes(&bytes).status(1);
+    assert!(
+        done.stderr()
+            .contains(":2:28: found the byte 0xE9, which is not UTF-8"),
+        "{}",
+        done.stderr()
+    );
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(GOOD.encode_utf16().flat_map(|u| u.to_le_bytes()))
+        .collect();
+    let done = validate_bytes(&utf16).status(1);
+    assert!(
+        done.stderr()
+            .contains("bad.toml:1:1: the file is UTF-16; allowed: UTF-8"),
+        "{}",
+        done.stderr()
+    );
+}
+
+/// Runs validate on `text` written as `inv.toml` in `dir`.
+fn validate_in(dir: &std::path::Path, text: &str) -> Done {
+    let path = dir.join("inv.toml");
+    std::fs::write(&path, text).unwrap();
+    Run::new(&["validate", "-i"]).arg(&path).output()
+}
+
+#[test]
+fn an_app_dir_holding_the_secrets_and_the_inventory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "pw\n").unwrap();
+    std::fs::write(dir.path().join("index.php"), "<?php echo 1;\n").unwrap();
+    let text = GOOD.replace("stack = \"lemp\"", "stack = \"lemp\"\napp_dir = \".\"");
+    let done = validate_in(dir.path(), &text).status(1);
+    let err = done.stderr();
+    let d = dir.path().display();
+    for what in [
+        format!("the password file {d}/pw (database.password_file), as \"pw\""),
+        format!("the inventory file {d}/inv.toml, as \"inv.toml\""),
+    ] {
+        assert!(
+            err.contains(&format!(":4:11: site.app_dir: the application directory {d} contains {what}; allowed: a directory that holds only the application")),
+            "{what} in\n{err}"
+        );
+    }
+}
+
+#[test]
+fn an_endless_password_file_or_inventory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = GOOD.replace("password_file = \"pw\"", "password_file = \"/dev/zero\"");
+    let done = validate_in(dir.path(), &text).status(1);
+    assert!(
+        done.stderr().contains(":7:17: database.password_file: file /dev/zero is longer than 4096 bytes; allowed: a file holding only the password (at most 512 bytes)"),
+        "{}",
+        done.stderr()
+    );
+    let done = Run::new(&["validate", "-i", "/dev/zero"])
+        .output()
+        .status(1);
+    assert!(
+        done.stderr()
+            .contains("/dev/zero: the inventory is longer than 16 MiB"),
+        "{}",
+        done.stderr()
+    );
+}
+
+#[test]
+fn a_password_fifo_fed_by_another_process_validates() {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pw");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let writer = std::thread::spawn(move || {
+        // Waits for provision to open the FIFO, as a password manager would; a non-blocking open
+        // (ENXIO while there is no reader) keeps a provision that never opens it from hanging
+        // the test.
+        use std::os::unix::fs::OpenOptionsExt;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut w = loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+            {
+                Ok(w) => break w,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => panic!("provision never opened the FIFO: {e}"),
+            }
+        };
+        w.write_all(b"from-the-fifo\n").unwrap();
+    });
+    let done = validate_in(dir.path(), GOOD).status(0);
+    writer.join().unwrap();
+    assert!(done.stdout().contains("valid: site foobar.com"));
+}
+
+#[test]
+fn what_would_fail_at_render_fails_at_validate() {
+    let long = |n: usize| {
+        [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63),
+        ]
+        .join(".")[..n]
+            .to_string()
+    };
+    let cases = [
+        (
+            "[[hosts]]".to_string(),
+            "[[dns.records]]\nname = \"@\"\ntype = \"CNAME\"\nvalue = \"example.net.\"\n[[hosts]]".to_string(),
+            ":11:8: dns.records[0].name: found a CNAME at \"@\"",
+        ),
+        (
+            "[[hosts]]".to_string(),
+            "[[dns.records]]\nname = \"www\"\ntype = \"CNAME\"\nvalue = \"example.net.\"\n[[hosts]]".to_string(),
+            ":11:8: dns.records[0].name: found a CNAME on \"www\", which also has the address records of site.server_names (by default \"www\")",
+        ),
+        (
+            "domain = \"foobar.com\"".to_string(),
+            format!("domain = \"{}\"", long(253)),
+            ":2:10: site.domain: found a domain of 253 characters; allowed: at most 244 characters",
+        ),
+        (
+            "domain = \"foobar.com\"".to_string(),
+            format!("domain = \"{}\"", long(100)),
+            ":2:10: site.domain: found a domain of 100 characters with stack \"lemp\"; allowed: at most 80 characters with a PHP-FPM stack",
+        ),
+        (
+            "stack = \"lemp\"".to_string(),
+            "stack = \"lemp\"\ndocument_root = \"/var\"".to_string(),
+            ":4:17: site.document_root: found \"/var\" (it contains /var/lib); allowed: a directory of the site's own",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let done = validate_text(&GOOD.replacen(&from, &to, 1)).status(1);
+        assert!(
+            done.stderr().contains(want),
+            "for {to:?}: want {want:?} in\n{}",
+            done.stderr()
+        );
+    }
+}
+
+#[test]
+fn system_databases_and_accounts_are_refused() {
+    for (from, to, want) in [
+        ("name = \"foobar\"", "name = \"MySQL\"", ":5:8: database.name: found \"MySQL\"; allowed: a name other than the system databases"),
+        ("user = \"foobar\"", "user = \"root\"", ":6:8: database.user: found \"root\"; allowed: a name other than the system accounts"),
+        ("password_file = \"pw\"", "password_file = \"pw\"\nreplication_user = \"foobar\"\nreplication_password_file = \"pw\"", ":8:20: database.replication_user: found \"foobar\", the same as database.user"),
+    ] {
+        let done = validate_text(&GOOD.replacen(from, to, 1)).status(1);
+        assert!(done.stderr().contains(want), "want {want:?} in\n{}", done.stderr());
+    }
+}
+
+#[test]
+fn the_lab_release_is_checked_like_the_flavour() {
+    let lab = |v: &str| {
+        GOOD.replace(
+            "ssh = { address = \"198.18.0.10\" }",
+            &format!("ssh = {{ address = \"198.18.0.10\" }}\nlab = {{ release = \"{v}\" }}"),
+        )
+    };
+    validate_text(&lab("trixie")).status(0);
+    let done = validate_text(&lab("buster")).status(1);
+    assert!(
+        done.stderr().contains(":15:19: hosts[0].lab.release: found \"buster\"; allowed: \"bookworm\" (Debian 12) or \"trixie\" (Debian 13)"),
         "{}",
         done.stderr()
     );

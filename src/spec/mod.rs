@@ -1,0 +1,288 @@
+//! The validated inventory: what the rest of provision works from. `Spec::parse` turns TOML text into
+//! strong types or a list of errors that each point at file, line, column and key.
+//!
+//! The stages, one file each:
+//! - `syntax`: bytes to text (UTF-8 only) and text to a TOML tree, syntax errors located;
+//! - `reader` with `crate::inventory`: the tree to raw types, mistakes of shape (kinds, unknown and
+//!   missing keys) located;
+//! - `check` and `site`, `database`, `hosts`, `dns`: the raw values to strong types, each mistake
+//!   located and explained, including what would only fail later when configs are rendered;
+//! - `sources`: reading secrets and application files. It is I/O and goes through the `Sources`
+//!   trait, so parsing stays testable without touching the environment or the disk.
+
+mod check;
+mod database;
+mod dns;
+mod hosts;
+pub mod reader;
+mod site;
+mod sources;
+mod syntax;
+
+pub use sources::{
+    read_capped, FileKey, Sources, SystemSources, TreeFile, FIFO_WAIT, INVENTORY_LIMIT,
+    SECRET_FILE_LIMIT,
+};
+
+use crate::error::{SourceMap, SpecError, SpecErrors};
+use crate::inventory::RawInventory;
+use crate::names::DomainName;
+use crate::secret::Secret;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub source: PathBuf,
+    pub site: Site,
+    pub database: Database,
+    pub dns: Dns,
+    pub hosts: Vec<Host>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stack {
+    Lemp,
+    Lamp,
+    NginxApache,
+}
+
+impl Stack {
+    pub const ALL: [(&'static str, Stack); 3] = [
+        ("lemp", Stack::Lemp),
+        ("lamp", Stack::Lamp),
+        ("nginx-apache", Stack::NginxApache),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    }
+
+    /// Whether the web server hands PHP to a PHP-FPM pool over a Unix socket (the socket's path
+    /// then bounds the domain's length). nginx-apache runs PHP inside Apache (mod_php).
+    pub fn uses_php_fpm(self) -> bool {
+        matches!(self, Stack::Lemp | Stack::Lamp)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub domain: DomainName,
+    /// Names relative to the domain (`www`, or `@` for the apex), first is the primary.
+    pub server_names: Vec<String>,
+    pub stack: Stack,
+    pub document_root: String,
+    pub app: App,
+    pub php_version: String,
+}
+
+impl Site {
+    /// Fully qualified names the web server answers to, in inventory order.
+    pub fn fqdns(&self) -> Vec<String> {
+        self.server_names
+            .iter()
+            .map(|n| {
+                if n == "@" {
+                    self.domain.to_string()
+                } else {
+                    format!("{n}.{}", self.domain)
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum App {
+    /// The built-in PHP page that prints the host name and a row read from the database.
+    Demo,
+    /// The user's own application files, read from `app_dir` at load time.
+    Files(Vec<AppFile>),
+}
+
+#[derive(Debug, Clone)]
+pub struct AppFile {
+    /// Relative to the document root, `/`-separated, checked like a host path.
+    pub path: String,
+    pub content: Vec<u8>,
+    pub executable: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub name: String,
+    pub user: String,
+    pub password: Secret,
+    pub replication: Option<Replication>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Replication {
+    pub user: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dns {
+    pub ttl: u32,
+    /// Zone-file form, with the trailing dot: `hostmaster.foobar.com.`.
+    pub soa_contact: String,
+    /// Extra name servers (FQDNs without trailing dot), beside the hosts with the `dns` role.
+    pub nameservers: Vec<DomainName>,
+    pub records: Vec<Record>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    pub name: String,
+    pub kind: RecordKind,
+    /// In zone-file syntax, already escaped and qualified.
+    pub value: String,
+    pub ttl: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum RecordKind {
+    A,
+    AAAA,
+    CNAME,
+    MX,
+    TXT,
+    NS,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Lb,
+    Web,
+    App,
+    Db,
+    DbReplica,
+    Dns,
+}
+
+impl Role {
+    pub const ALL: [(&'static str, Role); 6] = [
+        ("lb", Role::Lb),
+        ("web", Role::Web),
+        ("app", Role::App),
+        ("db", Role::Db),
+        ("db-replica", Role::DbReplica),
+        ("dns", Role::Dns),
+    ];
+}
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub public_address: IpAddr,
+    pub private_address: Option<IpAddr>,
+    pub roles: BTreeSet<Role>,
+    pub ssh: Ssh,
+}
+
+impl Host {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// The address other hosts of the site use to reach this one (database, backends).
+    pub fn internal_address(&self) -> IpAddr {
+        self.private_address.unwrap_or(self.public_address)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ssh {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Resolved against the inventory's directory; `~/` expanded by the transport.
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub connect_timeout_secs: u32,
+}
+
+/// Reads and validates an inventory file. The file is read like a password file (capped, and a
+/// FIFO is waited for a bounded time), so `-i <(generate-inventory)` works and `-i /dev/zero` fails.
+pub fn load(path: &Path, sources: &dyn Sources) -> Result<Spec, SpecErrors> {
+    let whole_file = |message: String| {
+        SpecErrors(vec![SpecError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message,
+        }])
+    };
+    let bytes = read_capped(path, INVENTORY_LIMIT, FIFO_WAIT)
+        .map_err(|e| whole_file(format!("cannot read the inventory: {e}")))?;
+    if bytes.len() > INVENTORY_LIMIT {
+        return Err(whole_file(format!(
+            "the inventory is longer than {} MiB; allowed: an inventory file of at most that size",
+            INVENTORY_LIMIT >> 20
+        )));
+    }
+    let text = syntax::decode(&bytes, path).map_err(|e| SpecErrors(vec![e]))?;
+    Spec::parse(text, path, sources)
+}
+
+impl Spec {
+    /// Validates an inventory's text; `path` names it in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path, sources: &dyn Sources) -> Result<Spec, SpecErrors> {
+        // A UTF-8 byte order mark is not part of the TOML; editors do not show it as a column.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let map = SourceMap::new(path, text);
+        let tree = syntax::parse(&map).map_err(SpecErrors)?;
+        let mut reader = reader::Reader::new(&map);
+        let raw = RawInventory::read(&mut reader, reader::Table::root(&tree));
+        let raw = match raw {
+            Some(raw) if reader.errors.is_empty() => raw,
+            _ => return Err(sorted(reader.errors)),
+        };
+        let mut c = check::Checker::new(&map, sources, path);
+        match c.spec(raw, path) {
+            Some(spec) if c.errors.is_empty() => Ok(spec),
+            _ => Err(sorted(c.errors)),
+        }
+    }
+
+    pub fn hosts_with(&self, role: Role) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(move |h| h.has(role))
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The primary database host. Validation guarantees exactly one.
+    pub fn db_primary(&self) -> &Host {
+        self.hosts_with(Role::Db)
+            .next()
+            .expect("validated: one db host")
+    }
+
+    /// True when every web host is also the database host: MariaDB then listens on 127.0.0.1 only.
+    pub fn db_is_local(&self) -> bool {
+        let db = self.db_primary();
+        self.hosts_with(Role::Web).all(|w| w.name == db.name)
+            && self.hosts_with(Role::DbReplica).next().is_none()
+    }
+}
+
+/// Errors in file order (a stable sort: two at one position keep the order they were found in).
+fn sorted(mut errors: Vec<SpecError>) -> SpecErrors {
+    errors.sort_by_key(|e| (e.line, e.column));
+    SpecErrors(errors)
+}
+
+#[cfg(test)]
+mod tests;

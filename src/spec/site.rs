@@ -1,0 +1,276 @@
+//! `[site]`: the domain and the names it answers to, the stack, the document root and the
+//! application's files. Names derived from the domain (config files, the PHP-FPM socket) are
+//! checked here too, so a domain that is valid DNS but too long for them fails at validate.
+
+use super::check::{Checker, Protected};
+use super::{App, AppFile, Site, Stack};
+use crate::error::shown;
+use crate::inventory::{RawSite, STACKS};
+use crate::names::*;
+use toml::Spanned;
+
+/// Longest a file name (one path component) may be, in bytes (Linux NAME_MAX).
+const NAME_MAX: usize = 255;
+/// The longest file name provision derives from the domain: the web servers' logs,
+/// `/var/log/nginx/<domain>.access.log` and `${APACHE_LOG_DIR}/<domain>.access.log`. The zone file
+/// `db.<domain>` and the sites' `<domain>.conf` are shorter.
+const LONGEST_DOMAIN_SUFFIX: &str = ".access.log";
+pub const DOMAIN_FILE_MAX: usize = NAME_MAX - LONGEST_DOMAIN_SUFFIX.len();
+/// Longest path a Unix socket can bind to: `sun_path` is 108 bytes including the final NUL.
+const SOCKET_PATH_MAX: usize = 107;
+
+/// The PHP-FPM socket the web server talks to, with `version` for the PHP version.
+fn php_socket(version: &str, domain: &str) -> String {
+    format!("/run/php/php{version}-fpm-{domain}.sock")
+}
+
+/// The longest domain whose PHP-FPM socket path fits, whatever PHP version is used: the version
+/// may come from the host's facts later (Debian 13 ships 8.4), so the bound takes the longest one
+/// `parse_php_version` accepts rather than the one in the inventory.
+pub fn fpm_domain_max() -> usize {
+    SOCKET_PATH_MAX - php_socket(&"9".repeat(PHP_VERSION_MAX_LEN), "").len()
+}
+
+/// System directories a document root must not be, or be inside of: provision would own, chmod and
+/// fill them, and the web server would serve them. `/etc/provision` and `/var/lib/provision`,
+/// which provision manages, are inside `/etc` and `/var/lib`.
+const SYSTEM_DIRS: [&str; 22] = [
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/boot",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/run",
+    "/tmp",
+    "/root",
+    "/var/lib",
+    "/var/log",
+    "/var/cache",
+    "/var/spool",
+    "/var/backups",
+    "/var/tmp",
+    "/var/mail",
+];
+const MANAGED_DIRS: [&str; 2] = ["/etc/provision", "/var/lib/provision"];
+
+const DOCUMENT_ROOT_ALLOWED: &str = "a directory of the site's own, such as /var/www/<name>, \
+/srv/<name>, /opt/<name> or /home/<user>/<name>: not /, not a system directory (/etc, /usr, /bin, \
+/sbin, /lib, /lib32, /lib64, /libx32, /boot, /dev, /proc, /sys, /run, /tmp, /root, /var/lib, \
+/var/log, /var/cache, /var/spool, /var/backups, /var/tmp, /var/mail) or anything inside one, not a \
+directory that contains one (like /var), and not /home or a home directory itself";
+
+/// Why a document root (already a clean absolute path) is refused, if it is.
+pub fn document_root_problem(p: &str) -> Option<String> {
+    let inside = |dir: &str| p == dir || p.starts_with(&format!("{dir}/"));
+    if let Some(dir) = SYSTEM_DIRS.iter().find(|d| inside(d)) {
+        return Some(format!("inside the system directory {dir}"));
+    }
+    let contains = |dir: &str| p == "/" || dir.starts_with(&format!("{p}/"));
+    if let Some(dir) = SYSTEM_DIRS
+        .iter()
+        .chain(&MANAGED_DIRS)
+        .find(|d| contains(d))
+    {
+        return Some(format!("it contains {dir}"));
+    }
+    // `/home` holds everyone's home, `/home/<user>` is one: chowning either to root breaks logins.
+    if inside("/home") && p.split('/').count() <= 3 {
+        return Some("a home directory itself, or the directory of homes".into());
+    }
+    None
+}
+
+impl Checker<'_> {
+    pub(super) fn site(&mut self, s: &RawSite, protected: &[Protected]) -> Option<Site> {
+        let domain = self.check(&s.domain, "site.domain", DomainName::parse_zone);
+        let stack = self.check(&s.stack, "site.stack", |v| {
+            Stack::ALL
+                .iter()
+                .find(|(n, _)| *n == v)
+                .map(|(_, s)| *s)
+                .ok_or_else(|| STACKS.to_string())
+        });
+        let domain = match (domain, stack) {
+            (Some(d), Some(stack)) => self.domain_fits(&s.domain, d, stack),
+            (d, _) => d,
+        };
+        let server_names = self.server_names(s, domain.as_ref());
+        let document_root = match (&s.document_root, &domain) {
+            (Some(d), _) => self.document_root(d),
+            (None, Some(dom)) => Some(format!("/var/www/{dom}")),
+            (None, None) => None,
+        };
+        let php_version = match &s.php_version {
+            Some(v) => self.check(v, "site.php_version", parse_php_version),
+            None => Some("8.2".to_string()),
+        };
+        let app = match &s.app_dir {
+            None => Some(App::Demo),
+            Some(d) => self.app_dir(d, protected),
+        };
+        Some(Site {
+            domain: domain?,
+            server_names: server_names?,
+            stack: stack?,
+            document_root: document_root?,
+            app: app?,
+            php_version: php_version?,
+        })
+    }
+
+    /// A domain valid in DNS can still be too long for the names provision derives from it.
+    fn domain_fits(
+        &mut self,
+        v: &Spanned<String>,
+        d: DomainName,
+        stack: Stack,
+    ) -> Option<DomainName> {
+        let len = d.as_str().len();
+        if len > DOMAIN_FILE_MAX {
+            self.fail(v.span(), "site.domain", format!(
+                "found a domain of {len} characters; allowed: at most {DOMAIN_FILE_MAX} characters, as files are named after the domain and the longest, <domain>{LONGEST_DOMAIN_SUFFIX}, must fit in a file name ({NAME_MAX} bytes)"
+            ));
+            return None;
+        }
+        let fpm_max = fpm_domain_max();
+        if stack.uses_php_fpm() && len > fpm_max {
+            let longest = php_socket(&"9".repeat(PHP_VERSION_MAX_LEN), d.as_str()).len();
+            self.fail(v.span(), "site.domain", format!(
+                "found a domain of {len} characters with stack \"{}\"; allowed: at most {fpm_max} characters with a PHP-FPM stack (lemp, lamp), as the socket {} is then up to {longest} bytes (with a PHP version of up to {PHP_VERSION_MAX_LEN} characters), over the {SOCKET_PATH_MAX}-byte limit of a Unix socket path; or stack \"nginx-apache\", which has no socket",
+                stack.name(),
+                php_socket("<version>", "<domain>"),
+            ));
+            return None;
+        }
+        Some(d)
+    }
+
+    fn server_names(&mut self, s: &RawSite, domain: Option<&DomainName>) -> Option<Vec<String>> {
+        let Some(list) = &s.server_names else {
+            return Some(vec!["www".to_string()]);
+        };
+        if list.get_ref().is_empty() {
+            self.fail(
+                list.span(),
+                "site.server_names",
+                "found an empty list; allowed: one or more names like \"www\" or \"@\"".into(),
+            );
+            return None;
+        }
+        let mut names: Vec<String> = Vec::new();
+        let mut ok = true;
+        for (i, n) in list.get_ref().iter().enumerate() {
+            let key = format!("site.server_names[{i}]");
+            match self.check(n, &key, |v| {
+                let name = parse_relative_name(v)?;
+                fqdn_fits(&name, domain)?;
+                Ok(name)
+            }) {
+                Some(v) if names.contains(&v) => {
+                    self.fail(
+                        n.span(),
+                        &key,
+                        format!("found {} twice; allowed: each name once", shown(&v)),
+                    );
+                    ok = false;
+                }
+                Some(v) => names.push(v),
+                None => ok = false,
+            }
+        }
+        ok.then_some(names)
+    }
+
+    fn document_root(&mut self, d: &Spanned<String>) -> Option<String> {
+        let path = self.check(d, "site.document_root", parse_host_path)?;
+        match document_root_problem(&path) {
+            None => Some(path),
+            Some(why) => {
+                self.fail(
+                    d.span(),
+                    "site.document_root",
+                    format!(
+                        "found {} ({why}); allowed: {DOCUMENT_ROOT_ALLOWED}",
+                        shown(&path)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reads the application's files. Everything in the directory is deployed into the document
+    /// root and served to the web, so a directory that also holds a file the inventory names (a
+    /// password file, an SSH key, the inventory itself, e.g. with `app_dir = "."`) is refused rather
+    /// than silently filtered: the user has to separate the application from its operations files.
+    fn app_dir(&mut self, d: &Spanned<String>, protected: &[Protected]) -> Option<App> {
+        let rel = self.check(d, "site.app_dir", parse_local_path)?;
+        let dir = self.opened_path(&rel);
+        let files = match self.sources.read_tree(&dir) {
+            Ok(f) => f,
+            Err(e) => {
+                self.fail(
+                    d.span(),
+                    "site.app_dir",
+                    format!(
+                        "cannot use the application directory {}: {e}",
+                        dir.display()
+                    ),
+                );
+                return None;
+            }
+        };
+        if files.is_empty() {
+            self.fail(
+                d.span(),
+                "site.app_dir",
+                format!("the application directory {} has no files", dir.display()),
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for f in files {
+            if let Some(p) = protected.iter().find(|p| p.key.same_file(&f.key)) {
+                self.fail(
+                    d.span(),
+                    "site.app_dir",
+                    format!(
+                        "the application directory {} contains {}, as {}; allowed: a directory that holds only the application, since all of it is served on the web (move the file out, or point app_dir at a subdirectory)",
+                        dir.display(),
+                        p.what,
+                        shown(&f.path)
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            if parse_host_path(&format!("/{}", f.path)).is_err() {
+                self.fail(
+                    d.span(),
+                    "site.app_dir",
+                    format!(
+                        "found the file {} in {}; allowed: names of letters, digits, '.', '_' and '-'",
+                        shown(&f.path),
+                        dir.display()
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            out.push(AppFile {
+                path: f.path,
+                content: f.content,
+                executable: f.executable,
+            });
+        }
+        ok.then_some(App::Files(out))
+    }
+}
