@@ -1,25 +1,10 @@
 use super::*;
-use crate::spec::{Sources, Spec};
+use crate::spec::{Spec, SystemSources};
 use std::path::Path;
 
-struct Env;
-
-impl Sources for Env {
-    fn env_var(&self, _: &str) -> Option<String> {
-        Some("pw".into())
-    }
-    fn read_file(&self, _: &Path) -> std::io::Result<Vec<u8>> {
-        Ok(b"pw".to_vec())
-    }
-    fn read_tree(&self, _: &Path) -> std::io::Result<Vec<(String, Vec<u8>, bool)>> {
-        Ok(Vec::new())
-    }
-}
-
 fn lb_spec() -> Spec {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lb.toml"))
-        .unwrap();
-    Spec::parse(&text, Path::new("inventories/lb.toml"), &Env).unwrap()
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lb.toml"));
+    crate::spec::load(path, &SystemSources).unwrap()
 }
 
 fn names(cs: &[&'static dyn Component]) -> Vec<&'static str> {

@@ -96,7 +96,7 @@ fn a_missing_inventory_is_an_error_not_a_panic() {
 fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
     let latin1 = GOOD.replace("foobar.com\"\nstack", "foobar.com\" # caf\u{e9}\nstack");
     let bytes: Vec<u8> = latin1.chars().map(|c| c as u8).collect();
-    let done = validate_bytes(&bytes).status(1);
+    let done = validate_bytes(&bytes).status(4);
     assert!(
         done.stderr()
             .contains(":2:28: found the byte 0xE9, which is not UTF-8"),
@@ -107,7 +107,7 @@ fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
         .into_iter()
         .chain(GOOD.encode_utf16().flat_map(|u| u.to_le_bytes()))
         .collect();
-    let done = validate_bytes(&utf16).status(1);
+    let done = validate_bytes(&utf16).status(4);
     assert!(
         done.stderr()
             .contains("bad.toml:1:1: the file is UTF-16; allowed: UTF-8"),
@@ -129,7 +129,7 @@ fn an_app_dir_holding_the_secrets_and_the_inventory_is_refused() {
     std::fs::write(dir.path().join("pw"), "pw\n").unwrap();
     std::fs::write(dir.path().join("index.php"), "<?php echo 1;\n").unwrap();
     let text = GOOD.replace("stack = \"lemp\"", "stack = \"lemp\"\napp_dir = \".\"");
-    let done = validate_in(dir.path(), &text).status(1);
+    let done = validate_in(dir.path(), &text).status(4);
     let err = done.stderr();
     let d = dir.path().display();
     for what in [
@@ -147,7 +147,7 @@ fn an_app_dir_holding_the_secrets_and_the_inventory_is_refused() {
 fn an_endless_password_file_or_inventory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let text = GOOD.replace("password_file = \"pw\"", "password_file = \"/dev/zero\"");
-    let done = validate_in(dir.path(), &text).status(1);
+    let done = validate_in(dir.path(), &text).status(4);
     assert!(
         done.stderr().contains(":7:17: database.password_file: file /dev/zero is longer than 4096 bytes; allowed: a file holding only the password (at most 512 bytes)"),
         "{}",
@@ -155,7 +155,7 @@ fn an_endless_password_file_or_inventory_is_refused() {
     );
     let done = Run::new(&["validate", "-i", "/dev/zero"])
         .output()
-        .status(1);
+        .status(4);
     assert!(
         done.stderr()
             .contains("/dev/zero: the inventory is longer than 16 MiB"),
@@ -239,7 +239,7 @@ fn what_would_fail_at_render_fails_at_validate() {
         ),
     ];
     for (from, to, want) in cases {
-        let done = validate_text(&GOOD.replacen(&from, &to, 1)).status(1);
+        let done = validate_text(&GOOD.replacen(&from, &to, 1)).status(4);
         assert!(
             done.stderr().contains(want),
             "for {to:?}: want {want:?} in\n{}",
@@ -255,7 +255,7 @@ fn system_databases_and_accounts_are_refused() {
         ("user = \"foobar\"", "user = \"root\"", ":6:8: database.user: found \"root\"; allowed: a name other than the system accounts"),
         ("password_file = \"pw\"", "password_file = \"pw\"\nreplication_user = \"foobar\"\nreplication_password_file = \"pw\"", ":8:20: database.replication_user: found \"foobar\", the same as database.user"),
     ] {
-        let done = validate_text(&GOOD.replacen(from, to, 1)).status(1);
+        let done = validate_text(&GOOD.replacen(from, to, 1)).status(4);
         assert!(done.stderr().contains(want), "want {want:?} in\n{}", done.stderr());
     }
 }
@@ -269,7 +269,7 @@ fn the_lab_release_is_checked_like_the_flavour() {
         )
     };
     validate_text(&lab("trixie")).status(0);
-    let done = validate_text(&lab("buster")).status(1);
+    let done = validate_text(&lab("buster")).status(4);
     assert!(
         done.stderr().contains(":15:19: hosts[0].lab.release: found \"buster\"; allowed: \"bookworm\" (Debian 12) or \"trixie\" (Debian 13)"),
         "{}",
