@@ -133,4 +133,8 @@ pub struct RenderArgs {
     /// machine's config directories.
     #[arg(long)]
     pub check: bool,
+    /// Render every host for this release (`trixie`, `bookworm`, `debian 13`, ...) instead of its
+    /// `hosts.release` or the current stable Debian.
+    #[arg(long, value_name = "NAME")]
+    pub release: Option<String>,
 }

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize)]
 pub struct Desired {
     pub host: String,
+    /// The release it was rendered for.
+    pub release: Option<crate::release::Release>,
     pub packages: Vec<String>,
     pub paths: Vec<ManagedPath>,
     pub services: Vec<Service>,
@@ -24,6 +26,7 @@ impl Desired {
     pub fn new(host: &str) -> Desired {
         Desired {
             host: host.to_string(),
+            release: None,
             packages: Vec::new(),
             paths: Vec::new(),
             services: Vec::new(),

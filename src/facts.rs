@@ -10,6 +10,7 @@
 use crate::desired::{Desired, PathState};
 use crate::host_state::{self, HostState};
 use crate::quote::shell_word;
+use crate::release::Release;
 use crate::render::manifest::sha256_hex;
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet};
@@ -106,9 +107,117 @@ impl ProbeRequest {
         }
     }
 
+    /// The probe for one known release (tests, and hosts whose release is given).
+    pub fn script(&self) -> String {
+        Probe {
+            common: Vec::new(),
+            branches: vec![(None, self.clone())],
+        }
+        .script()
+    }
+
+    fn packages_section(&self, s: &mut String) {
+        if self.packages.is_empty() {
+            return;
+        }
+        let pkgs: Vec<String> = self.packages.iter().map(|p| shell_word(p)).collect();
+        s.push_str(&format!(
+            "out=$(dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {0} 2>/dev/null)\n\
+             printf '%s\\n' \"$out\" | while IFS= read -r l; do echo \"@dpkg $l\"; done\n\
+             nl='\n'; missing=; for p in {0}; do case \"$nl$out\" in *\"$nl$p ii \"*) ;; *) missing=\"$missing $p\";; esac; done\n\
+             [ -z \"$missing\" ] || apt-cache policy $missing 2>/dev/null | \
+             awk '/^[^ ]/ {{ p = $1; sub(/:$/, \"\", p) }} /Candidate:/ && $2 != \"(none)\" {{ print \"@cand \" p }}'\n",
+            pkgs.join(" ")
+        ));
+    }
+
+    fn services_section(&self, s: &mut String) {
+        for svc in &self.services {
+            s.push_str(&format!(
+                "if [ -d /run/systemd/system ]; then st=$(systemctl is-active {0} 2>/dev/null); \
+                 else if service {0} status >/dev/null 2>&1; then st=active; else st=inactive; fi; fi; echo \"@svc {0} $st\"\n",
+                shell_word(svc)
+            ));
+        }
+        for (component, snippet) in &self.components {
+            // Run in a subshell so a snippet's `exit` or variables cannot disturb the probe.
+            s.push_str(&format!(
+                "( {snippet}\n) 2>/dev/null | while IFS= read -r l; do echo \"@c {} $l\"; done\n",
+                shell_word(component)
+            ));
+        }
+    }
+}
+
+/// Type, mode, owner and link target of every path (one `find`), and the content of the files
+/// whose sha256 differs from the desired one (or that are always fetched: `None`).
+fn paths_section(paths: &[(String, Option<String>)], s: &mut String) {
+    if paths.is_empty() {
+        return;
+    }
+    let all: Vec<String> = paths.iter().map(|(p, _)| shell_word(p)).collect();
+    s.push_str(&format!(
+        "find {} -maxdepth 0 -printf '@path %p %y %m %u %g %l\\n' 2>/dev/null\n",
+        all.join(" ")
+    ));
+    s.push_str("while read -r h p; do\n  if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then\n    if [ \"$h\" = - ] || [ \"$(sha256sum < \"$p\" | cut -d' ' -f1)\" != \"$h\" ]; then\n      echo \"@content $p $(base64 -w0 < \"$p\")\"\n    fi\n  fi\ndone <<'PROVISION_PATHS'\n");
+    for (p, sha) in paths {
+        s.push_str(&format!("{} {}\n", sha.as_deref().unwrap_or("-"), p));
+    }
+    s.push_str("PROVISION_PATHS\n");
+}
+
+/// One probe for a host whose release is not known yet: what every candidate release would want,
+/// the paths they all share asked once, the rest in a branch per release (`ID-VERSION_ID`). The
+/// host answers for the release it runs, in the same round trip.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Paths (and their desired hashes) the same for every candidate release.
+    common: Vec<(String, Option<String>)>,
+    /// `None`: the only branch, whatever the release.
+    branches: Vec<(Option<Release>, ProbeRequest)>,
+}
+
+impl Probe {
+    pub fn new(renders: &[(Release, &Desired)]) -> Probe {
+        let requests: Vec<(Release, ProbeRequest)> = renders
+            .iter()
+            .map(|(r, d)| (*r, ProbeRequest::for_desired(d)))
+            .collect();
+        let common: Vec<(String, Option<String>)> = match requests.first() {
+            Some((_, first)) if requests.len() > 1 => first
+                .paths
+                .iter()
+                .filter(|p| requests.iter().all(|(_, r)| r.paths.contains(p)))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        let branches = requests
+            .into_iter()
+            .map(|(r, mut req)| {
+                req.paths.retain(|p| !common.contains(p));
+                (Some(r), req)
+            })
+            .collect();
+        Probe { common, branches }
+    }
+
+    /// What the probe asked of a host that runs `release`: the shared part and its branch.
+    pub fn request_for(&self, release: Release) -> Option<ProbeRequest> {
+        let (_, branch) = self
+            .branches
+            .iter()
+            .find(|(r, _)| r.is_none_or(|r| r == release))?;
+        let mut req = branch.clone();
+        let mut paths = self.common.clone();
+        paths.extend(branch.paths.iter().cloned());
+        req.paths = paths;
+        Some(req)
+    }
+
     /// The probe: a POSIX sh script whose every inventory-derived word is quoted.
     pub fn script(&self) -> String {
-        let q = |s: &str| shell_word(s);
         let mut s = String::from(
             "#!/bin/sh\n# provision facts probe: reads the host; writes only provision's own key on first contact\n\
              export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
@@ -118,51 +227,49 @@ impl ProbeRequest {
         // First: it makes provision's state directory on first contact, which the paths below may
         // include.
         s.push_str(&host_state::probe());
-        if !self.packages.is_empty() {
-            let pkgs: Vec<String> = self.packages.iter().map(|p| q(p)).collect();
-            s.push_str(&format!(
-                "out=$(dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {0} 2>/dev/null)\n\
-                 printf '%s\\n' \"$out\" | while IFS= read -r l; do echo \"@dpkg $l\"; done\n\
-                 nl='\n'; missing=; for p in {0}; do case \"$nl$out\" in *\"$nl$p ii \"*) ;; *) missing=\"$missing $p\";; esac; done\n\
-                 [ -z \"$missing\" ] || apt-cache policy $missing 2>/dev/null | \
-                 awk '/^[^ ]/ {{ p = $1; sub(/:$/, \"\", p) }} /Candidate:/ && $2 != \"(none)\" {{ print \"@cand \" p }}'\n",
-                pkgs.join(" ")
-            ));
+        let known = |s: &mut String, req: &ProbeRequest| {
+            req.packages_section(s);
+            paths_section(&req.paths, s);
+            req.services_section(s);
+        };
+        match self.branches.as_slice() {
+            [(None, req)] => known(&mut s, req),
+            branches => {
+                paths_section(&self.common, &mut s);
+                s.push_str("case \"${ID:-}-${VERSION_ID:-}\" in\n");
+                for (release, req) in branches {
+                    if let Some(r) = release {
+                        s.push_str(&format!(
+                            "{}) \n",
+                            shell_word(&format!("{}-{}", r.id, r.version))
+                        ));
+                        known(&mut s, req);
+                        s.push_str(";;\n");
+                    }
+                }
+                s.push_str("esac\n");
+            }
         }
         s.push_str(
             "l=$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -printf '%T@\\n' 2>/dev/null | sort -n | tail -1)\n\
              [ -n \"$l\" ] && echo \"@aptage $(( $(date +%s) - ${l%.*} ))\"\n",
         );
-        if !self.paths.is_empty() {
-            let all: Vec<String> = self.paths.iter().map(|(p, _)| q(p)).collect();
-            // One find for type, mode, owner and link target of every path; missing ones print nothing.
-            s.push_str(&format!(
-                "find {} -maxdepth 0 -printf '@path %p %y %m %u %g %l\\n' 2>/dev/null\n",
-                all.join(" ")
-            ));
-            s.push_str("while read -r h p; do\n  if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then\n    if [ \"$h\" = - ] || [ \"$(sha256sum < \"$p\" | cut -d' ' -f1)\" != \"$h\" ]; then\n      echo \"@content $p $(base64 -w0 < \"$p\")\"\n    fi\n  fi\ndone <<'PROVISION_PATHS'\n");
-            for (p, sha) in &self.paths {
-                s.push_str(&format!("{} {}\n", sha.as_deref().unwrap_or("-"), p));
-            }
-            s.push_str("PROVISION_PATHS\n");
-        }
-        for svc in &self.services {
-            s.push_str(&format!(
-                "if [ -d /run/systemd/system ]; then st=$(systemctl is-active {0} 2>/dev/null); \
-                 else if service {0} status >/dev/null 2>&1; then st=active; else st=inactive; fi; fi; echo \"@svc {0} $st\"\n",
-                q(svc)
-            ));
-        }
-        for (component, snippet) in &self.components {
-            // Run in a subshell so a snippet's `exit` or variables cannot disturb the probe.
-            s.push_str(&format!(
-                "( {snippet}\n) 2>/dev/null | while IFS= read -r l; do echo \"@c {} $l\"; done\n",
-                q(component)
-            ));
-        }
         s.push_str("echo '@end'\n");
         s
     }
+}
+
+/// The release line of a probe's output: (`ID`, `VERSION_ID`, `VERSION_CODENAME`).
+pub fn os_of(output: &str) -> Option<(String, String, String)> {
+    output.lines().find_map(|l| {
+        let rest = l.strip_prefix("@os ")?;
+        let mut it = rest.split_whitespace();
+        Some((
+            it.next().unwrap_or("unknown").to_string(),
+            it.next().unwrap_or("unknown").to_string(),
+            it.next().unwrap_or("unknown").to_string(),
+        ))
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

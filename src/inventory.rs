@@ -84,6 +84,8 @@ pub struct RawHost {
     pub private_address: Option<Spanned<String>>,
     pub roles: Spanned<Vec<Spanned<String>>>,
     pub ssh: RawSsh,
+    /// The host's OS release, for `render` (a host's own release is a fact for `plan`).
+    pub release: Option<Spanned<String>>,
     /// Read only by the test lab (`tests/lab/lab`); accepted here so lab inventories stay valid.
     pub lab: Option<RawLab>,
 }
@@ -255,6 +257,7 @@ impl RawHost {
             "ssh",
             "a table: [hosts.ssh] or ssh = { address = \"...\" }",
         );
+        let release = r.opt_str(&mut t, "release", "a release name like \"trixie\"");
         let lab = r.opt_table(&mut t, "lab", "a table: [hosts.lab]");
         let span = t.span.clone();
         r.finish(t);
@@ -267,6 +270,7 @@ impl RawHost {
             private_address: private_address?,
             roles: roles?,
             ssh: ssh?,
+            release: release?,
             lab: lab?,
         })
     }

@@ -25,6 +25,7 @@ pub mod inventory;
 pub mod names;
 pub mod plan;
 pub mod quote;
+pub mod release;
 pub mod render;
 pub mod script;
 pub mod secret;

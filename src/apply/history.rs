@@ -107,8 +107,10 @@ pub fn rollback_host(ctx: &Context, host: &Host, to: Option<&str>) -> HostOutcom
         outcome.generation = Some(generation.clone());
         outcome.applied = true;
         let opts = render_opts(ctx);
+        // The checks do not depend on the release; the inventory's or the current stable will do.
+        let release = crate::render::release_of(host, crate::release::CURRENT_STABLE);
         let checks = Renderer::new(ctx.registry, ctx.spec, ctx.templates, &opts)
-            .host(host, &|_| None)
+            .host(host, release, &|_| None)
             .map(|d| d.checks)
             .unwrap_or_default();
         ctx.reporter.phase(&host.name, "check");

@@ -10,10 +10,11 @@ pub use history::{history, rollback_host};
 
 use crate::component::{Need, Registry};
 use crate::desired::Desired;
-use crate::facts::{self, Facts, ProbeRequest};
+use crate::facts::{self, Facts, Probe};
 use crate::plan::{self, HostPlan};
+use crate::release::{Release, SUPPORTED};
 use crate::render::templates::Templates;
-use crate::render::{RenderOptions, Renderer};
+use crate::render::{RenderError, RenderOptions, Renderer};
 use crate::secret::Redactor;
 use crate::spec::{Host, Spec};
 use crate::transport::{HostKeyPolicy, LocalTransport, SshTransport, Stats, Transport};
@@ -183,7 +184,8 @@ pub(super) fn render_opts(ctx: &Context) -> RenderOptions {
 }
 
 /// Facts in one round trip; the host rendered again with what it has now where the render depends
-/// on it (a zone serial); the components' needs read from their facts.
+/// on it (a zone serial); the components' needs read from their facts. The host's release is one
+/// of the facts: every release it may run is rendered, and the probe answers for the one it runs.
 fn gather(
     ctx: &Context,
     host: &Host,
@@ -192,15 +194,25 @@ fn gather(
     ctx.reporter.phase(&host.name, "facts");
     let opts = render_opts(ctx);
     let renderer = Renderer::new(ctx.registry, ctx.spec, ctx.templates, &opts);
-    let render_err =
-        |e: &dyn std::fmt::Display| HostError::Render(ctx.redactor.redact(&e.to_string()));
-    let first = renderer.host(host, &|_| None).map_err(|e| render_err(&e))?;
-    let req = ProbeRequest::for_desired(&first);
-    let probe = req.script();
+    let render_err = |e: &RenderError| HostError::Render(ctx.redactor.redact(&e.to_string()));
+    let candidates: Vec<Release> = match host.release {
+        Some(r) => vec![r],
+        None => SUPPORTED.to_vec(),
+    };
+    let renders: Vec<(Release, Result<Desired, RenderError>)> = candidates
+        .iter()
+        .map(|r| (*r, renderer.host(host, *r, &|_| None)))
+        .collect();
+    let ok: Vec<(Release, &Desired)> = renders
+        .iter()
+        .filter_map(|(r, d)| d.as_ref().ok().map(|d| (*r, d)))
+        .collect();
+    let probe = Probe::new(&ok);
+    let script = probe.script();
     ctx.reporter
-        .command(&host.name, &format!("sh -s <<'EOF'\n{probe}EOF"));
+        .command(&host.name, &format!("sh -s <<'EOF'\n{script}EOF"));
     let out = t
-        .exec(&as_root(ctx, host, "sh -s"), probe.as_bytes())
+        .exec(&as_root(ctx, host, "sh -s"), script.as_bytes())
         .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
     if out.status != 0 {
         return Err(HostError::Facts(format!(
@@ -209,15 +221,42 @@ fn gather(
             ctx.redactor.redact(out.text().trim())
         )));
     }
-    let facts = facts::parse(&out.text(), &req).map_err(|e| HostError::Facts(e.0))?;
+    let text = out.text();
+    let (id, version, codename) = facts::os_of(&text).ok_or_else(|| {
+        HostError::Facts("the facts probe did not say which OS the host runs".into())
+    })?;
+    let Some(release) = Release::find(&id, &version) else {
+        return Err(HostError::Refused(crate::release::unsupported(
+            &host.name, &id, &version, &codename,
+        )));
+    };
+    if let Some(pinned) = host.release {
+        if pinned != release {
+            return Err(HostError::Refused(format!(
+                "the inventory says {} runs {}, but it runs {}; nothing was changed (fix hosts.release, or remove it: plan learns the release from the host)",
+                host.name,
+                pinned.describe(),
+                release.describe()
+            )));
+        }
+    }
+    let first = match renders.into_iter().find(|(r, _)| *r == release) {
+        Some((_, Ok(d))) => d,
+        Some((_, Err(e))) => return Err(render_err(&e)),
+        None => unreachable!("the host's release was one of the candidates"),
+    };
+    let req = probe
+        .request_for(release)
+        .ok_or_else(|| HostError::Facts(format!("no probe for {}", release.describe())))?;
+    let facts = facts::parse(&text, &req).map_err(|e| HostError::Facts(e.0))?;
     let desired = if first.paths.iter().any(|p| p.from_previous) {
         renderer
-            .host(host, &|path| facts.content(path))
+            .host(host, release, &|path| facts.content(path))
             .map_err(|e| render_err(&e))?
     } else {
         first
     };
-    let needs = renderer.with_cx(host, |cx| {
+    let needs = renderer.with_cx(host, release, |cx| {
         ctx.registry
             .for_host(ctx.spec, host)
             .iter()

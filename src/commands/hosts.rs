@@ -322,7 +322,11 @@ pub fn check(registry: &Registry, c: &CheckArgs) -> Result<ExitCode> {
         reveal_secrets: false,
         today: zone::today(),
     };
-    let hosts = Renderer::new(registry, &spec, &templates, &opts).all(&|_, _| None)?;
+    // The checks do not depend on the release.
+    let hosts = Renderer::new(registry, &spec, &templates, &opts).all(
+        &|h| crate::render::release_of(h, crate::release::CURRENT_STABLE),
+        &|_, _| None,
+    )?;
     let patience = Patience::once(std::time::Duration::from_secs(c.patience));
     let mut failed = 0;
     for d in hosts

@@ -4,7 +4,9 @@ use super::{load, redactor};
 use crate::cli::{Common, RenderArgs};
 use crate::component::{zone, Registry};
 use crate::desired::Desired;
-use crate::render::{local_check, manifest, tree, RenderOptions, Renderer};
+use crate::exit::Usage;
+use crate::release::{Release, CURRENT_STABLE};
+use crate::render::{local_check, manifest, release_of, tree, RenderOptions, Renderer};
 use crate::secret::Redactor;
 use crate::ui;
 use anyhow::{Context, Result};
@@ -20,7 +22,8 @@ pub fn validate(registry: &Registry, c: &Common) -> Result<ExitCode> {
         reveal_secrets: false,
         today: zone::today(),
     };
-    Renderer::new(registry, &spec, &templates, &opts).all(&|_, _| None)?;
+    Renderer::new(registry, &spec, &templates, &opts)
+        .all(&|h| release_of(h, CURRENT_STABLE), &|_, _| None)?;
     ui::line(&format!(
         "{}: valid: site {} (stack {}), {} host(s)",
         c.inventory.display(),
@@ -41,7 +44,16 @@ pub fn render(registry: &Registry, r: &RenderArgs) -> Result<ExitCode> {
         reveal_secrets: r.reveal_secrets,
         today: zone::today(),
     };
-    let hosts = Renderer::new(registry, &spec, &templates, &opts).all(&previous)?;
+    let forced = match &r.release {
+        Some(name) => Some(Release::parse(name).map_err(|allowed| {
+            Usage(format!(
+                "--release {name}: not a release provision knows; allowed: {allowed}"
+            ))
+        })?),
+        None => None,
+    };
+    let release = |h: &crate::spec::Host| forced.unwrap_or_else(|| release_of(h, CURRENT_STABLE));
+    let hosts = Renderer::new(registry, &spec, &templates, &opts).all(&release, &previous)?;
     for d in &hosts {
         let dir = out.join(&d.host);
         if dir.exists() {
@@ -59,8 +71,9 @@ pub fn render(registry: &Registry, r: &RenderArgs) -> Result<ExitCode> {
     std::io::Write::flush(&mut w)?;
     for d in &hosts {
         ui::line(&format!(
-            "{}: {} paths, {} packages, {} validators -> {}",
+            "{} ({}): {} paths, {} packages, {} validators -> {}",
             d.host,
+            d.release.map(|r| r.describe()).unwrap_or_default(),
             d.paths.len(),
             d.packages.len(),
             d.validators.len(),
@@ -69,17 +82,32 @@ pub fn render(registry: &Registry, r: &RenderArgs) -> Result<ExitCode> {
     }
     ui::line(&format!("manifest: {}", out.join(MANIFEST).display()));
     if r.check {
+        // This machine's tools check configs for its own release (php-fpm8.4 is not here when it
+        // runs Debian 12): hosts of another release are checked as rendered for this one, and the
+        // output says so. Apply checks every config on its host, with the host's own tools.
+        let local = this_machine_release();
+        let check_release = |h: &crate::spec::Host| local.unwrap_or_else(|| release(h));
+        for d in &hosts {
+            if let (Some(target), Some(here)) = (d.release, local) {
+                if target != here {
+                    ui::line(&format!(
+                        "{}: rendered for {}, checked as rendered for {}, this machine's release: the tools here are {}'s",
+                        d.host,
+                        target.describe(),
+                        here.describe(),
+                        here.codename
+                    ));
+                }
+            }
+        }
         // Check the real bytes (secrets included), so escaping is proven by the tools; show only
         // redacted tool output.
-        let real = if r.reveal_secrets {
-            hosts
-        } else {
-            let opts = RenderOptions {
-                reveal_secrets: true,
-                today: opts.today,
-            };
-            Renderer::new(registry, &spec, &templates, &opts).all(&previous)?
+        let opts = RenderOptions {
+            reveal_secrets: true,
+            today: opts.today,
         };
+        let real =
+            Renderer::new(registry, &spec, &templates, &opts).all(&check_release, &previous)?;
         return check(&real, &redactor(&spec));
     }
     Ok(ExitCode::SUCCESS)
@@ -116,6 +144,17 @@ fn check(hosts: &[Desired], redactor: &Redactor) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The release of the machine provision runs on, when it is one provision knows.
+fn this_machine_release() -> Option<Release> {
+    let text = std::fs::read_to_string("/etc/os-release").ok()?;
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches('"').to_string())
+    };
+    Release::find(&field("ID")?, &field("VERSION_ID")?)
+}
+
 /// The output directory must be new, empty, or an earlier render (it has a manifest): never a
 /// directory of the user's that happens to be named the same.
 fn prepare_out_dir(out: &Path) -> Result<()> {
@@ -125,7 +164,7 @@ fn prepare_out_dir(out: &Path) -> Result<()> {
             .next()
             .is_none();
         if !empty && !out.join(MANIFEST).is_file() {
-            return Err(crate::exit::Usage(format!(
+            return Err(Usage(format!(
                 "--out {}: the directory exists and is not an earlier render (no {MANIFEST}); refusing to write into it",
                 out.display()
             ))

@@ -3,9 +3,9 @@
 //! PHP itself with mod_php (which needs the prefork MPM) and logging the client address through
 //! `mod_remoteip`. Modules are managed as `mods-enabled` links, exactly what `a2enmod` leaves.
 
-use super::{Component, Cx, Out, Scope};
+use super::{Component, Cx, Out, Scope, SiteCx};
 use crate::desired::Handler;
-use crate::render::{RenderError, RenderOptions};
+use crate::render::RenderError;
 use crate::spec::Spec;
 use serde_json::{json, Map, Value};
 
@@ -28,13 +28,13 @@ impl Component for Apache {
         &["php-fpm", "mariadb"]
     }
 
-    fn context(&self, _spec: &Spec, _opts: &RenderOptions, ctx: &mut Map<String, Value>) {
+    fn context(&self, _site: &SiteCx, ctx: &mut Map<String, Value>) {
         ctx.insert("apache".into(), json!({ "port": BACKEND_PORT }));
     }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         let domain = cx.spec.site.domain.as_str();
-        let v = &cx.spec.site.php_version;
+        let v = super::php::version(cx)?;
         out.service("apache2", "apache2");
         // Listening addresses and modules only take effect on a restart.
         out.file(

@@ -2,9 +2,9 @@
 //! and its database settings in a PHP file outside the document root. The demo page reads a row from
 //! the database, so its health check proves web server → PHP → database.
 
-use super::{Component, Cx, Out};
+use super::{Component, Cx, Out, SiteCx};
 use crate::desired::HealthCheck;
-use crate::render::{RenderError, RenderOptions};
+use crate::render::RenderError;
 use crate::spec::{App, Spec};
 use serde_json::{json, Map, Value};
 
@@ -45,7 +45,8 @@ impl Component for AppComponent {
         &["mariadb"]
     }
 
-    fn context(&self, spec: &Spec, _opts: &RenderOptions, ctx: &mut Map<String, Value>) {
+    fn context(&self, site: &SiteCx, ctx: &mut Map<String, Value>) {
+        let spec = site.spec;
         let db_host = if spec.db_is_local() {
             "localhost".to_string()
         } else {

@@ -4,10 +4,10 @@
 //! replication source. Facts: whether the server answers, and which of those objects exist, so a
 //! database dropped by hand is created again.
 
-use super::{Component, Cx, Need, Out};
+use super::{Component, Cx, Need, Out, SiteCx};
 use crate::desired::Handler;
 use crate::quote::sql_string;
-use crate::render::{RenderError, RenderOptions};
+use crate::render::RenderError;
 use crate::spec::{App, Host, Role, Spec};
 use serde_json::{json, Map, Value};
 
@@ -141,9 +141,10 @@ impl Component for Primary {
         "mariadb"
     }
 
-    fn context(&self, spec: &Spec, opts: &RenderOptions, ctx: &mut Map<String, Value>) {
+    fn context(&self, site: &SiteCx, ctx: &mut Map<String, Value>) {
+        let spec = site.spec;
         let repl = spec.database.replication.as_ref();
-        let secret = |key: &str, s: &crate::secret::Secret| opts.secret(key, s);
+        let secret = |key: &str, s: &crate::secret::Secret| site.opts.secret(key, s);
         ctx.insert(
             "db".into(),
             json!({

@@ -18,10 +18,9 @@ mod out;
 mod php;
 pub mod zone;
 
-pub use out::{Cx, Out, PathBuilder, Scope};
+pub use out::{Cx, Out, PathBuilder, Scope, SiteCx};
 
 use crate::desired::Handler;
-use crate::render::RenderOptions;
 use crate::spec::{Host, Role, Spec};
 use serde_json::{Map, Value};
 
@@ -57,7 +56,7 @@ pub trait Component: Sync {
     }
 
     /// Site-wide values the templates read (`php.socket`, `db.name`, ...), whatever the host.
-    fn context(&self, _spec: &Spec, _opts: &RenderOptions, _ctx: &mut Map<String, Value>) {}
+    fn context(&self, _site: &SiteCx, _ctx: &mut Map<String, Value>) {}
 
     /// What this component puts on a host it applies to.
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), crate::render::RenderError>;

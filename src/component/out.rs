@@ -4,15 +4,26 @@
 use crate::desired::{
     Desired, Handler, HealthCheck, ManagedPath, PathState, Service, Step, Validator,
 };
+use crate::release::Release;
 use crate::render::templates::Templates;
 use crate::render::{RenderError, RenderOptions};
 use crate::spec::{Host, Spec};
 use serde_json::Value;
 
+/// What a component sees while making the site-wide template values.
+pub struct SiteCx<'a> {
+    pub spec: &'a Spec,
+    pub opts: &'a RenderOptions,
+    /// The release the values are for (hosts of one inventory may run different ones).
+    pub release: Release,
+}
+
 /// What a component sees while rendering one host.
 pub struct Cx<'a> {
     pub spec: &'a Spec,
     pub host: &'a Host,
+    /// The release the host runs (a fact), or the one it is rendered for.
+    pub release: Release,
     pub templates: &'a Templates,
     pub opts: &'a RenderOptions,
     /// Site-wide template values (every component's `context`) plus `host`.

@@ -2,9 +2,9 @@
 //! application and its lint need), and, in the stacks that use it, a PHP-FPM pool of the site's own
 //! behind a unix socket.
 
-use super::{Component, Cx, Out};
+use super::{Component, Cx, Out, SiteCx};
 use crate::desired::Handler;
-use crate::render::{RenderError, RenderOptions};
+use crate::render::RenderError;
 use crate::spec::Spec;
 use serde_json::{json, Map, Value};
 
@@ -14,11 +14,24 @@ pub static PHP: Php = Php;
 pub struct PhpFpm;
 pub static PHP_FPM: PhpFpm = PhpFpm;
 
-fn socket(spec: &Spec) -> String {
-    format!(
-        "/run/php/php{}-fpm-{}.sock",
-        spec.site.php_version, spec.site.domain
-    )
+/// The PHP version a host gets: the one its release ships. `site.php_version` may name it (an
+/// override), but only as what the release ships: nothing installs another PHP.
+pub fn version(cx: &Cx) -> Result<String, RenderError> {
+    let ships = cx.release.php;
+    match &cx.spec.site.php_version {
+        Some(v) if v != ships => Err(RenderError::Release {
+            host: cx.host.name.clone(),
+            message: format!(
+                "site.php_version is {v}, but {} ships PHP {ships}; remove site.php_version or set it to \"{ships}\"",
+                cx.release.describe()
+            ),
+        }),
+        _ => Ok(ships.to_string()),
+    }
+}
+
+fn socket(spec: &Spec, version: &str) -> String {
+    format!("/run/php/php{version}-fpm-{}.sock", spec.site.domain)
 }
 
 impl Component for Php {
@@ -26,15 +39,16 @@ impl Component for Php {
         "php"
     }
 
-    fn context(&self, spec: &Spec, _opts: &RenderOptions, ctx: &mut Map<String, Value>) {
+    fn context(&self, site: &SiteCx, ctx: &mut Map<String, Value>) {
+        let v = site.release.php;
         ctx.insert(
             "php".into(),
-            json!({ "version": spec.site.php_version, "socket": socket(spec) }),
+            json!({ "version": v, "socket": socket(site.spec, v) }),
         );
     }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
-        let v = &cx.spec.site.php_version;
+        let v = version(cx)?;
         out.package(format!("php{v}-cli"));
         out.package(format!("php{v}-mysql"));
         // Without php.ini (-n): a syntax check must not depend on the host's extensions.
@@ -54,7 +68,7 @@ impl Component for PhpFpm {
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         let spec = cx.spec;
-        let v = &spec.site.php_version;
+        let v = version(cx)?;
         let fpm = format!("php{v}-fpm");
         out.service(&fpm, &fpm);
         out.scope(Handler::reload(&fpm), "php-fpm").file(

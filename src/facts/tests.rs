@@ -157,3 +157,83 @@ fn a_component_snippet_comes_back_to_its_component_only() {
     let f = parse(&String::from_utf8_lossy(&out.stdout), &r).unwrap();
     assert_eq!(f.components["example"], ["one", "two words"]);
 }
+
+fn desired_with(paths: &[(&str, &str)], packages: &[&str]) -> crate::desired::Desired {
+    let mut d = crate::desired::Desired::new("h");
+    d.packages = packages.iter().map(|p| p.to_string()).collect();
+    for (p, content) in paths {
+        d.paths.push(crate::desired::ManagedPath {
+            path: p.to_string(),
+            state: PathState::File {
+                content: content.as_bytes().to_vec(),
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into(),
+                sensitive: false,
+            },
+            notify: vec![],
+            validator: None,
+            from_previous: false,
+            code: false,
+        });
+    }
+    d
+}
+
+#[test]
+fn one_probe_asks_every_candidate_release_and_shares_what_they_have_in_common() {
+    use crate::release::{DEBIAN_12, DEBIAN_13};
+    let d12 = desired_with(
+        &[
+            ("/etc/nginx/nginx.conf", "same"),
+            ("/etc/php/8.2/fpm/pool.d/x.conf", "pool"),
+        ],
+        &["php8.2-fpm"],
+    );
+    let d13 = desired_with(
+        &[
+            ("/etc/nginx/nginx.conf", "same"),
+            ("/etc/php/8.4/fpm/pool.d/x.conf", "pool"),
+        ],
+        &["php8.4-fpm"],
+    );
+    let probe = Probe::new(&[(DEBIAN_12, &d12), (DEBIAN_13, &d13)]);
+    let script = probe.script();
+    assert_eq!(
+        script.matches("/etc/nginx/nginx.conf").count(),
+        2,
+        "one find, one hash line:\n{script}"
+    );
+    assert!(
+        script.contains("debian-12)") && script.contains("debian-13)"),
+        "{script}"
+    );
+    let r13 = probe.request_for(DEBIAN_13).unwrap();
+    assert_eq!(r13.packages, ["php8.4-fpm"]);
+    let paths: Vec<&str> = r13.paths.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/etc/nginx/nginx.conf", "/etc/php/8.4/fpm/pool.d/x.conf"]
+    );
+    assert!(probe.request_for(crate::release::SUPPORTED[3]).is_none());
+    let out = std::process::Command::new("sh")
+        .arg("-n")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_release_line_is_read_first() {
+    assert_eq!(
+        os_of("banner\n@os debian 11 bullseye\n@init none\n"),
+        Some(("debian".into(), "11".into(), "bullseye".into()))
+    );
+    assert_eq!(os_of("@init none\n"), None);
+}

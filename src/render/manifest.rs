@@ -22,6 +22,8 @@ pub struct Manifest<'a> {
 #[derive(Serialize)]
 pub struct HostEntry<'a> {
     pub host: &'a str,
+    /// The release the host was rendered for.
+    pub release: Option<String>,
     pub packages: &'a [String],
     pub paths: Vec<PathEntry<'a>>,
     pub services: &'a [Service],
@@ -117,6 +119,7 @@ fn host_entry(d: &Desired) -> HostEntry<'_> {
         .collect();
     HostEntry {
         host: &d.host,
+        release: d.release.map(|r| r.describe()),
         packages: &d.packages,
         paths,
         services: &d.services,

@@ -8,8 +8,9 @@ pub mod manifest;
 pub mod templates;
 pub mod tree;
 
-use crate::component::{Cx, Out, Registry};
+use crate::component::{Cx, Out, Registry, SiteCx};
 use crate::desired::Desired;
+use crate::release::{Release, SUPPORTED};
 use crate::spec::{Host, Spec};
 use serde_json::{json, Map};
 use templates::Templates;
@@ -41,25 +42,29 @@ impl RenderOptions {
 pub enum RenderError {
     /// A template failed to render (a user's override, or a value it cannot take).
     Template { host: String, message: String },
+    /// The inventory asks for something the host's release cannot give (another PHP version).
+    Release { host: String, message: String },
 }
 
 impl std::fmt::Display for RenderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RenderError::Template { host, message } => write!(f, "{host}: {message}"),
+            RenderError::Template { host, message } | RenderError::Release { host, message } => {
+                write!(f, "{host}: {message}")
+            }
         }
     }
 }
 
 impl std::error::Error for RenderError {}
 
-/// Renders site-wide values once, then each host.
+/// Renders site-wide values once per release, then each host.
 pub struct Renderer<'a> {
     registry: &'a Registry,
     spec: &'a Spec,
     templates: &'a Templates,
     opts: &'a RenderOptions,
-    base: tera::Context,
+    bases: Vec<(Release, tera::Context)>,
 }
 
 impl<'a> Renderer<'a> {
@@ -69,39 +74,37 @@ impl<'a> Renderer<'a> {
         templates: &'a Templates,
         opts: &'a RenderOptions,
     ) -> Renderer<'a> {
-        let site = &spec.site;
-        let mut values = Map::new();
-        values.insert(
-            "site".into(),
-            json!({
-                "domain": site.domain.as_str(),
-                "fqdns": site.fqdns(),
-                "stack": site.stack.name(),
-                "document_root": site.document_root,
-            }),
-        );
-        for c in registry.all() {
-            c.context(spec, opts, &mut values);
-        }
-        let base = tera::Context::from_serialize(&serde_json::Value::Object(values))
-            .unwrap_or_else(|_| tera::Context::new());
+        let bases = SUPPORTED
+            .into_iter()
+            .map(|release| (release, base_context(registry, spec, opts, release)))
+            .collect();
         Renderer {
             registry,
             spec,
             templates,
             opts,
-            base,
+            bases,
         }
     }
 
-    /// One host. `previous(path)` is the content the host has now for paths whose new content
-    /// depends on it (`None` when unknown: a first render, or a fresh host).
+    fn base(&self, release: Release) -> &tera::Context {
+        &self
+            .bases
+            .iter()
+            .find(|(r, _)| *r == release)
+            .unwrap_or(&self.bases[0])
+            .1
+    }
+
+    /// One host, for `release`. `previous(path)` is the content the host has now for paths whose
+    /// new content depends on it (`None` when unknown: a first render, or a fresh host).
     pub fn host(
         &self,
         host: &Host,
+        release: Release,
         previous: &dyn Fn(&str) -> Option<Vec<u8>>,
     ) -> Result<Desired, RenderError> {
-        let mut base = self.base.clone();
+        let mut base = self.base(release).clone();
         base.insert(
             "host",
             &json!({ "name": host.name, "public_address": host.public_address.to_string() }),
@@ -109,12 +112,14 @@ impl<'a> Renderer<'a> {
         let cx = Cx {
             spec: self.spec,
             host,
+            release,
             templates: self.templates,
             opts: self.opts,
             base: &base,
             previous,
         };
         let mut d = Desired::new(&host.name);
+        d.release = Some(release);
         let mut code_reloaders = Vec::new();
         let components = self.registry.for_host(self.spec, host);
         for c in &components {
@@ -141,28 +146,65 @@ impl<'a> Renderer<'a> {
         Ok(d)
     }
 
-    /// Every host of the inventory.
+    /// Every host of the inventory, each for `release(host)`.
     pub fn all(
         &self,
+        release: &dyn Fn(&Host) -> Release,
         previous: &dyn Fn(&str, &str) -> Option<Vec<u8>>,
     ) -> Result<Vec<Desired>, RenderError> {
         self.spec
             .hosts
             .iter()
-            .map(|h| self.host(h, &|path| previous(&h.name, path)))
+            .map(|h| self.host(h, release(h), &|path| previous(&h.name, path)))
             .collect()
     }
 
     /// The component context a host's facts are read in (`Component::needs`).
-    pub fn with_cx<T>(&self, host: &Host, f: impl FnOnce(&Cx) -> T) -> T {
+    pub fn with_cx<T>(&self, host: &Host, release: Release, f: impl FnOnce(&Cx) -> T) -> T {
         let cx = Cx {
             spec: self.spec,
             host,
+            release,
             templates: self.templates,
             opts: self.opts,
-            base: &self.base,
+            base: self.base(release),
             previous: &|_| None,
         };
         f(&cx)
     }
+}
+
+/// The release a host is rendered for without facts: the inventory's, else `default`.
+pub fn release_of(host: &Host, default: Release) -> Release {
+    host.release.unwrap_or(default)
+}
+
+/// Site-wide template values for one release: `site` and every component's own.
+fn base_context(
+    registry: &Registry,
+    spec: &Spec,
+    opts: &RenderOptions,
+    release: Release,
+) -> tera::Context {
+    let site = &spec.site;
+    let mut values = Map::new();
+    values.insert(
+        "site".into(),
+        json!({
+            "domain": site.domain.as_str(),
+            "fqdns": site.fqdns(),
+            "stack": site.stack.name(),
+            "document_root": site.document_root,
+        }),
+    );
+    let cx = SiteCx {
+        spec,
+        opts,
+        release,
+    };
+    for c in registry.all() {
+        c.context(&cx, &mut values);
+    }
+    tera::Context::from_serialize(&serde_json::Value::Object(values))
+        .unwrap_or_else(|_| tera::Context::new())
 }

@@ -77,6 +77,16 @@ impl Checker<'_> {
             if let Some(lab) = &h.lab {
                 self.lab(lab, i);
             }
+            let release = match &h.release {
+                Some(r) => match self.check(r, &key("release"), crate::release::Release::parse) {
+                    Some(r) => Some(r),
+                    None => {
+                        ok = false;
+                        None
+                    }
+                },
+                None => None,
+            };
             match (name, public, ssh) {
                 (Some(name), Some(public_address), Some(ssh)) => hosts.push(Host {
                     name,
@@ -84,6 +94,7 @@ impl Checker<'_> {
                     private_address: private,
                     roles,
                     ssh,
+                    release,
                 }),
                 _ => ok = false,
             }

@@ -80,7 +80,8 @@ pub struct Site {
     pub stack: Stack,
     pub document_root: String,
     pub app: App,
-    pub php_version: String,
+    /// An override of the PHP version the host's release ships; checked against it.
+    pub php_version: Option<String>,
 }
 
 impl Site {
@@ -187,6 +188,9 @@ pub struct Host {
     pub private_address: Option<IpAddr>,
     pub roles: BTreeSet<Role>,
     pub ssh: Ssh,
+    /// The release the inventory says the host runs (for `render`; `plan` learns it from the host
+    /// and refuses when the two differ).
+    pub release: Option<crate::release::Release>,
 }
 
 impl Host {

@@ -108,8 +108,10 @@ impl Checker<'_> {
             (None, None) => None,
         };
         let php_version = match &s.php_version {
-            Some(v) => self.check(v, "site.php_version", parse_php_version),
-            None => Some("8.2".to_string()),
+            Some(v) => self
+                .check(v, "site.php_version", parse_php_version)
+                .map(Some),
+            None => Some(None),
         };
         let app = match &s.app_dir {
             None => Some(App::Demo),

@@ -95,7 +95,7 @@ fn the_good_inventory_parses_with_defaults() {
     let s = parse(GOOD).unwrap();
     assert_eq!(s.site.domain.as_str(), "foobar.com");
     assert_eq!(s.site.document_root, "/var/www/foobar.com");
-    assert_eq!(s.site.php_version, "8.2");
+    assert_eq!(s.site.php_version, None);
     assert_eq!(s.hosts[0].ssh.user, "root");
     assert_eq!(s.database.password.expose(), r#"p'a"s$s\w;o{r}d$(x)"#);
     assert!(s.db_is_local());

@@ -170,8 +170,8 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     let first = serial();
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(root().join(&inv)).unwrap().replace(
-        "secrets/",
-        &format!("{}/inventories/secrets/", root().display()),
+        "\"secrets/",
+        &format!("\"{}/inventories/secrets/", root().display()),
     );
     let changed = dir.path().join("inv.toml");
     std::fs::write(
@@ -211,8 +211,8 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
 /// An inventory copy with absolute secret paths, `edit` applied, written into `dir`.
 fn inventory_copy(inv: &str, dir: &Path, edit: &dyn Fn(String) -> String) -> std::path::PathBuf {
     let text = std::fs::read_to_string(root().join(inv)).unwrap().replace(
-        "secrets/",
-        &format!("{}/inventories/secrets/", root().display()),
+        "\"secrets/",
+        &format!("\"{}/inventories/secrets/", root().display()),
     );
     let p = dir.join("inv.toml");
     std::fs::write(&p, edit(text)).unwrap();
@@ -463,6 +463,85 @@ fn lab_lamp_on_systemd() {
         "apache/site.conf",
         "/etc/apache2/sites-available/foobar.com.conf",
     );
+}
+
+/// A copy of a single-host lab inventory for a Debian 13 host of its own: another name and
+/// address, `release = "trixie"` (the lab builds its host from the trixie image; provision reads
+/// the release from the host and refuses if the two differ).
+fn on_trixie(inv: &str, from: &str, to: &str, dir: &Path) -> String {
+    let text = std::fs::read_to_string(root().join(inv)).unwrap();
+    let name = host_name(inv);
+    let text = text
+        .replace(from, to)
+        .replace(
+            &format!("name = \"{name}\""),
+            &format!("name = \"{name}13\"\nrelease = \"trixie\""),
+        )
+        .replace(
+            "\"secrets/",
+            &format!("\"{}/inventories/secrets/", root().display()),
+        );
+    assert!(text.contains("release = \"trixie\"") && !text.contains(from));
+    let p = dir.join(format!("{name}13.toml"));
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_single_nginx_apache_on_systemd_debian_13() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = on_trixie(
+        "inventories/lab-single.toml",
+        "198.18.0.10",
+        "198.18.0.13",
+        dir.path(),
+    );
+    lifecycle(
+        &inv,
+        "198.18.0.13",
+        "apache/site.conf",
+        "/etc/apache2/sites-available/foobar.com.conf",
+    );
+    lab(&["down", &inv]);
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_lemp_on_a_plain_host_debian_13() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = on_trixie(
+        "inventories/lab-lemp.toml",
+        "198.18.0.11",
+        "198.18.0.14",
+        dir.path(),
+    );
+    lifecycle(
+        &inv,
+        "198.18.0.14",
+        "nginx/site.conf",
+        "/etc/nginx/sites-available/foobar.com.conf",
+    );
+    lab(&["down", &inv]);
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_lamp_on_systemd_debian_13() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = on_trixie(
+        "inventories/lab-lamp.toml",
+        "198.18.0.12",
+        "198.18.0.15",
+        dir.path(),
+    );
+    lifecycle(
+        &inv,
+        "198.18.0.15",
+        "apache/site.conf",
+        "/etc/apache2/sites-available/foobar.com.conf",
+    );
+    lab(&["down", &inv]);
 }
 
 /// The host of the host-key and lock tests: only read-only commands and a refused apply run there.

@@ -114,8 +114,8 @@ pub fn own_host(
         .replace("name = \"lemp\"", &format!("name = \"{name}\""))
         .replace("flavour = \"plain\"", &format!("flavour = \"{flavour}\""))
         .replace(
-            "secrets/",
-            &format!("{}/inventories/secrets/", root().display()),
+            "\"secrets/",
+            &format!("\"{}/inventories/secrets/", root().display()),
         );
     assert!(
         text.contains(&format!("name = \"{name}\""))

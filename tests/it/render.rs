@@ -430,3 +430,110 @@ fn an_app_dir_replaces_the_demo_and_its_php_is_linted() {
         done.stdout()
     );
 }
+
+/// The two Debian releases get one set of templates: the renders differ only where the PHP version
+/// is named (paths, packages, services, the pool socket), as the release ships it.
+#[test]
+fn bookworm_and_trixie_renders_differ_only_in_the_php_version() {
+    for inv in ["single.toml", "lemp.toml", "lamp.toml", "lb.toml"] {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for (dir, release) in [(a.path(), "bookworm"), (b.path(), "trixie")] {
+            let done = Run::new(&["render", "--release", release, "-i"])
+                .arg(inventory(inv))
+                .arg("--out")
+                .arg(dir)
+                .output()
+                .status(0);
+            let want = if release == "bookworm" {
+                "debian 12 (bookworm)"
+            } else {
+                "debian 13 (trixie)"
+            };
+            assert!(done.stdout().contains(want), "{}", done.stdout());
+        }
+        let as_12 = |t: Vec<(String, Vec<u8>)>| -> Vec<(String, String)> {
+            t.into_iter()
+                .map(|(p, c)| {
+                    (
+                        p.replace("8.4", "8.2"),
+                        String::from_utf8_lossy(&c).replace("8.4", "8.2"),
+                    )
+                })
+                .collect()
+        };
+        let (ta, tb) = (tree(a.path()), tree(b.path()));
+        // Both releases render the same files: same names, same number.
+        assert_eq!(ta.len(), tb.len(), "{inv}");
+        let mut left: Vec<(String, String)> = as_12(ta)
+            .into_iter()
+            .filter(|(p, _)| p != "manifest.json")
+            .collect();
+        let mut right: Vec<(String, String)> = as_12(tb)
+            .into_iter()
+            .filter(|(p, _)| p != "manifest.json")
+            .collect();
+        left.sort();
+        right.sort();
+        assert_eq!(left, right, "{inv}");
+    }
+}
+
+#[test]
+fn a_php_version_the_release_does_not_ship_is_refused_at_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(inventory("lemp.toml"))
+        .unwrap()
+        .replace("# php_version = \"8.2\"", "php_version = \"8.2\"")
+        .replace(
+            "secrets/",
+            &format!("{}/inventories/secrets/", root().display()),
+        );
+    assert!(text.contains("\nphp_version = \"8.2\""));
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(&inv, text).unwrap();
+    let out = dir.path().join("out");
+    Run::new(&["render", "--release", "bookworm", "-i"])
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .status(0);
+    let done = Run::new(&["render", "--release", "trixie", "-i"])
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .status(5);
+    assert!(
+        done.stderr()
+            .contains("site.php_version is 8.2, but debian 13 (trixie) ships PHP 8.4"),
+        "{}",
+        done.stderr()
+    );
+}
+
+#[test]
+fn render_check_says_which_release_the_tools_here_check_as() {
+    let out = tempfile::tempdir().unwrap();
+    let done = Run::new(&[
+        "render",
+        "--check",
+        "--release",
+        "trixie",
+        "-i",
+        "inventories/lemp.toml",
+        "--out",
+    ])
+    .arg(out.path())
+    .output()
+    .status(0);
+    // This machine runs Debian 12 (the tests' machine): it checks as bookworm, and says so.
+    assert!(
+        done.stdout().contains(
+            "rendered for debian 13 (trixie), checked as rendered for debian 12 (bookworm)"
+        ),
+        "{}",
+        done.stdout()
+    );
+    assert!(done.stdout().contains("php-fpm: ok"), "{}", done.stdout());
+}

@@ -280,7 +280,10 @@ fn assert_safe(s: &Spec, label: &str) {
         document_root_problem(&site.document_root).is_none(),
         "{label}"
     );
-    assert!(safe(&site.php_version, "."), "{label}");
+    assert!(
+        safe(site.php_version.as_deref().unwrap_or(""), "."),
+        "{label}"
+    );
     if let App::Files(files) = &site.app {
         for f in files {
             assert!(parse_host_path(&format!("/{}", f.path)).is_ok(), "{label}");
