@@ -45,7 +45,18 @@ pub struct RawSite {
     pub document_root: Option<Spanned<String>>,
     pub app_dir: Option<Spanned<String>>,
     pub php_version: Option<Spanned<String>>,
+    pub health_check: Option<RawHealthCheck>,
 }
+
+/// `[site.health_check]`: how a request proves the application works.
+#[derive(Debug)]
+pub struct RawHealthCheck {
+    pub path: Option<Spanned<String>>,
+    pub status: Option<Spanned<i64>>,
+    pub expect: Option<Spanned<String>>,
+}
+
+pub const HTTP_STATUS: Bounds = Bounds { min: 100, max: 599 };
 
 #[derive(Debug)]
 pub struct RawDatabase {
@@ -151,10 +162,16 @@ impl RawSite {
         let php_version = r.opt_str(
             &mut t,
             "php_version",
-            "a PHP version in quotes, like \"8.2\"",
+            "a PHP version in quotes, like \"8.4\"",
+        );
+        let health_check = r.opt_table(
+            &mut t,
+            "health_check",
+            "a table: [site.health_check] with path, status, expect",
         );
         let span = t.span.clone();
         r.finish(t);
+        let health_check = health_check.map(|h| h.and_then(|h| RawHealthCheck::read(r, h)));
         Some(RawSite {
             span,
             domain: domain?,
@@ -163,6 +180,21 @@ impl RawSite {
             document_root: document_root?,
             app_dir: app_dir?,
             php_version: php_version?,
+            health_check: health_check?,
+        })
+    }
+}
+
+impl RawHealthCheck {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawHealthCheck> {
+        let path = r.opt_str(&mut t, "path", "a URL path like \"/health\"");
+        let status = r.opt_int(&mut t, "status", HTTP_STATUS);
+        let expect = r.opt_str(&mut t, "expect", "a text the page must contain");
+        r.finish(t);
+        Some(RawHealthCheck {
+            path: path?,
+            status: status?,
+            expect: expect?,
         })
     }
 }

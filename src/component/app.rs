@@ -22,16 +22,23 @@ pub fn demo_message(spec: &Spec) -> String {
     )
 }
 
-/// The site's page through `address`: with the demo app it must show the database row.
+/// The site's page through `address`, as `[site.health_check]` says: by default `/` answers 200,
+/// and with the demo app it shows the database row.
 pub fn site_check(cx: &Cx, address: &str) -> HealthCheck {
     let spec = cx.spec;
+    let c = &spec.site.health_check;
+    let expect = match (&c.expect, &spec.site.app) {
+        (Some(e), _) => Some(e.clone()),
+        (None, App::Demo) => Some(demo_message(spec)),
+        (None, App::Files(_)) => None,
+    };
     HealthCheck::Http {
         address: address.to_string(),
         port: 80,
         host_header: spec.site.fqdns()[0].clone(),
-        path: "/".into(),
-        status: 200,
-        expect: matches!(spec.site.app, App::Demo).then(|| demo_message(spec)),
+        path: c.path.clone(),
+        status: c.status,
+        expect,
     }
 }
 

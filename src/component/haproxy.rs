@@ -30,7 +30,14 @@ impl Component for Haproxy {
         out.service("haproxy", "haproxy");
         let cfg = cx.render(
             "haproxy/haproxy.cfg",
-            &[("lb", json!({ "backends": backends }))],
+            &[(
+                "lb",
+                json!({
+                    "backends": backends,
+                    "check_path": spec.site.health_check.path,
+                    "check_status": spec.site.health_check.status,
+                }),
+            )],
         )?;
         out.scope(Handler::reload("haproxy"), "haproxy")
             .file("/etc/haproxy/haproxy.cfg", cfg);

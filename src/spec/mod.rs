@@ -82,6 +82,17 @@ pub struct Site {
     pub app: App,
     /// An override of the PHP version the host's release ships; checked against it.
     pub php_version: Option<String>,
+    /// How a request proves the application works (`[site.health_check]`).
+    pub health_check: AppCheck,
+}
+
+/// The request the health checks send to the site, and what the answer must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCheck {
+    pub path: String,
+    pub status: u16,
+    /// A text the page must contain; for the demo app, by default, the database row.
+    pub expect: Option<String>,
 }
 
 impl Site {

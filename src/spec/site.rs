@@ -3,7 +3,7 @@
 //! checked here too, so a domain that is valid DNS but too long for them fails at validate.
 
 use super::check::{Checker, Protected};
-use super::{App, AppFile, Site, Stack};
+use super::{App, AppCheck, AppFile, Site, Stack};
 use crate::error::shown;
 use crate::inventory::{RawSite, STACKS};
 use crate::names::*;
@@ -117,6 +117,7 @@ impl Checker<'_> {
             None => Some(App::Demo),
             Some(d) => self.app_dir(d, protected),
         };
+        let health_check = self.health_check(s.health_check.as_ref());
         Some(Site {
             domain: domain?,
             server_names: server_names?,
@@ -124,6 +125,56 @@ impl Checker<'_> {
             document_root: document_root?,
             app: app?,
             php_version: php_version?,
+            health_check: health_check?,
+        })
+    }
+
+    /// `[site.health_check]`: a path of the site, a status, a text. Without it: `/`, 200, and with
+    /// the demo app its database row.
+    fn health_check(&mut self, h: Option<&crate::inventory::RawHealthCheck>) -> Option<AppCheck> {
+        let Some(h) = h else {
+            return Some(AppCheck {
+                path: "/".into(),
+                status: 200,
+                expect: None,
+            });
+        };
+        let path = match &h.path {
+            Some(p) => self.check(p, "site.health_check.path", |v| {
+                // It lands in haproxy.cfg and an HTTP request line: no quotes, spaces or escapes.
+                let ok = v.starts_with('/')
+                    && v.len() <= 1024
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/?=&%+:,@!*()".contains(&b));
+                if ok {
+                    Ok(v.to_string())
+                } else {
+                    Err("a URL path starting with \"/\" of letters, digits and - . _ ~ / ? = & % + : , @ ! * ( ), at most 1024 characters".into())
+                }
+            })?,
+            None => "/".into(),
+        };
+        let status = match &h.status {
+            Some(st) => self.int(
+                st,
+                "site.health_check.status",
+                crate::inventory::HTTP_STATUS,
+            )? as u16,
+            None => 200,
+        };
+        let expect = match &h.expect {
+            Some(e) => Some(self.check(e, "site.health_check.expect", |v| {
+                if v.is_empty() || v.len() > 1024 || v.chars().any(char::is_control) {
+                    Err("1 to 1024 printable characters".into())
+                } else {
+                    Ok(v.to_string())
+                }
+            })?),
+            None => None,
+        };
+        Some(AppCheck {
+            path,
+            status,
+            expect,
         })
     }
 

@@ -490,3 +490,40 @@ fn the_lab_table_takes_a_flavour_and_a_release() {
         "found an unknown key (did you mean release?); allowed in the table hosts[0].lab: flavour, release"
     );
 }
+
+#[test]
+fn the_health_check_of_a_users_app_is_configurable_and_checked() {
+    let with = |table: &str| {
+        GOOD.replace(
+            "[database]",
+            &format!("[site.health_check]\n{table}\n\n[database]"),
+        )
+    };
+    let s = parse(&with(
+        "path = \"/health.php?full=1\"\nstatus = 204\nexpect = \"ok\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        s.site.health_check,
+        AppCheck {
+            path: "/health.php?full=1".into(),
+            status: 204,
+            expect: Some("ok".into())
+        }
+    );
+    assert_eq!(parse(GOOD).unwrap().site.health_check.path, "/");
+    let errs = parse(&with("path = \"/a b\"")).unwrap_err().0;
+    assert!(
+        errs[0]
+            .to_string()
+            .contains("site.health_check.path: found \"/a b\"; allowed: a URL path"),
+        "{}",
+        errs[0]
+    );
+    let errs = parse(&with("status = 99")).unwrap_err().0;
+    assert!(
+        errs[0].to_string().contains("site.health_check.status"),
+        "{}",
+        errs[0]
+    );
+}

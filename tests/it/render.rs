@@ -537,3 +537,47 @@ fn render_check_says_which_release_the_tools_here_check_as() {
     );
     assert!(done.stdout().contains("php-fpm: ok"), "{}", done.stdout());
 }
+
+/// A user's application names its own health check: the checks apply runs and HAProxy's backend
+/// check both use it.
+#[test]
+fn a_users_app_gets_the_health_check_the_inventory_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    std::fs::write(
+        dir.path().join("app/health.php"),
+        "<?php echo 'all good';\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(inventory("lb.toml"))
+        .unwrap()
+        .replace(
+            "[database]",
+            "app_dir = \"app\"\n[site.health_check]\npath = \"/health.php\"\nstatus = 200\nexpect = \"all good\"\n\n[database]",
+        )
+        .replace("\"secrets/", &format!("\"{}/inventories/secrets/", root().display()));
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(&inv, text).unwrap();
+    let out = dir.path().join("out");
+    Run::new(&["render", "-i"])
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .status(0);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let web = manifest["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "web-01")
+        .unwrap();
+    assert_eq!(web["checks"][0]["path"], "/health.php");
+    assert_eq!(web["checks"][0]["expect"], "all good");
+    let cfg = std::fs::read_to_string(out.join("lb-01/etc/haproxy/haproxy.cfg")).unwrap();
+    assert!(
+        cfg.contains("http-check send meth GET uri /health.php hdr Host www.foobar.com"),
+        "{cfg}"
+    );
+}
