@@ -1,6 +1,7 @@
 //! The edge: resolves the command line into work, runs it, and reports through `ui`. With `main`,
 //! the only place that uses `anyhow`; the typed errors of the phases pass through it to `exit`.
 
+mod apply;
 mod hosts;
 mod render;
 
@@ -18,7 +19,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(c) => render::validate(&registry, &c),
         Command::Render(r) => render::render(&registry, &r),
         Command::Plan(a) => hosts::plan(&registry, &a),
-        Command::Apply(a) => hosts::apply(&registry, &a),
+        Command::Apply(a) => apply::apply(&registry, &a),
         Command::Check(c) => hosts::check(&registry, &c),
         Command::History(h) => hosts::history(&registry, &h),
         Command::Rollback(r) => hosts::rollback(&registry, &r),

@@ -1,73 +1,14 @@
-//! How provision reaches a host: one trait, an SSH implementation (the `ssh2` crate, one session per
-//! host per run, host keys verified) and a local one for the machine provision runs on.
+//! The SSH transport: the `ssh2` crate, one session per host per run, host keys verified against
+//! known_hosts, a non-blocking session whose one wait loop sends keepalives and never gives up on
+//! silence (a dead peer is cut off by the kernel through TCP_USER_TIMEOUT).
 
+use super::{HostKeyPolicy, LineSplitter, Output, Result, Stats, Transport, TransportError};
 use crate::spec::Ssh;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-#[derive(Debug)]
-pub struct TransportError(pub String);
-
-impl std::fmt::Display for TransportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TransportError {}
-
-type Result<T> = std::result::Result<T, TransportError>;
-
-/// The result of a remote command: its exit status and its output, stderr merged into stdout in the
-/// order it was written.
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub status: i32,
-    pub output: Vec<u8>,
-}
-
-impl Output {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output).into_owned()
-    }
-}
-
-/// What one run cost on the wire, for the benchmark and `-v`.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct Stats {
-    pub connections: u32,
-    pub channels: u32,
-    pub bytes_sent: u64,
-}
-
-pub trait Transport: Send {
-    /// Runs `command` with `sh -c` semantics, feeding it `stdin`.
-    fn exec(&mut self, command: &str, stdin: &[u8]) -> Result<Output> {
-        self.exec_lines(command, stdin, &mut |_| {})
-    }
-    /// Like `exec`, and calls `on_line` with each line of output as it arrives (progress).
-    fn exec_lines(
-        &mut self,
-        command: &str,
-        stdin: &[u8],
-        on_line: &mut dyn FnMut(&str),
-    ) -> Result<Output>;
-    fn stats(&self) -> Stats;
-    /// `user@address:port`, for messages.
-    fn describe(&self) -> String;
-}
-
-/// Host key policy for SSH connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostKeyPolicy {
-    /// Only keys already in known_hosts are accepted.
-    Strict,
-    /// An unknown host's key is accepted and recorded (trust on first use); a changed key is still refused.
-    AcceptNew,
-}
 
 /// How often an idle session sends an SSH keepalive, in seconds.
 const KEEPALIVE_SECS: u32 = 10;
@@ -373,29 +314,6 @@ impl SshTransport {
     }
 }
 
-/// Cuts a byte stream into lines as it arrives, keeping every byte for the caller.
-#[derive(Default)]
-struct LineSplitter {
-    all: Vec<u8>,
-    line_start: usize,
-}
-
-impl LineSplitter {
-    fn push(&mut self, data: &[u8], on_line: &mut dyn FnMut(&str)) {
-        self.all.extend_from_slice(data);
-        while let Some(pos) = self.all[self.line_start..].iter().position(|b| *b == b'\n') {
-            on_line(&String::from_utf8_lossy(
-                &self.all[self.line_start..self.line_start + pos],
-            ));
-            self.line_start += pos + 1;
-        }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        self.all
-    }
-}
-
 /// Sets TCP_USER_TIMEOUT: data unacknowledged for longer than this fails the connection.
 fn set_user_timeout(s: &TcpStream, secs: u32) -> std::io::Result<()> {
     let ms: libc::c_uint = secs * 1000;
@@ -435,19 +353,6 @@ fn key_types_for(path: &Path, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Reads `r` to its end, handing each complete line to `on_line` as soon as it is there.
-fn read_lines(r: &mut dyn Read, on_line: &mut dyn FnMut(&str)) -> std::io::Result<Vec<u8>> {
-    let mut lines = LineSplitter::default();
-    let mut buf = [0u8; 16384];
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            return Ok(lines.finish());
-        }
-        lines.push(&buf[..n], on_line);
-    }
-}
-
 impl Transport for SshTransport {
     fn exec_lines(
         &mut self,
@@ -479,73 +384,5 @@ impl Drop for SshTransport {
             s.disconnect(None, "provision done", None)
         })
         .ok();
-    }
-}
-
-/// Runs commands on this machine, for `--local` (provision applied to the machine it runs on).
-pub struct LocalTransport {
-    stats: Stats,
-}
-
-impl LocalTransport {
-    pub fn new() -> LocalTransport {
-        LocalTransport {
-            stats: Stats::default(),
-        }
-    }
-}
-
-impl Default for LocalTransport {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// `sh -c COMMAND` with piped stdin and stdout.
-fn spawn_sh(command: &str) -> Result<std::process::Child> {
-    use std::process::{Command, Stdio};
-    Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| TransportError(format!("local: {e}")))
-}
-
-impl Transport for LocalTransport {
-    fn exec_lines(
-        &mut self,
-        command: &str,
-        stdin: &[u8],
-        on_line: &mut dyn FnMut(&str),
-    ) -> Result<Output> {
-        self.stats.channels += 1;
-        // stderr goes to the same pipe as stdout, like the SSH transport's merged streams.
-        let wrapped = format!("exec 2>&1\n{command}");
-        let mut child = spawn_sh(&wrapped)?;
-        let mut input = child.stdin.take().expect("piped stdin");
-        let data = stdin.to_vec();
-        let writer = std::thread::spawn(move || input.write_all(&data));
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        let output =
-            read_lines(&mut stdout, on_line).map_err(|e| TransportError(format!("local: {e}")))?;
-        let _ = writer.join();
-        let status = child
-            .wait()
-            .map_err(|e| TransportError(format!("local: {e}")))?;
-        self.stats.bytes_sent += stdin.len() as u64;
-        Ok(Output {
-            status: status.code().unwrap_or(128),
-            output,
-        })
-    }
-
-    fn stats(&self) -> Stats {
-        self.stats
-    }
-
-    fn describe(&self) -> String {
-        "local".into()
     }
 }
