@@ -483,7 +483,7 @@ fn a_php_version_the_release_does_not_ship_is_refused_at_render() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(inventory("lemp.toml"))
         .unwrap()
-        .replace("# php_version = \"8.2\"", "php_version = \"8.2\"")
+        .replace("# php_version = \"8.4\"", "php_version = \"8.2\"")
         .replace(
             "secrets/",
             &format!("{}/inventories/secrets/", root().display()),
