@@ -142,3 +142,35 @@ mod tests {
         assert_eq!(map.position(1), (1, 2));
     }
 }
+
+/// What a value may be, as an error of a parser of inventory values: the "allowed: ..." text of
+/// the located error the caller makes of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed(pub String);
+
+impl From<String> for Allowed {
+    fn from(s: String) -> Allowed {
+        Allowed(s)
+    }
+}
+
+impl From<&str> for Allowed {
+    fn from(s: &str) -> Allowed {
+        Allowed(s.to_string())
+    }
+}
+
+impl fmt::Display for Allowed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Allowed {}
+
+impl std::ops::Deref for Allowed {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}

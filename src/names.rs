@@ -17,7 +17,7 @@ const DOMAIN_ALLOWED: &str =
 characters each, separated by dots, at most 253 characters";
 
 impl DomainName {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, crate::error::Allowed> {
         let lower = s.strip_suffix('.').unwrap_or(s).to_ascii_lowercase();
         if lower.is_empty() || lower.len() > 253 || !lower.split('.').all(is_label) {
             return Err(DOMAIN_ALLOWED.into());
@@ -26,12 +26,12 @@ impl DomainName {
     }
 
     /// A name a site can live under: at least two labels, e.g. `foobar.com`.
-    pub fn parse_zone(s: &str) -> Result<Self, String> {
+    pub fn parse_zone(s: &str) -> Result<Self, crate::error::Allowed> {
         let d = Self::parse(s)?;
         if !d.0.contains('.') {
-            return Err(format!(
-                "{DOMAIN_ALLOWED}, with at least two labels (like foobar.com)"
-            ));
+            return Err(
+                format!("{DOMAIN_ALLOWED}, with at least two labels (like foobar.com)").into(),
+            );
         }
         Ok(d)
     }
@@ -57,7 +57,7 @@ pub fn is_label(l: &str) -> bool {
 }
 
 /// A name relative to the zone (`www`, `shop.eu`) or `@` for the zone apex.
-pub fn parse_relative_name(s: &str) -> Result<String, String> {
+pub fn parse_relative_name(s: &str) -> Result<String, crate::error::Allowed> {
     let lower = s.to_ascii_lowercase();
     if lower == "@" || (lower.len() <= 200 && lower.split('.').all(is_label)) {
         Ok(lower)
@@ -67,7 +67,7 @@ pub fn parse_relative_name(s: &str) -> Result<String, String> {
 }
 
 /// An inventory host name: one DNS label, also used as the machine's hostname and a directory name.
-pub fn parse_host_name(s: &str) -> Result<String, String> {
+pub fn parse_host_name(s: &str) -> Result<String, crate::error::Allowed> {
     if is_label(s) {
         Ok(s.to_string())
     } else {
@@ -76,7 +76,7 @@ pub fn parse_host_name(s: &str) -> Result<String, String> {
 }
 
 /// A MariaDB identifier written unquoted-safe: `[A-Za-z0-9_]`, not all digits, at most `max` bytes.
-pub fn parse_sql_ident(s: &str, max: usize) -> Result<String, String> {
+pub fn parse_sql_ident(s: &str, max: usize) -> Result<String, crate::error::Allowed> {
     let ok = !s.is_empty()
         && s.len() <= max
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -86,12 +86,13 @@ pub fn parse_sql_ident(s: &str, max: usize) -> Result<String, String> {
     } else {
         Err(format!(
             "a SQL identifier: letters, digits and '_', not only digits, 1 to {max} characters"
-        ))
+        )
+        .into())
     }
 }
 
 /// A Unix login name for SSH.
-pub fn parse_unix_user(s: &str) -> Result<String, String> {
+pub fn parse_unix_user(s: &str) -> Result<String, crate::error::Allowed> {
     let mut bytes = s.bytes();
     let ok = s.len() <= 32
         && bytes
@@ -107,7 +108,7 @@ pub fn parse_unix_user(s: &str) -> Result<String, String> {
 
 /// An absolute path on a host that is written into config files: no spaces, quotes or other
 /// characters a config or shell could read as syntax, and no `..`.
-pub fn parse_host_path(s: &str) -> Result<String, String> {
+pub fn parse_host_path(s: &str) -> Result<String, crate::error::Allowed> {
     let ok = s.starts_with('/')
         && s.len() > 1
         && s.len() <= 255
@@ -125,7 +126,7 @@ pub fn parse_host_path(s: &str) -> Result<String, String> {
 
 /// A path on the machine running provision (identity file, known_hosts, app directory). It is opened
 /// by provision itself, never handed to a shell, so only control characters are refused.
-pub fn parse_local_path(s: &str) -> Result<String, String> {
+pub fn parse_local_path(s: &str) -> Result<String, crate::error::Allowed> {
     if s.is_empty() || s.chars().any(char::is_control) {
         Err("a file path without control characters (newlines, tabs)".into())
     } else {
@@ -133,7 +134,7 @@ pub fn parse_local_path(s: &str) -> Result<String, String> {
     }
 }
 
-pub fn parse_env_name(s: &str) -> Result<String, String> {
+pub fn parse_env_name(s: &str) -> Result<String, crate::error::Allowed> {
     let mut bytes = s.bytes();
     let ok = bytes
         .next()
@@ -154,7 +155,7 @@ pub fn parse_env_name(s: &str) -> Result<String, String> {
 pub const PHP_VERSION_MAX_LEN: usize = 5;
 
 /// The `MAJOR.MINOR` PHP version Debian names its packages after (`php8.2-fpm`).
-pub fn parse_php_version(s: &str) -> Result<String, String> {
+pub fn parse_php_version(s: &str) -> Result<String, crate::error::Allowed> {
     let parts: Vec<&str> = s.split('.').collect();
     let ok = parts.len() == 2
         && s.len() <= PHP_VERSION_MAX_LEN
@@ -173,7 +174,7 @@ pub const FQDN_MAX: usize = 253;
 
 /// Checks that a name relative to `domain` (or `@`, the domain itself) is, once qualified, still a
 /// name DNS allows. Without a domain (it was invalid) there is nothing to check against.
-pub fn fqdn_fits(name: &str, domain: Option<&DomainName>) -> Result<(), String> {
+pub fn fqdn_fits(name: &str, domain: Option<&DomainName>) -> Result<(), crate::error::Allowed> {
     let Some(d) = domain else {
         return Ok(());
     };
@@ -187,23 +188,24 @@ pub fn fqdn_fits(name: &str, domain: Option<&DomainName>) -> Result<(), String> 
     } else {
         Err(format!(
             "a name that makes at most {FQDN_MAX} characters with the domain (this one makes {len})"
-        ))
+        )
+        .into())
     }
 }
 
 /// An SSH address: an IP address or a DNS name.
-pub fn parse_ssh_address(s: &str) -> Result<String, String> {
+pub fn parse_ssh_address(s: &str) -> Result<String, crate::error::Allowed> {
     if s.parse::<std::net::IpAddr>().is_ok() {
         return Ok(s.to_string());
     }
     DomainName::parse(s)
         .map(|d| d.0)
-        .map_err(|_| "an IP address or a DNS name".to_string())
+        .map_err(|_| "an IP address or a DNS name".into())
 }
 
 /// An e-mail style SOA contact (`hostmaster@foobar.com`) turned into its zone-file form
 /// (`hostmaster.foobar.com.`).
-pub fn parse_soa_contact(s: &str) -> Result<String, String> {
+pub fn parse_soa_contact(s: &str) -> Result<String, crate::error::Allowed> {
     const ALLOWED: &str = "an address like hostmaster@foobar.com: a local part of letters, digits, '_' and '-', '@', and a DNS name";
     let (local, domain) = s.split_once('@').ok_or_else(|| ALLOWED.to_string())?;
     let local_ok = !local.is_empty()
@@ -217,9 +219,7 @@ pub fn parse_soa_contact(s: &str) -> Result<String, String> {
     }
     // In the zone it is one name, `local.domain.`, so DNS's length limit covers both parts.
     if local.len() + 1 + domain.0.len() > FQDN_MAX {
-        return Err(format!(
-            "{ALLOWED}, at most {FQDN_MAX} characters without the '@'"
-        ));
+        return Err(format!("{ALLOWED}, at most {FQDN_MAX} characters without the '@'").into());
     }
     Ok(format!("{}.{}.", local.to_ascii_lowercase(), domain))
 }

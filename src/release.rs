@@ -64,7 +64,7 @@ impl Release {
     }
 
     /// A release as a user names it: its codename (`trixie`), or `debian 13` / `debian-13`.
-    pub fn parse(name: &str) -> Result<Release, String> {
+    pub fn parse(name: &str) -> Result<Release, crate::error::Allowed> {
         let n = name.trim().to_ascii_lowercase();
         SUPPORTED
             .into_iter()
@@ -73,7 +73,7 @@ impl Release {
                     || n == format!("{} {}", r.id, r.version)
                     || n == format!("{}-{}", r.id, r.version)
             })
-            .ok_or_else(allowed)
+            .ok_or_else(|| allowed().into())
     }
 
     /// `debian 13 (trixie)`.

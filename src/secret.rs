@@ -29,7 +29,7 @@ impl fmt::Debug for Secret {
 
 /// Checks a secret's value without ever printing it: any printable character is allowed (quotes,
 /// `$`, `\`, `;` too, they are escaped where written), control characters and emptiness are not.
-pub fn check_secret_value(value: &str) -> Result<(), String> {
+pub fn check_secret_value(value: &str) -> Result<(), crate::error::Allowed> {
     if value.is_empty() {
         return Err("the secret is empty".into());
     }

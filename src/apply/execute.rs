@@ -4,7 +4,7 @@
 
 use super::{as_root, Context, HostError, HostOutcome, Prepared};
 use crate::desired::HealthCheck;
-use crate::health::{self, Patience};
+use crate::health::{self, CheckFailed, Patience};
 use crate::script::protocol::{self, Event};
 use crate::script::{self, Runner};
 use crate::spec::Host;
@@ -103,12 +103,9 @@ fn runner<'a>(ctx: &'a Context<'a>, lock_wait: u64) -> Runner<'a> {
 }
 
 /// Every check, each until it has settled; the first failure ends the round.
-fn run_checks(ctx: &Context, checks: &[HealthCheck]) -> Result<Vec<String>, String> {
+fn run_checks(ctx: &Context, checks: &[HealthCheck]) -> Result<Vec<String>, CheckFailed> {
     let patience = Patience::after_change(ctx.opts.check_patience);
-    checks
-        .iter()
-        .map(|c| health::run(c, patience).map_err(|e| e.0))
-        .collect()
+    checks.iter().map(|c| health::run(c, patience)).collect()
 }
 
 /// Records what became of a generation (the lock is waited for: it is only ever held briefly).
@@ -173,7 +170,7 @@ fn run(ctx: &Context, p: &mut Prepared, outcome: &mut HostOutcome) -> Result<(),
             p,
             outcome,
             &generation,
-            &failed,
+            &failed.0,
         )),
         Err(failed) => {
             let why = format!("health checks fail: {failed}");

@@ -40,36 +40,36 @@ fn read_history(
 
 /// Which generations a rollback to `to` undoes (newest first): every one after it; without `to`,
 /// the newest one alone.
-pub fn to_undo(history: &[Generation], to: Option<&str>) -> Result<Vec<String>, String> {
+pub fn to_undo(history: &[Generation], to: Option<&str>) -> Result<Vec<String>, HostError> {
     let Some(newest) = history.last() else {
-        return Err(
+        return Err(HostError::Refused(
             "provision has recorded no generation on this host: nothing to roll back".into(),
-        );
+        ));
     };
     let undo: Vec<&Generation> = match to {
         None => vec![newest],
         Some(target) => {
             let Some(pos) = history.iter().position(|g| g.id == target) else {
                 let ids: Vec<&str> = history.iter().map(|g| g.id.as_str()).collect();
-                return Err(format!(
+                return Err(HostError::Refused(format!(
                     "--to {target}: no such generation on this host; allowed: {}",
                     ids.join(", ")
-                ));
+                )));
             };
             if pos + 1 == history.len() {
-                return Err(format!(
+                return Err(HostError::Refused(format!(
                     "--to {target}: it is already the newest generation: nothing to roll back"
-                ));
+                )));
             }
             history[pos + 1..].iter().rev().collect()
         }
     };
     if let Some(g) = undo.iter().find(|g| !g.restorable) {
-        return Err(format!(
+        return Err(HostError::Refused(format!(
             "generation {} has no backups left (only the {} newest keep theirs): cannot roll back past it",
             g.id,
             host_state::KEEP
-        ));
+        )));
     }
     Ok(undo.iter().map(|g| g.id.clone()).collect())
 }
@@ -81,7 +81,7 @@ pub fn rollback_host(ctx: &Context, host: &Host, to: Option<&str>) -> HostOutcom
     let result = (|| -> Result<(), HostError> {
         let mut t = connect(ctx, host)?;
         let hist = read_history(ctx, host, t.as_mut())?;
-        let undo = to_undo(&hist, to).map_err(HostError::Refused)?;
+        let undo = to_undo(&hist, to)?;
         let current = hist.last().map(|g| g.id.clone()).unwrap_or_default();
         for g in &undo {
             if let Some(gen) = hist.iter().find(|x| &x.id == g) {
@@ -199,13 +199,16 @@ mod tests {
         let h = [gen("G1", false), gen("G2", true)];
         assert!(to_undo(&h, Some("G9"))
             .unwrap_err()
+            .message()
             .contains("allowed: G1, G2"));
         assert!(to_undo(&h, Some("G2"))
             .unwrap_err()
+            .message()
             .contains("already the newest"));
         let h = [gen("G1", true), gen("G2", false), gen("G3", true)];
         assert!(to_undo(&h, Some("G1"))
             .unwrap_err()
+            .message()
             .contains("no backups left"));
         assert!(to_undo(&[], None).is_err());
     }

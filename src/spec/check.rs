@@ -52,7 +52,7 @@ impl<'a> Checker<'a> {
         &mut self,
         v: &Spanned<String>,
         key: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
+        parse: impl FnOnce(&str) -> Result<T, crate::error::Allowed>,
     ) -> Option<T> {
         match parse(v.get_ref()) {
             Ok(t) => Some(t),

@@ -17,18 +17,23 @@ const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance
 /// Compared in any case, as a `Root` next to `root` invites mistakes even where it is distinct.
 const SYSTEM_USERS: [&str; 5] = ["root", "mariadb.sys", "mysql", "debian-sys-maint", "PUBLIC"];
 
-fn not_reserved(name: String, reserved: &[&str], what: &str) -> Result<String, String> {
+fn not_reserved(
+    name: String,
+    reserved: &[&str],
+    what: &str,
+) -> Result<String, crate::error::Allowed> {
     if reserved.iter().any(|r| r.eq_ignore_ascii_case(&name)) {
         Err(format!(
             "a name other than the {what} {} (in any case)",
             reserved.join(", ")
-        ))
+        )
+        .into())
     } else {
         Ok(name)
     }
 }
 
-fn database_name(v: &str) -> Result<String, String> {
+fn database_name(v: &str) -> Result<String, crate::error::Allowed> {
     not_reserved(
         parse_sql_ident(v, 64)?,
         &SYSTEM_DATABASES,
@@ -36,7 +41,7 @@ fn database_name(v: &str) -> Result<String, String> {
     )
 }
 
-fn user_name(v: &str) -> Result<String, String> {
+fn user_name(v: &str) -> Result<String, crate::error::Allowed> {
     not_reserved(parse_sql_ident(v, 32)?, &SYSTEM_USERS, "system accounts")
 }
 

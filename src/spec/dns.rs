@@ -67,7 +67,7 @@ impl Checker<'_> {
             Some(t) => Some(self.int(t, &key("ttl"), TTL)? as u32),
             None => None,
         };
-        let target = |v: &str| -> Result<String, String> {
+        let target = |v: &str| -> Result<String, crate::error::Allowed> {
             // A name ending in '.' is absolute; anything else is relative to the zone, as in a zone file.
             if let Some(abs) = v.strip_suffix('.') {
                 DomainName::parse(abs).map(|d| format!("{d}."))

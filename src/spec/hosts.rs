@@ -51,7 +51,7 @@ impl Checker<'_> {
                         .iter()
                         .find(|(n, _)| *n == v)
                         .map(|(_, r)| *r)
-                        .ok_or_else(|| ROLES.to_string())
+                        .ok_or_else(|| ROLES.into())
                 }) {
                     Some(role) => {
                         roles.insert(role);
@@ -225,13 +225,13 @@ impl Checker<'_> {
         if let Some(f) = &lab.flavour {
             self.check(f, &format!("hosts[{i}].lab.flavour"), |v| match v {
                 "systemd" | "plain" => Ok(()),
-                _ => Err("\"systemd\" or \"plain\"".to_string()),
+                _ => Err("\"systemd\" or \"plain\"".into()),
             });
         }
         if let Some(r) = &lab.release {
             self.check(r, &format!("hosts[{i}].lab.release"), |v| match v {
                 "bookworm" | "trixie" => Ok(()),
-                _ => Err("\"bookworm\" (Debian 12) or \"trixie\" (Debian 13)".to_string()),
+                _ => Err("\"bookworm\" (Debian 12) or \"trixie\" (Debian 13)".into()),
             });
         }
     }

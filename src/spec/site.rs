@@ -95,7 +95,7 @@ impl Checker<'_> {
                 .iter()
                 .find(|(n, _)| *n == v)
                 .map(|(_, s)| *s)
-                .ok_or_else(|| STACKS.to_string())
+                .ok_or_else(|| STACKS.into())
         });
         let domain = match (domain, stack) {
             (Some(d), Some(stack)) => self.domain_fits(&s.domain, d, stack),
