@@ -246,20 +246,15 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
     }
 }
 
-/// The validators that read a changed path. When anything changes, every whole-tree validator of
-/// the host runs (a config is only valid as a whole); per-file ones run for the changed files only.
+/// The validators that read a changed path: each checks its service's whole staged config (or,
+/// per file, the changed files). A validator none of whose paths changed has nothing new to check.
 fn validators_for(d: &Desired, changes: &[Change]) -> Vec<Validator> {
-    if changes.is_empty() {
-        return Vec::new();
-    }
     d.validators
         .iter()
         .filter(|v| {
-            !v.per_file
-                || changes.iter().any(|c| {
-                    c.desired.validator.as_deref() == Some(v.name.as_str())
-                        && matches!(c.desired.state, PathState::File { .. })
-                })
+            changes
+                .iter()
+                .any(|c| c.desired.validator.as_deref() == Some(v.name.as_str()))
         })
         .cloned()
         .collect()
