@@ -841,3 +841,55 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
     );
     Run::new(&["plan", "-i", inv]).output().status(0);
 }
+
+/// A host running a release provision does not support, or another OS, or not the release the
+/// inventory names, is refused by plan and apply before anything is changed.
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn unsupported_releases_are_refused_before_anything_changes() {
+    const ADDR: &str = "198.18.0.16";
+    let dir = tempfile::tempdir().unwrap();
+    let inv = own_host(dir.path(), "e2e-release", ADDR, "plain", true);
+    let os_release = |id: &str, version: &str, codename: &str| {
+        ssh(
+            ADDR,
+            &format!("rm -f /etc/os-release && printf 'ID={id}\\nVERSION_ID=\"{version}\"\\nVERSION_CODENAME={codename}\\n' > /etc/os-release"),
+        );
+    };
+    for (id, version, codename) in [("debian", "11", "bullseye"), ("fedora", "41", "unknown")] {
+        os_release(id, version, codename);
+        for cmd in ["plan", "apply"] {
+            let done = Run::new(&[cmd, "-i"]).arg(&inv).output().status(1);
+            assert!(
+                done.stderr().contains(&format!(
+                    "e2e-release runs {id} {version} ({codename}), which provision does not support; nothing was changed"
+                )) && done.stderr().contains("\"trixie\" (debian 13)"),
+                "{}",
+                done.stderr()
+            );
+        }
+    }
+    assert!(
+        ssh(
+            ADDR,
+            "dpkg-query -W -f='${db:Status-Status}' nginx 2>/dev/null; echo ."
+        )
+        .trim()
+            != "installed."
+    );
+    assert!(!ssh(ADDR, "ls /var/lib/provision").contains("generations"));
+    // The host runs Debian 12 again; an inventory that says it runs trixie is refused.
+    os_release("debian", "12", "bookworm");
+    let text = std::fs::read_to_string(&inv).unwrap().replace(
+        "name = \"e2e-release\"",
+        "name = \"e2e-release\"\nrelease = \"trixie\"",
+    );
+    std::fs::write(&inv, text).unwrap();
+    let done = Run::new(&["plan", "-i"]).arg(&inv).output().status(1);
+    assert!(
+        done.stderr().contains("the inventory says e2e-release runs debian 13 (trixie), but it runs debian 12 (bookworm)"),
+        "{}",
+        done.stderr()
+    );
+    lab(&["down", &inv.to_string_lossy()]);
+}
