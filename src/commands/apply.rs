@@ -2,12 +2,12 @@
 //! one, then the hosts changed tier by tier (a tier after what it depends on), hosts of a tier in
 //! parallel.
 
-use super::hosts::{context, loaded, panicked, parallel, print_errors, run_options, Loaded};
+use super::hosts::{context, loaded, panicked, parallel, report, run_options, Loaded};
 use super::selected;
 use crate::apply::{self, HostError, HostOutcome, Prepared};
 use crate::cli::ApplyArgs;
 use crate::component::Registry;
-use crate::exit::{self, Usage};
+use crate::exit::Usage;
 use crate::plan::saved::{self, SavedPlan};
 use crate::ui;
 use anyhow::{Context as _, Result};
@@ -147,16 +147,5 @@ fn refuse_mismatches(ready: &mut [Prepared], saved: &SavedPlan) -> Vec<(String, 
 }
 
 fn finish_apply(a: &ApplyArgs, l: &Loaded, outcomes: Vec<HostOutcome>) -> Result<ExitCode> {
-    if a.hosts.json {
-        println!(
-            "{}",
-            l.redactor.redact(&serde_json::to_string_pretty(
-                &serde_json::json!({ "hosts": outcomes })
-            )?)
-        );
-    } else {
-        ui::print_apply(&outcomes);
-    }
-    print_errors(&outcomes);
-    Ok(exit::for_outcomes(&outcomes).unwrap_or(ExitCode::SUCCESS))
+    report(a.hosts.json, l, &outcomes, ui::print_apply)
 }

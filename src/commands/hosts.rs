@@ -259,7 +259,17 @@ pub fn rollback(registry: &Registry, a: &RollbackArgs) -> Result<ExitCode> {
         .iter()
         .map(|h| apply::rollback_host(&ctx, h, a.to.as_deref()))
         .collect();
-    if a.hosts.json {
+    report(a.hosts.json, &l, &outcomes, ui::print_rollback)
+}
+
+/// The outcomes as JSON (secrets masked) or for people, the errors, and the exit status.
+pub(super) fn report(
+    json: bool,
+    l: &Loaded,
+    outcomes: &[HostOutcome],
+    print: fn(&[HostOutcome]),
+) -> Result<ExitCode> {
+    if json {
         println!(
             "{}",
             l.redactor.redact(&serde_json::to_string_pretty(
@@ -267,8 +277,8 @@ pub fn rollback(registry: &Registry, a: &RollbackArgs) -> Result<ExitCode> {
             )?)
         );
     } else {
-        ui::print_rollback(&outcomes);
+        print(outcomes);
     }
-    print_errors(&outcomes);
-    Ok(exit::for_outcomes(&outcomes).unwrap_or(ExitCode::SUCCESS))
+    print_errors(outcomes);
+    Ok(exit::for_outcomes(outcomes).unwrap_or(ExitCode::SUCCESS))
 }

@@ -487,61 +487,48 @@ fn on_trixie(inv: &str, from: &str, to: &str, dir: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// The lifecycle on a Debian 13 copy of a single-host lab inventory, on a host of its own.
+fn lifecycle_on_trixie(inv: &str, from: &str, to: &str, broken_template: &str, drift_file: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = on_trixie(inv, from, to, dir.path());
+    lifecycle(&inv, to, broken_template, drift_file);
+    lab(&["down", &inv]);
+}
+
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_single_nginx_apache_on_systemd_debian_13() {
-    let dir = tempfile::tempdir().unwrap();
-    let inv = on_trixie(
+    lifecycle_on_trixie(
         "inventories/lab-single.toml",
         "198.18.0.10",
-        "198.18.0.13",
-        dir.path(),
-    );
-    lifecycle(
-        &inv,
         "198.18.0.13",
         "apache/site.conf",
         "/etc/apache2/sites-available/foobar.com.conf",
     );
-    lab(&["down", &inv]);
 }
 
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lemp_on_a_plain_host_debian_13() {
-    let dir = tempfile::tempdir().unwrap();
-    let inv = on_trixie(
+    lifecycle_on_trixie(
         "inventories/lab-lemp.toml",
         "198.18.0.11",
-        "198.18.0.14",
-        dir.path(),
-    );
-    lifecycle(
-        &inv,
         "198.18.0.14",
         "nginx/site.conf",
         "/etc/nginx/sites-available/foobar.com.conf",
     );
-    lab(&["down", &inv]);
 }
 
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lamp_on_systemd_debian_13() {
-    let dir = tempfile::tempdir().unwrap();
-    let inv = on_trixie(
+    lifecycle_on_trixie(
         "inventories/lab-lamp.toml",
         "198.18.0.12",
-        "198.18.0.15",
-        dir.path(),
-    );
-    lifecycle(
-        &inv,
         "198.18.0.15",
         "apache/site.conf",
         "/etc/apache2/sites-available/foobar.com.conf",
     );
-    lab(&["down", &inv]);
 }
 
 /// The host of the host-key and lock tests: only read-only commands and a refused apply run there.
