@@ -17,7 +17,6 @@ pub const TTL: Bounds = Bounds {
 };
 pub const CONNECT_TIMEOUT: Bounds = Bounds { min: 1, max: 300 };
 
-pub const STACKS: &str = "one of \"lemp\", \"lamp\", \"nginx-apache\"";
 pub const ROLES: &str = "one of \"lb\", \"web\", \"app\", \"db\", \"db-replica\", \"dns\"";
 pub const RECORD_TYPES: &str = "one of A, AAAA, CNAME, MX, TXT, NS";
 const RELATIVE_NAME: &str =
@@ -152,7 +151,7 @@ impl RawSite {
     fn read(r: &mut Reader, mut t: Table) -> Option<RawSite> {
         let domain = r.req_str(&mut t, "domain", "the site's DNS name, like \"foobar.com\"");
         let server_names = r.opt_str_list(&mut t, "server_names", RELATIVE_NAME);
-        let stack = r.req_str(&mut t, "stack", STACKS);
+        let stack = r.req_str(&mut t, "stack", &crate::spec::Stack::allowed());
         let document_root = r.opt_str(
             &mut t,
             "document_root",

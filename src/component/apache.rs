@@ -15,13 +15,22 @@ const BACKEND_PORT: u16 = 8080;
 pub struct Apache;
 pub static APACHE: Apache = Apache;
 
+/// Without PHP-FPM in the stack, Apache runs the PHP code itself (mod_php).
 fn runs_php_itself(spec: &Spec) -> bool {
-    spec.site.stack.name() == "nginx-apache"
+    !super::STACKS
+        .iter()
+        .any(|(n, list)| *n == spec.site.stack.name() && list.contains(&"php-fpm"))
 }
 
 impl Component for Apache {
     fn name(&self) -> &'static str {
         "apache"
+    }
+    fn domain_limit(&self) -> Option<super::DomainLimit> {
+        Some(super::DomainLimit::file(
+            "Apache's access log",
+            ".access.log",
+        ))
     }
 
     fn after(&self) -> &'static [&'static str] {

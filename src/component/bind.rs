@@ -41,6 +41,15 @@ impl Component for Bind {
     fn name(&self) -> &'static str {
         "bind"
     }
+    fn domain_limit(&self) -> Option<super::DomainLimit> {
+        Some(super::DomainLimit {
+            max: super::NAME_MAX - "db.".len(),
+            why: format!(
+                "the zone file is named db.<domain>, which must fit in a file name ({} bytes)",
+                super::NAME_MAX
+            ),
+        })
+    }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         let spec = cx.spec;

@@ -39,6 +39,43 @@ pub const ROLES: &[(Role, &[&str])] = &[
     (Role::Lb, &["haproxy"]),
 ];
 
+/// How long the site's domain may be for a component, because of a name it derives from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainLimit {
+    pub max: usize,
+    /// Which name, and its bound, in words for the "allowed:" of the error.
+    pub why: String,
+}
+
+/// Longest a file name (one path component) may be, in bytes (Linux NAME_MAX).
+pub const NAME_MAX: usize = 255;
+
+impl DomainLimit {
+    /// A file named `<domain><suffix>`: it must fit in a file name.
+    pub fn file(what: &str, suffix: &str) -> DomainLimit {
+        DomainLimit {
+            max: NAME_MAX - suffix.len(),
+            why: format!("{what} is named <domain>{suffix}, which must fit in a file name ({NAME_MAX} bytes)"),
+        }
+    }
+}
+
+/// The strictest domain limit of the components a site with `stack` can run (its stack's, and
+/// every role's).
+pub fn domain_limit(stack: &str) -> Option<DomainLimit> {
+    let registry = Registry::standard();
+    let mut names: Vec<&str> = STACKS
+        .iter()
+        .filter(|(n, _)| *n == stack)
+        .flat_map(|(_, list)| list.iter().copied())
+        .collect();
+    names.extend(ROLES.iter().flat_map(|(_, list)| list.iter().copied()));
+    names
+        .iter()
+        .filter_map(|n| registry.get(n).and_then(|c| c.domain_limit()))
+        .min_by_key(|l| l.max)
+}
+
 /// A need a component reads from its facts: a handler to run and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Need {
@@ -53,6 +90,12 @@ pub trait Component: Sync {
     /// first; across hosts, their hosts are applied first.
     fn after(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// How long the site's domain may be, when a name this component derives from it is bounded
+    /// (a file name, a socket path). `validate` refuses longer domains.
+    fn domain_limit(&self) -> Option<DomainLimit> {
+        None
     }
 
     /// Site-wide values the templates read (`php.socket`, `db.name`, ...), whatever the host.

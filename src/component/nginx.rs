@@ -13,6 +13,12 @@ impl Component for Nginx {
     fn name(&self) -> &'static str {
         "nginx"
     }
+    fn domain_limit(&self) -> Option<super::DomainLimit> {
+        Some(super::DomainLimit::file(
+            "Nginx's access log",
+            ".access.log",
+        ))
+    }
 
     fn after(&self) -> &'static [&'static str] {
         // The web server in front comes up after what it passes requests to.

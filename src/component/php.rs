@@ -31,8 +31,15 @@ pub fn version(cx: &Cx) -> Result<String, RenderError> {
 }
 
 fn socket(spec: &Spec, version: &str) -> String {
-    format!("/run/php/php{version}-fpm-{}.sock", spec.site.domain)
+    socket_path(version, spec.site.domain.as_str())
 }
+
+fn socket_path(version: &str, domain: &str) -> String {
+    format!("/run/php/php{version}-fpm-{domain}.sock")
+}
+
+/// Longest path a Unix socket can bind to: `sun_path` is 108 bytes including the final NUL.
+const SOCKET_PATH_MAX: usize = 107;
 
 impl Component for Php {
     fn name(&self) -> &'static str {
@@ -60,6 +67,19 @@ impl Component for Php {
 impl Component for PhpFpm {
     fn name(&self) -> &'static str {
         "php-fpm"
+    }
+    fn domain_limit(&self) -> Option<super::DomainLimit> {
+        // The version may come from the host later: bound with the longest one the inventory accepts.
+        let longest = "9".repeat(crate::names::PHP_VERSION_MAX_LEN);
+        let max = SOCKET_PATH_MAX - socket_path(&longest, "").len();
+        Some(super::DomainLimit {
+            max,
+            why: format!(
+                "the PHP-FPM socket {} must fit the {SOCKET_PATH_MAX} bytes of a Unix socket path (with a PHP version of up to {} characters); or stack \"nginx-apache\", which has no socket",
+                socket_path("<version>", "<domain>"),
+                longest.len()
+            ),
+        })
     }
 
     fn after(&self) -> &'static [&'static str] {

@@ -42,33 +42,30 @@ pub struct Spec {
     pub hosts: Vec<Host>,
 }
 
+/// A stack: one of the names in `component::STACKS`, where each is a list of components.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Stack {
-    Lemp,
-    Lamp,
-    NginxApache,
-}
+pub struct Stack(&'static str);
 
 impl Stack {
-    pub const ALL: [(&'static str, Stack); 3] = [
-        ("lemp", Stack::Lemp),
-        ("lamp", Stack::Lamp),
-        ("nginx-apache", Stack::NginxApache),
-    ];
-
-    pub fn name(self) -> &'static str {
-        Self::ALL
+    pub fn parse(name: &str) -> Result<Stack, crate::error::Allowed> {
+        crate::component::STACKS
             .iter()
-            .find(|(_, s)| *s == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("?")
+            .find(|(n, _)| *n == name)
+            .map(|(n, _)| Stack(n))
+            .ok_or_else(|| Stack::allowed().into())
     }
 
-    /// Whether the web server hands PHP to a PHP-FPM pool over a Unix socket (the socket's path
-    /// then bounds the domain's length). nginx-apache runs PHP inside Apache (mod_php).
-    pub fn uses_php_fpm(self) -> bool {
-        matches!(self, Stack::Lemp | Stack::Lamp)
+    /// "one of \"lemp\", \"lamp\", ..."
+    pub fn allowed() -> String {
+        let names: Vec<String> = crate::component::STACKS
+            .iter()
+            .map(|(n, _)| format!("\"{n}\""))
+            .collect();
+        format!("one of {}", names.join(", "))
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0
     }
 }
 

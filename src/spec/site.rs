@@ -5,31 +5,9 @@
 use super::check::{Checker, Protected};
 use super::{App, AppCheck, AppFile, Site, Stack};
 use crate::error::shown;
-use crate::inventory::{RawSite, STACKS};
+use crate::inventory::RawSite;
 use crate::names::*;
 use toml::Spanned;
-
-/// Longest a file name (one path component) may be, in bytes (Linux NAME_MAX).
-const NAME_MAX: usize = 255;
-/// The longest file name provision derives from the domain: the web servers' logs,
-/// `/var/log/nginx/<domain>.access.log` and `${APACHE_LOG_DIR}/<domain>.access.log`. The zone file
-/// `db.<domain>` and the sites' `<domain>.conf` are shorter.
-const LONGEST_DOMAIN_SUFFIX: &str = ".access.log";
-pub const DOMAIN_FILE_MAX: usize = NAME_MAX - LONGEST_DOMAIN_SUFFIX.len();
-/// Longest path a Unix socket can bind to: `sun_path` is 108 bytes including the final NUL.
-const SOCKET_PATH_MAX: usize = 107;
-
-/// The PHP-FPM socket the web server talks to, with `version` for the PHP version.
-fn php_socket(version: &str, domain: &str) -> String {
-    format!("/run/php/php{version}-fpm-{domain}.sock")
-}
-
-/// The longest domain whose PHP-FPM socket path fits, whatever PHP version is used: the version
-/// may come from the host's facts later (Debian 13 ships 8.4), so the bound takes the longest one
-/// `parse_php_version` accepts rather than the one in the inventory.
-pub fn fpm_domain_max() -> usize {
-    SOCKET_PATH_MAX - php_socket(&"9".repeat(PHP_VERSION_MAX_LEN), "").len()
-}
 
 /// System directories a document root must not be, or be inside of: provision would own, chmod and
 /// fill them, and the web server would serve them. `/etc/provision` and `/var/lib/provision`,
@@ -90,13 +68,7 @@ pub fn document_root_problem(p: &str) -> Option<String> {
 impl Checker<'_> {
     pub(super) fn site(&mut self, s: &RawSite, protected: &[Protected]) -> Option<Site> {
         let domain = self.check(&s.domain, "site.domain", DomainName::parse_zone);
-        let stack = self.check(&s.stack, "site.stack", |v| {
-            Stack::ALL
-                .iter()
-                .find(|(n, _)| *n == v)
-                .map(|(_, s)| *s)
-                .ok_or_else(|| STACKS.into())
-        });
+        let stack = self.check(&s.stack, "site.stack", |v| Stack::parse(v));
         let domain = match (domain, stack) {
             (Some(d), Some(stack)) => self.domain_fits(&s.domain, d, stack),
             (d, _) => d,
@@ -178,7 +150,8 @@ impl Checker<'_> {
         })
     }
 
-    /// A domain valid in DNS can still be too long for the names provision derives from it.
+    /// A domain valid in DNS can still be too long for the names the components derive from it
+    /// (file names, a socket path): the strictest limit of the components this site can use.
     fn domain_fits(
         &mut self,
         v: &Spanned<String>,
@@ -186,23 +159,22 @@ impl Checker<'_> {
         stack: Stack,
     ) -> Option<DomainName> {
         let len = d.as_str().len();
-        if len > DOMAIN_FILE_MAX {
-            self.fail(v.span(), "site.domain", format!(
-                "found a domain of {len} characters; allowed: at most {DOMAIN_FILE_MAX} characters, as files are named after the domain and the longest, <domain>{LONGEST_DOMAIN_SUFFIX}, must fit in a file name ({NAME_MAX} bytes)"
-            ));
-            return None;
+        match crate::component::domain_limit(stack.name()) {
+            Some(limit) if len > limit.max => {
+                self.fail(
+                    v.span(),
+                    "site.domain",
+                    format!(
+                        "found a domain of {len} characters with stack \"{}\"; allowed: at most {} characters: {}",
+                        stack.name(),
+                        limit.max,
+                        limit.why
+                    ),
+                );
+                None
+            }
+            _ => Some(d),
         }
-        let fpm_max = fpm_domain_max();
-        if stack.uses_php_fpm() && len > fpm_max {
-            let longest = php_socket(&"9".repeat(PHP_VERSION_MAX_LEN), d.as_str()).len();
-            self.fail(v.span(), "site.domain", format!(
-                "found a domain of {len} characters with stack \"{}\"; allowed: at most {fpm_max} characters with a PHP-FPM stack (lemp, lamp), as the socket {} is then up to {longest} bytes (with a PHP version of up to {PHP_VERSION_MAX_LEN} characters), over the {SOCKET_PATH_MAX}-byte limit of a Unix socket path; or stack \"nginx-apache\", which has no socket",
-                stack.name(),
-                php_socket("<version>", "<domain>"),
-            ));
-            return None;
-        }
-        Some(d)
     }
 
     fn server_names(&mut self, s: &RawSite, domain: Option<&DomainName>) -> Option<Vec<String>> {

@@ -225,12 +225,12 @@ fn what_would_fail_at_render_fails_at_validate() {
         (
             "domain = \"foobar.com\"".to_string(),
             format!("domain = \"{}\"", long(253)),
-            ":2:10: site.domain: found a domain of 253 characters; allowed: at most 244 characters",
+            ":2:10: site.domain: found a domain of 253 characters with stack \"lemp\"; allowed: at most 80 characters: the PHP-FPM socket",
         ),
         (
             "domain = \"foobar.com\"".to_string(),
             format!("domain = \"{}\"", long(100)),
-            ":2:10: site.domain: found a domain of 100 characters with stack \"lemp\"; allowed: at most 80 characters with a PHP-FPM stack",
+            ":2:10: site.domain: found a domain of 100 characters with stack \"lemp\"; allowed: at most 80 characters: the PHP-FPM socket /run/php/php<version>-fpm-<domain>.sock",
         ),
         (
             "stack = \"lemp\"".to_string(),

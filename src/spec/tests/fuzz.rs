@@ -255,15 +255,8 @@ fn assert_safe(s: &Spec, label: &str) {
         "{label}: domain {:?}",
         site.domain
     );
-    assert!(
-        site.domain.as_str().len() <= crate::spec::site::DOMAIN_FILE_MAX,
-        "{label}"
-    );
-    if site.stack.uses_php_fpm() {
-        assert!(
-            site.domain.as_str().len() <= crate::spec::site::fpm_domain_max(),
-            "{label}"
-        );
+    if let Some(limit) = crate::component::domain_limit(site.stack.name()) {
+        assert!(site.domain.as_str().len() <= limit.max, "{label}");
     }
     for n in site
         .server_names

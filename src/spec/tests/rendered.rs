@@ -104,8 +104,9 @@ fn a_domain_too_long_for_the_files_named_after_it_is_refused() {
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert_eq!(
         errs[0].message,
-        "found a domain of 245 characters; allowed: at most 244 characters, as files are named \
-         after the domain and the longest, <domain>.access.log, must fit in a file name (255 bytes)"
+        "found a domain of 245 characters with stack \"nginx-apache\"; allowed: at most 244 \
+         characters: Nginx's access log is named <domain>.access.log, which must fit in a file name \
+         (255 bytes)"
     );
     // A legal 253-character DNS name is refused the same way.
     let errs = with_domain(253, "nginx-apache").unwrap_err().0;
@@ -115,7 +116,7 @@ fn a_domain_too_long_for_the_files_named_after_it_is_refused() {
 #[test]
 fn a_domain_too_long_for_the_php_fpm_socket_is_refused() {
     // /run/php/php99.99-fpm-<80 characters>.sock is 107 bytes, the most a socket path may be.
-    assert_eq!(crate::spec::site::fpm_domain_max(), 80);
+    assert_eq!(crate::component::domain_limit("lemp").unwrap().max, 80);
     for stack in ["lemp", "lamp"] {
         assert!(with_domain(80, stack).is_ok());
         let errs = with_domain(81, stack).unwrap_err().0;
@@ -125,9 +126,8 @@ fn a_domain_too_long_for_the_php_fpm_socket_is_refused() {
             errs[0].message,
             format!(
                 "found a domain of 81 characters with stack \"{stack}\"; allowed: at most 80 \
-                 characters with a PHP-FPM stack (lemp, lamp), as the socket \
-                 /run/php/php<version>-fpm-<domain>.sock is then up to 108 bytes (with a PHP \
-                 version of up to 5 characters), over the 107-byte limit of a Unix socket path; \
+                 characters: the PHP-FPM socket /run/php/php<version>-fpm-<domain>.sock must fit \
+                 the 107 bytes of a Unix socket path (with a PHP version of up to 5 characters); \
                  or stack \"nginx-apache\", which has no socket"
             )
         );
