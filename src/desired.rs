@@ -219,6 +219,10 @@ pub struct Service {
     pub package: String,
     /// The component it belongs to (its place in the dependency order).
     pub component: String,
+    /// Where its main process writes its pid, and that process's name (`/proc/PID/comm`): how a
+    /// host without systemd tells whether it runs, without running its init script.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pidfile: Option<(String, String)>,
 }
 
 /// A converge step beyond files, e.g. feeding the bootstrap SQL to the database server.

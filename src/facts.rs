@@ -77,7 +77,8 @@ pub struct ProbeRequest {
     pub packages: Vec<String>,
     /// Managed paths with the sha256 the file should have (`None` for non-files, or to always fetch).
     pub paths: Vec<(String, Option<String>)>,
-    pub services: Vec<String>,
+    /// Services with their pid file and process name (hosts without systemd).
+    pub services: Vec<(String, Option<(String, String)>)>,
     /// (component, snippet).
     pub components: Vec<(String, String)>,
 }
@@ -102,7 +103,11 @@ impl ProbeRequest {
         ProbeRequest {
             packages: d.packages.clone(),
             paths,
-            services: d.services.iter().map(|s| s.name.clone()).collect(),
+            services: d
+                .services
+                .iter()
+                .map(|s| (s.name.clone(), s.pidfile.clone()))
+                .collect(),
             components: d.probes.clone(),
         }
     }
@@ -116,6 +121,9 @@ impl ProbeRequest {
         .script()
     }
 
+    // The sections below keep the processes a probe starts on the host to a handful (one dpkg-query,
+    // one find, one sha256sum, one systemctl, one per component), whatever the number of paths and
+    // services: a converged host answers with builtins for the rest.
     fn packages_section(&self, s: &mut String) {
         if self.packages.is_empty() {
             return;
@@ -123,8 +131,8 @@ impl ProbeRequest {
         let pkgs: Vec<String> = self.packages.iter().map(|p| shell_word(p)).collect();
         s.push_str(&format!(
             "out=$(dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {0} 2>/dev/null)\n\
-             printf '%s\\n' \"$out\" | while IFS= read -r l; do echo \"@dpkg $l\"; done\n\
-             nl='\n'; missing=; for p in {0}; do case \"$nl$out\" in *\"$nl$p ii \"*) ;; *) missing=\"$missing $p\";; esac; done\n\
+             tag @dpkg \"$out\"\n\
+             missing=; for p in {0}; do case \"$nl$out\" in *\"$nl$p ii \"*) ;; *) missing=\"$missing $p\";; esac; done\n\
              [ -z \"$missing\" ] || apt-cache policy $missing 2>/dev/null | \
              awk '/^[^ ]/ {{ p = $1; sub(/:$/, \"\", p) }} /Candidate:/ && $2 != \"(none)\" {{ print \"@cand \" p }}'\n",
             pkgs.join(" ")
@@ -132,40 +140,74 @@ impl ProbeRequest {
     }
 
     fn services_section(&self, s: &mut String) {
-        for svc in &self.services {
+        if !self.services.is_empty() {
+            let names: Vec<String> = self.services.iter().map(|(n, _)| shell_word(n)).collect();
+            let names = names.join(" ");
+            // systemd: one systemctl for every unit, one line each, in order. Without it: the
+            // pid file and the process it names (what the init scripts' status does, without
+            // running them).
             s.push_str(&format!(
-                "if [ -d /run/systemd/system ]; then st=$(systemctl is-active {0} 2>/dev/null); \
-                 else if service {0} status >/dev/null 2>&1; then st=active; else st=inactive; fi; fi; echo \"@svc {0} $st\"\n",
-                shell_word(svc)
+                "if [ -d /run/systemd/system ]; then\n\
+                   st=$(systemctl is-active {names} 2>/dev/null); set -f; old=$IFS; IFS=$nl; set -- $st; IFS=$old; set +f\n\
+                   for n in {names}; do echo \"@svc $n ${{1:-unknown}}\"; [ $# -gt 0 ] && shift; done\n\
+                 else\n"
             ));
+            for (name, pidfile) in &self.services {
+                let n = shell_word(name);
+                match pidfile {
+                    Some((file, process)) => s.push_str(&format!(
+                        "  p=; c=; {{ read -r p < {}; }} 2>/dev/null; [ -n \"$p\" ] && {{ read -r c < \"/proc/$p/comm\"; }} 2>/dev/null\n\
+                           if [ \"$c\" = {} ]; then echo \"@svc {n} active\"; else echo \"@svc {n} inactive\"; fi\n",
+                        shell_word(file),
+                        shell_word(process),
+                    )),
+                    None => s.push_str(&format!(
+                        "  if service {n} status >/dev/null 2>&1; then echo \"@svc {n} active\"; else echo \"@svc {n} inactive\"; fi\n"
+                    )),
+                }
+            }
+            s.push_str("fi\n");
         }
         for (component, snippet) in &self.components {
-            // Run in a subshell so a snippet's `exit` or variables cannot disturb the probe.
+            // Its output, line by line, tagged with its name; a subshell, so a snippet's `exit` or
+            // variables cannot disturb the probe.
             s.push_str(&format!(
-                "( {snippet}\n) 2>/dev/null | while IFS= read -r l; do echo \"@c {} $l\"; done\n",
-                shell_word(component)
+                "out=$({{ {snippet}\n}} 2>/dev/null)\ntag {} \"$out\"\n",
+                shell_word(&format!("@c {component}"))
             ));
         }
     }
 }
 
-/// Type, mode, owner and link target of every path (one `find`), and the content of the files
-/// whose sha256 differs from the desired one (or that are always fetched: `None`).
-fn paths_section(paths: &[(String, Option<String>)], s: &mut String) {
+/// Adds paths to the ones the probe looks at: `set -- "$@" PATH...` and their desired hashes to
+/// `$want` (`HASH PATH` lines, `-` to always fetch). `paths_check` then looks at all of them at once.
+fn add_paths(paths: &[(String, Option<String>)], s: &mut String) {
     if paths.is_empty() {
         return;
     }
     let all: Vec<String> = paths.iter().map(|(p, _)| shell_word(p)).collect();
-    s.push_str(&format!(
-        "find {} -maxdepth 0 -printf '@path %p %y %m %u %g %l\\n' 2>/dev/null\n",
-        all.join(" ")
-    ));
-    s.push_str("while read -r h p; do\n  if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then\n    if [ \"$h\" = - ] || [ \"$(sha256sum < \"$p\" | cut -d' ' -f1)\" != \"$h\" ]; then\n      echo \"@content $p $(base64 -w0 < \"$p\")\"\n    fi\n  fi\ndone <<'PROVISION_PATHS'\n");
-    for (p, sha) in paths {
-        s.push_str(&format!("{} {}\n", sha.as_deref().unwrap_or("-"), p));
-    }
-    s.push_str("PROVISION_PATHS\n");
+    s.push_str(&format!("set -- \"$@\" {}\n", all.join(" ")));
+    let lines: String = paths
+        .iter()
+        .map(|(p, sha)| format!("{} {}\n", sha.as_deref().unwrap_or("-"), p))
+        .collect();
+    s.push_str(&format!("want=\"$want\"{}\n", shell_word(&lines)));
 }
+
+/// Type, mode, owner and link target of every path (one `find`), and the content of the files
+/// whose sha256 differs from the desired one (one `sha256sum` for all), or that are always
+/// fetched.
+const PATHS_CHECK: &str = "if [ $# -gt 0 ]; then\n\
+  find \"$@\" -maxdepth 0 -printf '@path %p %y %m %u %g %l\\n' 2>/dev/null\n\
+  sums=$(sha256sum -- \"$@\" 2>/dev/null)\n\
+  while read -r h p; do\n\
+    [ -n \"$p\" ] && [ -f \"$p\" ] && [ ! -L \"$p\" ] || continue\n\
+    case \"$nl$sums$nl\" in *\"$nl$h  $p$nl\"*) continue ;; esac\n\
+    echo \"@content $p $(base64 -w0 < \"$p\")\"\n\
+  done <<PROVISION_PATHS\n\
+$want\n\
+PROVISION_PATHS\n\
+fi\n";
 
 /// One probe for a host whose release is not known yet: what every candidate release would want,
 /// the paths they all share asked once, the rest in a branch per release (`ID-VERSION_ID`). The
@@ -221,6 +263,8 @@ impl Probe {
         let mut s = String::from(
             "#!/bin/sh\n# provision facts probe: reads the host; writes only provision's own key on first contact\n\
              export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
+             nl='\n'\n\
+             tag() { t=$1; o=$2; while [ -n \"$o\" ]; do l=${o%%\"$nl\"*}; echo \"$t $l\"; [ \"$l\" = \"$o\" ] && break; o=${o#*\"$nl\"}; done; }\n\
              . /etc/os-release 2>/dev/null; echo \"@os ${ID:-unknown} ${VERSION_ID:-unknown} ${VERSION_CODENAME:-unknown}\"\n\
              if [ -d /run/systemd/system ]; then echo '@init systemd'; else echo '@init none'; fi\n",
         );
@@ -229,13 +273,15 @@ impl Probe {
         s.push_str(&host_state::probe());
         let known = |s: &mut String, req: &ProbeRequest| {
             req.packages_section(s);
-            paths_section(&req.paths, s);
+            add_paths(&req.paths, s);
             req.services_section(s);
         };
+        // The paths of the host's release are gathered first and looked at once, after the case.
+        s.push_str("set --\nwant=\n");
         match self.branches.as_slice() {
             [(None, req)] => known(&mut s, req),
             branches => {
-                paths_section(&self.common, &mut s);
+                add_paths(&self.common, &mut s);
                 s.push_str("case \"${ID:-}-${VERSION_ID:-}\" in\n");
                 for (release, req) in branches {
                     if let Some(r) = release {
@@ -250,9 +296,11 @@ impl Probe {
                 s.push_str("esac\n");
             }
         }
+        s.push_str(PATHS_CHECK);
+        // The package lists' age: their times and the host's clock, compared by the parser.
         s.push_str(
-            "l=$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -printf '%T@\\n' 2>/dev/null | sort -n | tail -1)\n\
-             [ -n \"$l\" ] && echo \"@aptage $(( $(date +%s) - ${l%.*} ))\"\n",
+            "find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -printf '@aptm %T@\\n' 2>/dev/null\n\
+             echo \"@now $(date +%s)\"\n",
         );
         s.push_str("echo '@end'\n");
         s
@@ -292,6 +340,7 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
     let mut installed: BTreeMap<String, String> = BTreeMap::new();
     let mut candidates: BTreeSet<String> = BTreeSet::new();
     let mut state: Vec<String> = Vec::new();
+    let (mut lists, mut now): (Option<f64>, Option<f64>) = (None, None);
     for line in output.lines() {
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
         match tag {
@@ -316,7 +365,12 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
             "@cand" => {
                 candidates.insert(rest.to_string());
             }
-            "@aptage" => f.apt_lists_age = rest.trim().parse::<i64>().ok().map(|a| a.max(0) as u64),
+            "@aptm" => {
+                if let Ok(t) = rest.trim().parse::<f64>() {
+                    lists = Some(lists.map_or(t, |l: f64| l.max(t)));
+                }
+            }
+            "@now" => now = rest.trim().parse::<f64>().ok(),
             "@path" => {
                 let parts: Vec<&str> = rest.splitn(6, ' ').collect();
                 if parts.len() < 5 {
@@ -369,6 +423,9 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
         ));
     }
     f.state = HostState::read(&state);
+    if let (Some(l), Some(n)) = (lists, now) {
+        f.apt_lists_age = Some((n - l).max(0.0) as u64);
+    }
     for (path, bytes) in contents {
         if let Some(PathFact::File { content, .. }) = f.paths.get_mut(&path) {
             *content = Some(bytes);

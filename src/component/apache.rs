@@ -44,7 +44,7 @@ impl Component for Apache {
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         let domain = cx.spec.site.domain.as_str();
         let v = super::php::version(cx)?;
-        out.service("apache2", "apache2");
+        out.service("apache2", "apache2", "/run/apache2/apache2.pid", "apache2");
         // Listening addresses and modules only take effect on a restart.
         out.file(
             "/etc/apache2/ports.conf",

@@ -89,7 +89,7 @@ impl Component for Bind {
         let zone = cx.render("bind/zone.db", &[("dns", dns.clone())])?;
 
         out.package("bind9-dnsutils");
-        out.service("named", "bind9");
+        out.service("named", "bind9", "/run/named/named.pid", "named");
         let mut files = out.scope(Handler::reload("named"), "bind");
         files
             .file(&path, zone)

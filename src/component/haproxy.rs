@@ -27,7 +27,7 @@ impl Component for Haproxy {
             .hosts_with(Role::Web)
             .map(|w| json!({ "name": w.name, "address": addr_port_host(w.internal_address()) }))
             .collect();
-        out.service("haproxy", "haproxy");
+        out.service("haproxy", "haproxy", "/run/haproxy.pid", "haproxy");
         let cfg = cx.render(
             "haproxy/haproxy.cfg",
             &[(

@@ -27,7 +27,7 @@ impl Component for Nginx {
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         let domain = cx.spec.site.domain.as_str();
-        out.service("nginx", "nginx");
+        out.service("nginx", "nginx", "/run/nginx.pid", "nginx");
         let mut files = out.scope(Handler::reload("nginx"), "nginx");
         files.file("/etc/nginx/nginx.conf", cx.render("nginx/nginx.conf", &[])?);
         files.file(

@@ -64,13 +64,15 @@ impl<'a> Out<'a> {
         self.d.packages.push(name.into());
     }
 
-    /// A service (`systemctl`/`service` name) and the package that provides it.
-    pub fn service(&mut self, name: &str, package: &str) {
+    /// A service (`systemctl`/`service` name), the package that provides it, and its pid file and
+    /// process name (see `Service::pidfile`).
+    pub fn service(&mut self, name: &str, package: &str, pidfile: &str, process: &str) {
         self.package(package);
         self.d.services.push(Service {
             name: name.to_string(),
             package: package.to_string(),
             component: self.component.to_string(),
+            pidfile: Some((pidfile.to_string(), process.to_string())),
         });
     }
 

@@ -90,7 +90,12 @@ impl Component for PhpFpm {
         let spec = cx.spec;
         let v = version(cx)?;
         let fpm = format!("php{v}-fpm");
-        out.service(&fpm, &fpm);
+        out.service(
+            &fpm,
+            &fpm,
+            &format!("/run/php/php{v}-fpm.pid"),
+            &format!("php-fpm{v}"),
+        );
         out.scope(Handler::reload(&fpm), "php-fpm").file(
             format!("/etc/php/{v}/fpm/pool.d/{}.conf", spec.site.domain),
             cx.render("php/pool.conf", &[])?,

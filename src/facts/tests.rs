@@ -9,13 +9,16 @@ fn req() -> ProbeRequest {
             ("/etc/nginx/sites-enabled/default".into(), None),
             ("/var/www/foobar.com".into(), None),
         ],
-        services: vec!["nginx".into()],
+        services: vec![(
+            "nginx".into(),
+            Some(("/run/nginx.pid".into(), "nginx".into())),
+        )],
         components: vec![("mariadb".into(), "echo up".into())],
     }
 }
 
 const CANNED: &str = "Welcome banner\n@os debian 12 bookworm\n@init systemd\n@dpkg nginx ii 1.22.1-9+deb12u1\n@dpkg php8.2-fpm rc 8.2.1\n\
-@aptage 120\n@path /etc/nginx/nginx.conf f 644 root root \n\
+@aptm 1000.5\n@aptm 1080.0\n@now 1200\n@path /etc/nginx/nginx.conf f 644 root root \n\
 @path /etc/nginx/sites-enabled/foobar.com.conf l 777 root root ../sites-available/foobar.com.conf\n\
 @path /var/www/foobar.com d 755 root www-data \n@content /etc/nginx/nginx.conf aGVsbG8K\n@svc nginx active\n\
 @c mariadb up\n@c mariadb db\tfoobar\n@state pending reload nginx\n@state pending reload nginx\n\
@@ -202,7 +205,7 @@ fn one_probe_asks_every_candidate_release_and_shares_what_they_have_in_common() 
     assert_eq!(
         script.matches("/etc/nginx/nginx.conf").count(),
         2,
-        "one find, one hash line:\n{script}"
+        "once in the paths, once in the hash lines, before the branches:\n{script}"
     );
     assert!(
         script.contains("debian-12)") && script.contains("debian-13)"),
@@ -236,4 +239,67 @@ fn the_release_line_is_read_first() {
         Some(("debian".into(), "11".into(), "bullseye".into()))
     );
     assert_eq!(os_of("@init none\n"), None);
+}
+
+/// The probe run for real by sh on this machine, on files and a process of the test's own: hashes
+/// compared in one sha256sum, content only of what differs, a service's pid file read without
+/// running its init script.
+#[test]
+fn the_probe_reads_files_and_pid_files_for_real() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let same = d.join("same.conf");
+    let differs = d.join("differs.conf");
+    std::fs::write(&same, "as desired\n").unwrap();
+    std::fs::write(&differs, "changed by hand\n").unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(d.join("up.pid"), format!("{}\n", sleeper.id())).unwrap();
+    std::fs::write(d.join("gone.pid"), "999999999\n").unwrap();
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let r = ProbeRequest {
+        packages: vec![],
+        paths: vec![
+            (path(&same), Some(sha256_hex(b"as desired\n"))),
+            (path(&differs), Some(sha256_hex(b"as desired\n"))),
+            (path(&d.join("missing.conf")), Some(sha256_hex(b"x"))),
+        ],
+        services: vec![
+            ("up".into(), Some((path(&d.join("up.pid")), "sleep".into()))),
+            (
+                "gone".into(),
+                Some((path(&d.join("gone.pid")), "sleep".into())),
+            ),
+            (
+                "wrong".into(),
+                Some((path(&d.join("up.pid")), "nginx".into())),
+            ),
+        ],
+        components: vec![],
+    };
+    let script = r
+        .script()
+        .replace("/var/lib/provision", &path(&d.join("state")))
+        // This machine may run systemd; the pid-file path is the one under test.
+        .replace("[ -d /run/systemd/system ]", "false");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let f = parse(&String::from_utf8_lossy(&out.stdout), &r).unwrap();
+    assert!(matches!(
+        &f.paths[&path(&same)],
+        PathFact::File { content: None, .. }
+    ));
+    assert_eq!(f.content(&path(&differs)).unwrap(), b"changed by hand\n");
+    assert_eq!(f.paths[&path(&d.join("missing.conf"))], PathFact::Absent);
+    assert_eq!(
+        (f.services["up"], f.services["gone"], f.services["wrong"]),
+        (true, false, false)
+    );
 }

@@ -69,11 +69,13 @@ fn desired() -> Desired {
             name: "nginx".into(),
             package: "nginx".into(),
             component: "web".into(),
+            pidfile: None,
         },
         Service {
             name: "mariadb".into(),
             package: "mariadb-server".into(),
             component: "db".into(),
+            pidfile: None,
         },
     ];
     d.steps = vec![Step {

@@ -68,7 +68,7 @@ pub fn document_root_problem(p: &str) -> Option<String> {
 impl Checker<'_> {
     pub(super) fn site(&mut self, s: &RawSite, protected: &[Protected]) -> Option<Site> {
         let domain = self.check(&s.domain, "site.domain", DomainName::parse_zone);
-        let stack = self.check(&s.stack, "site.stack", |v| Stack::parse(v));
+        let stack = self.check(&s.stack, "site.stack", Stack::parse);
         let domain = match (domain, stack) {
             (Some(d), Some(stack)) => self.domain_fits(&s.domain, d, stack),
             (d, _) => d,

@@ -28,7 +28,12 @@ impl Component for Example {
     }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
-        out.service("example", "example-daemon");
+        out.service(
+            "example",
+            "example-daemon",
+            "/run/example.pid",
+            "example-daemon",
+        );
         out.file(CONF, format!("site = {}\n", cx.spec.site.domain))
             .notify(Handler::reload("example"))
             .checked_by("example");
