@@ -106,6 +106,9 @@ pub struct HostArgs {
     /// Show every remote command (secrets masked, file contents left out).
     #[arg(short, long)]
     pub verbose: bool,
+    /// How many hosts are worked on at once, at most.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: u16,
 }
 
 #[derive(Debug, Args)]

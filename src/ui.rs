@@ -27,6 +27,8 @@ pub enum Progress {
     Bars {
         multi: MultiProgress,
         bars: Mutex<BTreeMap<String, ProgressBar>>,
+        /// Hosts done of all, under the per-host lines.
+        overall: ProgressBar,
         verbose: bool,
     },
     Lines {
@@ -57,9 +59,15 @@ impl Progress {
                 (h.clone(), b)
             })
             .collect();
+        let overall = multi.add(ProgressBar::new(hosts.len() as u64));
+        overall.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} host(s) done  {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         Progress::Bars {
             multi,
             bars: Mutex::new(bars),
+            overall,
             verbose,
         }
     }
@@ -113,9 +121,12 @@ impl Reporter for Progress {
     fn finish(&self, host: &str, ok: bool, summary: &str) {
         let mark = if ok { "ok" } else { "FAILED" };
         match self {
-            Progress::Bars { .. } => self.with_bar(host, |b| {
-                b.finish_with_message(format!("{mark}: {}", first_line(summary)))
-            }),
+            Progress::Bars { overall, .. } => {
+                self.with_bar(host, |b| {
+                    b.finish_with_message(format!("{mark}: {}", first_line(summary)))
+                });
+                overall.inc(1);
+            }
             Progress::Lines { .. } => eprintln!("{host}: {mark}: {}", first_line(summary)),
             Progress::Quiet => {}
         }
@@ -274,6 +285,9 @@ pub fn print_apply(outcomes: &[HostOutcome]) {
             (None, None) => {}
         }
     }
+    if outcomes.len() > 1 {
+        print_summary_table(outcomes);
+    }
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     let changed: usize = outcomes
         .iter()
@@ -291,6 +305,32 @@ pub fn print_apply(outcomes: &[HostOutcome]) {
         line(&format!(
             "Apply: {failed} of {} host(s) failed (errors below).",
             outcomes.len()
+        ));
+    }
+}
+
+/// One row per host: what became of it.
+fn print_summary_table(outcomes: &[HostOutcome]) {
+    let width = outcomes
+        .iter()
+        .map(|o| o.host.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    line(&format!(
+        "{:<width$}  {:<9}  {:>7}  {:>8}",
+        "host", "result", "changes", "seconds"
+    ));
+    for o in outcomes {
+        let (result, changes) = match (&o.error, &o.plan) {
+            (Some(e), _) => (format!("failed ({})", e.phase()), "-".to_string()),
+            (None, Some(p)) if p.is_empty() => ("unchanged".to_string(), "0".to_string()),
+            (None, Some(p)) => ("changed".to_string(), p.change_count().to_string()),
+            (None, None) => ("-".to_string(), "-".to_string()),
+        };
+        line(&format!(
+            "{:<width$}  {:<9}  {:>7}  {:>8.2}",
+            o.host, result, changes, o.seconds
         ));
     }
 }

@@ -48,6 +48,7 @@ pub fn apply(registry: &Registry, a: &ApplyArgs) -> Result<ExitCode> {
     // Every host planned first (read-only); nothing runs until all are known.
     let prepared: Vec<Result<Prepared, Box<HostOutcome>>> = parallel(
         &hosts,
+        a.hosts.forks,
         &|h| {
             apply::prepare(&ctx, h).map_err(|(e, stats)| {
                 let mut o = HostOutcome::new(&h.name);
@@ -105,20 +106,13 @@ pub fn apply(registry: &Registry, a: &ApplyArgs) -> Result<ExitCode> {
             }
             continue;
         }
-        let results: Vec<HostOutcome> = std::thread::scope(|s| {
-            let handles: Vec<_> = group
-                .into_iter()
-                .map(|p| {
-                    let name = p.host.name.clone();
-                    let ctx = &ctx;
-                    (name, s.spawn(move || apply::execute(ctx, p)))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(name, h)| h.join().unwrap_or_else(|_| panicked(&name)))
-                .collect()
-        });
+        let names: Vec<String> = group.iter().map(|p| p.host.name.clone()).collect();
+        let results = super::pool::run(
+            group,
+            usize::from(a.hosts.forks),
+            &|p| apply::execute(&ctx, p),
+            &|i| panicked(&names[i]),
+        );
         outcomes.extend(results);
     }
     outcomes.sort_by_key(|o| l.spec.hosts.iter().position(|h| h.name == o.host));

@@ -65,20 +65,16 @@ pub(super) fn context<'a>(
     }
 }
 
-/// Runs `f` on every host at once; results in the hosts' order. A worker that panics is a failed
-/// host (`on_panic`), never a lost one.
+/// Runs `f` on every host, `forks` at a time; results in the hosts' order. A worker that panics
+/// is a failed host (`on_panic`), never a lost one.
 pub(super) fn parallel<'h, T: Send>(
     hosts: &[&'h Host],
+    forks: u16,
     f: &(dyn Fn(&'h Host) -> T + Sync),
-    on_panic: &dyn Fn(&Host) -> T,
+    on_panic: &(dyn Fn(&Host) -> T + Sync),
 ) -> Vec<T> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = hosts.iter().map(|h| s.spawn(move || f(h))).collect();
-        handles
-            .into_iter()
-            .zip(hosts)
-            .map(|(handle, h)| handle.join().unwrap_or_else(|_| on_panic(h)))
-            .collect()
+    super::pool::run(hosts.to_vec(), usize::from(forks), f, &|i| {
+        on_panic(hosts[i])
     })
 }
 
@@ -98,9 +94,12 @@ pub fn plan(registry: &Registry, a: &PlanArgs) -> Result<ExitCode> {
     let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
     let progress = ui::Progress::new(&names, a.hosts.json, a.hosts.verbose);
     let ctx = context(registry, &l, run_options(&a.hosts, 0), &progress);
-    let outcomes = parallel(&hosts, &|h| apply::plan_host(&ctx, h), &|h| {
-        panicked(&h.name)
-    });
+    let outcomes = parallel(
+        &hosts,
+        a.hosts.forks,
+        &|h| apply::plan_host(&ctx, h),
+        &|h| panicked(&h.name),
+    );
     let plan = Plan {
         hosts: outcomes.iter().filter_map(|o| o.plan.clone()).collect(),
     };

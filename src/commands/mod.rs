@@ -3,6 +3,7 @@
 
 mod apply;
 mod hosts;
+mod pool;
 mod render;
 
 use crate::cli::{Cli, Command, Common, HostArgs};

@@ -119,15 +119,8 @@ impl SshTransport {
                         known_path.display()
                     )));
                 }
-                known
-                    .add(&name, key, "added by provision --trust-new-hosts", key_type.into())
-                    .map_err(|e| err("recording the host key", &e))?;
-                if let Some(dir) = known_path.parent() {
-                    std::fs::create_dir_all(dir).ok();
-                }
-                known
-                    .write_file(&known_path, ssh2::KnownHostFileKind::OpenSSH)
-                    .map_err(|e| err(&format!("writing {}", known_path.display()), &e))?;
+                record_key(&known_path, &name, key_type, key)
+                    .map_err(|e| err(&format!("recording the host key in {}", known_path.display()), &e))?;
             }
         }
 
@@ -314,6 +307,49 @@ impl SshTransport {
     }
 }
 
+/// Appends `name TYPE KEY` to a known_hosts file. Many hosts may be trusted at once (threads of
+/// this run, or other runs): the line is appended under an exclusive lock, never by rewriting the
+/// file from a copy read earlier, so no writer loses another's line.
+fn record_key(path: &Path, name: &str, kind: ssh2::HostKeyType, key: &[u8]) -> std::io::Result<()> {
+    use base64::Engine;
+    let kind = match kind {
+        ssh2::HostKeyType::Rsa => "ssh-rsa",
+        ssh2::HostKeyType::Dss => "ssh-dss",
+        ssh2::HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
+        ssh2::HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
+        ssh2::HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
+        ssh2::HostKeyType::Ed25519 => "ssh-ed25519",
+        ssh2::HostKeyType::Unknown => {
+            return Err(std::io::Error::other(
+                "the server's host key has a type provision does not know",
+            ))
+        }
+    };
+    let line = format!(
+        "{name} {kind} {}\n",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)?;
+    // SAFETY: a valid descriptor for the life of `f`; the lock goes with it.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // Another writer may have recorded this very key meanwhile.
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    if !text.lines().any(|l| l == line.trim_end()) {
+        f.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// Sets TCP_USER_TIMEOUT: data unacknowledged for longer than this fails the connection.
 fn set_user_timeout(s: &TcpStream, secs: u32) -> std::io::Result<()> {
     let ms: libc::c_uint = secs * 1000;
@@ -384,5 +420,43 @@ impl Drop for SshTransport {
             s.disconnect(None, "provision done", None)
         })
         .ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_hosts_trusted_at_once_are_all_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(&path, "old.example ssh-ed25519 AAAA\n").unwrap();
+        std::thread::scope(|s| {
+            for i in 0..32 {
+                let path = &path;
+                s.spawn(move || {
+                    record_key(
+                        path,
+                        &format!("198.18.0.{i}"),
+                        ssh2::HostKeyType::Ed25519,
+                        &[i as u8; 32],
+                    )
+                    .unwrap();
+                    // The same key again is not written twice.
+                    record_key(
+                        path,
+                        &format!("198.18.0.{i}"),
+                        ssh2::HostKeyType::Ed25519,
+                        &[i as u8; 32],
+                    )
+                    .unwrap();
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 33, "{text}");
+        assert!(text.starts_with("old.example ssh-ed25519 AAAA\n"));
+        assert!(text.contains("198.18.0.31 ssh-ed25519 "));
     }
 }
