@@ -101,6 +101,7 @@ fn every_script_is_valid_sh() {
         &runner(),
     ));
     sh_n(&mark_script("G2", "checked", Some("it's fine"), &runner()));
+    sh_n(&wait_script(&runner()));
     sh_n(&runner_command_for_test());
 }
 
@@ -328,4 +329,46 @@ fn a_second_run_is_refused_while_the_lock_is_held() {
     let _ = holder.kill();
     let _ = holder.wait();
     assert!(!ok && out.contains("@busy someone@else pid 7"), "{out}");
+}
+
+/// What an apply whose plan was made under another run's lock runs before planning again: it
+/// waits for that run to end (the lock to be free), then lets the lock go at once.
+#[test]
+fn the_wait_script_waits_for_the_lock_and_lets_it_go() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::create_dir_all(d.join("state")).unwrap();
+    let lock = d.join("state/lock");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "1"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let waiting = Runner {
+        who: "tester@ctl pid 1",
+        lock_wait: 30,
+    };
+    let s =
+        wait_script(&waiting).replace("P=/var/lib/provision", &format!("P={}/state", d.display()));
+    let started = std::time::Instant::now();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&s)
+        .arg("wait")
+        .arg(d.join("run-1"))
+        .output()
+        .unwrap();
+    let _ = holder.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("@done"), "{text}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
+    // Free again: another run takes it at once.
+    let free = Command::new("flock")
+        .arg("-n")
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(free.success());
 }
