@@ -372,3 +372,42 @@ fn the_wait_script_waits_for_the_lock_and_lets_it_go() {
         .unwrap();
     assert!(free.success());
 }
+
+/// A dpkg killed half-way leaves numbered files in its journal (`updates/`); apt then refuses to
+/// install anything until `dpkg --configure -a` has run, so the run runs it first. A journal with
+/// only dpkg's temporary file is not an interrupted dpkg.
+#[test]
+fn an_interrupted_dpkg_is_configured_before_apt_runs() {
+    for (files, interrupted) in [(&["0000", "tmp.i"][..], true), (&["tmp.i"][..], false)] {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let updates = d.join("updates");
+        std::fs::create_dir_all(&updates).unwrap();
+        for f in files {
+            std::fs::write(updates.join(f), "").unwrap();
+        }
+        let ran = d.join("ran");
+        let lib = script(&runner(), "")
+            .replace("P=/var/lib/provision", &format!("P={}/state", d.display()))
+            .replace("/var/lib/dpkg/updates", &updates.to_string_lossy())
+            .replace(
+                "dpkg --force-confdef --force-confold --configure -a",
+                &format!("touch {}", ran.display()),
+            );
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{lib}recover_dpkg\nev_done\n"))
+            .arg("test")
+            .arg(d.join("run-1"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("@done"), "{text}");
+        assert_eq!(ran.exists(), interrupted, "{files:?}: {text}");
+        assert_eq!(
+            text.contains("@note dpkg was interrupted"),
+            interrupted,
+            "{text}"
+        );
+    }
+}
