@@ -237,6 +237,16 @@ fn roll_back_after_failed_checks(
     outcome.applied = false;
     let r = match rolled {
         Ok(r) => r,
+        // The connection is gone (most likely why the checks failed too): the host is unreachable
+        // (exit 3), not known to be broken. Whether the rollback script reached it or not, the
+        // host stays marked as not confirmed (by this apply or by the rollback), so the next apply
+        // checks it again.
+        Err(HostError::Connect(e)) => {
+            return HostError::Connect(format!(
+                "health check failed: {failed}; the connection to the host was lost as well, so its rollback may not have run: {e}; \
+                 the host stays marked as not confirmed and the next apply checks it again"
+            ))
+        }
         Err(e) => {
             return HostError::Check(format!(
                 "health check failed: {failed}; ROLLBACK FAILED: {}; the host needs a look",
