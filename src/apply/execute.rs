@@ -125,8 +125,9 @@ fn mark(
 /// Executes a host's plan; a host whose plan is empty is left alone.
 pub fn execute(ctx: &Context, mut p: Prepared) -> HostOutcome {
     let mut outcome = HostOutcome::new(&p.host.name);
+    let settled = settle(ctx, &mut p);
     outcome.plan = Some(p.plan.clone());
-    let result = run(ctx, &mut p, &mut outcome);
+    let result = settled.and_then(|()| run(ctx, &mut p, &mut outcome));
     if let Err(e) = result {
         outcome.error = Some(e);
     }
@@ -138,6 +139,35 @@ pub fn execute(ctx: &Context, mut p: Prepared) -> HostOutcome {
         &outcome.summary(" applied"),
     );
     outcome
+}
+
+/// A plan made while another run held the host's lock saw the host half-way through that run: most
+/// often the detached script of an apply whose controller was killed or cut off, still installing
+/// or swapping. Once that run ends the script would refuse such a plan as stale, and the user would
+/// have to plan again by hand. So the lock is waited for first (as long as --lock-timeout allows;
+/// refused at once without it, as before), and the host is planned again from what the other run
+/// made of it.
+fn settle(ctx: &Context, p: &mut Prepared) -> Result<(), HostError> {
+    let Some(holder) = p.facts.state.locked_by.clone() else {
+        return Ok(());
+    };
+    let name = p.host.name.clone();
+    if ctx.opts.lock_wait > 0 {
+        ctx.reporter.note(
+            &name,
+            &format!(
+                "another run holds the lock ({holder}); waiting for it (up to {} s), then planning again",
+                ctx.opts.lock_wait
+            ),
+        );
+    }
+    let s = script::wait_script(&runner(ctx, ctx.opts.lock_wait));
+    run_script(ctx, &p.host, p.transport.as_mut(), &s)?.into_result(&name)?;
+    let host = p.host.clone();
+    let started = p.started;
+    *p = super::prepare(ctx, &host).map_err(|(e, _)| e)?;
+    p.started = started;
+    Ok(())
 }
 
 fn run(ctx: &Context, p: &mut Prepared, outcome: &mut HostOutcome) -> Result<(), HostError> {
@@ -204,6 +234,16 @@ fn roll_back_after_failed_checks(
     outcome.applied = false;
     let r = match rolled {
         Ok(r) => r,
+        // The connection is gone (most likely why the checks failed too): the host is unreachable
+        // (exit 3), not known to be broken. Whether the rollback script reached it or not, the
+        // host stays marked as not confirmed (by this apply or by the rollback), so the next apply
+        // checks it again.
+        Err(HostError::Connect(e)) => {
+            return HostError::Connect(format!(
+                "health check failed: {failed}; the connection to the host was lost as well, so its rollback may not have run: {e}; \
+                 the host stays marked as not confirmed and the next apply checks it again"
+            ))
+        }
         Err(e) => {
             return HostError::Check(format!(
                 "health check failed: {failed}; ROLLBACK FAILED: {}; the host needs a look",

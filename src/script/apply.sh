@@ -111,11 +111,29 @@ install_packages() {
         printf '#!/bin/sh\n# provision: no service starts during its package installs\nexit 101\n' > /usr/sbin/policy-rc.d \
             && chmod 755 /usr/sbin/policy-rc.d && POLICY_CREATED=1
     fi
+    recover_dpkg
     out=$(apt-get install -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
         -o Dpkg::Options::=--force-confold "$@" 2>&1)
     rc=$?
     [ -z "$POLICY_CREATED" ] || { rm -f /usr/sbin/policy-rc.d; POLICY_CREATED=; }
     [ $rc = 0 ] || { show "$out"; fail "apt-get install failed"; }
+}
+
+# recover_dpkg: a dpkg killed half-way (the host crashed, or a run was killed during its install)
+# leaves its journal behind, and apt then refuses every install until someone runs
+# `dpkg --configure -a`. That is all apt asks of a human, so the run does it (with policy-rc.d in
+# place, and waiting like apt for a dpkg lock held by another frontend).
+recover_dpkg() {
+    ls /var/lib/dpkg/updates 2> /dev/null | grep -qx '[0-9][0-9]*' || return 0
+    ev_note "dpkg was interrupted earlier: running dpkg --configure -a"
+    n=0
+    until out=$(dpkg --force-confdef --force-confold --configure -a 2>&1); do
+        case "$out" in
+            *lock*) if [ $n -lt 150 ]; then n=$((n + 1)); sleep 2; continue; fi ;;
+        esac
+        show "$out"
+        fail "dpkg was interrupted earlier, and dpkg --configure -a failed"
+    done
 }
 
 # The stage: a copy of the live config dirs the validators read, with the new files laid over it.

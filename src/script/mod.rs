@@ -299,6 +299,12 @@ pub fn rollback_script(
     script(runner, &program)
 }
 
+/// Only takes the lock (waiting for it as `runner` says) and lets it go: what an apply runs before
+/// planning again when its plan was made while another run held the host.
+pub fn wait_script(runner: &Runner) -> String {
+    script(runner, "ev_done\n")
+}
+
 /// Records what became of a generation once its health checks ran.
 pub fn mark_script(
     generation: &str,

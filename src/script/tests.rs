@@ -101,6 +101,7 @@ fn every_script_is_valid_sh() {
         &runner(),
     ));
     sh_n(&mark_script("G2", "checked", Some("it's fine"), &runner()));
+    sh_n(&wait_script(&runner()));
     sh_n(&runner_command_for_test());
 }
 
@@ -328,4 +329,85 @@ fn a_second_run_is_refused_while_the_lock_is_held() {
     let _ = holder.kill();
     let _ = holder.wait();
     assert!(!ok && out.contains("@busy someone@else pid 7"), "{out}");
+}
+
+/// What an apply whose plan was made under another run's lock runs before planning again: it
+/// waits for that run to end (the lock to be free), then lets the lock go at once.
+#[test]
+fn the_wait_script_waits_for_the_lock_and_lets_it_go() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::create_dir_all(d.join("state")).unwrap();
+    let lock = d.join("state/lock");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "1"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let waiting = Runner {
+        who: "tester@ctl pid 1",
+        lock_wait: 30,
+    };
+    let s =
+        wait_script(&waiting).replace("P=/var/lib/provision", &format!("P={}/state", d.display()));
+    let started = std::time::Instant::now();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&s)
+        .arg("wait")
+        .arg(d.join("run-1"))
+        .output()
+        .unwrap();
+    let _ = holder.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("@done"), "{text}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
+    // Free again: another run takes it at once.
+    let free = Command::new("flock")
+        .arg("-n")
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(free.success());
+}
+
+/// A dpkg killed half-way leaves numbered files in its journal (`updates/`); apt then refuses to
+/// install anything until `dpkg --configure -a` has run, so the run runs it first. A journal with
+/// only dpkg's temporary file is not an interrupted dpkg.
+#[test]
+fn an_interrupted_dpkg_is_configured_before_apt_runs() {
+    for (files, interrupted) in [(&["0000", "tmp.i"][..], true), (&["tmp.i"][..], false)] {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let updates = d.join("updates");
+        std::fs::create_dir_all(&updates).unwrap();
+        for f in files {
+            std::fs::write(updates.join(f), "").unwrap();
+        }
+        let ran = d.join("ran");
+        let lib = script(&runner(), "")
+            .replace("P=/var/lib/provision", &format!("P={}/state", d.display()))
+            .replace("/var/lib/dpkg/updates", &updates.to_string_lossy())
+            .replace(
+                "dpkg --force-confdef --force-confold --configure -a",
+                &format!("touch {}", ran.display()),
+            );
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{lib}recover_dpkg\nev_done\n"))
+            .arg("test")
+            .arg(d.join("run-1"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("@done"), "{text}");
+        assert_eq!(ran.exists(), interrupted, "{files:?}: {text}");
+        assert_eq!(
+            text.contains("@note dpkg was interrupted"),
+            interrupted,
+            "{text}"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! All integration tests build into this one binary and drive the real `provision` binary.
 
 mod component;
+mod cut;
 mod e2e;
 mod errors;
 mod faults;
