@@ -47,7 +47,7 @@ pub fn probe() -> String {
          if [ -f {CURRENT} ]; then read -r g < {CURRENT}; echo \"@state current $g\"; fi\n\
          if [ -f {ATTENTION} ]; then while IFS= read -r l; do echo \"@state attention $l\"; done < {ATTENTION}; fi\n\
          if [ -f {PENDING} ]; then while IFS= read -r l; do echo \"@state pending $l\"; done < {PENDING}; fi\n\
-         if [ -e {LOCK} ] && ! flock -n {LOCK} true; then echo \"@state locked $(cat {DIR}/lock.info 2>/dev/null)\"; fi\n"
+         pid=; who=; {{ read -r pid who < {DIR}/lock.info; }} 2>/dev/null; [ -n \"$pid\" ] && [ -d \"/proc/$pid\" ] && echo \"@state locked $who\"\n"
     )
 }
 

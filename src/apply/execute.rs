@@ -165,8 +165,20 @@ fn settle(ctx: &Context, p: &mut Prepared) -> Result<(), HostError> {
     run_script(ctx, &p.host, p.transport.as_mut(), &s)?.into_result(&name)?;
     let host = p.host.clone();
     let started = p.started;
+    let saved = p.saved.take();
     *p = super::prepare(ctx, &host).map_err(|(e, _)| e)?;
     p.started = started;
+    // A saved plan must still be exactly what runs: compare it with the plan made after the wait.
+    if let Some(saved) = saved {
+        let diffs =
+            crate::plan::saved::differences(&saved, &crate::plan::saved::commitments(&p.plan));
+        if !diffs.is_empty() {
+            return Err(HostError::Refused(format!(
+                "the saved plan does not match this host any more (another run changed it while this one waited for its lock), nothing was changed: {}",
+                diffs.join("; ")
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -155,6 +155,8 @@ pub struct Prepared {
     pub facts: Facts,
     pub plan: HostPlan,
     pub started: Instant,
+    /// What a saved plan (`apply --plan`) committed to for this host, when one is applied.
+    pub saved: Option<serde_json::Value>,
 }
 
 pub fn connect(ctx: &Context, host: &Host) -> Result<Box<dyn Transport>, HostError> {
@@ -283,6 +285,7 @@ pub fn prepare(ctx: &Context, host: &Host) -> Result<Prepared, (HostError, Stats
                 facts,
                 plan,
                 started,
+                saved: None,
             })
         }
         Err(e) => Err((e, t.stats())),

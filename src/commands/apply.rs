@@ -122,10 +122,12 @@ pub fn apply(registry: &Registry, a: &ApplyArgs) -> Result<ExitCode> {
 /// Hosts whose fresh plan differs from the saved one, with what differs.
 fn refuse_mismatches(ready: &mut [Prepared], saved: &SavedPlan) -> Vec<(String, HostError)> {
     let mut refused = Vec::new();
-    for p in ready.iter() {
+    for p in ready.iter_mut() {
         let Some(s) = saved.host(&p.host.name) else {
             continue;
         };
+        // Kept for the comparison again after a wait for the host's lock (see `execute`).
+        p.saved = Some(s.commitments.clone());
         let diffs = saved::differences(&s.commitments, &saved::commitments(&p.plan));
         if !diffs.is_empty() {
             refused.push((

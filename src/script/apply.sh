@@ -25,6 +25,7 @@ fail() { ev_fail "$*"; exit 1; }
 show() { printf '%s\n' "$1" | tail -n 40 | while IFS= read -r l; do ev_out "$l"; done; }
 
 on_exit() {
+    rm -f "$P/lock.info"
     [ -z "$POLICY_CREATED" ] || rm -f /usr/sbin/policy-rc.d
     [ -z "$S" ] || rm -rf "$S" "$S".*
 }
@@ -35,10 +36,15 @@ take_lock() {
     mkdir -p "$P/generations" "$P/stage" "$P/run" && chmod 700 "$P" || fail "cannot create $P"
     exec 9>>"$P/lock"
     if [ "$1" = 0 ]; then flock -n 9; else flock -w "$1" 9; fi || {
-        ev_busy "$(cat "$P/lock.info" 2>/dev/null)"
+        who=
+        { read -r pid who < "$P/lock.info"; } 2> /dev/null
+        ev_busy "$who"
         exit 3
     }
-    printf '%s\n' "$2" > "$P/lock.info"
+    # The pid first: the facts probe tells a held lock by this process being alive, without
+    # touching the lock itself (a probe that tried it would hold it for a moment and could make a
+    # real run starting then refuse).
+    printf '%s %s\n' "$$" "$2" > "$P/lock.info"
     S="$P/stage/$(basename "$RUN")"
     R="$S/root"
     trap on_exit EXIT

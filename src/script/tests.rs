@@ -318,7 +318,7 @@ fn a_second_run_is_refused_while_the_lock_is_held() {
     let d = t.path();
     std::fs::create_dir_all(d.join("state")).unwrap();
     let lock = d.join("state/lock");
-    std::fs::write(d.join("state/lock.info"), "someone@else pid 7\n").unwrap();
+    std::fs::write(d.join("state/lock.info"), "4242 someone@else pid 7\n").unwrap();
     let mut holder = Command::new("flock")
         .arg(&lock)
         .args(["sleep", "30"])

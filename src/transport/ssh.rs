@@ -181,12 +181,22 @@ impl SshTransport {
     }
 
     fn channel(&mut self, command: &str) -> Result<ssh2::Channel> {
-        let mut ch = self.nb("opening a channel", |s| s.channel_session())?;
+        let mut ch = match self.nb("opening a channel", |s| s.channel_session()) {
+            Ok(ch) => ch,
+            // The socket is gone (the peer vanished while we were not reading): say so plainly.
+            Err(e) if !self.alive() => return Err(self.lost("opening a channel", &e)),
+            Err(e) => return Err(e),
+        };
         self.stats.channels += 1;
         ch.handle_extended_data(ssh2::ExtendedData::Merge)
             .map_err(|e| self.error("channel", &e))?;
         self.nb("exec", |_| ch.exec(command))?;
         Ok(ch)
+    }
+
+    /// Whether the connection's socket still works (a pending error such as ETIMEDOUT says no).
+    fn alive(&self) -> bool {
+        matches!(self.fd.take_error(), Ok(None))
     }
 
     /// An I/O failure on an open session: the peer is gone (or the network between us).

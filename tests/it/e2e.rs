@@ -608,7 +608,7 @@ fn a_second_concurrent_apply_is_refused() {
     let inv = spare_inventory(dir.path(), Path::new(KNOWN));
     // Hold the host's lock the way a running apply does.
     let mut holder = ssh_to(SPARE)
-        .arg("mkdir -p /var/lib/provision && exec 9>>/var/lib/provision/lock && flock -n 9 && echo 'test@holder' > /var/lib/provision/lock.info && echo LOCKED && exec cat > /dev/null")
+        .arg("mkdir -p /var/lib/provision && exec 9>>/var/lib/provision/lock && flock -n 9 && echo \"$$ test@holder\" > /var/lib/provision/lock.info && echo LOCKED && exec cat > /dev/null")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
