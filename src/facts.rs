@@ -148,8 +148,8 @@ impl ProbeRequest {
             // running them).
             s.push_str(&format!(
                 "if [ -d /run/systemd/system ]; then\n\
-                   st=$(systemctl is-active {names} 2>/dev/null); set -f; old=$IFS; IFS=$nl; set -- $st; IFS=$old; set +f\n\
-                   for n in {names}; do echo \"@svc $n ${{1:-unknown}}\"; [ $# -gt 0 ] && shift; done\n\
+                   st=$(systemctl is-active {names} 2>/dev/null)\n\
+                   for n in {names}; do l=${{st%%\"$nl\"*}}; echo \"@svc $n ${{l:-unknown}}\"; case \"$st\" in *\"$nl\"*) st=${{st#*\"$nl\"}} ;; *) st= ;; esac; done\n\
                  else\n"
             ));
             for (name, pidfile) in &self.services {

@@ -27,6 +27,12 @@ pub fn php_string(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// A value in a MariaDB option file (`password = ...`): double-quoted, so `#`, spaces and quotes are
+/// literal; a backslash is the one escape the option-file reader interprets, so it is doubled.
+pub fn cnf_string(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\"))
+}
+
 /// A POSIX shell word.
 pub fn shell_word(v: &str) -> String {
     shell_escape::unix::escape(v.into()).into_owned()
@@ -44,6 +50,11 @@ mod tests {
     #[test]
     fn php_string_escapes_quotes_and_backslashes_only() {
         assert_eq!(php_string(r#"a'b\c"d$x"#), r#"'a\'b\\c"d$x'"#);
+    }
+
+    #[test]
+    fn cnf_string_quotes_and_doubles_backslashes() {
+        assert_eq!(cnf_string(r#"a"b\c#d e"#), r#""a"b\\c#d e""#);
     }
 
     #[test]

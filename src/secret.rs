@@ -60,12 +60,13 @@ impl Redactor {
                 crate::quote::sql_string(v),
                 crate::quote::php_string(v),
                 crate::quote::shell_word(v),
+                crate::quote::cnf_string(v),
             ];
             for f in forms {
                 // Escaped forms carry their quotes; the inner part is what shows up in messages.
-                let inner = f
-                    .strip_prefix('\'')
-                    .and_then(|x| x.strip_suffix('\''))
+                let inner = ['\'', '"']
+                    .iter()
+                    .find_map(|q| f.strip_prefix(*q).and_then(|x| x.strip_suffix(*q)))
                     .unwrap_or(&f)
                     .to_string();
                 for n in [f, inner] {

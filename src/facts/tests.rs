@@ -303,3 +303,48 @@ fn the_probe_reads_files_and_pid_files_for_real() {
         (true, false, false)
     );
 }
+
+/// On a systemd host the service states come from one systemctl run; reading them must not disturb
+/// the list of paths looked at afterwards.
+#[test]
+fn systemd_service_states_and_the_paths_are_both_read() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let conf = d.join("a.conf");
+    std::fs::write(&conf, "x\n").unwrap();
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let r = ProbeRequest {
+        packages: vec![],
+        paths: vec![(path(&conf), Some(sha256_hex(b"other\n")))],
+        services: vec![
+            ("one".into(), None),
+            ("two".into(), None),
+            ("three".into(), None),
+        ],
+        components: vec![],
+    };
+    let script = r
+        .script()
+        .replace("/var/lib/provision", &path(&d.join("state")))
+        .replace("[ -d /run/systemd/system ]", "true")
+        .replace(
+            "systemctl is-active",
+            "printf 'active\\ninactive\\nactive\\n'; :",
+        );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let f = parse(&String::from_utf8_lossy(&out.stdout), &r).unwrap();
+    assert_eq!(
+        (f.services["one"], f.services["two"], f.services["three"]),
+        (true, false, true)
+    );
+    assert_eq!(
+        f.content(&path(&conf)).unwrap(),
+        b"x\n",
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

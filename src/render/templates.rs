@@ -135,6 +135,9 @@ fn register_filters(tera: &mut Tera) {
     tera.register_filter("shell_word", |v: Cow<'_, str>, _: Kwargs, _: &State| {
         shell_word(&v)
     });
+    tera.register_filter("cnf_string", |v: Cow<'_, str>, _: Kwargs, _: &State| {
+        crate::quote::cnf_string(&v)
+    });
 }
 
 pub use crate::quote::{php_string, shell_word, sql_string};

@@ -10,7 +10,9 @@ GRANT ALL PRIVILEGES ON `{{ db.name }}`.* TO '{{ db.user }}'@'{{ client }}';
 {% endfor %}{% for replica in db.replicas %}
 CREATE USER IF NOT EXISTS '{{ db.replication_user }}'@'{{ replica }}' IDENTIFIED BY {{ db.replication_password | sql_string }};
 ALTER USER '{{ db.replication_user }}'@'{{ replica }}' IDENTIFIED BY {{ db.replication_password | sql_string }};
-GRANT REPLICATION SLAVE ON *.* TO '{{ db.replication_user }}'@'{{ replica }}';
+GRANT REPLICATION SLAVE, REPLICATION CLIENT, RELOAD ON *.* TO '{{ db.replication_user }}'@'{{ replica }}';
+-- A new replica seeds itself with a consistent copy of the database (mariadb-dump --gtid).
+GRANT SELECT, LOCK TABLES, SHOW VIEW, TRIGGER, EVENT ON `{{ db.name }}`.* TO '{{ db.replication_user }}'@'{{ replica }}';
 {% endfor %}{% if db.demo %}
 CREATE TABLE IF NOT EXISTS `{{ db.name }}`.`provision_demo` (
     id INT NOT NULL PRIMARY KEY,

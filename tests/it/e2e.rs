@@ -827,6 +827,87 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
         done.stdout()
     );
     Run::new(&["plan", "-i", inv]).output().status(0);
+    a_replica_added_later_is_seeded_and_nobody_is_renumbered(inv);
+}
+
+/// A replica added to a primary that already holds data, and whose early binary logs are gone:
+/// it is seeded from a copy carrying its GTID position (a replay from the binlog's beginning would
+/// fail), follows the primary, and the other servers keep their ids.
+fn a_replica_added_later_is_seeded_and_nobody_is_renumbered(inv: &str) {
+    const PRIMARY: &str = "198.18.0.23";
+    const REPLICA: &str = "198.18.0.24";
+    const NEW: &str = "198.18.0.25";
+    let id = |addr: &str| {
+        ssh(addr, "mariadb -NBe 'SELECT @@server_id'")
+            .trim()
+            .to_string()
+    };
+    let ids_before = (id(PRIMARY), id(REPLICA));
+    ssh(
+        PRIMARY,
+        "mariadb -e \"CREATE TABLE IF NOT EXISTS foobar.e2e_rows (id INT PRIMARY KEY); \
+         INSERT IGNORE INTO foobar.e2e_rows VALUES (1), (2), (3); FLUSH BINARY LOGS; \
+         PURGE BINARY LOGS BEFORE NOW();\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join(inv)).unwrap().replace(
+        "\"secrets/",
+        &format!("\"{}/inventories/secrets/", root().display()),
+    );
+    let db2 = text
+        .split("[[hosts]]")
+        .find(|h| h.contains("name = \"db2\""))
+        .unwrap();
+    let db3 = db2.replace("db2", "db3").replace(REPLICA, NEW);
+    let with_db3 = dir.path().join("lb-db3.toml");
+    std::fs::write(&with_db3, format!("{text}\n[[hosts]]{db3}")).unwrap();
+    lab(&["down", &with_db3.to_string_lossy()]);
+    lab(&["up", &with_db3.to_string_lossy()]);
+    let done = Run::new(&["plan", "-i"]).arg(&with_db3).output().status(2);
+    assert!(
+        done.stdout()
+            .contains("the replica does not follow its primary yet"),
+        "{}",
+        done.stdout()
+    );
+    Run::new(&["apply", "-i"]).arg(&with_db3).output().status(0);
+    let mut status = String::new();
+    for _ in 0..40 {
+        status = ssh(NEW, "mariadb -e 'SHOW SLAVE STATUS\\G'; mariadb -NBe 'SELECT COUNT(*) FROM foobar.e2e_rows' 2>&1; true");
+        if status.contains("Slave_SQL_Running: Yes") && status.trim_end().ends_with('3') {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(
+        status.contains("Slave_IO_Running: Yes") && status.contains("Slave_SQL_Running: Yes"),
+        "{status}"
+    );
+    assert!(
+        status.trim_end().ends_with('3'),
+        "the seeded rows are missing: {status}"
+    );
+    // A row written after the seed arrives through replication.
+    ssh(
+        PRIMARY,
+        "mariadb -e 'INSERT INTO foobar.e2e_rows VALUES (4)'",
+    );
+    let mut rows = String::new();
+    for _ in 0..40 {
+        rows = ssh(NEW, "mariadb -NBe 'SELECT COUNT(*) FROM foobar.e2e_rows'");
+        if rows.trim() == "4" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(rows.trim(), "4");
+    assert_eq!(
+        (id(PRIMARY), id(REPLICA)),
+        ids_before,
+        "a server was renumbered"
+    );
+    Run::new(&["plan", "-i"]).arg(&with_db3).output().status(0);
+    lab(&["down", &with_db3.to_string_lossy()]);
 }
 
 /// A host running a release provision does not support, or another OS, or not the release the

@@ -1,8 +1,14 @@
 //! MariaDB: the server config (`60-provision.cnf`, read after Debian's own), and an idempotent
 //! bootstrap SQL run as root over the local socket: on the primary the database, the application's
-//! accounts (one per client host), the replication accounts and the demo table; on a replica the
-//! replication source. Facts: whether the server answers, and which of those objects exist, so a
-//! database dropped by hand is created again.
+//! accounts (one per client host), the replication accounts and the demo table. Facts: whether the
+//! server answers, and which of those objects exist, so a database dropped by hand is created
+//! again. The primary writes a binary log from its first apply, so a replica added later can be
+//! seeded from it (see `replica`). Every server's id comes from its host's name: adding or removing
+//! a replica renumbers nobody.
+
+mod replica;
+
+pub use replica::REPLICA;
 
 use super::{Component, Cx, Need, Out, SiteCx};
 use crate::desired::Handler;
@@ -14,11 +20,8 @@ use serde_json::{json, Map, Value};
 pub struct Primary;
 pub static MARIADB: Primary = Primary;
 
-pub struct Replica;
-pub static REPLICA: Replica = Replica;
-
-const STEP: &str = "mariadb-bootstrap";
-const IRREVERSIBLE: &str = "database changes (accounts, passwords, tables) stay as they are: a rollback runs the restored bootstrap again, which sets the earlier passwords back";
+pub(super) const STEP: &str = "mariadb-bootstrap";
+pub(super) const IRREVERSIBLE: &str = "database changes (accounts, passwords, tables) stay as they are: a rollback runs the restored bootstrap again, which sets the earlier passwords back";
 
 /// The hosts the application's database user may connect from: `localhost` when the database only
 /// serves its own host, else every web host's internal address.
@@ -47,25 +50,27 @@ pub fn accounts(spec: &Spec) -> Vec<(String, String)> {
     out
 }
 
-fn sql_path(spec: &Spec) -> String {
+pub(super) fn sql_path(spec: &Spec) -> String {
     format!("/var/lib/provision/sql/{}.sql", spec.database.name)
 }
 
+/// A server id of the host's own, from its name (FNV-1a, in 1..=2^32-2): stable whatever hosts are
+/// added or removed. Two names of one inventory landing on one id is refused at render (see
+/// `server`).
+pub fn server_id(host: &Host) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in host.name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % 4_294_967_294 + 1
+}
+
 /// The values both kinds of server render with; `db` in the templates.
-fn db_values(cx: &Cx, host: &Host) -> Value {
+pub(super) fn db_values(cx: &Cx, host: &Host) -> Value {
     let spec = cx.spec;
     let replicas: Vec<&Host> = spec.hosts_with(Role::DbReplica).collect();
     let is_primary = host.has(Role::Db);
-    let server_id = if replicas.is_empty() {
-        0
-    } else if is_primary {
-        1
-    } else {
-        2 + replicas
-            .iter()
-            .position(|r| r.name == host.name)
-            .unwrap_or(0)
-    };
     let mut db = cx
         .base
         .get("db")
@@ -86,7 +91,7 @@ fn db_values(cx: &Cx, host: &Host) -> Value {
             host.internal_address().to_string()
         }),
     );
-    m.insert("server_id".into(), json!(server_id));
+    m.insert("server_id".into(), json!(server_id(host)));
     m.insert("clients".into(), json!(clients(spec)));
     m.insert(
         "replicas".into(),
@@ -104,9 +109,25 @@ fn db_values(cx: &Cx, host: &Host) -> Value {
     Value::Object(m)
 }
 
-/// What both kinds of server put on their host: the server, its config, the bootstrap SQL.
-fn server(cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
+/// What both kinds of server put on their host: the server, its config, the bootstrap SQL (which
+/// notifies the `mariadb-bootstrap` step each adds).
+pub(super) fn server(cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
     let spec = cx.spec;
+    let id = server_id(cx.host);
+    if let Some(other) = spec
+        .hosts
+        .iter()
+        .filter(|h| h.name != cx.host.name && (h.has(Role::Db) || h.has(Role::DbReplica)))
+        .find(|h| server_id(h) == id)
+    {
+        return Err(RenderError::Template {
+            host: cx.host.name.clone(),
+            message: format!(
+                "the database servers {} and {} would get the same server id ({id}); rename one of them",
+                cx.host.name, other.name
+            ),
+        });
+    }
     let db = db_values(cx, cx.host);
     out.service(
         "mariadb",
@@ -132,12 +153,6 @@ fn server(cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         .mode(0o600)
         .sensitive()
         .notify(Handler::run(STEP));
-    // As root over the local socket (unix_socket authentication, Debian's default).
-    out.step(
-        STEP,
-        format!("mariadb < {}", crate::quote::shell_word(&sql)),
-        Some(IRREVERSIBLE),
-    );
     Ok(())
 }
 
@@ -165,7 +180,14 @@ impl Component for Primary {
     }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
-        server(cx, out)
+        server(cx, out)?;
+        // As root over the local socket (unix_socket authentication, Debian's default).
+        out.step(
+            STEP,
+            format!("mariadb < {}", crate::quote::shell_word(&sql_path(cx.spec))),
+            Some(IRREVERSIBLE),
+        );
+        Ok(())
     }
 
     fn probe(&self, cx: &Cx) -> Option<String> {
@@ -207,21 +229,6 @@ impl Component for Primary {
             })
             .into_iter()
             .collect()
-    }
-}
-
-impl Component for Replica {
-    fn name(&self) -> &'static str {
-        "mariadb-replica"
-    }
-
-    fn after(&self) -> &'static [&'static str] {
-        // The primary's bootstrap creates the account the replica connects with.
-        &["mariadb"]
-    }
-
-    fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
-        server(cx, out)
     }
 }
 
