@@ -31,8 +31,20 @@ pub struct RawInventory {
     pub site: RawSite,
     pub database: RawDatabase,
     pub dns: RawDns,
+    pub lb: Option<RawLb>,
     pub hosts: Vec<RawHost>,
 }
+
+/// `[lb]`: the floating address two load balancers share.
+#[derive(Debug)]
+pub struct RawLb {
+    pub span: Range<usize>,
+    pub floating_address: Option<Spanned<String>>,
+    pub virtual_router_id: Option<Spanned<i64>>,
+    pub interface: Option<Spanned<String>>,
+}
+
+pub const ROUTER_ID: Bounds = Bounds { min: 1, max: 255 };
 
 #[derive(Debug)]
 pub struct RawSite {
@@ -128,11 +140,17 @@ impl RawInventory {
             "a [database] table with name, user and password_env or password_file",
         );
         let dns = r.req_table(&mut top, "dns", "a [dns] table with soa_contact");
+        let lb = r.opt_table(
+            &mut top,
+            "lb",
+            "an [lb] table with floating_address and virtual_router_id",
+        );
         let hosts = r.table_list(&mut top, "hosts", "[[hosts]] tables, one per host");
         r.finish(top);
         let site = site.and_then(|t| RawSite::read(r, t));
         let database = database.and_then(|t| RawDatabase::read(r, t));
         let dns = dns.and_then(|t| RawDns::read(r, t));
+        let lb = lb.map(|l| l.and_then(|t| RawLb::read(r, t)));
         let hosts = hosts.map(|list| {
             list.into_iter()
                 .map(|t| RawHost::read(r, t))
@@ -142,7 +160,32 @@ impl RawInventory {
             site: site?,
             database: database?,
             dns: dns?,
+            lb: lb?,
             hosts: hosts?.into_iter().collect::<Option<_>>()?,
+        })
+    }
+}
+
+impl RawLb {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawLb> {
+        let floating_address = r.opt_str(
+            &mut t,
+            "floating_address",
+            "an address with its prefix length, like \"203.0.113.50/24\"",
+        );
+        let virtual_router_id = r.opt_int(&mut t, "virtual_router_id", ROUTER_ID);
+        let interface = r.opt_str(
+            &mut t,
+            "interface",
+            "a network interface name like \"eth0\"",
+        );
+        let span = t.span.clone();
+        r.finish(t);
+        Some(RawLb {
+            span,
+            floating_address: floating_address?,
+            virtual_router_id: virtual_router_id?,
+            interface: interface?,
         })
     }
 }

@@ -110,7 +110,7 @@ pub fn rollback_host(ctx: &Context, host: &Host, to: Option<&str>) -> HostOutcom
         // The checks do not depend on the release; the inventory's or the current stable will do.
         let release = crate::render::release_of(host, crate::release::CURRENT_STABLE);
         let checks = Renderer::new(ctx.registry, ctx.spec, ctx.templates, &opts)
-            .host(host, release, &|_| None)
+            .host(host, release, &crate::render::Unknown)
             .map(|d| d.checks)
             .unwrap_or_default();
         ctx.reporter.phase(&host.name, "check");

@@ -203,7 +203,7 @@ fn gather(
     };
     let renders: Vec<(Release, Result<Desired, RenderError>)> = candidates
         .iter()
-        .map(|r| (*r, renderer.host(host, *r, &|_| None)))
+        .map(|r| (*r, renderer.host(host, *r, &crate::render::Unknown)))
         .collect();
     let ok: Vec<(Release, &Desired)> = renders
         .iter()
@@ -253,7 +253,7 @@ fn gather(
     let facts = facts::parse(&text, &req).map_err(|e| HostError::Facts(e.0))?;
     let desired = if first.paths.iter().any(|p| p.from_previous) {
         renderer
-            .host(host, release, &|path| facts.content(path))
+            .host(host, release, &facts)
             .map_err(|e| render_err(&e))?
     } else {
         first

@@ -176,7 +176,7 @@ pub fn check(registry: &Registry, c: &CheckArgs) -> Result<ExitCode> {
     // The checks do not depend on the release.
     let hosts = Renderer::new(registry, &spec, &templates, &opts).all(
         &|h| crate::render::release_of(h, crate::release::CURRENT_STABLE),
-        &|_, _| None,
+        &|_| Box::new(crate::render::Unknown),
     )?;
     let patience = Patience::once(std::time::Duration::from_secs(c.patience));
     let mut failed = 0;

@@ -29,6 +29,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 fn load(c: &Common) -> Result<(Spec, Templates)> {
     let spec = spec::load(&c.inventory, &SystemSources)?;
+    for w in &spec.warnings {
+        crate::ui::error(&format!("warning: {w}"));
+    }
     let templates = Templates::load(c.templates.as_deref())?;
     Ok((spec, templates))
 }

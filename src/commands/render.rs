@@ -6,7 +6,9 @@ use crate::component::{zone, Registry};
 use crate::desired::Desired;
 use crate::exit::Usage;
 use crate::release::{Release, CURRENT_STABLE};
-use crate::render::{local_check, manifest, release_of, tree, RenderOptions, Renderer};
+use crate::render::{
+    local_check, manifest, release_of, tree, EarlierRender, Now, RenderOptions, Renderer, Unknown,
+};
 use crate::secret::Redactor;
 use crate::ui;
 use anyhow::{Context, Result};
@@ -23,7 +25,7 @@ pub fn validate(registry: &Registry, c: &Common) -> Result<ExitCode> {
         today: zone::today(),
     };
     Renderer::new(registry, &spec, &templates, &opts)
-        .all(&|h| release_of(h, CURRENT_STABLE), &|_, _| None)?;
+        .all(&|h| release_of(h, CURRENT_STABLE), &|_| Box::new(Unknown))?;
     ui::line(&format!(
         "{}: valid: site {} (stack {}), {} host(s)",
         c.inventory.display(),
@@ -39,7 +41,8 @@ pub fn render(registry: &Registry, r: &RenderArgs) -> Result<ExitCode> {
     let out = &r.out;
     prepare_out_dir(out)?;
     // Paths whose content depends on what is there now (the zone serial) read the earlier render.
-    let previous = |host: &str, path: &str| std::fs::read(tree::under(&out.join(host), path)).ok();
+    let previous =
+        |h: &crate::spec::Host| -> Box<dyn Now> { Box::new(EarlierRender(out.join(&h.name))) };
     let opts = RenderOptions {
         reveal_secrets: r.reveal_secrets,
         today: zone::today(),

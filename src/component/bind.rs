@@ -17,8 +17,12 @@ pub fn zone_path(spec: &Spec) -> String {
     format!("/etc/bind/db.{}", spec.site.domain)
 }
 
-/// Where the site's names point: the load balancer when there is one, else every web host.
+/// Where the site's names point: the floating address of two load balancers, the load balancer
+/// when there is one, else every web host.
 fn www_targets(spec: &Spec) -> Vec<IpAddr> {
+    if let Some(lb) = &spec.lb {
+        return vec![lb.floating_address];
+    }
     match spec.hosts_with(Role::Lb).next() {
         Some(lb) => vec![lb.public_address],
         None => spec
@@ -82,7 +86,10 @@ impl Component for Bind {
             "serial": 0,
         });
         let fresh = Zone::parse(&cx.render("bind/zone.db", &[("dns", dns.clone())])?);
-        let previous = (cx.previous)(&path).map(|b| Zone::parse(&String::from_utf8_lossy(&b)));
+        let previous = cx
+            .now
+            .file(&path)
+            .map(|b| Zone::parse(&String::from_utf8_lossy(&b)));
         let old_serial = previous.as_ref().and_then(|z| z.serial);
         let same = previous.as_ref().is_some_and(|z| z.same_records(&fresh));
         dns["serial"] = json!(next_serial(old_serial, same, cx.opts.today));

@@ -12,6 +12,7 @@ mod apache;
 mod app;
 mod bind;
 mod haproxy;
+mod keepalived;
 mod mariadb;
 mod nginx;
 mod out;
@@ -36,7 +37,7 @@ pub const ROLES: &[(Role, &[&str])] = &[
     (Role::Db, &["mariadb"]),
     (Role::DbReplica, &["mariadb-replica"]),
     (Role::Dns, &["bind"]),
-    (Role::Lb, &["haproxy"]),
+    (Role::Lb, &["haproxy", "keepalived"]),
 ];
 
 /// How long the site's domain may be for a component, because of a name it derives from it.
@@ -135,6 +136,7 @@ impl Registry {
                 &app::APP,
                 &bind::BIND,
                 &haproxy::HAPROXY,
+                &keepalived::KEEPALIVED,
             ],
             ROLES.iter().map(|(r, c)| (*r, c.to_vec())).collect(),
         )

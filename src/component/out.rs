@@ -28,8 +28,8 @@ pub struct Cx<'a> {
     pub opts: &'a RenderOptions,
     /// Site-wide template values (every component's `context`) plus `host`.
     pub base: &'a tera::Context,
-    /// The content a path has on the host now, for paths marked `from_previous`.
-    pub previous: &'a dyn Fn(&str) -> Option<Vec<u8>>,
+    /// What the host has now (nothing in the first render, before the facts).
+    pub now: &'a dyn crate::render::Now,
 }
 
 impl Cx<'_> {

@@ -31,7 +31,8 @@ fn a_stack_and_the_roles_give_each_host_its_components() {
     assert_eq!(of("web-01"), ["php", "php-fpm", "nginx", "app"]);
     assert_eq!(of("db-01"), ["mariadb"]);
     assert_eq!(of("db-02"), ["mariadb-replica"]);
-    assert_eq!(of("lb-01"), ["bind", "haproxy"]);
+    assert_eq!(of("lb-01"), ["bind", "haproxy", "keepalived"]);
+    assert_eq!(of("lb-02"), ["haproxy", "keepalived"]);
 }
 
 #[test]
@@ -50,7 +51,7 @@ fn host_tiers_follow_the_relations_between_components() {
         [
             vec!["db-01"],
             vec!["web-01", "web-02", "db-02"],
-            vec!["lb-01"]
+            vec!["lb-01", "lb-02"]
         ]
     );
 }

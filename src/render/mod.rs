@@ -58,6 +58,43 @@ impl std::fmt::Display for RenderError {
 
 impl std::error::Error for RenderError {}
 
+/// What a host has now, as far as rendering it depends on that: a zone file's serial, the network
+/// interface a floating address goes on. Rendering runs once without it (for the facts probe) and
+/// again with it.
+pub trait Now {
+    /// The content a path has on the host now (paths marked `from_previous`).
+    fn file(&self, _path: &str) -> Option<Vec<u8>> {
+        None
+    }
+    /// A component's facts (its probe's output lines), once the probe has run.
+    fn facts(&self, _component: &str) -> Option<Vec<String>> {
+        None
+    }
+}
+
+/// Nothing known yet: the first render, before the facts.
+pub struct Unknown;
+
+impl Now for Unknown {}
+
+impl Now for crate::facts::Facts {
+    fn file(&self, path: &str) -> Option<Vec<u8>> {
+        self.content(path)
+    }
+    fn facts(&self, component: &str) -> Option<Vec<String>> {
+        Some(self.components.get(component).cloned().unwrap_or_default())
+    }
+}
+
+/// An earlier render in a directory (`render --out DIR`): its files stand for the host's.
+pub struct EarlierRender(pub std::path::PathBuf);
+
+impl Now for EarlierRender {
+    fn file(&self, path: &str) -> Option<Vec<u8>> {
+        std::fs::read(tree::under(&self.0, path)).ok()
+    }
+}
+
 /// Renders site-wide values once per release, then each host.
 pub struct Renderer<'a> {
     registry: &'a Registry,
@@ -96,13 +133,12 @@ impl<'a> Renderer<'a> {
             .1
     }
 
-    /// One host, for `release`. `previous(path)` is the content the host has now for paths whose
-    /// new content depends on it (`None` when unknown: a first render, or a fresh host).
+    /// One host, for `release`, knowing what `now` says of the host.
     pub fn host(
         &self,
         host: &Host,
         release: Release,
-        previous: &dyn Fn(&str) -> Option<Vec<u8>>,
+        now: &dyn Now,
     ) -> Result<Desired, RenderError> {
         let mut base = self.base(release).clone();
         base.insert(
@@ -116,7 +152,7 @@ impl<'a> Renderer<'a> {
             templates: self.templates,
             opts: self.opts,
             base: &base,
-            previous,
+            now,
         };
         let mut d = Desired::new(&host.name);
         d.release = Some(release);
@@ -146,16 +182,16 @@ impl<'a> Renderer<'a> {
         Ok(d)
     }
 
-    /// Every host of the inventory, each for `release(host)`.
+    /// Every host of the inventory, each for `release(host)`, knowing what `now(host)` says.
     pub fn all(
         &self,
         release: &dyn Fn(&Host) -> Release,
-        previous: &dyn Fn(&str, &str) -> Option<Vec<u8>>,
+        now: &dyn Fn(&Host) -> Box<dyn Now>,
     ) -> Result<Vec<Desired>, RenderError> {
         self.spec
             .hosts
             .iter()
-            .map(|h| self.host(h, release(h), &|path| previous(&h.name, path)))
+            .map(|h| self.host(h, release(h), now(h).as_ref()))
             .collect()
     }
 
@@ -168,7 +204,7 @@ impl<'a> Renderer<'a> {
             templates: self.templates,
             opts: self.opts,
             base: self.base(release),
-            previous: &|_| None,
+            now: &Unknown,
         };
         f(&cx)
     }

@@ -6,7 +6,7 @@
 #
 # State, all under $P: lock (flock), lock.info, pending (handlers still to run), seq, current (the
 # newest generation), attention (why the host needs a look), generations/<id>/{info,status,swapped,
-# files/,services,ran,steps}, stage/<run>/ (the staged tree validators read), run/ (scripts, logs).
+# files/,services,ran,steps/<name>}, stage/<run>/ (the staged tree validators read), run/ (scripts, logs).
 
 set -u
 export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive
@@ -292,7 +292,8 @@ remember_service() {
 handler() {
     line=$1
     if [ "$2" = run ]; then
-        printf '%s\t%s\n' "$3" "$4" >> "$B/steps"
+        # One file per step: a command may span lines.
+        mkdir -p "$B/steps" && printf '%s\n' "$4" > "$B/steps/$3"
         out=$(sh -c "$4" 2>&1 9>&-)
     else
         out=$(svc "$2" "$3" 2>&1 9>&-)
@@ -361,15 +362,22 @@ restore_services() {
             echo "restart $name" >> "$B/ran"
         fi
     done < "$S.services"
-    for g in "$@"; do [ -f "$g/steps" ] && cat "$g/steps"; done | sort -u > "$S.steps"
-    while IFS="$TAB" read -r name cmd; do
-        if sh -c "$cmd" > /dev/null 2>&1 9>&-; then
-            ev_did "run $name"
-        else
-            ev_note "run $name could not run again: the database keeps what the undone apply set"
-        fi
-    done < "$S.steps"
-    rm -f "$S.services" "$S.steps"
+    # Each step the generations ran, once (the newest generation's command).
+    ran_steps=
+    for g in "$@"; do
+        for f in "$g"/steps/*; do
+            [ -f "$f" ] || continue
+            name=${f##*/}
+            case " $ran_steps " in *" $name "*) continue ;; esac
+            ran_steps="$ran_steps $name"
+            if sh "$f" > /dev/null 2>&1 9>&-; then
+                ev_did "run $name"
+            else
+                ev_note "run $name could not run again: the database keeps what the undone apply set"
+            fi
+        done
+    done
+    rm -f "$S.services"
 }
 
 # rollback_failed: what could not be put back, if anything (read after undo and restore_services).

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 pub(super) struct Checker<'a> {
-    map: &'a SourceMap<'a>,
+    pub(super) map: &'a SourceMap<'a>,
     pub errors: Vec<SpecError>,
+    /// Allowed, but worth saying.
+    pub warnings: Vec<SpecError>,
     pub sources: &'a dyn Sources,
     /// The inventory's directory: relative paths in it are relative to this.
     base: PathBuf,
@@ -37,6 +39,7 @@ impl<'a> Checker<'a> {
         Checker {
             map,
             errors: Vec::new(),
+            warnings: Vec::new(),
             sources,
             base,
             inventory: inventory.to_path_buf(),
@@ -108,12 +111,16 @@ impl<'a> Checker<'a> {
         if let (Some(site), Some(dns), Some(hosts)) = (&site, &dns, &hosts) {
             self.zone(&raw, site, dns, hosts);
         }
+        let lb = self.lb(&raw, hosts.as_deref());
+        let warnings = std::mem::take(&mut self.warnings);
         Some(Spec {
             source: path.to_path_buf(),
             site: site?,
             database: database?,
             dns: dns?,
+            lb: lb?,
             hosts: hosts?,
+            warnings,
         })
     }
 

@@ -195,19 +195,28 @@ impl Checker<'_> {
                 self.fail(span_of(i), &format!("hosts[{i}].roles"), "a second \"db\" host; allowed: exactly one database primary (use \"db-replica\" for the others)".into());
             }
         }
-        if count(Role::Lb) > 1 {
+        if count(Role::Lb) > 2 {
             let i = hosts
                 .iter()
                 .enumerate()
                 .filter(|(_, h)| h.has(Role::Lb))
-                .nth(1)
+                .nth(2)
                 .map(|(i, _)| i)
                 .unwrap_or(0);
             self.fail(
                 span_of(i),
                 &format!("hosts[{i}].roles"),
-                "a second \"lb\" host; allowed: at most one load balancer".into(),
+                "a third \"lb\" host; allowed: one load balancer, or two sharing a floating address".into(),
             );
+        }
+        if count(Role::Lb) >= 1 && count(Role::Web) == 1 {
+            let i = hosts.iter().position(|h| h.has(Role::Lb)).unwrap_or(0);
+            let w = self.map.error(
+                span_of(i),
+                &format!("hosts[{i}].roles"),
+                "a load balancer in front of one web host: nothing is redundant; add a second web host".into(),
+            );
+            self.warnings.push(w);
         }
         if count(Role::Lb) == 1 && count(Role::Web) == 0 {
             let i = hosts.iter().position(|h| h.has(Role::Lb)).unwrap_or(0);

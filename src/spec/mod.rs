@@ -14,6 +14,7 @@ mod check;
 mod database;
 mod dns;
 mod hosts;
+mod lb;
 pub mod reader;
 mod site;
 mod sources;
@@ -39,7 +40,23 @@ pub struct Spec {
     pub site: Site,
     pub database: Database,
     pub dns: Dns,
+    /// The floating address of two load balancers (`[lb]`), when there are two.
+    pub lb: Option<Lb>,
     pub hosts: Vec<Host>,
+    /// What is allowed but worth saying (an `lb` with one web host: nothing is redundant).
+    pub warnings: Vec<SpecError>,
+}
+
+/// Two load balancers share a floating address through VRRP (keepalived).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lb {
+    pub floating_address: IpAddr,
+    /// The prefix length of the network the address and the load balancers share.
+    pub prefix_len: u8,
+    /// VRRP's virtual router id: one per floating address on a network.
+    pub virtual_router_id: u8,
+    /// The interface it lives on; learned from each host when not given.
+    pub interface: Option<String>,
 }
 
 /// A stack: one of the names in `component::STACKS`, where each is a list of components.

@@ -77,7 +77,9 @@ fn a_component_added_in_one_file_appears_in_render_facts_plan_and_apply() {
     let host = &spec.hosts[0];
 
     // Render: its file, service, validator, step and probe are the host's; it comes after nginx.
-    let d = renderer.host(host, DEBIAN_13, &|_| None).unwrap();
+    let d = renderer
+        .host(host, DEBIAN_13, &provision::render::Unknown)
+        .unwrap();
     let conf = d.path(CONF).expect("the component's file is rendered");
     assert_eq!(conf.state.content().unwrap(), b"site = foobar.com\n");
     assert!(d

@@ -802,7 +802,8 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
         served.insert(host);
     }
     assert_eq!(served.into_iter().collect::<Vec<_>>(), ["web1", "web2"]);
-    assert_eq!(dig("198.18.0.20"), "198.18.0.20");
+    // www points at the floating address the two balancers share.
+    assert_eq!(dig("198.18.0.20"), "198.18.0.19");
     let replica = "198.18.0.24";
     let mut status = String::new();
     for _ in 0..40 {
@@ -827,7 +828,74 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
         done.stdout()
     );
     Run::new(&["plan", "-i", inv]).output().status(0);
+    the_floating_address_moves_when_the_active_balancer_dies();
     a_replica_added_later_is_seeded_and_nobody_is_renumbered(inv);
+}
+
+/// Two load balancers share 198.18.0.19: DNS www points at it, it serves the site, and when the
+/// balancer holding it vanishes from the network, the other takes it over within seconds. The
+/// requests that fail under load, and when, are counted.
+fn the_floating_address_moves_when_the_active_balancer_dies() {
+    use crate::load::Load;
+    const VIP: &str = "198.18.0.19";
+    let balancers = [("lb", "198.18.0.20"), ("lb2", "198.18.0.26")];
+    assert_eq!(
+        dig("198.18.0.20"),
+        VIP,
+        "www does not point at the floating address"
+    );
+    let (status, body) = page(VIP);
+    assert!(
+        status == 200 && body.contains("Hello from MariaDB"),
+        "{body}"
+    );
+    let holds = |addr: &str| ssh(addr, "ip -o addr show").contains(&format!(" {VIP}/"));
+    let holders: Vec<_> = balancers.iter().filter(|(_, a)| holds(a)).collect();
+    assert_eq!(
+        holders.len(),
+        1,
+        "exactly one balancer holds the address: {holders:?}"
+    );
+    let (name, _) = *holders[0];
+    let (other_name, other) = *balancers.iter().find(|(n, _)| *n != name).unwrap();
+    let load = Load::start(
+        VIP,
+        20,
+        "Hello from MariaDB",
+        std::time::Duration::from_secs(120),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    lab(&["cut", name]);
+    let cut = std::time::Instant::now();
+    let mut moved = None;
+    while cut.elapsed() < std::time::Duration::from_secs(30) {
+        if holds(other) {
+            moved = Some(cut.elapsed());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let tally = load.finish();
+    lab(&["heal", name]);
+    let moved = moved.unwrap_or_else(|| panic!("{other_name} never took the floating address"));
+    eprintln!(
+        "floating address: {name} cut, {other_name} held {VIP} after {moved:.1?}; {}",
+        tally.line("load through the floating address")
+    );
+    assert!(moved < std::time::Duration::from_secs(10), "took {moved:?}");
+    assert!(
+        tally.ok > 0 && tally.failures.iter().all(|(t, _)| *t >= 3.0),
+        "{tally:?}"
+    );
+    let (status, body) = page(VIP);
+    assert!(
+        status == 200 && body.contains("Hello from MariaDB"),
+        "{body}"
+    );
+    // Back on the network, the first balancer does not take the address back (no flapping).
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(holds(other) && !holds(balancers.iter().find(|(n, _)| *n == name).unwrap().1));
 }
 
 /// A replica added to a primary that already holds data, and whose early binary logs are gone:
@@ -861,8 +929,11 @@ fn a_replica_added_later_is_seeded_and_nobody_is_renumbered(inv: &str) {
     let db3 = db2.replace("db2", "db3").replace(REPLICA, NEW);
     let with_db3 = dir.path().join("lb-db3.toml");
     std::fs::write(&with_db3, format!("{text}\n[[hosts]]{db3}")).unwrap();
-    lab(&["down", &with_db3.to_string_lossy()]);
-    lab(&["up", &with_db3.to_string_lossy()]);
+    // Only the new host is started fresh; the others keep their data.
+    let db3_only = dir.path().join("db3.toml");
+    std::fs::write(&db3_only, format!("[[hosts]]{db3}")).unwrap();
+    lab(&["down", &db3_only.to_string_lossy()]);
+    lab(&["up", &db3_only.to_string_lossy()]);
     let done = Run::new(&["plan", "-i"]).arg(&with_db3).output().status(2);
     assert!(
         done.stdout()
@@ -907,7 +978,7 @@ fn a_replica_added_later_is_seeded_and_nobody_is_renumbered(inv: &str) {
         "a server was renumbered"
     );
     Run::new(&["plan", "-i"]).arg(&with_db3).output().status(0);
-    lab(&["down", &with_db3.to_string_lossy()]);
+    lab(&["down", &db3_only.to_string_lossy()]);
 }
 
 /// A host running a release provision does not support, or another OS, or not the release the

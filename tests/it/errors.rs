@@ -276,3 +276,69 @@ fn the_lab_release_is_checked_like_the_flavour() {
         done.stderr()
     );
 }
+
+/// Two load balancers without a floating address, an address outside their network, a third
+/// balancer, and (allowed, with a warning) a balancer in front of one web host.
+#[test]
+fn load_balancer_mistakes_are_located_and_one_web_host_is_a_warning() {
+    let host = |name: &str, addr: &str, roles: &str| {
+        format!("[[hosts]]\nname = \"{name}\"\npublic_address = \"{addr}\"\nroles = [{roles}]\nssh = {{ address = \"{addr}\" }}\n")
+    };
+    let base = GOOD.to_string();
+    let two_web = format!("{base}{}", host("web-02", "8.8.8.9", "\"web\", \"app\""));
+    let lbs = format!(
+        "{two_web}{}{}",
+        host("lb-01", "8.8.8.20", "\"lb\""),
+        host("lb-02", "8.8.8.21", "\"lb\"")
+    );
+    let done = validate_text(&lbs).status(4);
+    assert!(
+        done.stderr()
+            .contains("hosts[3].roles: a second \"lb\" host and no [lb] table"),
+        "{}",
+        done.stderr()
+    );
+    let with_lb = |cidr: &str| {
+        lbs.replace(
+            "[[hosts]]\nname = \"web-01\"",
+            &format!("[lb]\nfloating_address = \"{cidr}\"\nvirtual_router_id = 51\n[[hosts]]\nname = \"web-01\""),
+        )
+    };
+    validate_text(&with_lb("8.8.8.30/24")).status(0);
+    let done = validate_text(&with_lb("9.9.9.30/24")).status(4);
+    assert!(
+        done.stderr().contains(
+            "lb.floating_address: 9.9.9.30/24 is not in the network of hosts[2] (8.8.8.20)"
+        ),
+        "{}",
+        done.stderr()
+    );
+    let done = validate_text(&with_lb("8.8.8.30")).status(4);
+    assert!(
+        done.stderr().contains(
+            "lb.floating_address: found \"8.8.8.30\"; allowed: an address with its prefix length"
+        ),
+        "{}",
+        done.stderr()
+    );
+    let three = format!(
+        "{}{}",
+        with_lb("8.8.8.30/24"),
+        host("lb-03", "8.8.8.22", "\"lb\"")
+    );
+    let done = validate_text(&three).status(4);
+    assert!(
+        done.stderr()
+            .contains("hosts[4].roles: a third \"lb\" host"),
+        "{}",
+        done.stderr()
+    );
+    // One web host behind a balancer works, and is said to be no redundancy.
+    let one = format!("{base}{}", host("lb-01", "8.8.8.20", "\"lb\""));
+    let done = validate_text(&one).status(0);
+    assert!(
+        done.stderr().contains("warning:") && done.stderr().contains("nothing is redundant"),
+        "{}",
+        done.stderr()
+    );
+}

@@ -6,5 +6,6 @@ mod e2e;
 mod errors;
 mod faults;
 mod lab;
+mod load;
 mod render;
 mod util;

@@ -28,6 +28,8 @@ fn expected_checks(inv: &str) -> Vec<&'static str> {
         ],
         "lb.toml" => vec![
             "lb-01: haproxy: ok",
+            "lb-01: keepalived: ok",
+            "lb-02: keepalived: ok",
             "lb-01: bind: ok",
             "web-01: nginx: ok",
             "web-02: php-fpm: ok",
@@ -36,6 +38,8 @@ fn expected_checks(inv: &str) -> Vec<&'static str> {
         ],
         "lab-lb.toml" => vec![
             "lb: haproxy: ok",
+            "lb: keepalived: ok",
+            "lb2: keepalived: ok",
             "lb: bind: ok",
             "web1: nginx: ok",
             "web2: php-fpm: ok",
@@ -286,6 +290,11 @@ fn an_invalid_override_fails_the_check_and_names_the_tool() {
             "    bogus_keyword\n",
             "haproxy: FAILED",
         ),
+        (
+            "keepalived/keepalived.conf",
+            "vrrp_instance broken {\n    priorty 1\n}\n",
+            "keepalived: FAILED",
+        ),
     ] {
         let tpl = tempfile::tempdir().unwrap();
         let target = tpl.path().join(name);
@@ -294,7 +303,7 @@ fn an_invalid_override_fails_the_check_and_names_the_tool() {
         std::fs::write(&target, orig + extra).unwrap();
         let inv = if name.starts_with("apache") {
             "inventories/lamp.toml"
-        } else if name.starts_with("haproxy") {
+        } else if name.starts_with("haproxy") || name.starts_with("keepalived") {
             "inventories/lb.toml"
         } else {
             "inventories/lemp.toml"

@@ -21,15 +21,14 @@ fn seed_cnf(spec: &Spec) -> String {
 }
 
 /// Seeds an empty replica from its primary (its own GTID position comes with the copy), then runs
-/// the replica's bootstrap (follow the primary from that position).
+/// the replica's bootstrap (follow the primary from that position). The copy goes through a file:
+/// a failed dump must fail the step, not feed an empty copy to the server.
 fn step_command(spec: &Spec) -> String {
     let db = &spec.database.name;
     format!(
-        "set -e\n\
-         if [ -z \"$(mariadb -NBe 'SELECT @@gtid_slave_pos')\" ] && [ -z \"$(mariadb -NBe {show})\" ]; then\n\
-           mariadb -e 'STOP SLAVE' > /dev/null 2>&1 || true\n\
-           mariadb-dump --defaults-extra-file={cnf} --single-transaction --gtid --master-data=1 --databases {db_word} | mariadb\n\
-         fi\n\
+        "if [ -z \"$(mariadb -NBe 'SELECT @@gtid_slave_pos')\" ] && [ -z \"$(mariadb -NBe {show})\" ]; then \
+         f=$(mktemp) && mariadb-dump --defaults-extra-file={cnf} --single-transaction --gtid --master-data=1 --databases {db_word} > \"$f\" \
+         && {{ mariadb -e 'STOP SLAVE' > /dev/null 2>&1; mariadb < \"$f\"; }}; rc=$?; rm -f \"$f\"; [ $rc = 0 ] || exit 1; fi; \
          mariadb < {sql}",
         show = shell_word(&format!("SHOW DATABASES LIKE {}", crate::quote::sql_string(db))),
         cnf = shell_word(&seed_cnf(spec)),
