@@ -34,7 +34,7 @@ pub fn authenticate(session: &ssh2::Session, hop: &Hop) -> Result<(), String> {
     let mut tried = Vec::new();
     let mut offered: Vec<Vec<u8>> = Vec::new();
 
-    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+    if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty()) {
         match agent_auth(session, hop, &blobs, &mut offered) {
             Ok(true) => return Ok(()),
             Ok(false) if offered.is_empty() => {}
@@ -58,7 +58,10 @@ pub fn authenticate(session: &ssh2::Session, hop: &Hop) -> Result<(), String> {
         }
     }
     if tried.is_empty() {
-        tried.push("no ssh-agent key and no key file (~/.ssh/id_*; set hosts.ssh.identity_file or IdentityFile)".into());
+        tried.push(
+            "no ssh-agent (SSH_AUTH_SOCK) and no key file (~/.ssh/id_*; set hosts.ssh.identity_file or IdentityFile)"
+                .into(),
+        );
     }
     Err(format!("authentication failed: {}", tried.join("; ")))
 }
@@ -132,11 +135,45 @@ fn passphrase(file: &Path, again: bool) -> Result<String, String> {
     } else {
         format!("Enter passphrase for key '{}': ", file.display())
     };
-    let p = rpassword::prompt_password(prompt)
+    let p = ask_without_echo(&prompt)
         .map_err(|e| format!("cannot read the passphrase from the terminal: {e}"))?;
     known.retain(|(f, _)| f != file);
     known.push((file.to_path_buf(), p.clone()));
     Ok(p)
+}
+
+/// Asks on the controlling terminal: echo goes off *before* the prompt is shown (as ssh's
+/// readpassphrase does), so an answer typed as soon as the prompt appears is never echoed.
+fn ask_without_echo(prompt: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, Write};
+    use std::os::fd::AsRawFd;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it for a valid descriptor.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut quiet = saved;
+    quiet.c_lflag &= !libc::ECHO;
+    quiet.c_lflag |= libc::ECHONL;
+    // SAFETY: a valid descriptor and termios.
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let answer = (|| {
+        (&tty).write_all(prompt.as_bytes())?;
+        (&tty).flush()?;
+        let mut line = String::new();
+        std::io::BufReader::new(&tty).read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    })();
+    // SAFETY: as above; the terminal gets its echo back whatever the read did.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    answer
 }
 
 fn forget(file: &Path) {

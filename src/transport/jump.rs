@@ -6,30 +6,56 @@
 //!
 //! The pump sleeps in `poll` on both sides (the jump host's socket in the direction libssh2 is
 //! blocked on, the socketpair when it has room or data to hand over), never in a busy loop. It
-//! sends the jump host's keepalives, so a dead jump host is cut off by the kernel through
-//! TCP_USER_TIMEOUT on its real socket, as a direct connection is. A dead host *behind* a live
-//! jump host leaves no socket of ours to time out (the jump host's own TCP connection to it would
-//! take a quarter of an hour), so the bridge applies the same rule itself: once bytes went toward
-//! the host, some byte must come back within `DEAD_PEER_SECS`. The host's session sends
-//! keepalives that want a reply every `KEEPALIVE_SECS` whenever it waits, and a live host answers
-//! each, so a silent remote command keeps the bridge alive; a dead one lets the bridge close,
-//! and the host's session sees its socket end (connection lost) about 50 s after the host died.
+//! sends the jump host's keepalives every `KEEPALIVE_SECS`, so a dead jump host is cut off by the
+//! kernel through TCP_USER_TIMEOUT on its real socket, as a direct connection is, and the bridge
+//! then closes the next hop's socket.
+//!
+//! A dead host *behind* a live jump host leaves no socket of ours to time out (the jump host's
+//! own TCP connection to it would take a quarter of an hour). The pump cannot tell an answer from
+//! a message that wants none (it sees only ciphertext), so it only stamps the time each byte comes
+//! from the host (`rx`); the host's session, which knows when it sent a keepalive that wants a
+//! reply, is the one to give up when none comes (`SshTransport::wait`).
 
-use super::ssh::{poll_timeout, DEAD_PEER_SECS, KEEPALIVE_SECS};
+use super::ssh::{poll_timeout, KEEPALIVE_SECS};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// The clock of the `rx` stamps: milliseconds since the first bridge of the process.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// When a byte last came from the far side of a bridge (ms after `epoch`, 0: never).
+#[derive(Clone, Default)]
+pub struct RxClock(Arc<AtomicU64>);
+
+impl RxClock {
+    fn stamp(&self) {
+        let ms = epoch().elapsed().as_millis() as u64 + 1;
+        self.0.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether a byte came at `t` or later.
+    pub fn since(&self, t: Instant) -> bool {
+        let last = self.0.load(Ordering::Relaxed);
+        last > 0 && epoch() + Duration::from_millis(last - 1) >= t
+    }
+}
 
 /// How much the pump holds in each direction before it stops reading that side.
 const BUFFER: usize = 256 * 1024;
 
 pub struct Bridge {
     thread: Option<JoinHandle<()>>,
-    /// Why the pump stopped by itself (the host stopped answering, the jump host is gone).
+    /// Why the pump stopped by itself (the jump host is gone, it closed the connection).
     reason: Arc<Mutex<Option<String>>>,
+    rx: RxClock,
 }
 
 impl Bridge {
@@ -53,7 +79,10 @@ impl Bridge {
         mine.set_nonblocking(true)
             .map_err(|e| format!("a socketpair for the jump: {e}"))?;
         let reason = Arc::new(Mutex::new(None));
+        let rx = RxClock::default();
+        epoch();
         let pump = Pump {
+            rx: rx.clone(),
             session,
             channel,
             fd,
@@ -74,9 +103,15 @@ impl Bridge {
             Bridge {
                 thread: Some(thread),
                 reason,
+                rx,
             },
             theirs,
         ))
+    }
+
+    /// When bytes last came from the far side.
+    pub fn rx(&self) -> RxClock {
+        self.rx.clone()
     }
 
     pub fn reason(&self) -> Option<String> {
@@ -113,6 +148,7 @@ struct Pump {
     sock: UnixStream,
     via: String,
     to: String,
+    rx: RxClock,
 }
 
 fn would_block(e: &std::io::Error) -> bool {
@@ -128,9 +164,6 @@ impl Pump {
         let mut buf = vec![0u8; 32 * 1024];
         let mut local_eof = false;
         let mut remote_eof = false;
-        // Since when bytes went toward the host with none back; the dead-peer rule's clock.
-        let mut unanswered: Option<Instant> = None;
-        let dead = Duration::from_secs(u64::from(DEAD_PEER_SECS));
         loop {
             let mut progress = false;
             if down.len() < BUFFER && !remote_eof {
@@ -142,7 +175,7 @@ impl Pump {
                     Ok(0) => {}
                     Ok(n) => {
                         down.extend_from_slice(&buf[..n]);
-                        unanswered = None;
+                        self.rx.stamp();
                         progress = true;
                     }
                     Err(e) if would_block(&e) => {}
@@ -182,10 +215,7 @@ impl Pump {
                 match self.channel.write(&up) {
                     Ok(n) => {
                         up.drain(..n);
-                        if n > 0 {
-                            unanswered.get_or_insert_with(Instant::now);
-                            progress = true;
-                        }
+                        progress |= n > 0;
                     }
                     Err(e) if would_block(&e) => {}
                     Err(e) => {
@@ -196,12 +226,6 @@ impl Pump {
                 self.finish();
                 return None;
             }
-            if unanswered.is_some_and(|t| t.elapsed() >= dead) {
-                return Some(format!(
-                    "no answer from {} through {} for {DEAD_PEER_SECS} s",
-                    self.to, self.via
-                ));
-            }
             if !progress {
                 let want = Want {
                     channel_read: down.len() < BUFFER && !remote_eof,
@@ -209,18 +233,17 @@ impl Pump {
                     sock_read: up.len() < BUFFER && !local_eof,
                     sock_write: !down.is_empty(),
                 };
-                let left = unanswered.map(|t| dead.saturating_sub(t.elapsed()));
-                if let Err(e) = self.wait(want, left) {
+                if let Err(e) = self.wait(want) {
                     return Some(e);
                 }
             }
         }
     }
 
-    /// Sleeps until a side it wants can move, the next keepalive is due, or the dead-peer clock
-    /// runs out. The jump host's socket is watched only for what the pump wants of it, so a
-    /// full buffer never turns readiness it will not use into a busy loop.
-    fn wait(&self, want: Want, left: Option<Duration>) -> Result<(), String> {
+    /// Sleeps until a side it wants can move or the next keepalive is due. The jump host's
+    /// socket is watched only for what the pump wants of it, so a full buffer never turns
+    /// readiness it will not use into a busy loop.
+    fn wait(&self, want: Want) -> Result<(), String> {
         let next = self
             .session
             .keepalive_send()
@@ -252,13 +275,8 @@ impl Pump {
                 revents: 0,
             },
         ];
-        let ms = match left {
-            Some(l) => (l.as_millis() as u64 + 1).min(u64::from(cap)),
-            None => u64::from(cap),
-        }
-        .min(i32::MAX as u64) as libc::c_int;
         // SAFETY: two valid pollfds that live across the call.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, cap as libc::c_int) };
         if rc < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {

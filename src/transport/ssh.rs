@@ -2,16 +2,18 @@
 //! ProxyJump hosts (`jump`), the way the user's ssh_config says (`route`); every hop's host key
 //! verified against known_hosts (`connect`). The host's session is non-blocking and its one wait
 //! loop sends keepalives and never gives up on silence: a dead peer is cut off by the kernel
-//! through TCP_USER_TIMEOUT, or, behind a jump host, by the bridge's own dead-peer rule.
+//! through TCP_USER_TIMEOUT, or, behind a jump host, when its keepalives go unanswered.
 
 use super::connect;
-use super::jump::Bridge;
+use super::jump::{Bridge, RxClock};
 use super::route;
 use super::{HostKeyPolicy, LineSplitter, Output, Result, Stats, Transport, TransportError};
 use crate::spec::Ssh;
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 /// How often an idle session sends an SSH keepalive, in seconds.
 pub const KEEPALIVE_SECS: u32 = 10;
@@ -25,6 +27,10 @@ pub struct SshTransport {
     fd: OwnedFd,
     stats: Stats,
     target: String,
+    /// Behind a jump host: when bytes last came from the host (the last bridge's clock), and
+    /// since when a keepalive of ours waits for an answer with none come.
+    rx: Option<RxClock>,
+    unanswered: Cell<Option<Instant>>,
     /// The jump hosts' bridges, outermost first. Declared after `session` and `fd`, so they are
     /// dropped after the session's socket is closed, which is what ends their pumps.
     bridges: Vec<Bridge>,
@@ -73,6 +79,8 @@ impl SshTransport {
                         bytes_sent: 0,
                     },
                     target,
+                    rx: bridges.last().map(Bridge::rx),
+                    unanswered: Cell::new(None),
                     bridges,
                 });
             }
@@ -131,11 +139,33 @@ impl SshTransport {
 
     /// Waits until the socket is ready in the direction libssh2 is blocked on, sending keepalives
     /// while it waits. Never gives up on silence: only a dead connection ends the wait.
+    ///
+    /// Behind a jump host no socket of ours times out when the host dies (the bridge's socketpair
+    /// is local), so the rule is applied here: a keepalive wants a reply, and when neither that
+    /// reply nor any other byte comes from the host within `DEAD_PEER_SECS`, the host is gone. Only
+    /// a session that waits sends keepalives, so an idle one (between commands, while other hosts
+    /// work) is never judged, and a silent command is kept alive by the replies.
     fn wait(&self) -> Result<()> {
         let next = self
             .session
             .keepalive_send()
             .map_err(|e| self.lost("sending a keepalive", &e))?;
+        if let Some(rx) = &self.rx {
+            match self.unanswered.get() {
+                Some(t) if rx.since(t) => self.unanswered.set(None),
+                Some(t) if t.elapsed() >= Duration::from_secs(u64::from(DEAD_PEER_SECS)) => {
+                    return Err(self.lost(
+                        "waiting",
+                        &format!("no answer to keepalives for {DEAD_PEER_SECS} s"),
+                    ));
+                }
+                _ => {}
+            }
+            // keepalive_send reports a full interval to the next one when it has just sent one.
+            if next >= KEEPALIVE_SECS && self.unanswered.get().is_none() {
+                self.unanswered.set(Some(Instant::now()));
+            }
+        }
         let (events, timeout_ms) = poll_timeout(&self.session, next);
         let mut pfd = libc::pollfd {
             fd: self.fd.as_raw_fd(),
