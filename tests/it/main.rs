@@ -7,4 +7,5 @@ mod errors;
 mod faults;
 mod lab;
 mod render;
+mod ssh;
 mod util;
