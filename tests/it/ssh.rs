@@ -104,6 +104,18 @@ fn an_inner_host_is_applied_through_a_bastion_from_the_users_ssh_config() {
     assert!(config.starts_with(&home));
     let inv = s.write("site.toml", "\"inner\"", "");
     let home = home.to_string_lossy().to_string();
+    // The lab's own proof, on the fresh hosts: routes, who reaches whom, this machine kept off
+    // the inner host's sshd but not its port 80.
+    let selftest = Command::new(root().join("tests/lab/selftest"))
+        .arg(s.path("lab.toml"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&selftest.stdout);
+    assert!(selftest.status.success(), "{report}");
+    assert!(
+        report.contains("inner: this machine cannot connect to its sshd"),
+        "{report}"
+    );
 
     // This machine cannot reach the inner host's sshd itself.
     let direct = s.write(
@@ -481,5 +493,50 @@ fn through_a_bastion_silent_commands_and_idle_sessions_last_and_a_vanished_host_
     assert!(
         err.contains("connection lost") && err.contains("no answer to keepalives"),
         "{err}"
+    );
+}
+
+/// No lab needed: the ssh_config is read with the inventory, so a bad value in it is an
+/// inventory error (exit 4) naming its file and line, for every command.
+#[test]
+fn a_bad_value_in_the_ssh_config_is_an_inventory_error_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup { dir };
+    let config = s.path("config");
+    std::fs::write(
+        &config,
+        "Host inner\n  HostName 198.18.0.130\n  Port twenty-two\n",
+    )
+    .unwrap();
+    let inv = s.write(
+        "inv.toml",
+        "\"inner\"",
+        &format!(", config = \"{}\"", config.display()),
+    );
+    let done = Run::new(&["validate", "-i"]).arg(&inv).output().status(4);
+    let want = format!(
+        "{}:3:1: Port: found \"twenty-two\"; allowed: a port number",
+        config.display()
+    );
+    assert!(done.stderr().contains(&want), "{}", done.stderr());
+    std::fs::write(
+        &config,
+        "Host inner\n  HostName 198.18.0.130\n  Port 2222\n",
+    )
+    .unwrap();
+    Run::new(&["validate", "-i"]).arg(&inv).output().status(0);
+    let missing = s.write(
+        "missing.toml",
+        "\"inner\"",
+        ", config = \"/nonexistent/ssh_config\"",
+    );
+    let done = Run::new(&["validate", "-i"])
+        .arg(&missing)
+        .output()
+        .status(4);
+    assert!(
+        done.stderr().contains("/nonexistent/ssh_config"),
+        "{}",
+        done.stderr()
     );
 }
