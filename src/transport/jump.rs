@@ -80,7 +80,6 @@ impl Bridge {
             .map_err(|e| format!("a socketpair for the jump: {e}"))?;
         let reason = Arc::new(Mutex::new(None));
         let rx = RxClock::default();
-        epoch();
         let pump = Pump {
             rx: rx.clone(),
             session,
