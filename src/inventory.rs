@@ -25,6 +25,10 @@ const LOCAL_PATH: &str = "a file path, relative to the inventory's directory or 
 const SQL_IDENT: &str = "a SQL identifier like \"foobar\"";
 const ENV_NAME: &str = "the name of an environment variable, like \"DB_PASSWORD\"";
 const ADDRESS: &str = "an IP address like \"203.0.113.10\"";
+pub const PROXY_JUMP: &str =
+    "jump hosts like \"bastion\" or \"user@bastion:2222,inner-jump\" (ssh -J), or \"none\"";
+pub const SSH_CONFIG: &str = "an ssh_config file (like ssh -F), or \"none\" to read none";
+pub const LAB_NETWORK: &str = "\"outer\", \"inner\" or \"bastion\"";
 
 #[derive(Debug)]
 pub struct RawInventory {
@@ -120,6 +124,8 @@ pub struct RawSsh {
     pub identity_file: Option<Spanned<String>>,
     pub known_hosts: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<i64>>,
+    pub proxy_jump: Option<Spanned<String>>,
+    pub config: Option<Spanned<String>>,
 }
 
 #[derive(Debug)]
@@ -128,6 +134,10 @@ pub struct RawLab {
     pub flavour: Option<Spanned<String>>,
     /// The Debian release of the lab host's image; the lab picks its default.
     pub release: Option<Spanned<String>>,
+    /// "outer" (default), "inner" (reachable only through a bastion) or "bastion" (on both).
+    pub network: Option<Spanned<String>>,
+    /// The lab host's IP address when `ssh.address` is a Host alias of an ssh_config.
+    pub address: Option<Spanned<String>>,
 }
 
 impl RawInventory {
@@ -358,6 +368,8 @@ impl RawSsh {
         let identity_file = r.opt_str(&mut t, "identity_file", LOCAL_PATH);
         let known_hosts = r.opt_str(&mut t, "known_hosts", LOCAL_PATH);
         let connect_timeout = r.opt_int(&mut t, "connect_timeout", CONNECT_TIMEOUT);
+        let proxy_jump = r.opt_str(&mut t, "proxy_jump", PROXY_JUMP);
+        let config = r.opt_str(&mut t, "config", SSH_CONFIG);
         r.finish(t);
         Some(RawSsh {
             address: address?,
@@ -366,6 +378,8 @@ impl RawSsh {
             identity_file: identity_file?,
             known_hosts: known_hosts?,
             connect_timeout: connect_timeout?,
+            proxy_jump: proxy_jump?,
+            config: config?,
         })
     }
 }
@@ -374,10 +388,14 @@ impl RawLab {
     fn read(r: &mut Reader, mut t: Table) -> Option<RawLab> {
         let flavour = r.opt_str(&mut t, "flavour", "\"systemd\" or \"plain\"");
         let release = r.opt_str(&mut t, "release", "\"bookworm\" or \"trixie\"");
+        let network = r.opt_str(&mut t, "network", LAB_NETWORK);
+        let address = r.opt_str(&mut t, "address", ADDRESS);
         r.finish(t);
         Some(RawLab {
             flavour: flavour?,
             release: release?,
+            network: network?,
+            address: address?,
         })
     }
 }

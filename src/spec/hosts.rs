@@ -2,10 +2,13 @@
 //! the hosts make together.
 
 use super::check::Checker;
-use super::{Dns, Host, Role, Ssh};
+use super::{Dns, Host, Role, Ssh, SshConfigFile, SshUnset};
 use crate::error::shown;
-use crate::inventory::{RawHost, RawInventory, RawLab, RawSsh, CONNECT_TIMEOUT, PORT, ROLES};
+use crate::inventory::{
+    RawHost, RawInventory, RawLab, RawSsh, CONNECT_TIMEOUT, LAB_NETWORK, PORT, PROXY_JUMP, ROLES,
+};
 use crate::names::*;
+use crate::transport::ssh_config::parse_jumps;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -129,13 +132,36 @@ impl Checker<'_> {
                 .map(|t| t as u32),
             None => Some(10),
         };
+        let proxy_jump = match &s.proxy_jump {
+            Some(j) => self
+                .check(j, &key("proxy_jump"), |v| {
+                    parse_jumps(v).map_err(|_| PROXY_JUMP.into())
+                })
+                .map(|_| Some(j.get_ref().clone())),
+            None => Some(None),
+        };
+        let config = match &s.config {
+            Some(c) if c.get_ref() == "none" => Some(SshConfigFile::None),
+            Some(c) => self
+                .check(c, &key("config"), parse_local_path)
+                .map(|p| SshConfigFile::File(self.local_path(&p))),
+            None => Some(SshConfigFile::User),
+        };
         Some(Ssh {
             address: address?,
+            alias: None,
             port: port?,
             user: user?,
             identity_file: identity_file?,
             known_hosts: known_hosts?,
             connect_timeout_secs: connect_timeout_secs?,
+            proxy_jump: proxy_jump?,
+            config: config?,
+            unset: SshUnset {
+                port: s.port.is_none(),
+                user: s.user.is_none(),
+                connect_timeout: s.connect_timeout.is_none(),
+            },
         })
     }
 
@@ -241,6 +267,19 @@ impl Checker<'_> {
             self.check(r, &format!("hosts[{i}].lab.release"), |v| match v {
                 "bookworm" | "trixie" => Ok(()),
                 _ => Err("\"bookworm\" (Debian 12) or \"trixie\" (Debian 13)".into()),
+            });
+        }
+        if let Some(n) = &lab.network {
+            self.check(n, &format!("hosts[{i}].lab.network"), |v| match v {
+                "outer" | "inner" | "bastion" => Ok(()),
+                _ => Err(LAB_NETWORK.into()),
+            });
+        }
+        if let Some(a) = &lab.address {
+            self.check(a, &format!("hosts[{i}].lab.address"), |v| {
+                v.parse::<std::net::Ipv4Addr>()
+                    .map(|_| ())
+                    .map_err(|_| "the lab host's IPv4 address, like \"198.18.0.130\"".into())
             });
         }
     }

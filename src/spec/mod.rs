@@ -231,13 +231,46 @@ impl Host {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Ssh {
+    /// An IP address, a DNS name, or a `Host` alias of the user's ssh_config. After `load`, an
+    /// alias's HostName (`alias` keeps the alias): what provision reaches the host at, from the
+    /// health checks too.
     pub address: String,
+    /// The `Host` alias the inventory named, when the ssh_config gave it a HostName.
+    pub alias: Option<String>,
+    /// The inventory's; else, after `load`, the ssh_config's for `address`; else 22.
     pub port: u16,
+    /// Likewise; else `root`.
     pub user: String,
     /// Resolved against the inventory's directory; `~/` expanded by the transport.
     pub identity_file: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    /// Like `port`; else 10.
     pub connect_timeout_secs: u32,
+    /// Jump hosts as `ssh -J` takes them, or "none"; `None`: the ssh_config's ProxyJump.
+    pub proxy_jump: Option<String>,
+    pub config: SshConfigFile,
+    /// What the inventory left to the ssh_config (and to the defaults above).
+    #[serde(skip)]
+    pub unset: SshUnset,
+}
+
+/// Which OpenSSH client configuration applies to a host (`hosts.ssh.config`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum SshConfigFile {
+    /// `~/.ssh/config`, when there is one.
+    User,
+    /// `"none"`, like `ssh -F none`.
+    None,
+    /// A file that must exist, like `ssh -F FILE`.
+    File(PathBuf),
+}
+
+/// Which of `[hosts.ssh]`'s values with a default the inventory did not give.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SshUnset {
+    pub port: bool,
+    pub user: bool,
+    pub connect_timeout: bool,
 }
 
 /// Reads and validates an inventory file. The file is read like a password file (capped, and a
@@ -261,7 +294,25 @@ pub fn load(path: &Path, sources: &dyn Sources) -> Result<Spec, SpecErrors> {
         )));
     }
     let text = syntax::decode(&bytes, path).map_err(|e| SpecErrors(vec![e]))?;
-    Spec::parse(text, path, sources)
+    let mut spec = Spec::parse(text, path, sources)?;
+    // What `ssh HOST` would take from ~/.ssh/config (User, Port, ConnectTimeout) is known from
+    // here on, so the rest of provision sees the user it will log in as (sudo or not).
+    let errors = crate::transport::fill_from_ssh_config(spec.hosts.iter_mut().map(|h| &mut h.ssh));
+    if !errors.is_empty() {
+        return Err(SpecErrors(
+            errors
+                .into_iter()
+                .map(|e| SpecError {
+                    file: e.file,
+                    line: e.line,
+                    column: usize::from(e.line > 0),
+                    key: e.keyword,
+                    message: e.message,
+                })
+                .collect(),
+        ));
+    }
+    Ok(spec)
 }
 
 impl Spec {

@@ -131,7 +131,7 @@ fn unknown_keys_are_errors_with_their_path() {
     assert_eq!(
         e.message,
         "found an unknown key (did you mean port?); allowed in the table hosts[0].ssh: address, \
-         port, user, identity_file, known_hosts, connect_timeout"
+         port, user, identity_file, known_hosts, connect_timeout, proxy_jump, config"
     );
     assert_eq!((e.line, e.column), (22, 1));
     let e = one_error("[dns]", "[dnss]\nx = 1\n[dns]");
@@ -487,7 +487,45 @@ fn the_lab_table_takes_a_flavour_and_a_release() {
     let errs = parse(&with_lab("relase = \"trixie\"")).unwrap_err().0;
     assert_eq!(
         errs[0].message,
-        "found an unknown key (did you mean release?); allowed in the table hosts[0].lab: flavour, release"
+        "found an unknown key (did you mean release?); allowed in the table hosts[0].lab: flavour, release, network, address"
+    );
+    parse(&with_lab("network = \"inner\"\naddress = \"198.18.0.130\"")).unwrap();
+    let errs = parse(&with_lab("network = \"dmz\"")).unwrap_err().0;
+    assert!(
+        errs[0].to_string().contains(
+            "hosts[0].lab.network: found \"dmz\"; allowed: \"outer\", \"inner\" or \"bastion\""
+        ),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn proxy_jump_and_the_ssh_config_file_are_checked_and_kept_as_written() {
+    let with = |extra: &str| GOOD.replace("port = 22", &format!("port = 22\n{extra}"));
+    let s = parse(&with(
+        "proxy_jump = \"ops@bastion:2222,inner-jump\"\nconfig = \"none\"",
+    ))
+    .unwrap();
+    let ssh = &s.hosts[0].ssh;
+    assert_eq!(
+        ssh.proxy_jump.as_deref(),
+        Some("ops@bastion:2222,inner-jump")
+    );
+    assert_eq!(ssh.config, crate::spec::SshConfigFile::None);
+    assert!(!ssh.unset.port && ssh.unset.connect_timeout);
+    let s = parse(&with("config = \"lab/ssh_config\"")).unwrap();
+    assert_eq!(
+        s.hosts[0].ssh.config,
+        crate::spec::SshConfigFile::File("./lab/ssh_config".into())
+    );
+    let e = one_error("port = 22", "port = 22\nproxy_jump = \"a b\"");
+    assert_eq!(e.key, "hosts[0].ssh.proxy_jump");
+    assert!(
+        e.message
+            .starts_with("found \"a b\"; allowed: jump hosts like"),
+        "{}",
+        e.message
     );
 }
 

@@ -1,10 +1,18 @@
 //! How provision reaches a host: one trait, an SSH implementation (the `ssh2` crate, one session per
-//! host per run, host keys verified) and a local one for the machine provision runs on.
+//! host per run, host keys verified, the user's ssh_config and ProxyJump honoured) and a local one
+//! for the machine provision runs on.
 
+mod auth;
+mod connect;
+mod jump;
+mod known_hosts;
 mod local;
+mod route;
 mod ssh;
+pub mod ssh_config;
 
 pub use local::LocalTransport;
+pub use route::{fill_from_ssh_config, route, Hop};
 pub use ssh::SshTransport;
 
 use std::io::Read;

@@ -1,183 +1,102 @@
-//! The SSH transport: the `ssh2` crate, one session per host per run, host keys verified against
-//! known_hosts, a non-blocking session whose one wait loop sends keepalives and never gives up on
-//! silence (a dead peer is cut off by the kernel through TCP_USER_TIMEOUT).
+//! The SSH transport: the `ssh2` crate, one session per host per run, reached directly or through
+//! ProxyJump hosts (`jump`), the way the user's ssh_config says (`route`); every hop's host key
+//! verified against known_hosts (`connect`). The host's session is non-blocking and its one wait
+//! loop sends keepalives and never gives up on silence: a dead peer is cut off by the kernel
+//! through TCP_USER_TIMEOUT, or, behind a jump host, when its keepalives go unanswered.
 
+use super::connect;
+use super::jump::{Bridge, RxClock};
+use super::route;
 use super::{HostKeyPolicy, LineSplitter, Output, Result, Stats, Transport, TransportError};
 use crate::spec::Ssh;
+use std::cell::Cell;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 /// How often an idle session sends an SSH keepalive, in seconds.
-const KEEPALIVE_SECS: u32 = 10;
+pub const KEEPALIVE_SECS: u32 = 10;
 /// How long sent data (keepalives included) may stay unacknowledged before the connection counts
 /// as dead. With keepalives every 10 s, a vanished host is reported within about 50 s.
-const DEAD_PEER_SECS: u32 = 40;
+pub const DEAD_PEER_SECS: u32 = 40;
 
 pub struct SshTransport {
     session: ssh2::Session,
-    /// The session's socket, for `poll` and the dead-peer timeout.
-    fd: TcpStream,
+    /// The session's socket (TCP, or the last jump bridge's socketpair), for `poll`.
+    fd: OwnedFd,
     stats: Stats,
     target: String,
-}
-
-fn expand_home(p: &Path) -> PathBuf {
-    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => p.to_path_buf(),
-    }
-}
-
-/// The name a host has in known_hosts: `addr`, or `[addr]:port` off port 22.
-fn known_hosts_name(address: &str, port: u16) -> String {
-    if port == 22 {
-        address.to_string()
-    } else {
-        format!("[{address}]:{port}")
-    }
+    /// Behind a jump host: when bytes last came from the host (the last bridge's clock), and
+    /// since when a keepalive of ours waits for an answer with none come.
+    rx: Option<RxClock>,
+    unanswered: Cell<Option<Instant>>,
+    /// The jump hosts' bridges, outermost first. Declared after `session` and `fd`, so they are
+    /// dropped after the session's socket is closed, which is what ends their pumps.
+    bridges: Vec<Bridge>,
 }
 
 impl SshTransport {
     pub fn connect(ssh: &Ssh, policy: HostKeyPolicy) -> Result<SshTransport> {
-        let target = format!("{}@{}:{}", ssh.user, ssh.address, ssh.port);
-        let err = |what: &str, e: &dyn std::fmt::Display| {
-            TransportError(format!("{target}: {what}: {e}"))
-        };
-        let timeout = Duration::from_secs(u64::from(ssh.connect_timeout_secs));
-        let addrs: Vec<_> = (ssh.address.as_str(), ssh.port)
-            .to_socket_addrs()
-            .map_err(|e| err("cannot resolve the address", &e))?
-            .collect();
-        let mut last = None;
-        let mut tcp = None;
-        for a in addrs {
-            match TcpStream::connect_timeout(&a, timeout) {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
+        let plain = format!("{}@{}:{}", ssh.user, ssh.address, ssh.port);
+        let config = route::config_for(ssh).map_err(|e| TransportError(format!("{plain}: {e}")))?;
+        let hops = route::route(ssh, config.as_ref())
+            .map_err(|e| TransportError(format!("{plain}: {e}")))?;
+        let last = hops.len() - 1;
+        let mut target = hops[last].describe();
+        if last > 0 {
+            let via: Vec<String> = hops[..last].iter().map(|h| h.describe()).collect();
+            target = format!("{target} via {}", via.join(", "));
         }
-        let tcp = tcp.ok_or_else(|| {
-            err(
-                "cannot connect",
-                &last
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "no address".into()),
+        let mut bridges = Vec::new();
+        let mut link = None;
+        for (i, hop) in hops.iter().enumerate() {
+            let jump = |e: String| {
+                if i == last {
+                    TransportError(format!("{target}: {e}"))
+                } else {
+                    TransportError(format!("{target}: jump host {}: {e}", hop.describe()))
+                }
+            };
+            let opened = connect::open(hop, link.take(), policy).map_err(jump)?;
+            if i == last {
+                let session = opened.session;
+                // From here on the session is non-blocking and `wait` is the only place that
+                // sleeps. libssh2's own blocking wait gives up with "Timed out waiting on socket"
+                // whenever nothing arrives within one keepalive interval, so a remote command that
+                // is silent for longer (apt on a slow mirror, a maintainer script) would fail.
+                // Keepalives are sent by `wait` instead; a peer that stops acknowledging them is
+                // cut off by the kernel (TCP_USER_TIMEOUT, set at connect) or by the jump bridge.
+                session.set_keepalive(true, KEEPALIVE_SECS);
+                session.set_timeout(0);
+                session.set_blocking(false);
+                return Ok(SshTransport {
+                    session,
+                    fd: opened.fd,
+                    stats: Stats {
+                        connections: hops.len() as u32,
+                        channels: 0,
+                        bytes_sent: 0,
+                    },
+                    target,
+                    rx: bridges.last().map(Bridge::rx),
+                    unanswered: Cell::new(None),
+                    bridges,
+                });
+            }
+            let next = &hops[i + 1];
+            let (bridge, sock) = Bridge::open(
+                opened.session,
+                opened.fd,
+                &hop.describe(),
+                &next.hostname,
+                next.port,
             )
-        })?;
-        tcp.set_nodelay(true).ok();
-        let tcp_fd = tcp
-            .try_clone()
-            .map_err(|e| err("cannot use the socket", &e))?;
-        let mut session = ssh2::Session::new().map_err(|e| err("ssh session", &e))?;
-        session.set_tcp_stream(tcp);
-        session.set_timeout(timeout.as_millis() as u32);
-
-        let known_path = expand_home(
-            ssh.known_hosts
-                .as_deref()
-                .unwrap_or(Path::new("~/.ssh/known_hosts")),
-        );
-        let mut known = session.known_hosts().map_err(|e| err("known_hosts", &e))?;
-        if known_path.exists() {
-            known
-                .read_file(&known_path, ssh2::KnownHostFileKind::OpenSSH)
-                .map_err(|e| err(&format!("cannot read {}", known_path.display()), &e))?;
+            .map_err(|e| TransportError(format!("{target}: {e}")))?;
+            bridges.push(bridge);
+            link = Some(sock);
         }
-        let name = known_hosts_name(&ssh.address, ssh.port);
-        // Offer first the key types known_hosts has for this host, so the server presents a key we can check.
-        let types = key_types_for(&known_path, &name);
-        if !types.is_empty() {
-            let mut pref = types.join(",");
-            pref.push_str(",ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
-            session.method_pref(ssh2::MethodType::HostKey, &pref).ok();
-        }
-        session.handshake().map_err(|e| err("SSH handshake", &e))?;
-        let (key, key_type) = session
-            .host_key()
-            .ok_or_else(|| TransportError(format!("{target}: the server sent no host key")))?;
-        match known.check_port(&ssh.address, ssh.port, key) {
-            ssh2::CheckResult::Match => {}
-            ssh2::CheckResult::Mismatch => {
-                return Err(TransportError(format!(
-                    "{target}: HOST KEY CHANGED: the key the server sent does not match {} for {name}. \
-                     This can be a man-in-the-middle attack, or the host was reinstalled; if you are sure, \
-                     remove its line from that file and connect again. Refusing to connect.",
-                    known_path.display()
-                )))
-            }
-            ssh2::CheckResult::NotFound | ssh2::CheckResult::Failure => {
-                if policy == HostKeyPolicy::Strict {
-                    return Err(TransportError(format!(
-                        "{target}: unknown host key: {name} is not in {}. Refusing to connect; verify the key and add it, \
-                         or pass --trust-new-hosts to record it on first use.",
-                        known_path.display()
-                    )));
-                }
-                record_key(&known_path, &name, key_type, key)
-                    .map_err(|e| err(&format!("recording the host key in {}", known_path.display()), &e))?;
-            }
-        }
-
-        match &ssh.identity_file {
-            Some(id) => {
-                let id = expand_home(id);
-                session
-                    .userauth_pubkey_file(&ssh.user, None, &id, None)
-                    .map_err(|e| {
-                        err(
-                            &format!("public key authentication with {}", id.display()),
-                            &e,
-                        )
-                    })?;
-            }
-            None => {
-                let agent = session.userauth_agent(&ssh.user);
-                if agent.is_err() {
-                    let mut done = false;
-                    for f in ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"] {
-                        let p = expand_home(Path::new(f));
-                        if p.exists()
-                            && session
-                                .userauth_pubkey_file(&ssh.user, None, &p, None)
-                                .is_ok()
-                        {
-                            done = true;
-                            break;
-                        }
-                    }
-                    if !done {
-                        return Err(TransportError(format!(
-                            "{target}: authentication failed: no ssh-agent key and no usable ~/.ssh/id_* key was accepted; set hosts.ssh.identity_file"
-                        )));
-                    }
-                }
-            }
-        }
-        // From here on the session is non-blocking and `wait` is the only place that sleeps. libssh2's
-        // own blocking wait gives up with "Timed out waiting on socket" whenever nothing arrives
-        // within one keepalive interval, so a remote command that is silent for longer (apt on a slow
-        // mirror, a maintainer script) would fail. Keepalives are sent by `wait` instead, and a peer
-        // that stops acknowledging them is cut off by the kernel (TCP_USER_TIMEOUT).
-        session.set_keepalive(true, KEEPALIVE_SECS);
-        set_user_timeout(&tcp_fd, DEAD_PEER_SECS).map_err(|e| err("TCP_USER_TIMEOUT", &e))?;
-        session.set_timeout(0);
-        session.set_blocking(false);
-        Ok(SshTransport {
-            session,
-            fd: tcp_fd,
-            stats: Stats {
-                connections: 1,
-                channels: 0,
-                bytes_sent: 0,
-            },
-            target,
-        })
+        unreachable!("a route ends with the host itself")
     }
 
     fn channel(&mut self, command: &str) -> Result<ssh2::Channel> {
@@ -196,13 +115,19 @@ impl SshTransport {
 
     /// Whether the connection's socket still works (a pending error such as ETIMEDOUT says no).
     fn alive(&self) -> bool {
-        matches!(self.fd.take_error(), Ok(None))
+        socket_error(&self.fd).is_none() && self.bridges.iter().all(|b| b.reason().is_none())
     }
 
     /// An I/O failure on an open session: the peer is gone (or the network between us).
     fn lost(&self, what: &str, e: &dyn std::fmt::Display) -> TransportError {
+        let why: String = self
+            .bridges
+            .iter()
+            .filter_map(|b| b.reason())
+            .map(|r| format!("; {r}"))
+            .collect();
         TransportError(format!(
-            "{}: connection lost while {what} ({e}): the host stopped answering or the network to it failed; \
+            "{}: connection lost while {what} ({e}{why}): the host stopped answering or the network to it failed; \
              what ran on the host may have finished or not, run plan to see its state",
             self.target
         ))
@@ -214,26 +139,41 @@ impl SshTransport {
 
     /// Waits until the socket is ready in the direction libssh2 is blocked on, sending keepalives
     /// while it waits. Never gives up on silence: only a dead connection ends the wait.
+    ///
+    /// Behind a jump host no socket of ours times out when the host dies (the bridge's socketpair
+    /// is local), so the rule is applied here: a keepalive wants a reply, and when neither that
+    /// reply nor any other byte comes from the host within `DEAD_PEER_SECS`, the host is gone. Only
+    /// a session that waits sends keepalives, so an idle one (between commands, while other hosts
+    /// work) is never judged, and a silent command is kept alive by the replies.
     fn wait(&self) -> Result<()> {
         let next = self
             .session
             .keepalive_send()
             .map_err(|e| self.lost("sending a keepalive", &e))?;
-        let (events, cap_ms) = match self.session.block_directions() {
-            ssh2::BlockDirections::Inbound => (libc::POLLIN, u32::MAX),
-            ssh2::BlockDirections::Outbound => (libc::POLLOUT, u32::MAX),
-            ssh2::BlockDirections::Both => (libc::POLLIN | libc::POLLOUT, u32::MAX),
-            // Not blocked on the socket (e.g. waiting for the peer's window): look again soon.
-            ssh2::BlockDirections::None => (libc::POLLIN, 50),
-        };
+        if let Some(rx) = &self.rx {
+            match self.unanswered.get() {
+                Some(t) if rx.since(t) => self.unanswered.set(None),
+                Some(t) if t.elapsed() >= Duration::from_secs(u64::from(DEAD_PEER_SECS)) => {
+                    return Err(self.lost(
+                        "waiting",
+                        &format!("no answer to keepalives for {DEAD_PEER_SECS} s"),
+                    ));
+                }
+                _ => {}
+            }
+            // keepalive_send reports a full interval to the next one when it has just sent one.
+            if next >= KEEPALIVE_SECS && self.unanswered.get().is_none() {
+                self.unanswered.set(Some(Instant::now()));
+            }
+        }
+        let (events, timeout_ms) = poll_timeout(&self.session, next);
         let mut pfd = libc::pollfd {
             fd: self.fd.as_raw_fd(),
             events,
             revents: 0,
         };
-        let timeout_ms = (next.clamp(1, KEEPALIVE_SECS) * 1000).min(cap_ms) as libc::c_int;
         // SAFETY: one valid pollfd that lives across the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms as libc::c_int) };
         if rc < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
@@ -317,51 +257,8 @@ impl SshTransport {
     }
 }
 
-/// Appends `name TYPE KEY` to a known_hosts file. Many hosts may be trusted at once (threads of
-/// this run, or other runs): the line is appended under an exclusive lock, never by rewriting the
-/// file from a copy read earlier, so no writer loses another's line.
-fn record_key(path: &Path, name: &str, kind: ssh2::HostKeyType, key: &[u8]) -> std::io::Result<()> {
-    use base64::Engine;
-    let kind = match kind {
-        ssh2::HostKeyType::Rsa => "ssh-rsa",
-        ssh2::HostKeyType::Dss => "ssh-dss",
-        ssh2::HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
-        ssh2::HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
-        ssh2::HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
-        ssh2::HostKeyType::Ed25519 => "ssh-ed25519",
-        ssh2::HostKeyType::Unknown => {
-            return Err(std::io::Error::other(
-                "the server's host key has a type provision does not know",
-            ))
-        }
-    };
-    let line = format!(
-        "{name} {kind} {}\n",
-        base64::engine::general_purpose::STANDARD.encode(key)
-    );
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(path)?;
-    // SAFETY: a valid descriptor for the life of `f`; the lock goes with it.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // Another writer may have recorded this very key meanwhile.
-    let mut text = String::new();
-    f.read_to_string(&mut text)?;
-    if !text.lines().any(|l| l == line.trim_end()) {
-        f.write_all(line.as_bytes())?;
-    }
-    Ok(())
-}
-
 /// Sets TCP_USER_TIMEOUT: data unacknowledged for longer than this fails the connection.
-fn set_user_timeout(s: &TcpStream, secs: u32) -> std::io::Result<()> {
+pub(super) fn set_user_timeout(s: &TcpStream, secs: u32) -> std::io::Result<()> {
     let ms: libc::c_uint = secs * 1000;
     // SAFETY: a valid socket and a pointer to a c_uint of the size passed.
     let rc = unsafe {
@@ -380,23 +277,38 @@ fn set_user_timeout(s: &TcpStream, secs: u32) -> std::io::Result<()> {
     }
 }
 
-/// Key types (`ssh-ed25519`, ...) recorded for `name` in a plain (unhashed) known_hosts file.
-fn key_types_for(path: &Path, name: &str) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
+/// What `poll` waits for on a non-blocking session's socket, and for how long at most (ms): the
+/// direction libssh2 is blocked on until the next keepalive is due; when it is not blocked on the
+/// socket (e.g. waiting for the peer's window), a short look again.
+pub(super) fn poll_timeout(session: &ssh2::Session, next_keepalive: u32) -> (libc::c_short, u32) {
+    let keepalive_ms = next_keepalive.clamp(1, KEEPALIVE_SECS) * 1000;
+    match session.block_directions() {
+        ssh2::BlockDirections::Inbound => (libc::POLLIN, keepalive_ms),
+        ssh2::BlockDirections::Outbound => (libc::POLLOUT, keepalive_ms),
+        ssh2::BlockDirections::Both => (libc::POLLIN | libc::POLLOUT, keepalive_ms),
+        ssh2::BlockDirections::None => (libc::POLLIN, keepalive_ms.min(50)),
+    }
+}
+
+/// The socket's pending error (SO_ERROR), such as ETIMEDOUT once TCP_USER_TIMEOUT gave up.
+fn socket_error(fd: &OwnedFd) -> Option<std::io::Error> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid socket, and an int of the size passed.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
     };
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let hosts = f.next()?;
-            let kind = f.next()?;
-            hosts
-                .split(',')
-                .any(|h| h == name)
-                .then(|| kind.to_string())
-        })
-        .collect()
+    match (rc, err) {
+        (0, 0) => None,
+        (0, e) => Some(std::io::Error::from_raw_os_error(e)),
+        _ => Some(std::io::Error::last_os_error()),
+    }
 }
 
 impl Transport for SshTransport {
@@ -430,43 +342,5 @@ impl Drop for SshTransport {
             s.disconnect(None, "provision done", None)
         })
         .ok();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn many_hosts_trusted_at_once_are_all_recorded() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("known_hosts");
-        std::fs::write(&path, "old.example ssh-ed25519 AAAA\n").unwrap();
-        std::thread::scope(|s| {
-            for i in 0..32 {
-                let path = &path;
-                s.spawn(move || {
-                    record_key(
-                        path,
-                        &format!("198.18.0.{i}"),
-                        ssh2::HostKeyType::Ed25519,
-                        &[i as u8; 32],
-                    )
-                    .unwrap();
-                    // The same key again is not written twice.
-                    record_key(
-                        path,
-                        &format!("198.18.0.{i}"),
-                        ssh2::HostKeyType::Ed25519,
-                        &[i as u8; 32],
-                    )
-                    .unwrap();
-                });
-            }
-        });
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 33, "{text}");
-        assert!(text.starts_with("old.example ssh-ed25519 AAAA\n"));
-        assert!(text.contains("198.18.0.31 ssh-ed25519 "));
     }
 }

@@ -8,4 +8,5 @@ mod faults;
 mod lab;
 mod load;
 mod render;
+mod ssh;
 mod util;
