@@ -66,6 +66,9 @@ pub struct ApplyArgs {
     /// Wait up to SECS for another apply's lock on a host instead of refusing at once.
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub lock_timeout: u64,
+    /// Web hosts behind load balancers change this many at a time, each drained first.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub batch: u16,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,7 @@ pub mod host_state;
 pub mod inventory;
 pub mod names;
 pub mod plan;
+pub mod pool;
 pub mod quote;
 pub mod release;
 pub mod render;

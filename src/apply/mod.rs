@@ -4,9 +4,11 @@
 
 mod execute;
 mod history;
+mod roll;
 
 pub use execute::execute;
 pub use history::{history, rollback_host};
+pub use roll::roll;
 
 use crate::component::{Need, Registry};
 use crate::desired::Desired;

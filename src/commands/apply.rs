@@ -106,12 +106,13 @@ pub fn apply(registry: &Registry, a: &ApplyArgs) -> Result<ExitCode> {
             }
             continue;
         }
-        let names: Vec<String> = group.iter().map(|p| p.host.name.clone()).collect();
-        let results = super::pool::run(
+        // Hosts the remaining ones front (web hosts behind load balancers) roll, a batch at a time.
+        let results = apply::roll(
+            &ctx,
             group,
+            &mut ready,
+            usize::from(a.batch),
             usize::from(a.hosts.forks),
-            &|p| apply::execute(&ctx, p),
-            &|i| panicked(&names[i]),
         );
         outcomes.extend(results);
     }

@@ -73,7 +73,7 @@ pub(super) fn parallel<'h, T: Send>(
     f: &(dyn Fn(&'h Host) -> T + Sync),
     on_panic: &(dyn Fn(&Host) -> T + Sync),
 ) -> Vec<T> {
-    super::pool::run(hosts.to_vec(), usize::from(forks), f, &|i| {
+    crate::pool::run(hosts.to_vec(), usize::from(forks), f, &|i| {
         on_panic(hosts[i])
     })
 }

@@ -3,7 +3,6 @@
 
 mod apply;
 mod hosts;
-mod pool;
 mod render;
 
 use crate::cli::{Cli, Command, Common, HostArgs};

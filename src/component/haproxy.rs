@@ -1,5 +1,8 @@
 //! HAProxy on the `lb` hosts: balances port 80 over every web host, with an HTTP health check that
-//! sends the site's Host header.
+//! sends the site's Host header. Through its runtime API (the admin socket, with `socat`) it takes
+//! a web host out of service while apply changes it: drained, then back, or kept out if its change
+//! failed. Its own reloads are seamless: the new process takes the listening sockets over from the
+//! old one (`expose-fd listeners`), and requests a backend drops are dispatched again.
 
 use super::{Component, Cx, Out};
 use crate::desired::Handler;
@@ -21,6 +24,27 @@ impl Component for Haproxy {
         &["nginx", "apache", "app"]
     }
 
+    fn gate(&self, _cx: &Cx, target: &crate::spec::Host) -> Option<super::Gate> {
+        if !target.has(Role::Web) {
+            return None;
+        }
+        let server = format!("web/{}", target.name);
+        // scur, the server's current sessions, is the 5th field of `show stat`.
+        let wait = format!(
+            "i=0; while [ $i -lt {n} ]; do c=$(echo 'show stat' | socat stdio unix-connect:$s | awk -F, -v n={name} '$1 == \"web\" && $2 == n {{ print $5 }}'); [ \"${{c:-0}}\" = 0 ] && exit 0; sleep 0.2; i=$((i + 1)); done; exit 0",
+            n = DRAIN_SECS * 5,
+            name = crate::quote::shell_word(&target.name),
+        );
+        Some(super::Gate {
+            close: format!(
+                "{} && {wait}",
+                runtime(&format!("set server {server} state drain"))
+            ),
+            open: runtime(&format!("set server {server} state ready")),
+            fence: runtime(&format!("set server {server} state maint")),
+        })
+    }
+
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         let spec = cx.spec;
         let backends: Vec<_> = spec
@@ -28,6 +52,7 @@ impl Component for Haproxy {
             .map(|w| json!({ "name": w.name, "address": addr_port_host(w.internal_address()) }))
             .collect();
         out.service("haproxy", "haproxy", "/run/haproxy.pid", "haproxy");
+        out.package("socat");
         let cfg = cx.render(
             "haproxy/haproxy.cfg",
             &[(
@@ -50,6 +75,18 @@ impl Component for Haproxy {
         Ok(())
     }
 }
+
+/// A runtime API command for the admin socket, as a shell line; nothing to do while HAProxy does
+/// not run (before its first apply).
+fn runtime(command: &str) -> String {
+    format!(
+        "s=/run/haproxy/admin.sock; [ -S $s ] || exit 0; echo {} | socat stdio unix-connect:$s > /dev/null",
+        crate::quote::shell_word(command)
+    )
+}
+
+/// How long a drained backend may keep sessions before it is changed anyway, in seconds.
+const DRAIN_SECS: u32 = 30;
 
 /// An address as HAProxy wants it before `:port`: IPv6 in brackets.
 fn addr_port_host(a: IpAddr) -> String {

@@ -77,6 +77,19 @@ pub fn domain_limit(stack: &str) -> Option<DomainLimit> {
         .min_by_key(|l| l.max)
 }
 
+/// How a host that fronts others (a load balancer) takes one of them out of service while it
+/// changes: shell scripts run as root on the fronting host, each exiting 0 when done (also when
+/// there is nothing to do yet, e.g. before the balancer runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// Stop sending it new requests and wait (bounded) until the ones it has are answered.
+    pub close: String,
+    /// Send it requests again.
+    pub open: String,
+    /// Keep it out: its change failed.
+    pub fence: String,
+}
+
 /// A need a component reads from its facts: a handler to run and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Need {
@@ -107,6 +120,12 @@ pub trait Component: Sync {
 
     /// A read-only shell snippet for the facts probe; its output lines come back to `needs`.
     fn probe(&self, _cx: &Cx) -> Option<String> {
+        None
+    }
+
+    /// When this component fronts `target` (another host of the site), how to take `target` out
+    /// of service while it changes: apply then changes such hosts a batch at a time.
+    fn gate(&self, _cx: &Cx, _target: &Host) -> Option<Gate> {
         None
     }
 

@@ -828,8 +828,84 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
         done.stdout()
     );
     Run::new(&["plan", "-i", inv]).output().status(0);
+    a_rolling_apply_under_load_fails_no_request(inv);
     the_floating_address_moves_when_the_active_balancer_dies();
     a_replica_added_later_is_seeded_and_nobody_is_renumbered(inv);
+}
+
+/// Every web host's config and application files change while 50 clients keep asking the site
+/// through the floating address: the web hosts change one at a time, each drained in HAProxy first,
+/// and not one request fails. Then a web host dies under load: failures only while HAProxy notices.
+fn a_rolling_apply_under_load_fails_no_request(inv: &str) {
+    use crate::load::Load;
+    use std::time::{Duration, Instant};
+    const VIP: &str = "198.18.0.19";
+    let tpl = tempfile::tempdir().unwrap();
+    for (name, edit) in [
+        (
+            "nginx/site.conf",
+            (
+                "    index index.php index.html;",
+                "    index index.php index.html;\n    add_header X-Provision-Roll v2;",
+            ),
+        ),
+        ("app/index.php", ("<h1>", "<!-- rolled: v2 --><h1>")),
+    ] {
+        let orig = std::fs::read_to_string(root().join("templates").join(name)).unwrap();
+        assert!(orig.contains(edit.0), "{name}");
+        let target = tpl.path().join(name);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(&target, orig.replacen(edit.0, edit.1, 1)).unwrap();
+    }
+    let start = Instant::now();
+    let load = Load::start(VIP, 50, "Hello from MariaDB", Duration::from_secs(180));
+    std::thread::sleep(Duration::from_secs(10));
+    let done = Run::new(&["apply", "-i", inv, "--templates"])
+        .arg(tpl.path())
+        .output()
+        .status(0);
+    let applied = start.elapsed();
+    while start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let tally = load.finish();
+    eprintln!(
+        "rolling apply (both web hosts, config and code) done after {applied:.1?}; {}",
+        tally.line("load through the floating address")
+    );
+    let stderr = done.stderr();
+    let drained = stderr.lines().filter(|l| l.contains("drained web")).count();
+    assert_eq!(
+        drained, 4,
+        "each web host drained on both balancers:\n{stderr}"
+    );
+    assert!(tally.ok > 1000 && tally.failed == 0, "{tally:?}");
+    for addr in ["198.18.0.21", "198.18.0.22"] {
+        assert!(page(addr).1.contains("rolled: v2"), "{addr} did not change");
+    }
+
+    // A web host vanishes under load: HAProxy takes it out after its checks fail.
+    let load = Load::start(VIP, 50, "Hello from MariaDB", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(5));
+    lab(&["cut", "web1"]);
+    std::thread::sleep(Duration::from_secs(20));
+    let tally = load.finish();
+    lab(&["heal", "web1"]);
+    eprintln!(
+        "web1 cut at 5 s: {}",
+        tally.line("load through the floating address")
+    );
+    assert!(tally.ok > 0, "{tally:?}");
+    // Failures only inside the detection window (checks every 1 s, down after 2 failures, plus
+    // the 5 s connect timeout of requests already sent there).
+    assert!(
+        tally.failures.iter().all(|(t, _)| *t >= 5.0 && *t < 15.0),
+        "{tally:?}"
+    );
+    // Back to the inventory's own templates (rolling again).
+    std::thread::sleep(Duration::from_secs(3));
+    Run::new(&["apply", "-i", inv]).output().status(0);
+    Run::new(&["plan", "-i", inv]).output().status(0);
 }
 
 /// Two load balancers share 198.18.0.19: DNS www points at it, it serves the site, and when the

@@ -1,0 +1,180 @@
+//! Rolling apply: hosts that other hosts front (web hosts behind load balancers) change a batch at a
+//! time, each taken out of service first. For each batch: every fronting host closes the gate to
+//! each host of the batch that has something to change (drain, wait until its requests are
+//! answered), the batch is applied and checked, then the gates open again for the hosts that
+//! passed; a host that failed stays fenced off (left out of the pool) and the roll stops there: the
+//! hosts not yet changed keep serving as they were.
+
+use super::{as_root, execute, Context, HostError, HostOutcome, Prepared};
+use crate::component::Gate;
+use crate::release::CURRENT_STABLE;
+use crate::render::{RenderOptions, Renderer};
+
+/// A host whose components front others, with the gates it holds for them.
+struct Front<'p> {
+    host: &'p mut Prepared,
+    /// (target host, gate).
+    gates: Vec<(String, Gate)>,
+}
+
+/// The gates `fronts` hold for the hosts of `tier`.
+fn fronts<'p>(ctx: &Context, fronts: &'p mut [Prepared], tier: &[Prepared]) -> Vec<Front<'p>> {
+    let opts = RenderOptions {
+        reveal_secrets: false,
+        today: ctx.opts.today,
+    };
+    let renderer = Renderer::new(ctx.registry, ctx.spec, ctx.templates, &opts);
+    let mut out = Vec::new();
+    for p in fronts.iter_mut() {
+        // A fronting host whose services do not all run yet (a first apply) sends no traffic to
+        // hold back: the tier goes at once.
+        let live = p
+            .desired
+            .services
+            .iter()
+            .all(|s| p.facts.services.get(&s.name).copied().unwrap_or(false));
+        if !live {
+            continue;
+        }
+        let release = p.desired.release.unwrap_or(CURRENT_STABLE);
+        let gates: Vec<(String, Gate)> = renderer.with_cx(&p.host, release, |cx| {
+            tier.iter()
+                .flat_map(|t| {
+                    ctx.registry
+                        .for_host(ctx.spec, &p.host)
+                        .into_iter()
+                        .filter_map(|c| c.gate(cx, &t.host))
+                        .map(|g| (t.host.name.clone(), g))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        });
+        if !gates.is_empty() {
+            out.push(Front { host: p, gates });
+        }
+    }
+    out
+}
+
+/// Runs one gate script on a fronting host; a failure is said, and stops the roll.
+fn gate(
+    ctx: &Context,
+    f: &mut Front,
+    target: &str,
+    which: fn(&Gate) -> &str,
+    what: &str,
+) -> Result<(), String> {
+    let name = f.host.host.name.clone();
+    for (t, g) in f.gates.iter().filter(|(t, _)| t == target) {
+        let script = which(g).to_string();
+        ctx.reporter.command(&name, &script);
+        let out = f
+            .host
+            .transport
+            .exec(&as_root(ctx, &f.host.host, "sh -s"), script.as_bytes())
+            .map_err(|e| format!("{name}: {what} {t}: {e}"))?;
+        if out.status != 0 {
+            return Err(format!(
+                "{name}: {what} {t} failed (exit {}): {}",
+                out.status,
+                out.text().trim()
+            ));
+        }
+        ctx.reporter.note(&name, &format!("{what} {t}"));
+    }
+    Ok(())
+}
+
+/// Applies a tier whose hosts other hosts (in `rest`) front, `batch` hosts at a time; returns the
+/// outcomes, the hosts after a failed one skipped.
+pub fn roll(
+    ctx: &Context,
+    tier: Vec<Prepared>,
+    rest: &mut [Prepared],
+    batch: usize,
+    forks: usize,
+) -> Vec<HostOutcome> {
+    let mut fronts = fronts(ctx, rest, &tier);
+    // Nobody fronts these hosts: all at once.
+    let batch = if fronts.is_empty() { tier.len() } else { batch };
+    let mut outcomes = Vec::new();
+    let mut stopped: Option<String> = None;
+    let mut todo = tier.into_iter().peekable();
+    while todo.peek().is_some() {
+        let group: Vec<Prepared> = todo.by_ref().take(batch.max(1)).collect();
+        if let Some(why) = &stopped {
+            for p in group {
+                let mut o = HostOutcome::new(&p.host.name);
+                o.plan = Some(p.plan);
+                o.error = Some(HostError::Skipped(format!("the roll stopped: {why}")));
+                ctx.reporter.finish(&o.host, false, &o.summary(""));
+                outcomes.push(o);
+            }
+            continue;
+        }
+        let changing: Vec<String> = group
+            .iter()
+            .filter(|p| !p.plan.is_empty())
+            .map(|p| p.host.name.clone())
+            .collect();
+        let mut closed = Vec::new();
+        for t in &changing {
+            for f in fronts.iter_mut() {
+                if let Err(e) = gate(ctx, f, t, |g| &g.close, "drained") {
+                    stopped = Some(e);
+                }
+            }
+            closed.push(t.clone());
+        }
+        if let Some(why) = stopped.clone() {
+            // Could not take the batch out of service: change nothing, reopen what was closed.
+            for t in &closed {
+                for f in fronts.iter_mut() {
+                    let _ = gate(ctx, f, t, |g| &g.open, "put back");
+                }
+            }
+            for p in group {
+                let mut o = HostOutcome::new(&p.host.name);
+                o.plan = Some(p.plan);
+                o.error = Some(HostError::Refused(format!(
+                    "not changed: it could not be taken out of service first: {why}"
+                )));
+                ctx.reporter.finish(&o.host, false, &o.summary(""));
+                outcomes.push(o);
+            }
+            continue;
+        }
+        let names: Vec<String> = group.iter().map(|p| p.host.name.clone()).collect();
+        let results = crate::pool::run(group, forks, &|p| execute(ctx, p), &|i| {
+            let mut o = HostOutcome::new(&names[i]);
+            o.error = Some(HostError::Apply(
+                "provision's worker for this host panicked (a bug)".into(),
+            ));
+            o
+        });
+        for o in &results {
+            if !closed.contains(&o.host) {
+                continue;
+            }
+            let (which, what): (fn(&Gate) -> &str, &str) = if o.error.is_none() {
+                (|g| &g.open, "put back")
+            } else {
+                (|g| &g.fence, "kept out of service")
+            };
+            for f in fronts.iter_mut() {
+                if let Err(e) = gate(ctx, f, &o.host, which, what) {
+                    stopped.get_or_insert(e);
+                }
+            }
+            if let Some(e) = &o.error {
+                stopped.get_or_insert(format!(
+                    "{} failed ({}); the hosts after it keep serving unchanged",
+                    o.host,
+                    e.phase()
+                ));
+            }
+        }
+        outcomes.extend(results);
+    }
+    outcomes
+}
