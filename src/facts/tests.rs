@@ -1,4 +1,6 @@
 use super::*;
+use crate::desired::PathState;
+use crate::render::manifest::sha256_hex;
 
 fn req() -> ProbeRequest {
     ProbeRequest {

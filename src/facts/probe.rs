@@ -1,0 +1,245 @@
+//! The facts probe: the one script a host runs to describe itself, built from what the host
+//! should look like. Every inventory-derived word is quoted; a converged host answers with builtins
+//! but for a handful of processes.
+
+use crate::desired::{Desired, PathState};
+use crate::host_state;
+use crate::quote::shell_word;
+use crate::release::Release;
+use crate::render::manifest::sha256_hex;
+
+/// What the probe must ask about one host.
+#[derive(Debug, Clone)]
+pub struct ProbeRequest {
+    pub packages: Vec<String>,
+    /// Managed paths with the sha256 the file should have (`None` for non-files, or to always fetch).
+    pub paths: Vec<(String, Option<String>)>,
+    /// Services with their pid file and process name (hosts without systemd).
+    pub services: Vec<(String, Option<(String, String)>)>,
+    /// (component, snippet).
+    pub components: Vec<(String, String)>,
+}
+
+impl ProbeRequest {
+    pub fn for_desired(d: &Desired) -> ProbeRequest {
+        let paths = d
+            .paths
+            .iter()
+            .map(|p| {
+                let sha = match &p.state {
+                    PathState::File {
+                        content,
+                        sensitive: false,
+                        ..
+                    } if !p.from_previous => Some(sha256_hex(content)),
+                    _ => None,
+                };
+                (p.path.clone(), sha)
+            })
+            .collect();
+        ProbeRequest {
+            packages: d.packages.clone(),
+            paths,
+            services: d
+                .services
+                .iter()
+                .map(|s| (s.name.clone(), s.pidfile.clone()))
+                .collect(),
+            components: d.probes.clone(),
+        }
+    }
+
+    /// The probe for one known release (tests, and hosts whose release is given).
+    pub fn script(&self) -> String {
+        Probe {
+            common: Vec::new(),
+            branches: vec![(None, self.clone())],
+        }
+        .script()
+    }
+
+    // The sections below keep the processes a probe starts on the host to a handful (one dpkg-query,
+    // one find, one sha256sum, one systemctl, one per component), whatever the number of paths and
+    // services: a converged host answers with builtins for the rest.
+    fn packages_section(&self, s: &mut String) {
+        if self.packages.is_empty() {
+            return;
+        }
+        let pkgs: Vec<String> = self.packages.iter().map(|p| shell_word(p)).collect();
+        s.push_str(&format!(
+            "out=$(dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {0} 2>/dev/null)\n\
+             tag @dpkg \"$out\"\n\
+             missing=; for p in {0}; do case \"$nl$out\" in *\"$nl$p ii \"*) ;; *) missing=\"$missing $p\";; esac; done\n\
+             [ -z \"$missing\" ] || apt-cache policy $missing 2>/dev/null | \
+             awk '/^[^ ]/ {{ p = $1; sub(/:$/, \"\", p) }} /Candidate:/ && $2 != \"(none)\" {{ print \"@cand \" p }}'\n",
+            pkgs.join(" ")
+        ));
+    }
+
+    fn services_section(&self, s: &mut String) {
+        if !self.services.is_empty() {
+            let names: Vec<String> = self.services.iter().map(|(n, _)| shell_word(n)).collect();
+            let names = names.join(" ");
+            // systemd: one systemctl for every unit, one line each, in order. Without it: the
+            // pid file and the process it names (what the init scripts' status does, without
+            // running them).
+            s.push_str(&format!(
+                "if [ -d /run/systemd/system ]; then\n\
+                   st=$(systemctl is-active {names} 2>/dev/null)\n\
+                   for n in {names}; do l=${{st%%\"$nl\"*}}; echo \"@svc $n ${{l:-unknown}}\"; case \"$st\" in *\"$nl\"*) st=${{st#*\"$nl\"}} ;; *) st= ;; esac; done\n\
+                 else\n"
+            ));
+            for (name, pidfile) in &self.services {
+                let n = shell_word(name);
+                match pidfile {
+                    Some((file, process)) => s.push_str(&format!(
+                        "  p=; c=; {{ read -r p < {}; }} 2>/dev/null; [ -n \"$p\" ] && {{ read -r c < \"/proc/$p/comm\"; }} 2>/dev/null\n\
+                           if [ \"$c\" = {} ]; then echo \"@svc {n} active\"; else echo \"@svc {n} inactive\"; fi\n",
+                        shell_word(file),
+                        shell_word(process),
+                    )),
+                    None => s.push_str(&format!(
+                        "  if service {n} status >/dev/null 2>&1; then echo \"@svc {n} active\"; else echo \"@svc {n} inactive\"; fi\n"
+                    )),
+                }
+            }
+            s.push_str("fi\n");
+        }
+        for (component, snippet) in &self.components {
+            // Its output, line by line, tagged with its name; a subshell, so a snippet's `exit` or
+            // variables cannot disturb the probe.
+            s.push_str(&format!(
+                "out=$({{ {snippet}\n}} 2>/dev/null)\ntag {} \"$out\"\n",
+                shell_word(&format!("@c {component}"))
+            ));
+        }
+    }
+}
+
+/// Adds paths to the ones the probe looks at: `set -- "$@" PATH...` and their desired hashes to
+/// `$want` (`HASH PATH` lines, `-` to always fetch). `paths_check` then looks at all of them at once.
+fn add_paths(paths: &[(String, Option<String>)], s: &mut String) {
+    if paths.is_empty() {
+        return;
+    }
+    let all: Vec<String> = paths.iter().map(|(p, _)| shell_word(p)).collect();
+    s.push_str(&format!("set -- \"$@\" {}\n", all.join(" ")));
+    let lines: String = paths
+        .iter()
+        .map(|(p, sha)| format!("{} {}\n", sha.as_deref().unwrap_or("-"), p))
+        .collect();
+    s.push_str(&format!("want=\"$want\"{}\n", shell_word(&lines)));
+}
+
+/// Type, mode, owner and link target of every path (one `find`), and the content of the files
+/// whose sha256 differs from the desired one (one `sha256sum` for all), or that are always
+/// fetched.
+const PATHS_CHECK: &str = "if [ $# -gt 0 ]; then\n\
+  find \"$@\" -maxdepth 0 -printf '@path %p %y %m %u %g %l\\n' 2>/dev/null\n\
+  sums=$(sha256sum -- \"$@\" 2>/dev/null)\n\
+  while read -r h p; do\n\
+    [ -n \"$p\" ] && [ -f \"$p\" ] && [ ! -L \"$p\" ] || continue\n\
+    case \"$nl$sums$nl\" in *\"$nl$h  $p$nl\"*) continue ;; esac\n\
+    echo \"@content $p $(base64 -w0 < \"$p\")\"\n\
+  done <<PROVISION_PATHS\n\
+$want\n\
+PROVISION_PATHS\n\
+fi\n";
+
+/// One probe for a host whose release is not known yet: what every candidate release would want,
+/// the paths they all share asked once, the rest in a branch per release (`ID-VERSION_ID`). The
+/// host answers for the release it runs, in the same round trip.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Paths (and their desired hashes) the same for every candidate release.
+    common: Vec<(String, Option<String>)>,
+    /// `None`: the only branch, whatever the release.
+    branches: Vec<(Option<Release>, ProbeRequest)>,
+}
+
+impl Probe {
+    pub fn new(renders: &[(Release, &Desired)]) -> Probe {
+        let requests: Vec<(Release, ProbeRequest)> = renders
+            .iter()
+            .map(|(r, d)| (*r, ProbeRequest::for_desired(d)))
+            .collect();
+        let common: Vec<(String, Option<String>)> = match requests.first() {
+            Some((_, first)) if requests.len() > 1 => first
+                .paths
+                .iter()
+                .filter(|p| requests.iter().all(|(_, r)| r.paths.contains(p)))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        let branches = requests
+            .into_iter()
+            .map(|(r, mut req)| {
+                req.paths.retain(|p| !common.contains(p));
+                (Some(r), req)
+            })
+            .collect();
+        Probe { common, branches }
+    }
+
+    /// What the probe asked of a host that runs `release`: the shared part and its branch.
+    pub fn request_for(&self, release: Release) -> Option<ProbeRequest> {
+        let (_, branch) = self
+            .branches
+            .iter()
+            .find(|(r, _)| r.is_none_or(|r| r == release))?;
+        let mut req = branch.clone();
+        let mut paths = self.common.clone();
+        paths.extend(branch.paths.iter().cloned());
+        req.paths = paths;
+        Some(req)
+    }
+
+    /// The probe: a POSIX sh script whose every inventory-derived word is quoted.
+    pub fn script(&self) -> String {
+        let mut s = String::from(
+            "#!/bin/sh\n# provision facts probe: reads the host; writes only provision's own key on first contact\n\
+             export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
+             nl='\n'\n\
+             tag() { t=$1; o=$2; while [ -n \"$o\" ]; do l=${o%%\"$nl\"*}; echo \"$t $l\"; [ \"$l\" = \"$o\" ] && break; o=${o#*\"$nl\"}; done; }\n\
+             . /etc/os-release 2>/dev/null; echo \"@os ${ID:-unknown} ${VERSION_ID:-unknown} ${VERSION_CODENAME:-unknown}\"\n\
+             if [ -d /run/systemd/system ]; then echo '@init systemd'; else echo '@init none'; fi\n",
+        );
+        // First: it makes provision's state directory on first contact, which the paths below may
+        // include.
+        s.push_str(&host_state::probe());
+        let known = |s: &mut String, req: &ProbeRequest| {
+            req.packages_section(s);
+            add_paths(&req.paths, s);
+            req.services_section(s);
+        };
+        // The paths of the host's release are gathered first and looked at once, after the case.
+        s.push_str("set --\nwant=\n");
+        match self.branches.as_slice() {
+            [(None, req)] => known(&mut s, req),
+            branches => {
+                add_paths(&self.common, &mut s);
+                s.push_str("case \"${ID:-}-${VERSION_ID:-}\" in\n");
+                for (release, req) in branches {
+                    if let Some(r) = release {
+                        s.push_str(&format!(
+                            "{}) \n",
+                            shell_word(&format!("{}-{}", r.id, r.version))
+                        ));
+                        known(&mut s, req);
+                        s.push_str(";;\n");
+                    }
+                }
+                s.push_str("esac\n");
+            }
+        }
+        s.push_str(PATHS_CHECK);
+        // The package lists' age: their times and the host's clock, compared by the parser.
+        s.push_str(
+            "find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -printf '@aptm %T@\\n' 2>/dev/null\n\
+             echo \"@now $(date +%s)\"\n",
+        );
+        s.push_str("echo '@end'\n");
+        s
+    }
+}
