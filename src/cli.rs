@@ -29,7 +29,8 @@ pub enum Command {
     /// Put a host back as it was at an earlier generation (default: undo the newest), then check it.
     Rollback(RollbackArgs),
     /// Check that the live site answers, from this machine: the page through HTTP with the site's Host
-    /// header shows the database row, and the DNS hosts answer for it. No SSH.
+    /// header shows the database row, the DNS hosts answer for it; and over SSH (read-only) what the
+    /// load balancers and replicas say of themselves.
     Check(CheckArgs),
 }
 
@@ -43,6 +44,10 @@ pub struct CheckArgs {
     /// How long each check may keep failing before it counts as failed, in seconds.
     #[arg(long, default_value_t = 5)]
     pub patience: u64,
+    /// Only the checks from this machine (HTTP, DNS); without it, hosts whose services report on
+    /// themselves (load balancers' backends and floating address, replicas) are read over SSH.
+    #[arg(long)]
+    pub no_ssh: bool,
 }
 
 #[derive(Debug, Args)]

@@ -173,8 +173,9 @@ pub fn check(registry: &Registry, c: &CheckArgs) -> Result<ExitCode> {
         reveal_secrets: false,
         today: zone::today(),
     };
+    let renderer = Renderer::new(registry, &spec, &templates, &opts);
     // The checks do not depend on the release.
-    let hosts = Renderer::new(registry, &spec, &templates, &opts).all(
+    let hosts = renderer.all(
         &|h| crate::render::release_of(h, crate::release::CURRENT_STABLE),
         &|_| Box::new(crate::render::Unknown),
     )?;
@@ -194,11 +195,94 @@ pub fn check(registry: &Registry, c: &CheckArgs) -> Result<ExitCode> {
             }
         }
     }
+    if !c.no_ssh {
+        failed += reports(registry, &spec, &templates, &renderer, c);
+    }
     if failed > 0 {
         ui::error(&format!("error: {failed} check(s) failed"));
         return Ok(ExitCode::from(exit::FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the components whose services report on themselves (load balancers' backends, the
+/// floating address, replication) say, read over SSH from their hosts; the number that are not ok.
+fn reports(
+    registry: &Registry,
+    spec: &Spec,
+    templates: &Templates,
+    renderer: &Renderer,
+    c: &CheckArgs,
+) -> usize {
+    let redactor = redactor(spec);
+    let progress = ui::Progress::new(&[], true, false);
+    let opts = RunOptions {
+        host_keys: HostKeyPolicy::Strict,
+        local: false,
+        today: zone::today(),
+        check_patience: std::time::Duration::from_secs(c.patience),
+        lock_wait: 0,
+        who: who(),
+    };
+    let ctx = Context {
+        registry,
+        spec,
+        templates,
+        redactor: &redactor,
+        opts,
+        reporter: &progress,
+    };
+    let mut failed = 0;
+    for h in spec
+        .hosts
+        .iter()
+        .filter(|h| c.hosts.is_empty() || c.hosts.contains(&h.name))
+    {
+        let components = registry.for_host(spec, h);
+        let release = crate::render::release_of(h, crate::release::CURRENT_STABLE);
+        // Only hosts that have something to say are contacted.
+        let says = renderer.with_cx(h, release, |cx| {
+            components
+                .iter()
+                .any(|comp| !comp.report(cx, &[]).is_empty())
+        });
+        if !says {
+            continue;
+        }
+        match apply::prepare(&ctx, h) {
+            Err((e, _)) => {
+                failed += 1;
+                ui::line(&format!("{}: FAILED: {e}", h.name));
+            }
+            Ok(p) => {
+                let release = p.desired.release.unwrap_or(release);
+                renderer.with_cx(h, release, |cx| {
+                    for comp in &components {
+                        let lines = p
+                            .facts
+                            .components
+                            .get(comp.name())
+                            .cloned()
+                            .unwrap_or_default();
+                        for r in comp.report(cx, &lines) {
+                            if r.ok {
+                                ui::line(&format!("{}: ok: {}: {}", h.name, comp.name(), r.text));
+                            } else {
+                                failed += 1;
+                                ui::line(&format!(
+                                    "{}: FAILED: {}: {}",
+                                    h.name,
+                                    comp.name(),
+                                    r.text
+                                ));
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+    failed
 }
 
 fn one_or_more_hosts<'a>(spec: &'a Spec, a: &HostArgs, what: &str) -> Result<Vec<&'a Host>> {

@@ -45,6 +45,33 @@ impl Component for Haproxy {
         })
     }
 
+    fn probe(&self, _cx: &Cx) -> Option<String> {
+        Some("s=/run/haproxy/admin.sock; [ -S $s ] && echo 'show stat' | socat stdio unix-connect:$s".into())
+    }
+
+    /// Each web host's state in the `web` backend (`show stat`: name, then status in field 18).
+    fn report(&self, _cx: &Cx, lines: &[String]) -> Vec<super::Report> {
+        let servers: Vec<super::Report> = lines
+            .iter()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                let (px, sv, status) = (f.first()?, f.get(1)?, f.get(17)?);
+                (*px == "web" && *sv != "FRONTEND" && *sv != "BACKEND").then(|| super::Report {
+                    ok: status.starts_with("UP"),
+                    text: format!("backend {sv}: {status}"),
+                })
+            })
+            .collect();
+        if servers.is_empty() {
+            // Not running, or its admin socket did not answer: no backend is served.
+            return vec![super::Report {
+                ok: false,
+                text: "no backend states from the runtime API (/run/haproxy/admin.sock)".into(),
+            }];
+        }
+        servers
+    }
+
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         let spec = cx.spec;
         let backends: Vec<_> = spec

@@ -131,6 +131,22 @@ impl Component for Keepalived {
     fn probe(&self, _cx: &Cx) -> Option<String> {
         Some("ip -o addr show".into())
     }
+
+    fn report(&self, cx: &Cx, lines: &[String]) -> Vec<super::Report> {
+        let Some(lb) = &cx.spec.lb else {
+            return Vec::new();
+        };
+        let vip = lb.floating_address.to_string();
+        let holds = interface_of(lines, &vip).is_some();
+        vec![super::Report {
+            ok: true,
+            text: if holds {
+                format!("holds the floating address {vip}")
+            } else {
+                format!("stands by for the floating address {vip}")
+            },
+        }]
+    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,13 @@ pub struct Gate {
     pub fence: String,
 }
 
+/// A line of `provision check` about a service, from its component's facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub ok: bool,
+    pub text: String,
+}
+
 /// A need a component reads from its facts: a handler to run and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Need {
@@ -127,6 +134,11 @@ pub trait Component: Sync {
     /// of service while it changes: apply then changes such hosts a batch at a time.
     fn gate(&self, _cx: &Cx, _target: &Host) -> Option<Gate> {
         None
+    }
+
+    /// Pure: what the probe's output lines say about the service's health (`provision check`).
+    fn report(&self, _cx: &Cx, _lines: &[String]) -> Vec<Report> {
+        Vec::new()
     }
 
     /// Pure: what the probe's output lines say must be done (e.g. the database bootstrap when an

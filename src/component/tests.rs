@@ -70,3 +70,62 @@ fn the_stacks_name_only_known_components() {
         }
     }
 }
+
+/// What `report` says of `lines` on host `h` of the lb example.
+fn report(component: &str, h: &str, lines: &[&str]) -> Vec<(bool, String)> {
+    let spec = lb_spec();
+    let r = Registry::standard();
+    let templates = crate::render::templates::Templates::load(None).unwrap();
+    let opts = crate::render::RenderOptions {
+        reveal_secrets: false,
+        today: 20261123,
+    };
+    let renderer = crate::render::Renderer::new(&r, &spec, &templates, &opts);
+    let host = spec.host(h).unwrap();
+    let c = r.all().iter().find(|c| c.name() == component).unwrap();
+    let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    renderer.with_cx(host, crate::release::CURRENT_STABLE, |cx| {
+        c.report(cx, &lines)
+            .into_iter()
+            .map(|r| (r.ok, r.text))
+            .collect()
+    })
+}
+
+#[test]
+fn haproxy_reports_each_web_server_and_fails_without_an_answer() {
+    let stat = [
+        "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status",
+        "site,FRONTEND,,,0,1,2000,3,0,0,0,0,0,,,,,OPEN",
+        "web,web-01,0,0,0,1,,3,0,0,,0,,0,0,0,0,UP",
+        "web,web-02,0,0,0,1,,3,0,0,,0,,0,0,0,0,DOWN",
+        "web,BACKEND,0,0,0,1,200,3,0,0,0,0,,0,0,0,0,UP",
+    ];
+    assert_eq!(
+        report("haproxy", "lb-01", &stat),
+        [
+            (true, "backend web-01: UP".to_string()),
+            (false, "backend web-02: DOWN".to_string())
+        ]
+    );
+    let silent = report("haproxy", "lb-01", &[]);
+    assert_eq!(silent.len(), 1);
+    assert!(!silent[0].0, "{silent:?}");
+}
+
+#[test]
+fn a_replica_that_does_not_follow_its_primary_fails_the_check() {
+    assert!(!report("mariadb-replica", "db-02", &[])[0].0);
+    let primary = format!("Master_Host: {}", lb_spec().db_primary().internal_address());
+    let ok = report(
+        "mariadb-replica",
+        "db-02",
+        &[
+            &primary,
+            "Slave_IO_Running: Yes",
+            "Slave_SQL_Running: Yes",
+            "Seconds_Behind_Master: 0",
+        ],
+    );
+    assert!(ok[0].0, "{ok:?}");
+}

@@ -828,6 +828,30 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
         done.stdout()
     );
     Run::new(&["plan", "-i", inv]).output().status(0);
+    // `check` reads the services that report on themselves over SSH: each balancer's backends,
+    // which balancer holds the floating address, the replica's threads.
+    let checked = Run::new(&["check", "-i", inv]).output().status(0);
+    let out = checked.stdout();
+    for lb in ["lb", "lb2"] {
+        for web in ["web1", "web2"] {
+            assert!(
+                out.contains(&format!("{lb}: ok: haproxy: backend {web}: UP")),
+                "{out}"
+            );
+        }
+    }
+    assert_eq!(
+        out.matches("holds the floating address 198.18.0.19")
+            .count(),
+        1,
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "db2: ok: mariadb-replica: replication from 198.18.0.23: IO and SQL threads running"
+        ),
+        "{out}"
+    );
     a_rolling_apply_under_load_fails_no_request(inv);
     the_floating_address_moves_when_the_active_balancer_dies();
     a_replica_added_later_is_seeded_and_nobody_is_renumbered(inv);
@@ -890,6 +914,19 @@ fn a_rolling_apply_under_load_fails_no_request(inv: &str) {
     lab(&["cut", "web1"]);
     std::thread::sleep(Duration::from_secs(20));
     let tally = load.finish();
+    // While it is gone, `check` says so, from both balancers, and fails.
+    let checked = Run::new(&["check", "-i", inv, "--host", "lb", "--host", "lb2"])
+        .output()
+        .status(1);
+    assert_eq!(
+        checked
+            .stdout()
+            .matches("FAILED: haproxy: backend web1: DOWN")
+            .count(),
+        2,
+        "{}",
+        checked.stdout()
+    );
     lab(&["heal", "web1"]);
     eprintln!(
         "web1 cut at 5 s: {}",

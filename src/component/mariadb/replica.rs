@@ -65,6 +65,24 @@ impl Component for Replica {
         Some("mariadb -e 'SHOW SLAVE STATUS\\G'".into())
     }
 
+    fn report(&self, cx: &Cx, lines: &[String]) -> Vec<crate::component::Report> {
+        let f = ReplicaFacts::parse(lines);
+        let primary = cx.spec.db_primary().internal_address().to_string();
+        let text = match f.reason(&primary) {
+            Some(why) => why,
+            None => format!(
+                "replication from {primary}: IO and SQL threads running, {} s behind",
+                f.seconds_behind
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ),
+        };
+        vec![crate::component::Report {
+            ok: f.reason(&primary).is_none(),
+            text,
+        }]
+    }
+
     fn needs(&self, cx: &Cx, lines: &[String]) -> Vec<Need> {
         let primary = cx.spec.db_primary().internal_address().to_string();
         ReplicaFacts::parse(lines)
