@@ -127,7 +127,7 @@ pub fn execute(ctx: &Context, mut p: Prepared) -> HostOutcome {
     let mut outcome = HostOutcome::new(&p.host.name);
     let settled = settle(ctx, &mut p);
     outcome.plan = Some(p.plan.clone());
-    let result = settled.and_then(|()| run(ctx, &mut p, &mut outcome));
+    let result = settled.and_then(|()| run(ctx, &mut p, &mut outcome, 0));
     if let Err(e) = result {
         outcome.error = Some(e);
     }
@@ -163,12 +163,17 @@ fn settle(ctx: &Context, p: &mut Prepared) -> Result<(), HostError> {
     }
     let s = script::wait_script(&runner(ctx, ctx.opts.lock_wait));
     run_script(ctx, &p.host, p.transport.as_mut(), &s)?.into_result(&name)?;
+    replan(ctx, p)
+}
+
+/// Plans the host again from what another run made of it. A saved plan must still be exactly what
+/// runs: it is compared with the new plan, and a difference refuses the apply.
+fn replan(ctx: &Context, p: &mut Prepared) -> Result<(), HostError> {
     let host = p.host.clone();
     let started = p.started;
     let saved = p.saved.take();
     *p = super::prepare(ctx, &host).map_err(|(e, _)| e)?;
     p.started = started;
-    // A saved plan must still be exactly what runs: compare it with the plan made after the wait.
     if let Some(saved) = saved {
         let diffs =
             crate::plan::saved::differences(&saved, &crate::plan::saved::commitments(&p.plan));
@@ -178,11 +183,22 @@ fn settle(ctx: &Context, p: &mut Prepared) -> Result<(), HostError> {
                 diffs.join("; ")
             )));
         }
+        // Kept: a later plan of this run must match it too.
+        p.saved = Some(saved);
     }
     Ok(())
 }
 
-fn run(ctx: &Context, p: &mut Prepared, outcome: &mut HostOutcome) -> Result<(), HostError> {
+/// How often an apply that waited for the lock plans again when another run changed the host
+/// meanwhile (each time, some other run took the lock first and finished).
+const REPLANS: u32 = 3;
+
+fn run(
+    ctx: &Context,
+    p: &mut Prepared,
+    outcome: &mut HostOutcome,
+    replans: u32,
+) -> Result<(), HostError> {
     if p.plan.is_empty() {
         return Ok(());
     }
@@ -192,6 +208,19 @@ fn run(ctx: &Context, p: &mut Prepared, outcome: &mut HostOutcome) -> Result<(),
     if has_work {
         let s = script::apply_script(&p.plan, &p.desired, &runner(ctx, ctx.opts.lock_wait));
         let r = run_script(ctx, &p.host, p.transport.as_mut(), &s)?;
+        // Stale: another run took the lock between this one's facts and its script (two applies
+        // started together, or one whose lock the probe could not see yet) and finished while the
+        // script waited. With --lock-timeout the user asked to wait for it and then converge, so
+        // the host is planned again (nothing was changed by this run); without it, refused.
+        if r.stale.is_some() && ctx.opts.lock_wait > 0 && replans < REPLANS {
+            ctx.reporter.note(
+                &name,
+                "another run changed the host while this one waited for its lock; planning again",
+            );
+            replan(ctx, p)?;
+            outcome.plan = Some(p.plan.clone());
+            return run(ctx, p, outcome, replans + 1);
+        }
         outcome.generation = r.generation.clone();
         r.into_result(&name)?;
         outcome.applied = true;
