@@ -32,6 +32,32 @@ pub enum Command {
     /// header shows the database row, the DNS hosts answer for it; and over SSH (read-only) what the
     /// load balancers and replicas say of themselves.
     Check(CheckArgs),
+    /// Make a database replica the primary, with no lost write (a planned switchover): the primary
+    /// goes read-only, every replica catches up, the replica becomes writable, the inventory's
+    /// roles are swapped in the file, and an apply points the web hosts at the new primary and
+    /// makes the old one follow it.
+    ///
+    /// Example: provision promote -i inventories/lb.toml --host db2
+    Promote(PromoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The replica to promote (a host with the "db-replica" role).
+    #[arg(long = "host", value_name = "H")]
+    pub host: String,
+    /// How long each replica may take to catch up with the read-only primary, in seconds; after
+    /// that the primary is made writable again and nothing else is changed.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub catch_up: u64,
+    /// Accept and record the host key of a host that is not in known_hosts yet.
+    #[arg(long)]
+    pub trust_new_hosts: bool,
+    /// Show every remote command (secrets masked).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]
@@ -94,7 +120,7 @@ pub struct RollbackArgs {
     pub lock_timeout: u64,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct HostArgs {
     #[command(flatten)]
     pub common: Common,
@@ -119,7 +145,7 @@ pub struct HostArgs {
     pub forks: u16,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Common {
     /// The inventory file (TOML).
     #[arg(short, long, value_name = "INV")]

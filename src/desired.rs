@@ -223,6 +223,10 @@ pub struct Service {
     /// host without systemd tells whether it runs, without running its init script.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pidfile: Option<(String, String)>,
+    /// How it reloads on a host without systemd, where its init script's own reload is not
+    /// seamless (it runs only while the service runs; otherwise the service is started).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub plain_reload: Option<String>,
 }
 
 /// A converge step beyond files, e.g. feeding the bootstrap SQL to the database server.

@@ -32,6 +32,19 @@ impl fmt::Display for SpecError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecErrors(pub Vec<SpecError>);
 
+impl SpecErrors {
+    /// One problem of the whole file (no line: it cannot be read, or cannot be edited).
+    pub fn whole_file(file: &std::path::Path, message: String) -> SpecErrors {
+        SpecErrors(vec![SpecError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message,
+        }])
+    }
+}
+
 impl fmt::Display for SpecErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, e) in self.0.iter().enumerate() {

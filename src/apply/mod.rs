@@ -7,6 +7,23 @@ mod history;
 mod roll;
 
 pub use execute::execute;
+
+/// Runs commands on a host under its lock (see `script::commands_script`); their output lines.
+pub fn run_commands(
+    ctx: &Context,
+    host: &Host,
+    t: &mut dyn Transport,
+    commands: &[(String, String)],
+) -> Result<Vec<String>, HostError> {
+    let runner = script::Runner {
+        who: &ctx.opts.who,
+        lock_wait: ctx.opts.lock_wait,
+    };
+    let s = script::commands_script(commands, &runner);
+    Ok(execute::run_script(ctx, host, t, &s)?
+        .into_result(&host.name)?
+        .output)
+}
 pub use history::{history, rollback_host};
 pub use roll::roll;
 
@@ -17,6 +34,7 @@ use crate::plan::{self, HostPlan};
 use crate::release::{Release, SUPPORTED};
 use crate::render::templates::Templates;
 use crate::render::{RenderError, RenderOptions, Renderer};
+use crate::script;
 use crate::secret::Redactor;
 use crate::spec::{Host, Spec};
 use crate::transport::{HostKeyPolicy, LocalTransport, SshTransport, Stats, Transport};

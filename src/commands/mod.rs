@@ -3,6 +3,7 @@
 
 mod apply;
 mod hosts;
+mod promote;
 mod render;
 
 use crate::cli::{Cli, Command, Common, HostArgs};
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(c) => hosts::check(&registry, &c),
         Command::History(h) => hosts::history(&registry, &h),
         Command::Rollback(r) => hosts::rollback(&registry, &r),
+        Command::Promote(p) => promote::promote(&registry, &p),
     }
 }
 

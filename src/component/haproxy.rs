@@ -79,6 +79,14 @@ impl Component for Haproxy {
             .map(|w| json!({ "name": w.name, "address": addr_port_host(w.internal_address()) }))
             .collect();
         out.service("haproxy", "haproxy", "/run/haproxy.pid", "haproxy");
+        // Debian's init script reloads with `-sf` alone: the new process binds its own sockets and
+        // the old one closes its, resetting the connections still queued there. `-x` takes the
+        // old process's listening sockets over instead (systemd's master-worker mode does that
+        // by itself).
+        out.plain_reload(
+            "haproxy",
+            "haproxy -f /etc/haproxy/haproxy.cfg -p /run/haproxy.pid -D -x /run/haproxy/admin.sock -sf $(cat /run/haproxy.pid)",
+        );
         out.package("socat");
         let cfg = cx.render(
             "haproxy/haproxy.cfg",

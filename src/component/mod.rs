@@ -15,6 +15,7 @@ mod haproxy;
 mod keepalived;
 mod mariadb;
 mod nginx;
+pub use mariadb::switchover;
 mod out;
 mod php;
 pub mod zone;

@@ -73,7 +73,15 @@ impl<'a> Out<'a> {
             package: package.to_string(),
             component: self.component.to_string(),
             pidfile: Some((pidfile.to_string(), process.to_string())),
+            plain_reload: None,
         });
+    }
+
+    /// How service `name` reloads on a host without systemd, instead of its init script's reload.
+    pub fn plain_reload(&mut self, name: &str, command: impl Into<String>) {
+        if let Some(s) = self.d.services.iter_mut().find(|s| s.name == name) {
+            s.plain_reload = Some(command.into());
+        }
     }
 
     pub fn validator(&mut self, name: &str, command: impl Into<String>, stage: &[&str]) {

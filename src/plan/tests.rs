@@ -70,12 +70,14 @@ fn desired() -> Desired {
             package: "nginx".into(),
             component: "web".into(),
             pidfile: None,
+            plain_reload: None,
         },
         Service {
             name: "mariadb".into(),
             package: "mariadb-server".into(),
             component: "db".into(),
             pidfile: None,
+            plain_reload: None,
         },
     ];
     d.steps = vec![Step {

@@ -261,7 +261,8 @@ swap_link() { # PATH TARGET
 }
 swap_absent() { backup "$1"; rm -rf "$1" || abort "cannot remove $1"; }
 
-# svc ACTION NAME: systemctl where systemd runs, the init script elsewhere.
+# svc ACTION NAME [PLAIN_RELOAD]: systemctl where systemd runs, the init script elsewhere (or the
+# service's own reload command, when its init script's reload is not seamless).
 svc() {
     if [ -d /run/systemd/system ]; then
         case "$1" in
@@ -270,7 +271,12 @@ svc() {
         esac
     else
         case "$1" in
-            reload) { service "$2" status > /dev/null 2>&1 && service "$2" reload; } || service "$2" restart ;;
+            reload)
+                if [ -n "${3:-}" ]; then
+                    { service "$2" status > /dev/null 2>&1 && sh -c "$3"; } || service "$2" restart
+                else
+                    { service "$2" status > /dev/null 2>&1 && service "$2" reload; } || service "$2" restart
+                fi ;;
             restart) service "$2" stop > /dev/null 2>&1; service "$2" start ;;
             *) service "$2" "$1" ;;
         esac
@@ -296,7 +302,7 @@ handler() {
         mkdir -p "$B/steps" && printf '%s\n' "$4" > "$B/steps/$3"
         out=$(sh -c "$4" 2>&1 9>&-)
     else
-        out=$(svc "$2" "$3" 2>&1 9>&-)
+        out=$(svc "$2" "$3" "${4:-}" 2>&1 9>&-)
     fi || { show "$out"; abort "$line failed"; }
     echo "$line" >> "$B/ran"
     ev_did "$line"

@@ -240,7 +240,20 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
                         Action::Start | Action::Run => "start",
                         Action::Stop => "stop",
                     };
-                    let _ = writeln!(s, "handler {line} {verb} {}", q(name));
+                    let plain = d
+                        .services
+                        .iter()
+                        .find(|x| &x.name == name)
+                        .and_then(|x| x.plain_reload.as_deref())
+                        .filter(|_| action == Action::Reload);
+                    match plain {
+                        Some(cmd) => {
+                            let _ = writeln!(s, "handler {line} {verb} {} {}", q(name), q(cmd));
+                        }
+                        None => {
+                            let _ = writeln!(s, "handler {line} {verb} {}", q(name));
+                        }
+                    }
                 }
             }
         }
@@ -303,6 +316,23 @@ pub fn rollback_script(
 /// planning again when its plan was made while another run held the host.
 pub fn wait_script(runner: &Runner) -> String {
     script(runner, "ev_done\n")
+}
+
+/// Commands run one after another under the host lock, each one's whole output passed on (as
+/// `out` events: `show` keeps only the last 40 lines), the first failure ending the run with its
+/// `why`. For steps that are not file changes (`provision promote`).
+pub fn commands_script(commands: &[(String, String)], runner: &Runner) -> String {
+    let mut program = String::new();
+    for (command, why) in commands {
+        let _ = writeln!(
+            program,
+            "out=$(sh -c {} 2>&1 9>&-) || {{ show \"$out\"; fail {}; }}\nprintf '%s\\n' \"$out\" | while IFS= read -r l; do ev_out \"$l\"; done",
+            q(command),
+            q(why)
+        );
+    }
+    program.push_str("ev_done\n");
+    script(runner, &program)
 }
 
 /// Records what became of a generation once its health checks ran.

@@ -13,6 +13,7 @@
 mod check;
 mod database;
 mod dns;
+pub mod edit;
 mod hosts;
 mod lb;
 pub mod reader;
@@ -276,15 +277,7 @@ pub struct SshUnset {
 /// Reads and validates an inventory file. The file is read like a password file (capped, and a
 /// FIFO is waited for a bounded time), so `-i <(generate-inventory)` works and `-i /dev/zero` fails.
 pub fn load(path: &Path, sources: &dyn Sources) -> Result<Spec, SpecErrors> {
-    let whole_file = |message: String| {
-        SpecErrors(vec![SpecError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            key: String::new(),
-            message,
-        }])
-    };
+    let whole_file = |message: String| SpecErrors::whole_file(path, message);
     let bytes = read_capped(path, INVENTORY_LIMIT, FIFO_WAIT)
         .map_err(|e| whole_file(format!("cannot read the inventory: {e}")))?;
     if bytes.len() > INVENTORY_LIMIT {

@@ -2,6 +2,8 @@
 -- Backslash escapes in the string literals below need the default sql_mode, so make sure of it.
 SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '');
 {% if db.role == "primary" %}
+-- Writable (a promoted replica becomes so here, without a restart).
+SET GLOBAL read_only = OFF;
 CREATE DATABASE IF NOT EXISTS `{{ db.name }}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 {% for client in db.clients %}
 CREATE USER IF NOT EXISTS '{{ db.user }}'@'{{ client }}' IDENTIFIED BY {{ db.password | sql_string }};
@@ -21,7 +23,9 @@ CREATE TABLE IF NOT EXISTS `{{ db.name }}`.`provision_demo` (
 INSERT INTO `{{ db.name }}`.`provision_demo` (id, message) VALUES (1, {{ db.demo_message | sql_string }})
     ON DUPLICATE KEY UPDATE message = VALUES(message);
 {% endif %}{% else %}
--- Replica of {{ db.primary }}: follow it from its current binary log position (GTID).
+-- Replica of {{ db.primary }}: read-only (a demoted primary becomes so here, without a restart),
+-- following it from its current binary log position (GTID).
+SET GLOBAL read_only = ON;
 STOP SLAVE;
 CHANGE MASTER TO
     MASTER_HOST = {{ db.primary | sql_string }},

@@ -853,6 +853,8 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
         "{out}"
     );
     a_rolling_apply_under_load_fails_no_request(inv);
+    a_failed_web_host_stops_the_roll_and_stays_out_of_the_pool(inv);
+    a_web_host_joins_and_leaves_under_load_and_no_request_fails(inv);
     the_floating_address_moves_when_the_active_balancer_dies();
     a_replica_added_later_is_seeded_and_nobody_is_renumbered(inv);
 }
@@ -945,6 +947,184 @@ fn a_rolling_apply_under_load_fails_no_request(inv: &str) {
     Run::new(&["plan", "-i", inv]).output().status(0);
 }
 
+/// A change that breaks web1 (its page answers 500 there only) is rolled out under load: web1 goes
+/// first, drained, fails its direct checks, is rolled back and kept out of the pool (maint on both
+/// balancers); the roll stops, web2 is not touched, apply exits 1 saying so, and no request fails.
+/// The next good apply puts web1 back.
+fn a_failed_web_host_stops_the_roll_and_stays_out_of_the_pool(inv: &str) {
+    use crate::load::Load;
+    use std::time::Duration;
+    const VIP: &str = "198.18.0.19";
+    const BALANCERS: [&str; 2] = ["198.18.0.20", "198.18.0.26"];
+    let tpl = tempfile::tempdir().unwrap();
+    let orig = std::fs::read_to_string(root().join("templates/app/index.php")).unwrap();
+    std::fs::create_dir_all(tpl.path().join("app")).unwrap();
+    std::fs::write(
+        tpl.path().join("app/index.php"),
+        format!(
+            "<?php if (gethostname() === 'web1') {{ http_response_code(500); echo 'broken on purpose'; exit; }} ?><!-- roll-fail: v3 -->{orig}"
+        ),
+    )
+    .unwrap();
+    let state = |lb: &str, web: &str| {
+        let stat = ssh(
+            lb,
+            "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock",
+        );
+        stat.lines()
+            .find(|l| l.starts_with(&format!("web,{web},")))
+            .and_then(|l| l.split(',').nth(17))
+            .unwrap_or("")
+            .to_string()
+    };
+    let load = Load::start(VIP, 25, "Hello from MariaDB", Duration::from_secs(300));
+    std::thread::sleep(Duration::from_secs(2));
+    let done = Run::new(&["apply", "-i", inv, "--templates"])
+        .arg(tpl.path())
+        .output()
+        .status(1);
+    std::thread::sleep(Duration::from_secs(2));
+    let tally = load.finish();
+    eprintln!(
+        "web1 broken by a change: {}",
+        tally.line("load through the floating address")
+    );
+    let said = format!("{}{}", done.stdout(), done.stderr());
+    for line in [
+        "kept out of service web1",
+        "the roll stopped: web1 failed (check)",
+    ] {
+        assert!(said.contains(line), "{line:?} not in:\n{said}");
+    }
+    assert!(tally.ok > 200 && tally.failed == 0, "{tally:?}");
+    for lb in BALANCERS {
+        assert_eq!(state(lb, "web1"), "MAINT", "web1 on {lb}");
+        assert_eq!(state(lb, "web2"), "UP", "web2 on {lb}");
+    }
+    // web1 rolled back, web2 never changed.
+    for addr in ["198.18.0.21", "198.18.0.22"] {
+        let (status, body) = page(addr);
+        assert!(
+            status == 200 && body.contains("Hello from MariaDB") && !body.contains("roll-fail"),
+            "{addr}: {status} {body}"
+        );
+    }
+    // The inventory's own templates: web1 is applied (it needs attention) and put back.
+    Run::new(&["apply", "-i", inv]).output().status(0);
+    for lb in BALANCERS {
+        let mut st = String::new();
+        for _ in 0..20 {
+            st = state(lb, "web1");
+            if st == "UP" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert_eq!(st, "UP", "web1 on {lb} after the good apply");
+    }
+    Run::new(&["plan", "-i", inv]).output().status(0);
+}
+
+/// A third web host added to the inventory joins the pool, and then leaves it, while 25 clients
+/// ask each balancer directly (lb reloads through systemd, lb2 with `-x`, init-less): the
+/// balancers' reloads refuse and reset nothing, and the old processes finish the requests they
+/// hold, so not one request fails either way.
+fn a_web_host_joins_and_leaves_under_load_and_no_request_fails(inv: &str) {
+    use crate::load::Load;
+    use std::time::Duration;
+    const NEW: &str = "198.18.0.27";
+    const BALANCERS: [&str; 2] = ["198.18.0.20", "198.18.0.26"];
+    let dir = tempfile::tempdir().unwrap();
+    let (with_web3, web3_only) =
+        with_a_copy(dir.path(), inv, ("web2", "198.18.0.22"), ("web3", NEW));
+    lab(&["down", &web3_only.to_string_lossy()]);
+    lab(&["up", &web3_only.to_string_lossy()]);
+    let under_load = |inventory: &std::path::Path, what: &str| {
+        let loads: Vec<Load> = BALANCERS
+            .iter()
+            .map(|b| Load::start(b, 25, "Hello from MariaDB", Duration::from_secs(300)))
+            .collect();
+        std::thread::sleep(Duration::from_secs(2));
+        let done = Run::new(&["apply", "-i"]).arg(inventory).output().status(0);
+        std::thread::sleep(Duration::from_secs(3));
+        for (b, load) in BALANCERS.iter().zip(loads) {
+            let tally = load.finish();
+            eprintln!("{what}: {}", tally.line(&format!("load through {b}")));
+            assert!(
+                tally.ok > 200 && tally.failed == 0,
+                "{what} via {b}: {tally:?}"
+            );
+        }
+        done
+    };
+    under_load(&with_web3, "web3 joins");
+    // It serves through each balancer, and both balancers see it up.
+    for b in BALANCERS {
+        let mut served = std::collections::BTreeSet::new();
+        for _ in 0..9 {
+            let body = page(b).1;
+            if let Some(h) = body
+                .split("id=\"host\">")
+                .nth(1)
+                .and_then(|r| r.split('<').next())
+            {
+                served.insert(h.to_string());
+            }
+        }
+        assert!(served.contains("web3"), "{b} served only {served:?}");
+    }
+    let checked = Run::new(&["check", "-i"])
+        .arg(&with_web3)
+        .output()
+        .status(0);
+    assert_eq!(
+        checked
+            .stdout()
+            .matches("haproxy: backend web3: UP")
+            .count(),
+        2,
+        "{}",
+        checked.stdout()
+    );
+    under_load(&root().join(inv), "web3 leaves");
+    for b in BALANCERS {
+        let stat = ssh(
+            b,
+            "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock",
+        );
+        assert!(
+            !stat.contains("web,web3,"),
+            "{b} still balances to web3: {stat}"
+        );
+    }
+    lab(&["down", &web3_only.to_string_lossy()]);
+}
+
+/// The lab inventory `inv` with a copy of host `of` (name, address) added as `new` (name, address),
+/// written in `dir`; and an inventory of the copy alone, for `lab up` and `lab down`.
+fn with_a_copy(
+    dir: &std::path::Path,
+    inv: &str,
+    of: (&str, &str),
+    new: (&str, &str),
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let text = std::fs::read_to_string(root().join(inv)).unwrap().replace(
+        "\"secrets/",
+        &format!("\"{}/inventories/secrets/", root().display()),
+    );
+    let host = text
+        .split("[[hosts]]")
+        .find(|h| h.contains(&format!("name = \"{}\"", of.0)))
+        .unwrap()
+        .replace(of.0, new.0)
+        .replace(of.1, new.1);
+    let with = dir.join(format!("with-{}.toml", new.0));
+    std::fs::write(&with, format!("{text}\n[[hosts]]{host}")).unwrap();
+    let only = dir.join(format!("{}.toml", new.0));
+    std::fs::write(&only, format!("[[hosts]]{host}")).unwrap();
+    (with, only)
+}
+
 /// Two load balancers share 198.18.0.19: DNS www points at it, it serves the site, and when the
 /// balancer holding it vanishes from the network, the other takes it over within seconds. The
 /// requests that fail under load, and when, are counted.
@@ -1031,20 +1211,8 @@ fn a_replica_added_later_is_seeded_and_nobody_is_renumbered(inv: &str) {
          PURGE BINARY LOGS BEFORE NOW();\"",
     );
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join(inv)).unwrap().replace(
-        "\"secrets/",
-        &format!("\"{}/inventories/secrets/", root().display()),
-    );
-    let db2 = text
-        .split("[[hosts]]")
-        .find(|h| h.contains("name = \"db2\""))
-        .unwrap();
-    let db3 = db2.replace("db2", "db3").replace(REPLICA, NEW);
-    let with_db3 = dir.path().join("lb-db3.toml");
-    std::fs::write(&with_db3, format!("{text}\n[[hosts]]{db3}")).unwrap();
     // Only the new host is started fresh; the others keep their data.
-    let db3_only = dir.path().join("db3.toml");
-    std::fs::write(&db3_only, format!("[[hosts]]{db3}")).unwrap();
+    let (with_db3, db3_only) = with_a_copy(dir.path(), inv, ("db2", REPLICA), ("db3", NEW));
     lab(&["down", &db3_only.to_string_lossy()]);
     lab(&["up", &db3_only.to_string_lossy()]);
     let done = Run::new(&["plan", "-i"]).arg(&with_db3).output().status(2);
@@ -1091,7 +1259,94 @@ fn a_replica_added_later_is_seeded_and_nobody_is_renumbered(inv: &str) {
         "a server was renumbered"
     );
     Run::new(&["plan", "-i"]).arg(&with_db3).output().status(0);
+    a_replica_is_promoted_under_load_with_no_lost_write(&with_db3);
     lab(&["down", &db3_only.to_string_lossy()]);
+}
+
+/// `provision promote --host db2` while 25 clients read the site through the floating address:
+/// db1 goes read-only, db2 and db3 catch up, db2 becomes the primary, the inventory's roles are
+/// swapped in the file, and the apply that follows points the web hosts at db2 (rolling) and makes
+/// db1 and db3 follow it. Rows written before (on db1) and after (on db2) are on every server; no
+/// request fails.
+fn a_replica_is_promoted_under_load_with_no_lost_write(inv: &std::path::Path) {
+    use crate::load::Load;
+    use std::time::Duration;
+    const OLD: &str = "198.18.0.23";
+    const NEW: &str = "198.18.0.24";
+    const OTHER: &str = "198.18.0.25";
+    ssh(OLD, "mariadb -e 'INSERT INTO foobar.e2e_rows VALUES (10)'");
+    let load = Load::start(
+        "198.18.0.19",
+        25,
+        "Hello from MariaDB",
+        Duration::from_secs(300),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let done = Run::new(&["promote", "-i"])
+        .arg(inv)
+        .arg("--host")
+        .arg("db2")
+        .output()
+        .status(0);
+    std::thread::sleep(Duration::from_secs(2));
+    let tally = load.finish();
+    eprintln!(
+        "promote db2: {}",
+        tally.line("load through the floating address")
+    );
+    assert_no_secret(&done);
+    let said = format!("{}{}", done.stdout(), done.stderr());
+    for line in [
+        "db1: read-only; its binary log stands at",
+        "db2: caught up",
+        "db3: caught up",
+        "db2: promoted",
+        "the roles are swapped: db2 is \"db\", db1 is \"db-replica\"",
+    ] {
+        assert!(said.contains(line), "{line:?} not in:\n{said}");
+    }
+    assert!(tally.ok > 200 && tally.failed == 0, "{tally:?}");
+    let text = std::fs::read_to_string(inv).unwrap();
+    let roles = |name: &str| {
+        text.split("[[hosts]]")
+            .find(|h| h.contains(&format!("name = \"{name}\"")))
+            .and_then(|h| h.lines().find(|l| l.starts_with("roles")))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(roles("db2"), "roles = [\"db\"]");
+    assert_eq!(roles("db1"), "roles = [\"db-replica\"]");
+    assert_eq!(roles("db3"), "roles = [\"db-replica\"]");
+    // A row written on the new primary reaches both others, after the one written before.
+    ssh(NEW, "mariadb -e 'INSERT INTO foobar.e2e_rows VALUES (11)'");
+    for addr in [OLD, OTHER] {
+        let mut seen = String::new();
+        for _ in 0..40 {
+            seen = ssh(addr, "mariadb -e 'SHOW SLAVE STATUS\\G'; mariadb -NBe 'SELECT @@read_only; SELECT GROUP_CONCAT(id ORDER BY id) FROM foobar.e2e_rows' 2>&1; true");
+            // (Two statements: in one that reads a table, MariaDB 11.8 shows read_only as 0.)
+            if seen.contains("1\n1,2,3,4,10,11") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert!(
+            seen.contains("Master_Host: 198.18.0.24")
+                && seen.contains("Slave_IO_Running: Yes")
+                && seen.contains("Slave_SQL_Running: Yes")
+                && seen.contains("1\n1,2,3,4,10,11"),
+            "{addr} does not follow db2 read-only with every row: {seen}"
+        );
+    }
+    assert_eq!(ssh(NEW, "mariadb -NBe 'SELECT @@read_only'").trim(), "0");
+    let checked = Run::new(&["check", "-i"]).arg(inv).output().status(0);
+    assert!(
+        checked
+            .stdout()
+            .contains("db1: ok: mariadb-replica: replication from 198.18.0.24"),
+        "{}",
+        checked.stdout()
+    );
+    Run::new(&["plan", "-i"]).arg(inv).output().status(0);
 }
 
 /// A host running a release provision does not support, or another OS, or not the release the

@@ -7,6 +7,7 @@
 //! a replica renumbers nobody.
 
 mod replica;
+pub mod switchover;
 
 pub use replica::REPLICA;
 
@@ -21,6 +22,8 @@ pub struct Primary;
 pub static MARIADB: Primary = Primary;
 
 pub(super) const STEP: &str = "mariadb-bootstrap";
+const CNF: &str = "/etc/mysql/mariadb.conf.d/60-provision.cnf";
+const ROLE_CNF: &str = "/etc/mysql/mariadb.conf.d/61-provision-role.cnf";
 pub(super) const IRREVERSIBLE: &str = "database changes (accounts, passwords, tables) stay as they are: a rollback runs the restored bootstrap again, which sets the earlier passwords back";
 
 /// The hosts the application's database user may connect from: `localhost` when the database only
@@ -136,14 +139,24 @@ pub(super) fn server(cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         "mariadbd",
     );
     out.file(
-        "/etc/mysql/mariadb.conf.d/60-provision.cnf",
+        CNF,
         cx.render("mariadb/provision.cnf", &[("db", db.clone())])?,
     )
     .notify(Handler::restart("mariadb"))
     .checked_by("mariadb");
+    out.file(
+        ROLE_CNF,
+        cx.render("mariadb/role.cnf", &[("db", db.clone())])?,
+    )
+    .notify(Handler::run(STEP))
+    .checked_by("mariadb");
+    // mariadbd reads one --defaults-file and ignores --defaults-extra-file next to it: both files
+    // are checked as one.
     out.validator(
         "mariadb",
-        "mariadbd --defaults-file={root}/etc/mysql/mariadb.conf.d/60-provision.cnf --help --verbose > /dev/null",
+        format!(
+            "f=$(mktemp) && cat {{root}}{CNF} {{root}}{ROLE_CNF} > \"$f\" && mariadbd --defaults-file=\"$f\" --help --verbose > /dev/null; rc=$?; rm -f \"$f\"; [ \"$rc\" = 0 ]"
+        ),
         &[],
     );
     out.dir("/var/lib/provision").mode(0o700);
@@ -282,7 +295,8 @@ impl DbFacts {
 mod tests {
     use super::*;
 
-    fn lines(s: &str) -> Vec<String> {
+    /// A probe's answer as the parsers get it (shared by the replica and switchover tests).
+    pub(super) fn lines(s: &str) -> Vec<String> {
         s.lines().map(str::to_string).collect()
     }
 

@@ -22,13 +22,15 @@ fn seed_cnf(spec: &Spec) -> String {
 
 /// Seeds an empty replica from its primary (its own GTID position comes with the copy), then runs
 /// the replica's bootstrap (follow the primary from that position). The copy goes through a file:
-/// a failed dump must fail the step, not feed an empty copy to the server.
+/// a failed dump must fail the step, not feed an empty copy to the server. It is loaded outside
+/// the replica's own binary log: there it would be new transactions of the replica's, in the
+/// primary's GTID domain, which a promotion would hand to the others again.
 fn step_command(spec: &Spec) -> String {
     let db = &spec.database.name;
     format!(
         "if [ -z \"$(mariadb -NBe 'SELECT @@gtid_slave_pos')\" ] && [ -z \"$(mariadb -NBe {show})\" ]; then \
          f=$(mktemp) && mariadb-dump --defaults-extra-file={cnf} --single-transaction --gtid --master-data=1 --databases {db_word} > \"$f\" \
-         && {{ mariadb -e 'STOP SLAVE' > /dev/null 2>&1; mariadb < \"$f\"; }}; rc=$?; rm -f \"$f\"; [ $rc = 0 ] || exit 1; fi; \
+         && {{ mariadb -e 'STOP SLAVE' > /dev/null 2>&1; mariadb --init-command='SET SESSION sql_log_bin = 0' < \"$f\"; }}; rc=$?; rm -f \"$f\"; [ $rc = 0 ] || exit 1; fi; \
          mariadb < {sql}",
         show = shell_word(&format!("SHOW DATABASES LIKE {}", crate::quote::sql_string(db))),
         cnf = shell_word(&seed_cnf(spec)),
@@ -152,11 +154,8 @@ impl ReplicaFacts {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::lines;
     use super::*;
-
-    fn lines(s: &str) -> Vec<String> {
-        s.lines().map(str::to_string).collect()
-    }
 
     #[test]
     fn a_replica_that_follows_its_primary_needs_nothing() {

@@ -1,0 +1,176 @@
+//! A planned switchover (`provision promote`): the SQL of each step, and how the servers' answers
+//! are read. Pure; `commands/promote.rs` runs the steps in order on the hosts.
+//!
+//! 1. The primary goes read-only, and says where its binary log stands (GTID position and state).
+//! 2. Every replica waits (bounded) until it has replayed up to that position: no write is lost.
+//! 3. The replica to promote stops following, starts a binary log of its own from the primary's
+//!    state (so the old primary and the other replicas, all standing at that position, can follow
+//!    it from there), and becomes writable.
+//! 4. The old primary records that position as the one it follows from. Pointing the web hosts at
+//!    the new primary and the old primary at it is then an ordinary apply of the edited inventory.
+
+use super::replica::ReplicaFacts;
+use crate::quote::{shell_word, sql_string};
+
+/// What a server says of itself before a switchover.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ServerState {
+    pub read_only: bool,
+    pub log_bin: bool,
+    pub log_slave_updates: bool,
+    /// The last GTID of each domain in its binary log.
+    pub binlog_pos: String,
+    /// The last GTID of each (domain, server) pair in its binary log.
+    pub binlog_state: String,
+    pub replica: ReplicaFacts,
+    /// `MASTER_GTID_WAIT`'s answer: 0 caught up, -1 timed out.
+    pub waited: Option<i64>,
+}
+
+const STATE_SQL: &str = "SELECT 'read_only', @@read_only; SELECT 'log_bin', @@log_bin; \
+     SELECT 'log_slave_updates', @@log_slave_updates; \
+     SELECT 'binlog_pos', @@gtid_binlog_pos; SELECT 'binlog_state', @@gtid_binlog_state;";
+
+fn sql(statements: &str) -> String {
+    format!("mariadb -NB -e {}", shell_word(statements))
+}
+
+/// What a server says of itself: its variables, then its replication threads.
+pub fn state_command() -> String {
+    format!("{} && mariadb -e 'SHOW SLAVE STATUS\\G'", sql(STATE_SQL))
+}
+
+/// Step 1, on the primary: no more writes (`read_only` waits for the transactions under way to
+/// commit), then its position.
+pub fn freeze_command() -> String {
+    sql(&format!("SET GLOBAL read_only = ON; {STATE_SQL}"))
+}
+
+/// Undoes step 1 when a replica could not catch up: nothing else was changed.
+pub fn thaw_command() -> String {
+    sql("SET GLOBAL read_only = OFF;")
+}
+
+/// Step 2, on each replica: wait until it has replayed `pos` (at most `secs`).
+pub fn catch_up_command(pos: &str, secs: u64) -> String {
+    sql(&format!(
+        "SELECT 'waited', MASTER_GTID_WAIT({}, {secs});",
+        sql_string(pos)
+    ))
+}
+
+/// Step 3, on the replica to promote: stop following, a binary log of its own that starts where the
+/// primary's stands, writable.
+pub fn promote_command(primary_state: &str) -> String {
+    sql(&format!(
+        "STOP SLAVE; RESET SLAVE ALL; RESET MASTER; SET GLOBAL gtid_binlog_state = {}; SET GLOBAL read_only = OFF;",
+        sql_string(primary_state)
+    ))
+}
+
+/// Step 4, on the old primary: it follows the new one from its own last transaction.
+pub fn demote_command(pos: &str) -> String {
+    sql(&format!("SET GLOBAL gtid_slave_pos = {};", sql_string(pos)))
+}
+
+/// A GTID list as MariaDB prints it (`0-1-42,1-2-7`); anything else in an answer is refused
+/// rather than passed on to the next step.
+pub fn is_gtid_list(s: &str) -> bool {
+    s.split(',').filter(|g| !g.is_empty()).all(|g| {
+        let parts: Vec<&str> = g.split('-').collect();
+        parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+impl ServerState {
+    pub fn parse(lines: &[String]) -> ServerState {
+        let mut s = ServerState {
+            replica: ReplicaFacts::parse(lines),
+            ..ServerState::default()
+        };
+        for line in lines {
+            let Some((k, v)) = line.split_once('\t') else {
+                continue;
+            };
+            let v = v.trim();
+            match k {
+                "read_only" => s.read_only = v == "1",
+                "log_bin" => s.log_bin = v == "1",
+                "log_slave_updates" => s.log_slave_updates = v == "1",
+                "binlog_pos" => s.binlog_pos = v.to_string(),
+                "binlog_state" => s.binlog_state = v.to_string(),
+                "waited" => s.waited = v.parse().ok(),
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// Why this replica cannot be part of a switchover away from `primary`, if it cannot.
+    pub fn unfit_replica(&self, primary: &str, promoted: bool) -> Option<String> {
+        if let Some(why) = self.replica.reason(primary) {
+            return Some(why);
+        }
+        if promoted && !(self.log_bin && self.log_slave_updates) {
+            return Some(
+                "it writes no binary log of what it replays (log_bin, log_slave_updates): apply the inventory first, which configures it (a restart of the server)"
+                    .into(),
+            );
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::lines;
+    use super::*;
+
+    #[test]
+    fn a_servers_variables_and_threads_are_read_from_one_answer() {
+        let s = ServerState::parse(&lines(
+            "read_only\t1\nlog_bin\t1\nlog_slave_updates\t1\nbinlog_pos\t0-17-42\nbinlog_state\t0-17-42,0-9-3\n*** 1. row ***\n Master_Host: 10.0.0.3\n Slave_IO_Running: Yes\n Slave_SQL_Running: Yes\n",
+        ));
+        assert!(s.read_only && s.log_bin && s.log_slave_updates);
+        assert_eq!(s.binlog_pos, "0-17-42");
+        assert_eq!(s.binlog_state, "0-17-42,0-9-3");
+        assert_eq!(s.unfit_replica("10.0.0.3", true), None);
+        assert!(s
+            .unfit_replica("10.0.0.4", true)
+            .unwrap()
+            .contains("follows 10.0.0.3"));
+        let old = ServerState {
+            log_slave_updates: false,
+            ..s
+        };
+        assert_eq!(old.unfit_replica("10.0.0.3", false), None);
+        assert!(old
+            .unfit_replica("10.0.0.3", true)
+            .unwrap()
+            .contains("log_slave_updates"));
+        assert_eq!(ServerState::parse(&lines("waited\t-1")).waited, Some(-1));
+    }
+
+    #[test]
+    fn only_gtid_lists_pass_from_one_step_to_the_next() {
+        assert!(is_gtid_list(""));
+        assert!(is_gtid_list("0-1-42"));
+        assert!(is_gtid_list("0-1-42,1-2-7"));
+        assert!(!is_gtid_list("0-1"));
+        assert!(!is_gtid_list("0-1-4'2"));
+        assert!(!is_gtid_list("0-1-42; DROP"));
+    }
+
+    #[test]
+    fn positions_reach_the_server_as_sql_strings_in_one_shell_word() {
+        assert_eq!(
+            demote_command("0-1-42"),
+            "mariadb -NB -e 'SET GLOBAL gtid_slave_pos = '\\''0-1-42'\\'';'"
+        );
+        assert!(promote_command("0-1-42,0-2-3")
+            .contains("RESET MASTER; SET GLOBAL gtid_binlog_state = '\\''0-1-42,0-2-3'\\''"));
+    }
+}
