@@ -7,38 +7,85 @@ use std::path::PathBuf;
 #[command(
     name = "provision",
     version,
-    about = "Render, plan and apply classic web stacks (Nginx, Apache, PHP-FPM, MariaDB, BIND, HAProxy) over SSH"
+    about = "Render, plan and apply classic web stacks (Nginx, Apache, PHP-FPM, MariaDB, BIND, HAProxy) over SSH",
+    after_help = EXIT_STATUSES
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Shown after every `--help`: what scripts around provision test for.
+pub const EXIT_STATUSES: &str = "Exit statuses:
+  0  success; plan: nothing to change
+  1  a host failed: its facts, a refused or stale plan, the apply, or its health checks
+  2  plan: there are changes to make (or a host needs attention)
+  3  a host could not be reached: connection, authentication, host key, connection lost
+  4  the inventory or the command line is invalid
+  5  rendering failed: a template, a release that cannot give what is asked, a rejected config";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented starter inventory (one host: Nginx, PHP-FPM, MariaDB, BIND) to edit.
+    #[command(after_help = "Example: provision init site.toml && provision validate -i site.toml")]
+    Init(InitArgs),
     /// Check an inventory without contacting any host.
+    #[command(after_help = "Example: provision validate -i inventories/lemp.toml")]
     Validate(Common),
     /// Dry run: write every file of every host under DIR/<host>/ plus DIR/manifest.json.
+    #[command(
+        after_help = "Example: provision render -i inventories/single.toml --out /tmp/foobar --check"
+    )]
     Render(RenderArgs),
     /// Show what apply would change on the live hosts. Exit status 0: nothing; 2: changes; 1: error.
+    #[command(
+        after_help = "Example: provision plan -i inventories/lemp.toml --out lemp.plan  (then: apply --plan lemp.plan)"
+    )]
     Plan(PlanArgs),
     /// Change the hosts to match the inventory: packages, validated configs, database, reloads, checks.
+    #[command(
+        after_help = "Example: provision apply -i inventories/lb.toml --batch 2 --lock-timeout 120"
+    )]
     Apply(ApplyArgs),
     /// List the generations recorded on a host: every apply or rollback that changed it.
+    #[command(after_help = "Example: provision history -i inventories/lemp.toml --host web-01")]
     History(HistoryArgs),
     /// Put a host back as it was at an earlier generation (default: undo the newest), then check it.
+    #[command(
+        after_help = "Example: provision rollback -i inventories/lemp.toml --host web-01 --to G000003-20261123T101500Z"
+    )]
     Rollback(RollbackArgs),
     /// Check that the live site answers, from this machine: the page through HTTP with the site's Host
     /// header shows the database row, the DNS hosts answer for it; and over SSH (read-only) what the
     /// load balancers and replicas say of themselves.
+    #[command(after_help = "Example: provision check -i inventories/lb.toml --host lb-01")]
     Check(CheckArgs),
     /// Make a database replica the primary, with no lost write (a planned switchover): the primary
     /// goes read-only, every replica catches up, the replica becomes writable, the inventory's
     /// roles are swapped in the file, and an apply points the web hosts at the new primary and
     /// makes the old one follow it.
-    ///
-    /// Example: provision promote -i inventories/lb.toml --host db2
+    #[command(after_help = "Example: provision promote -i inventories/lb.toml --host db-02")]
     Promote(PromoteArgs),
+    /// Print a shell completion script: `provision completions bash > /etc/bash_completion.d/provision`.
+    #[command(after_help = "Example: provision completions zsh > ~/.zfunc/_provision")]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), generated from these definitions: `provision man | man -l -`.
+    #[command(after_help = "Example: provision man > /usr/local/share/man/man1/provision.1")]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write it; an existing file is never overwritten.
+    #[arg(value_name = "FILE", default_value = "provision.toml")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

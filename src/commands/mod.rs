@@ -3,6 +3,7 @@
 
 mod apply;
 mod hosts;
+mod init;
 mod promote;
 mod render;
 
@@ -25,6 +26,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::History(h) => hosts::history(&registry, &h),
         Command::Rollback(r) => hosts::rollback(&registry, &r),
         Command::Promote(p) => promote::promote(&registry, &p),
+        Command::Init(a) => init::init(&a),
+        Command::Completions(a) => init::completions(&a),
+        Command::Man => init::man(),
     }
 }
 

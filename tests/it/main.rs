@@ -1,5 +1,6 @@
 //! All integration tests build into this one binary and drive the real `provision` binary.
 
+mod cli;
 mod component;
 mod cut;
 mod e2e;
