@@ -8,8 +8,10 @@ try {
     $row = $db->query('SELECT message FROM provision_demo WHERE id = 1')->fetch_row();
     $message = $row ? $row[0] : 'no row';
 } catch (mysqli_sql_exception $e) {
+    // The reason goes to the server's error log; a visitor learns only that it failed.
+    error_log({{ site.domain | php_string }} . ' demo page: database error: ' . $e->getMessage());
     http_response_code(500);
-    $message = 'database error: ' . $e->getMessage();
+    $message = 'the database is not available';
 }
 $host = gethostname();
 ?>

@@ -49,8 +49,21 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     Run::new(&["plan", "-i", &inv]).output().status(0);
     assert!(!ssh(addr, &format!("cat {drift_file}")).contains("edited by hand"));
 
-    // A database account dropped by hand is noticed and created again.
+    // A database account dropped by hand is noticed and created again. Meanwhile the page fails
+    // without telling visitors why; the server's error log has the reason.
     ssh(addr, "mariadb -e \"DROP USER 'foobar'@'localhost'\"");
+    let (status, body) = page(addr);
+    assert!(
+        status == 500
+            && body.contains("the database is not available")
+            && !body.contains("Access denied"),
+        "{status} {body}"
+    );
+    let logged = ssh(
+        addr,
+        "grep -h 'foobar.com demo page: database error' /var/log/php*-fpm.log /var/log/apache2/*error.log 2>/dev/null; true",
+    );
+    assert!(logged.contains("Access denied"), "not logged: {logged:?}");
     let done = Run::new(&["plan", "-i", &inv]).output().status(2);
     assert!(
         done.stdout()
