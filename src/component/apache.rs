@@ -77,6 +77,8 @@ impl Component for Apache {
                 ("mpm_event", true, true),
                 ("proxy", true, true),
                 ("proxy_fcgi", false, true),
+                // server-status on the loopback status VirtualHost.
+                ("status", true, true),
             ]
         };
         let mut mods = out.scope(Handler::restart("apache2"), "apache2");

@@ -30,6 +30,7 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
         "{body}"
     );
     assert_eq!(dig(addr), addr);
+    status_on_loopback_only(&inv, addr);
 
     // Converged: a second apply changes nothing and plan agrees.
     let done = Run::new(&["apply", "-i", &inv]).output().status(0);
@@ -222,6 +223,61 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
 }
 
 /// An inventory copy with absolute secret paths, `edit` applied, written into `dir`.
+/// The status endpoints for monitoring answer on the host's loopback (127.0.0.1:8090), and neither
+/// that port nor the paths are reachable from outside.
+fn status_on_loopback_only(inv: &str, addr: &str) {
+    let text = std::fs::read_to_string(root().join(inv)).unwrap();
+    let stack = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stack = \""))
+        .and_then(|l| l.split('"').next())
+        .unwrap_or("")
+        .to_string();
+    let local = |path: &str| {
+        ssh(
+            addr,
+            &format!("python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8090{path}').read().decode())\""),
+        )
+    };
+    let expected: &[(&str, &str)] = match stack.as_str() {
+        "lemp" => &[
+            ("/nginx_status", "Active connections"),
+            ("/fpm-status", "pool:"),
+            ("/fpm-ping", "pong"),
+        ],
+        "nginx-apache" => &[("/nginx_status", "Active connections")],
+        "lamp" => &[
+            ("/server-status?auto", "Scoreboard:"),
+            ("/fpm-status", "pool:"),
+            ("/fpm-ping", "pong"),
+        ],
+        other => panic!("{inv}: stack {other:?}"),
+    };
+    for (path, says) in expected {
+        let got = local(path);
+        assert!(got.contains(says), "{addr} 127.0.0.1:8090{path}: {got}");
+    }
+    let outside: std::net::SocketAddr = format!("{addr}:8090").parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect_timeout(&outside, std::time::Duration::from_secs(2)).is_err(),
+        "{outside} answers from outside"
+    );
+    for path in ["/fpm-status", "/nginx_status", "/server-status"] {
+        let (_, body) = provision::health::http_get(
+            format!("{addr}:80").parse().unwrap(),
+            "www.foobar.com",
+            path,
+        )
+        .unwrap();
+        assert!(
+            !body.contains("pool:")
+                && !body.contains("Active connections")
+                && !body.contains("Scoreboard"),
+            "{path} through the site: {body}"
+        );
+    }
+}
+
 fn inventory_copy(inv: &str, dir: &Path, edit: &dyn Fn(String) -> String) -> std::path::PathBuf {
     let text = std::fs::read_to_string(root().join(inv)).unwrap().replace(
         "\"secrets/",
@@ -817,6 +873,20 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
     assert_eq!(served.into_iter().collect::<Vec<_>>(), ["web1", "web2"]);
     // www points at the floating address the two balancers share.
     assert_eq!(dig("198.18.0.20"), "198.18.0.19");
+    // HAProxy's statistics on each balancer's loopback, not from outside.
+    for lb in ["198.18.0.20", "198.18.0.26"] {
+        let stats = ssh(lb, "python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8090/haproxy_status;csv').read().decode())\"");
+        assert!(
+            stats.contains("web,web1,") && stats.contains("web,web2,"),
+            "{lb}: {stats}"
+        );
+        let outside: std::net::SocketAddr = format!("{lb}:8090").parse().unwrap();
+        assert!(
+            std::net::TcpStream::connect_timeout(&outside, std::time::Duration::from_secs(2))
+                .is_err(),
+            "{outside} answers from outside"
+        );
+    }
     let replica = "198.18.0.24";
     let mut status = String::new();
     for _ in 0..40 {
