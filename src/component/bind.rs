@@ -108,11 +108,18 @@ impl Component for Bind {
                 cx.render("bind/named.conf.local", &[("dns", dns)])?,
             )
             .owned("root", "bind");
-        // -t reads the config and the zone it names from the staged tree, as a chrooted named would.
+        files
+            .file(
+                "/etc/bind/named.conf.options",
+                cx.render("bind/named.conf.options", &[])?,
+            )
+            .owned("root", "bind");
+        // The options on their own (their directory is the host's /var/cache/bind); then -t reads
+        // the zones config and the zone it names from the staged tree, as a chrooted named would.
         out.validator(
             "bind",
             format!(
-                "named-checkconf -z -t {{root}} /etc/bind/named.conf.local && named-checkzone -q {domain} {{root}}{path}"
+                "named-checkconf {{root}}/etc/bind/named.conf.options && named-checkconf -z -t {{root}} /etc/bind/named.conf.local && named-checkzone -q {domain} {{root}}{path}"
             ),
             &["/etc/bind"],
         );

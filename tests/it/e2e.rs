@@ -31,6 +31,7 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     );
     assert_eq!(dig(addr), addr);
     status_on_loopback_only(&inv, addr);
+    nothing_about_the_servers_to_strangers(addr);
 
     // Converged: a second apply changes nothing and plan agrees.
     let done = Run::new(&["apply", "-i", &inv]).output().status(0);
@@ -223,6 +224,47 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
 }
 
 /// An inventory copy with absolute secret paths, `edit` applied, written into `dir`.
+/// The web server and PHP name no version in their headers; BIND does not say its version and
+/// recurses for nobody.
+fn nothing_about_the_servers_to_strangers(addr: &str) {
+    let run = |cmd: &str, args: &[&str]| {
+        let out = std::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .expect("runs");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let headers = run(
+        "curl",
+        &[
+            "-sI",
+            "-H",
+            "Host: www.foobar.com",
+            &format!("http://{addr}/"),
+        ],
+    );
+    let server = headers
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("server:"))
+        .unwrap_or("");
+    assert!(
+        !server.is_empty() && !server.chars().any(|c| c.is_ascii_digit()),
+        "{headers}"
+    );
+    assert!(
+        !headers.to_ascii_lowercase().contains("x-powered-by"),
+        "{headers}"
+    );
+    let at = format!("@{addr}");
+    let version = run(
+        "dig",
+        &["+short", "+time=2", &at, "version.bind", "chaos", "txt"],
+    );
+    assert!(!version.contains("9."), "version.bind: {version}");
+    let recursion = run("dig", &["+time=2", "+tries=1", &at, "www.example.org", "A"]);
+    assert!(recursion.contains("status: REFUSED"), "{recursion}");
+}
+
 /// The status endpoints for monitoring answer on the host's loopback (127.0.0.1:8090), and neither
 /// that port nor the paths are reachable from outside.
 fn status_on_loopback_only(inv: &str, addr: &str) {
