@@ -8,6 +8,22 @@ mod roll;
 
 pub use execute::execute;
 
+pub use history::{history, rollback_host};
+pub use roll::roll;
+
+use crate::component::{Need, Registry};
+use crate::desired::Desired;
+use crate::facts::{self, Facts, Probe};
+use crate::plan::{self, HostPlan};
+use crate::release::{Release, SUPPORTED};
+use crate::render::templates::Templates;
+use crate::render::{RenderError, RenderOptions, Renderer};
+use crate::script;
+use crate::secret::Redactor;
+use crate::spec::{Host, Spec};
+use crate::transport::{HostKeyPolicy, LocalTransport, SshTransport, Stats, Transport};
+use std::time::{Duration, Instant};
+
 /// Runs commands on a host under its lock (see `script::commands_script`); their output lines.
 pub fn run_commands(
     ctx: &Context,
@@ -24,21 +40,6 @@ pub fn run_commands(
         .into_result(&host.name)?
         .output)
 }
-pub use history::{history, rollback_host};
-pub use roll::roll;
-
-use crate::component::{Need, Registry};
-use crate::desired::Desired;
-use crate::facts::{self, Facts, Probe};
-use crate::plan::{self, HostPlan};
-use crate::release::{Release, SUPPORTED};
-use crate::render::templates::Templates;
-use crate::render::{RenderError, RenderOptions, Renderer};
-use crate::script;
-use crate::secret::Redactor;
-use crate::spec::{Host, Spec};
-use crate::transport::{HostKeyPolicy, LocalTransport, SshTransport, Stats, Transport};
-use std::time::{Duration, Instant};
 
 /// Progress of one run, per host and phase. Implemented by the UI (bars on a terminal, plain lines
 /// otherwise, nothing for --json).

@@ -3,8 +3,8 @@
 //! answered and the edited inventory is valid; up to the replicas' catch-up, a failure puts the
 //! primary back as it was.
 
+use super::check_host_names;
 use super::hosts::{context, loaded, run_options};
-use super::{check_host_names, load};
 use crate::apply::{self, HostError};
 use crate::cli::{ApplyArgs, HostArgs, PromoteArgs};
 use crate::component::switchover::{self, ServerState};
@@ -35,8 +35,9 @@ pub fn promote(registry: &Registry, a: &PromoteArgs) -> Result<ExitCode> {
         verbose: a.verbose,
         forks: 32,
     };
-    let (spec, _) = load(&a.common)?;
-    check_host_names(&spec, std::slice::from_ref(&a.host), &a.common.inventory)?;
+    let l = loaded(&host_args)?;
+    let spec = &l.spec;
+    check_host_names(spec, std::slice::from_ref(&a.host), &a.common.inventory)?;
     let replicas: Vec<&Host> = spec.hosts_with(Role::DbReplica).collect();
     let Some(chosen) = replicas.iter().find(|h| h.name == a.host) else {
         let names: Vec<&str> = replicas.iter().map(|h| h.name.as_str()).collect();
@@ -61,7 +62,6 @@ pub fn promote(registry: &Registry, a: &PromoteArgs) -> Result<ExitCode> {
     let mut servers: Vec<&Host> = vec![primary];
     servers.extend(replicas.iter().copied());
 
-    let l = loaded(&host_args)?;
     let names: Vec<String> = servers.iter().map(|h| h.name.clone()).collect();
     let progress = ui::Progress::new(&names, false, a.verbose);
     let ctx = context(registry, &l, run_options(&host_args, 60), &progress);

@@ -272,11 +272,9 @@ svc() {
     else
         case "$1" in
             reload)
-                if [ -n "${3:-}" ]; then
-                    { service "$2" status > /dev/null 2>&1 && sh -c "$3"; } || service "$2" restart
-                else
-                    { service "$2" status > /dev/null 2>&1 && service "$2" reload; } || service "$2" restart
-                fi ;;
+                { service "$2" status > /dev/null 2>&1 &&
+                    if [ -n "${3:-}" ]; then sh -c "$3"; else service "$2" reload; fi; } ||
+                    service "$2" restart ;;
             restart) service "$2" stop > /dev/null 2>&1; service "$2" start ;;
             *) service "$2" "$1" ;;
         esac

@@ -3,7 +3,7 @@
 //! they wrote them (the file is usually under version control, and the diff must be one line per
 //! change).
 
-use super::{reader, syntax, Role, Sources, Spec};
+use super::{reader, syntax, Sources, Spec};
 use crate::error::{SourceMap, SpecErrors};
 use crate::inventory::RawInventory;
 use std::path::Path;
@@ -32,14 +32,10 @@ pub fn swap_primary(
     let mut edits = Vec::new();
     for h in &raw.hosts {
         let (from, to) = if h.name.get_ref() == replica {
-            (Role::DbReplica, "\"db\"")
+            ("db-replica", "\"db\"")
         } else {
-            (Role::Db, "\"db-replica\"")
+            ("db", "\"db-replica\"")
         };
-        let from = Role::ALL
-            .iter()
-            .find(|(_, r)| *r == from)
-            .map_or("", |(name, _)| *name);
         edits.extend(
             h.roles
                 .get_ref()
@@ -68,6 +64,7 @@ pub fn swap_primary(
 mod tests {
     use super::*;
     use crate::spec::tests::Fake;
+    use crate::spec::Role;
 
     fn fake() -> Fake {
         let mut f = Fake::default();

@@ -265,6 +265,14 @@ fn nothing_about_the_servers_to_strangers(addr: &str) {
     assert!(recursion.contains("status: REFUSED"), "{recursion}");
 }
 
+/// GET http://127.0.0.1:8090PATH on the lab host itself (the status endpoints' address), over SSH.
+fn loopback_get(addr: &str, path: &str) -> String {
+    ssh(
+        addr,
+        &format!("python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8090{path}').read().decode())\""),
+    )
+}
+
 /// The status endpoints for monitoring answer on the host's loopback (127.0.0.1:8090), and neither
 /// that port nor the paths are reachable from outside.
 fn status_on_loopback_only(inv: &str, addr: &str) {
@@ -275,12 +283,6 @@ fn status_on_loopback_only(inv: &str, addr: &str) {
         .and_then(|l| l.split('"').next())
         .unwrap_or("")
         .to_string();
-    let local = |path: &str| {
-        ssh(
-            addr,
-            &format!("python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8090{path}').read().decode())\""),
-        )
-    };
     let expected: &[(&str, &str)] = match stack.as_str() {
         "lemp" => &[
             ("/nginx_status", "Active connections"),
@@ -296,7 +298,7 @@ fn status_on_loopback_only(inv: &str, addr: &str) {
         other => panic!("{inv}: stack {other:?}"),
     };
     for (path, says) in expected {
-        let got = local(path);
+        let got = loopback_get(addr, path);
         assert!(got.contains(says), "{addr} 127.0.0.1:8090{path}: {got}");
     }
     let outside: std::net::SocketAddr = format!("{addr}:8090").parse().unwrap();
@@ -917,7 +919,7 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
     assert_eq!(dig("198.18.0.20"), "198.18.0.19");
     // HAProxy's statistics on each balancer's loopback, not from outside.
     for lb in ["198.18.0.20", "198.18.0.26"] {
-        let stats = ssh(lb, "python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8090/haproxy_status;csv').read().decode())\"");
+        let stats = loopback_get(lb, "/haproxy_status;csv");
         assert!(
             stats.contains("web,web1,") && stats.contains("web,web2,"),
             "{lb}: {stats}"
