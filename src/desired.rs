@@ -107,6 +107,9 @@ pub enum PathState {
     Link {
         target: String,
     },
+    /// An application release (`tree`): the path is its marker, the manifest the host keeps once
+    /// the release is whole.
+    Tree(std::sync::Arc<crate::tree::Tree>),
     Absent,
 }
 

@@ -29,6 +29,9 @@ pub struct Facts {
     pub services: BTreeMap<String, bool>,
     /// Each component's own probe output, by component name.
     pub components: BTreeMap<String, Vec<String>>,
+    /// Release marker → (the release the host runs now, its manifest), for a release the host
+    /// does not have yet.
+    pub trees: BTreeMap<String, (String, String)>,
     pub state: HostState,
 }
 
@@ -175,6 +178,31 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
                     .entry(component.to_string())
                     .or_default()
                     .push(l.to_string());
+            }
+            "@tree" => {
+                // MARKER FROM-ID BASE64(GZIP(MANIFEST)); the marker path is quoted by nothing and
+                // may hold spaces, so it is read from the right.
+                let mut it = rest.rsplitn(3, ' ');
+                let (b64, from, marker) = (
+                    it.next().unwrap_or(""),
+                    it.next().unwrap_or(""),
+                    it.next().unwrap_or(""),
+                );
+                let manifest = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .ok()
+                    .and_then(|gz| {
+                        let mut m = String::new();
+                        std::io::Read::read_to_string(
+                            &mut flate2::read::GzDecoder::new(gz.as_slice()),
+                            &mut m,
+                        )
+                        .ok()
+                        .map(|_| m)
+                    })
+                    .ok_or_else(|| ParseError(format!("bad release manifest for {marker}")))?;
+                f.trees
+                    .insert(marker.to_string(), (from.to_string(), manifest));
             }
             "@state" => state.push(rest.to_string()),
             "@end" => ended = true,

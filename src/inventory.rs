@@ -61,7 +61,32 @@ pub struct RawSite {
     pub app_dir: Option<Spanned<String>>,
     pub php_version: Option<Spanned<String>>,
     pub health_check: Option<RawHealthCheck>,
+    pub app: Option<RawApp>,
 }
+
+/// `[site.app]`: the user's application and what it needs.
+#[derive(Debug)]
+pub struct RawApp {
+    pub span: Range<usize>,
+    pub source: Option<Spanned<String>>,
+    pub public: Option<Spanned<String>>,
+    pub extensions: Option<Spanned<Vec<Spanned<String>>>>,
+    pub shared: Option<Spanned<Vec<Spanned<String>>>>,
+    pub release_command: Option<Spanned<String>>,
+    pub keep: Option<Spanned<i64>>,
+    pub php: Vec<crate::spec::reader::UserEntry>,
+    pub config: Vec<RawAppConfig>,
+}
+
+/// `[[site.app.config]]`: a file of the application rendered from the user's template.
+#[derive(Debug)]
+pub struct RawAppConfig {
+    pub span: Range<usize>,
+    pub template: Spanned<String>,
+    pub path: Spanned<String>,
+}
+
+pub const KEEP_RELEASES: Bounds = Bounds { min: 2, max: 100 };
 
 /// `[site.health_check]`: how a request proves the application works.
 #[derive(Debug)]
@@ -221,9 +246,15 @@ impl RawSite {
             "health_check",
             "a table: [site.health_check] with path, status, expect",
         );
+        let app = r.opt_table(
+            &mut t,
+            "app",
+            "a table: [site.app] with source, public, extensions, shared, release_command, keep, [site.app.php], [[site.app.config]]",
+        );
         let span = t.span.clone();
         r.finish(t);
         let health_check = health_check.map(|h| h.and_then(|h| RawHealthCheck::read(r, h)));
+        let app = app.map(|a| a.and_then(|a| RawApp::read(r, a)));
         Some(RawSite {
             span,
             domain: domain?,
@@ -233,6 +264,81 @@ impl RawSite {
             app_dir: app_dir?,
             php_version: php_version?,
             health_check: health_check?,
+            app: app?,
+        })
+    }
+}
+
+impl RawApp {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawApp> {
+        let source = r.opt_str(
+            &mut t,
+            "source",
+            "the application: a directory, or a .tar, .tar.gz or .tgz file, relative to the inventory's directory or absolute",
+        );
+        let public = r.opt_str(
+            &mut t,
+            "public",
+            "the directory of the application served as the document root, like \"public\"",
+        );
+        let extensions = r.opt_str_list(&mut t, "extensions", "a PHP extension like \"intl\"");
+        let shared = r.opt_str_list(
+            &mut t,
+            "shared",
+            "a directory of the application kept across releases, like \"storage\"",
+        );
+        let release_command = r.opt_str(
+            &mut t,
+            "release_command",
+            "a shell command run in each new release before it goes live",
+        );
+        let keep = r.opt_int(&mut t, "keep", KEEP_RELEASES);
+        let php = r.opt_table(&mut t, "php", "a table of PHP settings: [site.app.php]");
+        let config = r.table_list(
+            &mut t,
+            "config",
+            "tables: [[site.app.config]] with template and path",
+        );
+        let span = t.span.clone();
+        r.finish(t);
+        let php = match php {
+            Some(Some(p)) => r.str_map(p, "a PHP setting's value, like \"256M\""),
+            Some(None) => Some(Vec::new()),
+            None => None,
+        };
+        let config = config.map(|list| {
+            list.into_iter()
+                .filter_map(|mut c| {
+                    let template = r.req_str(
+                        &mut c,
+                        "template",
+                        "the template file, relative to the inventory's directory or absolute",
+                    );
+                    let path = r.req_str(
+                        &mut c,
+                        "path",
+                        "where the file goes in the application, like \"wp-config.php\"",
+                    );
+                    let span = c.span.clone();
+                    r.finish(c);
+                    Some(RawAppConfig {
+                        span,
+                        template: template?,
+                        path: path?,
+                    })
+                })
+                .collect::<Vec<_>>()
+        });
+        Some(RawApp {
+            span,
+            source: source?,
+            public: public?,
+            extensions: extensions?,
+            shared: shared?,
+            release_command: release_command?,
+            keep: keep?,
+            php: php?,
+            config: config?,
         })
     }
 }

@@ -32,4 +32,5 @@ pub mod script;
 pub mod secret;
 pub mod spec;
 pub mod transport;
+pub mod tree;
 pub mod ui;

@@ -55,12 +55,13 @@ impl Redactor {
         for (key, s) in secrets {
             let v = s.expose();
             let mask = format!("<secret {key} hidden>");
-            let forms = [
+            let forms: [String; 6] = [
                 v.to_string(),
                 crate::quote::sql_string(v),
                 crate::quote::php_string(v),
                 crate::quote::shell_word(v),
                 crate::quote::cnf_string(v),
+                serde_json::Value::String(v.to_string()).to_string(),
             ];
             for f in forms {
                 // Escaped forms carry their quotes; the inner part is what shows up in messages.

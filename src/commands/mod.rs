@@ -42,7 +42,15 @@ fn load(c: &Common) -> Result<(Spec, Templates)> {
 }
 
 pub fn redactor(spec: &Spec) -> Redactor {
-    let mut secrets = vec![("database.password", &spec.database.password)];
+    // The application's salt is derived from the password: as secret as it.
+    let salt = crate::secret::Secret::new(
+        crate::component::app::salt(spec),
+        "derived from database.password".into(),
+    );
+    let mut secrets = vec![
+        ("database.password", &spec.database.password),
+        ("the application's salt", &salt),
+    ];
     if let Some(r) = &spec.database.replication {
         secrets.push(("database.replication_password", &r.password));
     }

@@ -1,11 +1,14 @@
-//! The application: the document root and its code (the built-in demo page, or the user's files),
-//! and its database settings in a PHP file outside the document root. The demo page reads a row from
-//! the database, so its health check proves web server → PHP → database.
+//! The application: its code as an immutable release (`tree`) under the site's base directory,
+//! put live by switching `<base>/current`; its config files rendered from the user's templates
+//! (outside the release, linked into it: they hold the database password); its shared directories;
+//! and the database settings of the demo page in a PHP file outside the document root. The demo
+//! page reads a row from the database, so its health check proves web server → PHP → database.
 
 use super::{Component, Cx, Out, SiteCx};
 use crate::desired::HealthCheck;
 use crate::render::RenderError;
 use crate::spec::{App, Spec};
+use crate::tree::{Entry, Kind, Tree};
 use serde_json::{json, Map, Value};
 
 pub struct AppComponent;
@@ -13,6 +16,20 @@ pub static APP: AppComponent = AppComponent;
 
 pub fn config_path(spec: &Spec) -> String {
     format!("/etc/provision/sites/{}/config.php", spec.site.domain)
+}
+
+/// Where the application's config files live; the release links to them.
+fn configs_dir(spec: &Spec) -> String {
+    format!("/etc/provision/sites/{}/app", spec.site.domain)
+}
+
+/// The directory the web server serves: the live release (or its public subdirectory).
+pub fn web_root(spec: &Spec) -> String {
+    let base = &spec.site.document_root;
+    match &spec.site.app_options.public {
+        Some(p) => format!("{base}/current/{p}"),
+        None => format!("{base}/current"),
+    }
 }
 
 pub fn demo_message(spec: &Spec) -> String {
@@ -42,6 +59,28 @@ pub fn site_check(cx: &Cx, address: &str) -> HealthCheck {
     }
 }
 
+/// A secret of the site's own for the application's keys and salts (WordPress's `AUTH_KEY`...):
+/// stable across deploys and hosts, derived from the database password (HMAC-SHA256 over the
+/// domain), so the inventory needs no second secret. Masked in output like the password.
+pub fn salt(spec: &Spec) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(spec.database.password.expose().as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(b"provision app salt\0");
+    mac.update(spec.site.domain.as_str().as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every ancestor of `rel` (relative), shortest first: `a/b/c` → `a`, `a/b`, `a/b/c`.
+fn with_ancestors(rel: &str) -> Vec<String> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    (1..=parts.len()).map(|n| parts[..n].join("/")).collect()
+}
+
 impl Component for AppComponent {
     fn name(&self) -> &'static str {
         "app"
@@ -59,35 +98,68 @@ impl Component for AppComponent {
         } else {
             spec.db_primary().internal_address().to_string()
         };
+        let base = &spec.site.document_root;
         ctx.insert(
             "app".into(),
-            json!({ "db_host": db_host, "config_path": config_path(spec) }),
+            json!({
+                "db_host": db_host,
+                "config_path": config_path(spec),
+                "web_root": web_root(spec),
+                "base": base,
+                "shared": format!("{base}/shared"),
+                "php": spec.site.app_options.php,
+                "salt": salt(spec),
+            }),
         );
     }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         let spec = cx.spec;
-        let root = &spec.site.document_root;
-        out.dir(root.clone());
-        match &spec.site.app {
-            App::Demo => {
-                out.file(
-                    format!("{root}/index.php"),
-                    cx.render("app/index.php", &[])?,
-                )
-                .code()
-                .checked_by("php-lint");
-            }
-            App::Files(files) => {
-                for f in files {
-                    let p = out
-                        .file(format!("{root}/{}", f.path), f.content.clone())
-                        .mode(if f.executable { 0o755 } else { 0o644 })
-                        .code();
-                    if f.path.ends_with(".php") {
-                        p.checked_by("php-lint");
-                    }
+        let opts = &spec.site.app_options;
+        let base = &spec.site.document_root;
+        let mut entries: Vec<Entry> = match &spec.site.app {
+            App::Demo => vec![Tree::file(
+                "index.php",
+                0o644,
+                cx.render("app/index.php", &[])?.into_bytes(),
+            )],
+            App::Files(files) => files
+                .iter()
+                // A shared directory's content lives outside the releases.
+                .filter(|f| {
+                    !opts
+                        .shared
+                        .iter()
+                        .any(|s| f.path == *s || f.path.starts_with(&format!("{s}/")))
+                })
+                .map(|f| {
+                    let mode = if f.executable { 0o755 } else { 0o644 };
+                    Tree::file(&f.path, mode, f.content.clone())
+                })
+                .collect(),
+        };
+        out.dir(base.clone());
+        out.dir(format!("{base}/releases"));
+        if !opts.shared.is_empty() {
+            out.dir(format!("{base}/shared"));
+            let mut dirs: Vec<String> =
+                opts.shared.iter().flat_map(|s| with_ancestors(s)).collect();
+            dirs.sort();
+            dirs.dedup();
+            for d in dirs {
+                // Only the shared directories themselves are the application's to write.
+                let writable = opts.shared.contains(&d);
+                let p = out.dir(format!("{base}/shared/{d}"));
+                if writable {
+                    p.owned("www-data", "www-data");
                 }
+            }
+            for s in &opts.shared {
+                entries.retain(|e| !e.path.starts_with(&format!("{s}/")));
+                entries.push(Entry {
+                    path: s.clone(),
+                    kind: Kind::Link(format!("{base}/shared/{s}")),
+                });
             }
         }
         out.dir("/etc/provision");
@@ -101,6 +173,55 @@ impl Component for AppComponent {
             .sensitive()
             .code()
             .checked_by("php-lint");
+        if !opts.configs.is_empty() {
+            let dir = configs_dir(spec);
+            let mut dirs = vec![dir.clone()];
+            for c in &opts.configs {
+                if let Some((parent, _)) = c.path.rsplit_once('/') {
+                    dirs.extend(
+                        with_ancestors(parent)
+                            .into_iter()
+                            .map(|a| format!("{dir}/{a}")),
+                    );
+                }
+            }
+            dirs.sort();
+            dirs.dedup();
+            for d in dirs {
+                out.dir(d).mode(0o750).owned("root", "www-data");
+            }
+            for c in &opts.configs {
+                let text =
+                    crate::render::templates::render_user_template(&c.file, &c.template, cx.base)
+                        .map_err(|message| RenderError::Template {
+                        host: cx.host.name.clone(),
+                        message,
+                    })?;
+                let path = format!("{dir}/{}", c.path);
+                let p = out
+                    .file(path.clone(), text)
+                    .mode(0o640)
+                    .owned("root", "www-data")
+                    .sensitive()
+                    .code();
+                if c.path.ends_with(".php") {
+                    p.checked_by("php-lint");
+                }
+                entries.retain(|e| e.path != c.path);
+                entries.push(Entry {
+                    path: c.path.clone(),
+                    kind: Kind::Link(path),
+                });
+            }
+        }
+        let mut tree = Tree::new(base, entries, opts.release_command.clone(), opts.keep);
+        tree.php = Some(format!("php{}", super::php::version(cx)?));
+        let (marker, id) = (tree.marker(), tree.id.clone());
+        out.release(marker, tree);
+        // The switch: one rename of a link. New code counts at once (PHP reloads: opcache and the
+        // realpath cache start afresh).
+        out.link(format!("{base}/current"), format!("releases/{id}"))
+            .code();
         out.check(site_check(cx, &cx.host.ssh.address));
         Ok(())
     }

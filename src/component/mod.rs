@@ -9,7 +9,7 @@
 //! `Registry::standard` and to the stack or role it belongs to in `STACKS` / `ROLES`.
 
 mod apache;
-mod app;
+pub mod app;
 mod bind;
 mod haproxy;
 mod keepalived;

@@ -166,6 +166,11 @@ impl<'a> Out<'a> {
         self.push(path.into(), PathState::Absent)
     }
 
+    /// An application release; `marker` is the path of its manifest on the host.
+    pub fn release(&mut self, marker: String, tree: crate::tree::Tree) -> PathBuilder<'_> {
+        self.push(marker, PathState::Tree(std::sync::Arc::new(tree)))
+    }
+
     /// Paths added through the scope all notify `notify` and are read by `validator`: the common
     /// case of a service's own config files.
     pub fn scope(&mut self, notify: Handler, validator: &str) -> Scope<'_, 'a> {

@@ -58,6 +58,18 @@ impl Component for Php {
         let v = version(cx)?;
         out.package(format!("php{v}-cli"));
         out.package(format!("php{v}-mysql"));
+        // The application's extensions (the opcache the release lint uses is always there).
+        let mut extra: Vec<&str> = vec!["opcache"];
+        for (_, pkg) in &cx.spec.site.app_options.extensions {
+            if let Some(p) = pkg {
+                if *p != "mysql" && !extra.contains(p) {
+                    extra.push(p);
+                }
+            }
+        }
+        for p in extra {
+            out.package(format!("php{v}-{p}"));
+        }
         // Without php.ini (-n): a syntax check must not depend on the host's extensions.
         out.file_validator("php-lint", format!("php{v} -n -l {{root}}{{file}}"));
         Ok(())

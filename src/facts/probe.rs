@@ -18,6 +18,8 @@ pub struct ProbeRequest {
     pub services: Vec<(String, Option<(String, String)>)>,
     /// (component, snippet).
     pub components: Vec<(String, String)>,
+    /// Application releases the host should have: (marker, base).
+    pub trees: Vec<(String, String)>,
 }
 
 impl ProbeRequest {
@@ -27,6 +29,8 @@ impl ProbeRequest {
             .iter()
             .map(|p| {
                 let sha = match &p.state {
+                    // Its manifest comes back only if it is not the one expected.
+                    PathState::Tree(t) => Some(sha256_hex(t.manifest().as_bytes())),
                     PathState::File {
                         content,
                         sensitive: false,
@@ -46,6 +50,14 @@ impl ProbeRequest {
                 .map(|s| (s.name.clone(), s.pidfile.clone()))
                 .collect(),
             components: d.probes.clone(),
+            trees: d
+                .paths
+                .iter()
+                .filter_map(|p| match &p.state {
+                    PathState::Tree(t) => Some((p.path.clone(), t.base.clone())),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
@@ -74,6 +86,20 @@ impl ProbeRequest {
              awk '/^[^ ]/ {{ p = $1; sub(/:$/, \"\", p) }} /Candidate:/ && $2 != \"(none)\" {{ print \"@cand \" p }}'\n",
             pkgs.join(" ")
         ));
+    }
+
+    /// For a release the host lacks: the one it runs, and that release's manifest (gzip'd, one
+    /// line), which the plan builds the new one from.
+    fn trees_section(&self, s: &mut String) {
+        for (marker, base) in &self.trees {
+            let (m, b) = (shell_word(marker), shell_word(base));
+            s.push_str(&format!(
+                "if [ ! -f {m} ]; then c=$(readlink {b}/current 2>/dev/null); c=${{c##*/}}\n\
+                   case \"$c\" in *[!0-9a-f]* | '') ;; *) [ -f {b}/.provision/\"$c\".manifest ] && \
+                   echo '@tree '{m} \"$c\" \"$(gzip -1c < {b}/.provision/\"$c\".manifest | base64 -w0)\" ;; esac\n\
+                 fi\n"
+            ));
+        }
     }
 
     fn services_section(&self, s: &mut String) {
@@ -212,6 +238,7 @@ impl Probe {
             req.packages_section(s);
             add_paths(&req.paths, s);
             req.services_section(s);
+            req.trees_section(s);
         };
         // The paths of the host's release are gathered first and looked at once, after the case.
         s.push_str("set --\nwant=\n");

@@ -16,6 +16,7 @@ fn req() -> ProbeRequest {
             Some(("/run/nginx.pid".into(), "nginx".into())),
         )],
         components: vec![("mariadb".into(), "echo up".into())],
+        trees: vec![],
     }
 }
 
@@ -149,6 +150,7 @@ fn a_component_snippet_comes_back_to_its_component_only() {
             "example".into(),
             "echo one; echo 'two words'; exit 3".into(),
         )],
+        trees: vec![],
     };
     let state = tempfile::tempdir().unwrap();
     let script = r
@@ -280,6 +282,7 @@ fn the_probe_reads_files_and_pid_files_for_real() {
             ),
         ],
         components: vec![],
+        trees: vec![],
     };
     let script = r
         .script()
@@ -324,6 +327,7 @@ fn systemd_service_states_and_the_paths_are_both_read() {
             ("three".into(), None),
         ],
         components: vec![],
+        trees: vec![],
     };
     let script = r
         .script()

@@ -106,6 +106,11 @@ pub enum Shape {
     Link {
         target: String,
     },
+    /// An application release, whole on the host.
+    Release {
+        id: String,
+        files: usize,
+    },
     Other,
 }
 
@@ -118,8 +123,21 @@ pub struct Change {
     pub diff: Option<String>,
     pub before: Shape,
     pub after: Shape,
+    /// For a new release: what is sent, and the release it is built from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseChange>,
     #[serde(skip)]
     pub desired: ManagedPath,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseChange {
+    /// The release the host runs, whose files the new one starts from (hard links).
+    pub from: Option<String>,
+    pub send: usize,
+    pub remove: usize,
+    #[serde(skip)]
+    pub delta: crate::tree::Delta,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,6 +152,18 @@ pub fn digest(content: &[u8], sensitive: bool, key: &str) -> String {
         keyed_digest(key, content)
     } else {
         format!("sha256:{}", sha256_hex(content))
+    }
+}
+
+/// What a new release sends: against the release the host runs whole (its manifest came back in
+/// the facts), or all of it.
+fn release_change(t: &crate::tree::Tree, now: Option<&(String, String)>) -> ReleaseChange {
+    let delta = t.delta(now.map(|(id, m)| (id.as_str(), m.as_str())));
+    ReleaseChange {
+        from: delta.from.clone(),
+        send: delta.send.len(),
+        remove: delta.remove.len(),
+        delta,
     }
 }
 
@@ -160,11 +190,31 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
                 diff: None,
                 before: Shape::Absent,
                 after: Shape::Absent,
+                release: None,
                 desired: p.clone(),
             }),
             _ => path_change(p, &fact, key, redactor),
         };
-        if let Some(c) = change {
+        if let Some(mut c) = change {
+            if let PathState::Tree(t) = &p.state {
+                c.release = Some(release_change(t, f.trees.get(&p.path)));
+                if let Some(r) = &c.release {
+                    c.reason = match &r.from {
+                        Some(from) => format!(
+                            "release {} is new: {} of {} entries sent, {} removed, the rest linked from release {from}",
+                            t.id,
+                            r.send,
+                            t.entries.len(),
+                            r.remove
+                        ),
+                        None => format!(
+                            "release {} is new: all {} entries sent",
+                            t.id,
+                            t.entries.len()
+                        ),
+                    };
+                }
+            }
             for h in &p.notify {
                 add_step(&mut steps, h.clone(), format!("{} changed", p.path));
             }

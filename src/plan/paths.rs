@@ -79,6 +79,10 @@ fn shape_after(p: &PathState, key: &str) -> Shape {
         PathState::Link { target } => Shape::Link {
             target: target.clone(),
         },
+        PathState::Tree(t) => Shape::Release {
+            id: t.id.clone(),
+            files: t.files(),
+        },
         PathState::Absent => Shape::Absent,
     }
 }
@@ -97,11 +101,17 @@ pub(super) fn path_change(
             diff,
             before: shape_of(fact, &p.state, key),
             after: shape_after(&p.state, key),
+            release: None,
             desired: p.clone(),
         })
     };
     match (&p.state, fact) {
         (PathState::Absent, PathFact::Absent) => None,
+        // The manifest is written last, once the release is whole: it being there is enough.
+        (PathState::Tree(_), PathFact::File { .. }) => None,
+        (PathState::Tree(t), _) => {
+            change(ChangeKind::Create, format!("release {} is new", t.id), None)
+        }
         (PathState::Absent, _) => change(ChangeKind::Delete, "must not exist".into(), None),
         (
             PathState::File {

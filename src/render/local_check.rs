@@ -2,8 +2,9 @@
 //! read, with the rendered paths laid over it, checked by the real tools. This is what apply does on
 //! the host before anything goes live, done locally for `render --check` and the tests.
 
-use crate::desired::Desired;
+use crate::desired::{Desired, PathState};
 use crate::render::tree;
+use crate::tree::Kind;
 use std::path::Path;
 use std::process::Command;
 
@@ -44,13 +45,28 @@ pub fn check_host(d: &Desired, stage: &Path) -> std::io::Result<Vec<CheckOutcome
     for v in &d.validators {
         // A per-file validator reads every file it is named for (here, all are new).
         let commands: Vec<String> = if v.per_file {
-            d.paths
+            let mut files: Vec<String> = d
+                .paths
                 .iter()
                 .filter(|p| {
                     p.validator.as_deref() == Some(v.name.as_str()) && p.state.content().is_some()
                 })
-                .map(|p| v.command_for_file(&root, &p.path))
-                .collect()
+                .map(|p| p.path.clone())
+                .collect();
+            // A release's PHP files: what apply lints on the host (in one process there).
+            if v.name == "php-lint" {
+                for p in &d.paths {
+                    if let PathState::Tree(t) = &p.state {
+                        files.extend(t.entries.iter().filter_map(|e| match e.kind {
+                            Kind::File { .. } if e.path.ends_with(".php") => {
+                                Some(format!("{}/{}", t.dir(), e.path))
+                            }
+                            _ => None,
+                        }));
+                    }
+                }
+            }
+            files.iter().map(|f| v.command_for_file(&root, f)).collect()
         } else {
             vec![v.command_for_root(&root)]
         };

@@ -112,6 +112,10 @@ fn host_entry(d: &Desired) -> HostEntry<'_> {
                     e.kind = "link";
                     e.target = Some(target);
                 }
+                PathState::Tree(t) => {
+                    e.kind = "release";
+                    e.sha256 = Some(sha256_hex(t.manifest().as_bytes()));
+                }
                 PathState::Absent => {}
             }
             e

@@ -231,6 +231,7 @@ fn base_context(
             "fqdns": site.fqdns(),
             "stack": site.stack.name(),
             "document_root": site.document_root,
+            "web_root": crate::component::app::web_root(spec),
         }),
     );
     let cx = SiteCx {

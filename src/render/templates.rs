@@ -125,7 +125,33 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// A user's template (an application's config file) on its own: filters registered, no HTML
+/// escaping.
+fn user_tera(file: &str, text: &str) -> Result<Tera, String> {
+    let mut tera = Tera::new();
+    tera.autoescape_on(Vec::<&str>::new());
+    register_filters(&mut tera);
+    tera.add_raw_template(file, text)
+        .map_err(|e| format!("the template {file} does not parse: {}", error_chain(&e)))?;
+    Ok(tera)
+}
+
+/// Parses a user's template, for the inventory's checks.
+pub fn check_user_template(file: &str, text: &str) -> Result<(), String> {
+    user_tera(file, text).map(|_| ())
+}
+
+/// Renders a user's template; a variable it names that the context lacks is an error naming it.
+pub fn render_user_template(file: &str, text: &str, ctx: &tera::Context) -> Result<String, String> {
+    user_tera(file, text)?
+        .render(file, ctx)
+        .map_err(|e| format!("the template {file}: {}", error_chain(&e)))
+}
+
 fn register_filters(tera: &mut Tera) {
+    tera.register_filter("json_string", |v: Cow<'_, str>, _: Kwargs, _: &State| {
+        serde_json::Value::String(v.into_owned()).to_string()
+    });
     tera.register_filter("sql_string", |v: Cow<'_, str>, _: Kwargs, _: &State| {
         sql_string(&v)
     });

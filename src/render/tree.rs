@@ -39,16 +39,7 @@ pub fn materialize(d: &Desired, root: &Path, into: Into) -> io::Result<()> {
                 if into == Into::Overlay {
                     remove_if_present(&target)?;
                 }
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(*mode)
-                    .open(&target)?;
-                f.write_all(content)?;
-                // The umask may have narrowed the mode given at creation.
-                if *mode & 0o022 != 0 {
-                    f.set_permissions(std::fs::Permissions::from_mode(*mode))?;
-                }
+                write_new(&target, *mode, content)?;
             }
             PathState::Link { target: to } => {
                 parent_of(&target, &mut made)?;
@@ -57,12 +48,48 @@ pub fn materialize(d: &Desired, root: &Path, into: Into) -> io::Result<()> {
                 }
                 symlink(to, &target)?;
             }
+            PathState::Tree(t) => {
+                // The release as the host will have it, and its manifest (the marker) last.
+                let dir = under(root, &t.dir());
+                if into == Into::Overlay {
+                    remove_if_present(&dir)?;
+                }
+                for e in &t.entries {
+                    let path = dir.join(&e.path);
+                    parent_of(&path, &mut made)?;
+                    match &e.kind {
+                        crate::tree::Kind::File { mode, content, .. } => {
+                            write_new(&path, *mode, content)?;
+                        }
+                        crate::tree::Kind::Link(to) => symlink(to, &path)?,
+                    }
+                }
+                parent_of(&target, &mut made)?;
+                if into == Into::Overlay {
+                    remove_if_present(&target)?;
+                }
+                write_new(&target, 0o600, t.manifest().as_bytes())?;
+            }
             PathState::Absent => {
                 if into == Into::Overlay {
                     remove_if_present(&target)?;
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn write_new(target: &Path, mode: u32, content: &[u8]) -> io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(target)?;
+    f.write_all(content)?;
+    // The umask may have narrowed the mode given at creation.
+    if mode & 0o022 != 0 {
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     Ok(())
 }

@@ -28,6 +28,13 @@ on_exit() {
     rm -f "$P/lock.info"
     [ -z "$POLICY_CREATED" ] || rm -f /usr/sbin/policy-rc.d
     [ -z "$S" ] || rm -rf "$S" "$S".*
+    rm -f "$RUN".p[0-9]*
+}
+
+# payload N OFFSET LENGTH: the Nth data block sent after the end of this script (base64), decoded
+# into $RUN.pN; read before the script deletes itself.
+payload() {
+    tail -c "+$2" "$RUN.sh" | head -c "$3" | base64 -d > "$RUN.p$1" || fail "cannot read the data sent with the script"
 }
 
 # take_lock WAIT WHO: the host lock, for this process and its children. WAIT seconds (0: refuse at
@@ -59,7 +66,10 @@ clean_leftovers() {
     if [ -f /usr/sbin/policy-rc.d ] && grep -q '^# provision: no service starts' /usr/sbin/policy-rc.d; then
         rm -f /usr/sbin/policy-rc.d
     fi
-    for f in "$P"/run/*.sh; do [ -e "$f" ] && [ "$f" != "${RUN:-}.sh" ] && rm -f "$f"; done
+    for f in "$P"/run/*.sh "$P"/run/*.p[0-9]*; do
+        case "$f" in "${RUN:-}".*) continue ;; esac
+        [ -e "$f" ] && rm -f "$f"
+    done
     ls -1t "$P"/run/*.log 2>/dev/null | tail -n +11 | while IFS= read -r f; do rm -f "$f" "${f%.log}.pid"; done
     for g in "$P"/generations/*; do
         [ -f "$g/status" ] || continue
@@ -260,6 +270,98 @@ swap_link() { # PATH TARGET
     mkdir -p "$d" && ln -sfn "$2" "$tmp" && mv -Tf "$tmp" "$1" || abort "cannot put $1 in place"
 }
 swap_absent() { backup "$1"; rm -rf "$1" || abort "cannot remove $1"; }
+
+# release_build BASE ID FROM MANIFEST ARCHIVE REMOVE: release ID made in BASE/releases from the
+# release FROM the host runs (hard links: release files are replaced, never written in place), less
+# the paths listed in REMOVE, plus the sent ARCHIVE; then checked against its MANIFEST. Nothing
+# serves it until release_commit has recorded it and BASE/current is switched to it.
+release_build() {
+    rel="$1/releases/$2"
+    mkdir -p "$1/releases" "$1/.provision" && chmod 700 "$1/.provision" && rm -rf "$rel" \
+        || fail "cannot make room for release $2 in $1/releases"
+    if [ -n "$3" ] && [ -d "$1/releases/$3" ]; then
+        cp -al "$1/releases/$3" "$rel" || fail "cannot start release $2 from release $3"
+        while IFS= read -r f; do [ -n "$f" ] && rm -rf "$rel/$f"; done < "$6"
+    else
+        mkdir "$rel" || fail "cannot create $rel"
+    fi
+    out=$(tar -xzf "$5" -C "$rel" --no-same-owner --unlink-first 2>&1) || { show "$out"; fail "cannot unpack release $2"; }
+    find "$rel" -mindepth 1 -type d -empty -delete
+    chmod 755 "$rel"
+    awk -F "$TAB" '$1 == "F" { print $3 "  " $4 }' "$4" > "$S.sums"
+    out=$(cd "$rel" && sha256sum --quiet --strict -c "$S.sums" 2>&1) || {
+        show "$out"
+        fail "release $2 does not match its manifest once built (was release ${3:-none} changed on the host?); nothing was changed"
+    }
+    want=$(grep -c . "$4")
+    have=$(cd "$rel" && find . ! -type d | wc -l)
+    [ "$want" = "$have" ] || fail "release $2 has $have files and links once built, its manifest $want; nothing was changed"
+}
+
+# release_lint BASE ID PHP LIST: the PHP files LIST names (the ones sent) compiled, not run, in one
+# process (opcache_compile_file; php -l for a file it cannot take): thousands of files in seconds.
+release_lint() {
+    [ -s "$4" ] || return 0
+    cat > "$S.lint.php" << 'PROVISION_LINT'
+<?php
+$bad = 0;
+$oc = function_exists("opcache_compile_file") && ini_get("opcache.enable_cli");
+while (($f = fgets(STDIN)) !== false) {
+    $f = rtrim($f, "\n");
+    if ($f === "") continue;
+    try {
+        if ($oc && @opcache_compile_file($f)) continue;
+        if (!$oc) { token_get_all(file_get_contents($f), TOKEN_PARSE); continue; }
+        $out = [];
+        exec(escapeshellarg(PHP_BINARY) . " -l " . escapeshellarg($f) . " 2>&1", $out, $rc);
+        if ($rc !== 0) {
+            echo implode("\n", array_filter($out, fn($l) => $l !== "" && !str_starts_with($l, "Errors parsing"))), "\n";
+            $bad = 1;
+        }
+    } catch (\Throwable $e) {
+        echo "$f:{$e->getLine()}: {$e->getMessage()}\n";
+        $bad = 1;
+    }
+}
+exit($bad);
+PROVISION_LINT
+    out=$(cd "$1/releases/$2" && "$3" -d opcache.enable_cli=1 -d display_errors=0 -d log_errors=0 \
+        -d opcache.memory_consumption=256 -d opcache.max_accelerated_files=100000 -d opcache.file_cache= \
+        "$S.lint.php" < "$4" 2>&1 9>&-) || {
+        show "$out"
+        fail "validation failed: $3 rejected PHP files of release $2; nothing was changed"
+    }
+}
+
+# release_commit BASE ID MANIFEST [COMMAND]: the release's command run in it (a migration), then the
+# release recorded as whole. A failing command aborts the apply: BASE/current is not switched.
+release_commit() {
+    rel="$1/releases/$2"
+    if [ -n "${4:-}" ]; then
+        out=$(cd "$rel" && sh -c "$4" 2>&1 < /dev/null 9>&-) || {
+            show "$out"
+            abort "the release command of release $2 failed; release $2 was not put live"
+        }
+        [ -z "$out" ] || show "$out"
+        ev_did "release command of $2"
+    fi
+    install -m 600 "$3" "$1/.provision/$2.manifest.new" && mv -f "$1/.provision/$2.manifest.new" "$1/.provision/$2.manifest" \
+        || abort "cannot record release $2"
+}
+
+# release_prune BASE KEEP: releases beyond the KEEP most recently recorded go, never the live one;
+# so do release directories without a manifest (builds that never finished).
+release_prune() {
+    live=$(readlink "$1/current" 2> /dev/null)
+    live=${live##*/}
+    ls -1t "$1/.provision" | sed -n 's/\.manifest$//p' | tail -n "+$(($2 + 1))" | while IFS= read -r id; do
+        [ "$id" = "$live" ] || rm -rf "${1:?}/releases/$id" "$1/.provision/$id.manifest"
+    done
+    for d in "$1"/releases/*; do
+        [ -d "$d" ] && [ ! -f "$1/.provision/${d##*/}.manifest" ] && rm -rf "$d"
+    done
+    return 0
+}
 
 # svc ACTION NAME [PLAIN_RELOAD]: systemctl where systemd runs, the init script elsewhere (or the
 # service's own reload command, when its init script's reload is not seamless).

@@ -8,8 +8,9 @@ pub mod protocol;
 
 use crate::desired::{Action, Desired, ManagedPath, PathState, Target};
 use crate::host_state;
-use crate::plan::{HostPlan, Shape};
+use crate::plan::{HostPlan, ReleaseChange, Shape};
 use crate::quote::shell_word as q;
+use crate::tree::{Kind, Tree};
 use base64::Engine;
 use std::fmt::Write;
 
@@ -39,16 +40,50 @@ pub struct Runner<'a> {
 }
 
 fn script(runner: &Runner, program: &str) -> String {
-    let mut s = String::from("#!/bin/sh\n");
-    s.push_str(&protocol::shell_functions());
-    s.push_str(LIBRARY);
-    let _ = write!(
-        s,
-        "\n{PROGRAM}\nRUN=$1\nWHO={}\nrm -f \"$RUN.sh\"\nev_phase lock\ntake_lock {} \"$WHO\"\n",
-        q(runner.who),
-        runner.lock_wait
-    );
-    s.push_str(program);
+    script_with(runner, program, &[])
+}
+
+/// Where the data sent after a script starts.
+const PAYLOAD: &str = "# --- payload";
+
+/// A script with data blocks after its end (a release's archive): each is base64, read by byte
+/// offset into `$RUN.pN` before the script deletes itself, so the shell never parses it.
+fn script_with(runner: &Runner, program: &str, payloads: &[Vec<u8>]) -> String {
+    let blocks: Vec<String> = payloads
+        .iter()
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p))
+        .collect();
+    let text = |offsets: &[usize]| {
+        let mut s = String::from("#!/bin/sh\n");
+        s.push_str(&protocol::shell_functions());
+        s.push_str(LIBRARY);
+        let _ = write!(s, "\n{PROGRAM}\nRUN=$1\nWHO={}\n", q(runner.who));
+        // Fixed-width numbers: the offsets do not change the length of the text they are in.
+        for (i, (off, b)) in offsets.iter().zip(&blocks).enumerate() {
+            let _ = writeln!(s, "payload {i} {off:012} {:012}", b.len());
+        }
+        let _ = write!(
+            s,
+            "rm -f \"$RUN.sh\"\nev_phase lock\ntake_lock {} \"$WHO\"\n",
+            runner.lock_wait
+        );
+        s.push_str(program);
+        if !blocks.is_empty() {
+            let _ = write!(s, "exit 0\n{PAYLOAD}\n");
+        }
+        s
+    };
+    let head = text(&vec![0; blocks.len()]).len();
+    let mut offsets = Vec::new();
+    let mut at = head + 1;
+    for b in &blocks {
+        offsets.push(at);
+        at += b.len();
+    }
+    let mut s = text(&offsets);
+    for b in &blocks {
+        s.push_str(b);
+    }
     s
 }
 
@@ -80,6 +115,8 @@ fn expect(path: &str, before: &Shape) -> String {
             format!("expect_dir {p} {} {}\n", q(&mode), q(&owner))
         }
         Shape::Link { target } => format!("expect_link {p} {}\n", q(target)),
+        // A release being absent or present is all the plan relies on: its marker.
+        Shape::Release { .. } => format!("[ -f {p} ] || stale {p}\n"),
         Shape::Other => format!("expect_other {p}\n"),
     }
 }
@@ -111,6 +148,8 @@ fn stage_path(out: &mut String, p: &ManagedPath, idx: usize) {
         PathState::Absent => {
             let _ = writeln!(out, "stage_absent {path}");
         }
+        // Built beside the live release by `release_build` (see `apply_script`), not staged.
+        PathState::Tree(_) => {}
     }
 }
 
@@ -130,6 +169,8 @@ fn swap_path(p: &ManagedPath, idx: usize) -> String {
         }
         PathState::Link { target } => format!("swap_link {path} {}\n", q(target)),
         PathState::Absent => format!("swap_absent {path}\n"),
+        // Put live by `release_commit` (see `apply_script`).
+        PathState::Tree(_) => String::new(),
     }
 }
 
@@ -160,6 +201,36 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
         );
     }
     let summary = q(&summary(plan));
+    // New releases: four data blocks each (manifest, archive, paths to remove, PHP files to lint).
+    let mut payloads: Vec<Vec<u8>> = Vec::new();
+    let mut releases: Vec<(&str, &Tree, &ReleaseChange, usize)> = Vec::new();
+    for c in &plan.changes {
+        if let (PathState::Tree(t), Some(r)) = (&c.desired.state, &c.release) {
+            let k = payloads.len();
+            let lint: String = r
+                .delta
+                .send
+                .iter()
+                .map(|&i| &t.entries[i])
+                .filter(|e| e.path.ends_with(".php") && matches!(e.kind, Kind::File { .. }))
+                .map(|e| format!("{}\n", e.path))
+                .collect();
+            payloads.push(t.manifest().into_bytes());
+            // Writing a tar into memory fails only on entries `tree` already refuses; an empty
+            // archive would fail the build on the host, before anything goes live.
+            payloads.push(t.archive(&r.delta.send).unwrap_or_default());
+            payloads.push(
+                r.delta
+                    .remove
+                    .iter()
+                    .map(|p| format!("{p}\n"))
+                    .collect::<String>()
+                    .into_bytes(),
+            );
+            payloads.push(lint.into_bytes());
+            releases.push((c.path.as_str(), t, r, k));
+        }
+    }
     if !plan.changes.is_empty() {
         s.push_str("ev_phase stage\nstage_begin\n");
         let mut dirs: Vec<&String> = plan.validators.iter().flat_map(|v| &v.stage).collect();
@@ -190,7 +261,30 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
         for (i, p) in staged.iter().enumerate() {
             stage_path(&mut s, p, i);
         }
+        for (_, t, r, k) in &releases {
+            let _ = writeln!(
+                s,
+                "release_build {} {} {} \"$RUN.p{k}\" \"$RUN.p{}\" \"$RUN.p{}\"",
+                q(&t.base),
+                q(&t.id),
+                q(r.from.as_deref().unwrap_or("")),
+                k + 1,
+                k + 2
+            );
+        }
         s.push_str("ev_phase validate\n");
+        for (_, t, _, k) in &releases {
+            if let Some(php) = &t.php {
+                let _ = writeln!(
+                    s,
+                    "release_lint {} {} {} \"$RUN.p{}\"",
+                    q(&t.base),
+                    q(&t.id),
+                    q(php),
+                    k + 3
+                );
+            }
+        }
         let root = "\"$R\"";
         for v in &plan.validators {
             if v.per_file {
@@ -212,8 +306,21 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
         pending(&mut s, plan);
         let _ = writeln!(s, "ev_phase swap\nchanging apply {summary}");
         for c in &plan.changes {
+            if let Some((_, t, _, k)) = releases.iter().find(|(p, ..)| *p == c.path) {
+                let _ = writeln!(
+                    s,
+                    "release_commit {} {} \"$RUN.p{k}\" {}",
+                    q(&t.base),
+                    q(&t.id),
+                    q(t.release_command.as_deref().unwrap_or(""))
+                );
+                continue;
+            }
             let idx = staged.iter().position(|p| p.path == c.path).unwrap_or(0);
             s.push_str(&swap_path(&c.desired, idx));
+        }
+        for (_, t, _, _) in &releases {
+            let _ = writeln!(s, "release_prune {} {}", q(&t.base), t.keep);
         }
     } else if !plan.steps.is_empty() {
         pending(&mut s, plan);
@@ -259,7 +366,7 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
         }
     }
     let _ = writeln!(s, "finish {}", host_state::KEEP);
-    script(runner, &s)
+    script_with(runner, &s, &payloads)
 }
 
 /// Handlers to do are recorded before anything goes live: a run cut off after this point has them
@@ -357,6 +464,10 @@ pub fn for_display(script: &str) -> String {
     let mut out = String::from("[library: src/script/apply.sh]\n");
     let mut skipping = false;
     for line in program.lines() {
+        if line == PAYLOAD {
+            out.push_str("  [release data left out]\n");
+            break;
+        }
         if skipping {
             if line == DATA_END {
                 skipping = false;

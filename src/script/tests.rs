@@ -45,6 +45,7 @@ fn plan() -> (HostPlan, Desired) {
             diff: None,
             before: Shape::Absent,
             after: Shape::Absent,
+            release: None,
             desired: conf(),
         }],
         steps: vec![

@@ -10,6 +10,7 @@
 //! - `sources`: reading secrets and application files. It is I/O and goes through the `Sources`
 //!   trait, so parsing stays testable without touching the environment or the disk.
 
+mod app;
 mod check;
 mod database;
 mod dns;
@@ -95,6 +96,8 @@ pub struct Site {
     pub stack: Stack,
     pub document_root: String,
     pub app: App,
+    /// What `[site.app]` says besides the source (defaults without it).
+    pub app_options: AppOptions,
     /// An override of the PHP version the host's release ships; checked against it.
     pub php_version: Option<String>,
     /// How a request proves the application works (`[site.health_check]`).
@@ -124,6 +127,46 @@ impl Site {
             })
             .collect()
     }
+}
+
+/// `[site.app]`: how the application is deployed and what it needs.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// The release's subdirectory served as the document root (`None`: the release itself).
+    pub public: Option<String>,
+    /// PHP extensions: (name, the Debian package suffix that ships it, `None` when PHP has it built in).
+    pub extensions: Vec<(String, Option<&'static str>)>,
+    /// Directories of the application kept across releases (relative, `/`-separated).
+    pub shared: Vec<String>,
+    pub release_command: Option<String>,
+    pub keep: usize,
+    /// PHP settings for the site's PHP (`php_admin_value`).
+    pub php: Vec<(String, String)>,
+    pub configs: Vec<AppConfig>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            public: None,
+            extensions: Vec::new(),
+            shared: Vec::new(),
+            release_command: None,
+            keep: 5,
+            php: Vec::new(),
+            configs: Vec::new(),
+        }
+    }
+}
+
+/// A file of the application rendered from the user's template with the site's settings.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Relative to the release.
+    pub path: String,
+    /// The template file, for messages.
+    pub file: String,
+    pub template: String,
 }
 
 #[derive(Debug, Clone)]

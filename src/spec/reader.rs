@@ -299,6 +299,25 @@ impl<'m> Reader<'m> {
         ok.then_some(out)
     }
 
+    /// Every key of a table whose keys are the user's own (PHP settings): (key, its span, value).
+    pub fn str_map(&mut self, t: Table, item: &str) -> Option<Vec<UserEntry>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (k, v) in t.entries.iter() {
+            let name = k.get_ref().as_ref().to_string();
+            let span = if k.span().is_empty() {
+                v.span()
+            } else {
+                k.span()
+            };
+            match self.string(v, &t.key(&segment(&name)), item) {
+                Some(s) => out.push((name, span, s)),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
     /// Reports the keys of `t` nobody asked for, with the ones that are allowed and a suggestion
     /// when one of them is a likely typo.
     pub fn finish(&mut self, t: Table) {
@@ -332,6 +351,9 @@ impl<'m> Reader<'m> {
         }
     }
 }
+
+/// A key the user chose, where it is written, and its value.
+pub type UserEntry = (String, Range<usize>, Spanned<String>);
 
 /// A key as it appears in a dotted path: bare when it is a bare TOML key, quoted and escaped
 /// otherwise, so a key holding a newline or a dot cannot garble the message.

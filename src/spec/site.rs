@@ -85,17 +85,15 @@ impl Checker<'_> {
                 .map(Some),
             None => Some(None),
         };
-        let app = match &s.app_dir {
-            None => Some(App::Demo),
-            Some(d) => self.app_dir(d, protected),
-        };
+        let app = self.app(s, protected);
         let health_check = self.health_check(s.health_check.as_ref());
         Some(Site {
             domain: domain?,
             server_names: server_names?,
             stack: stack?,
             document_root: document_root?,
-            app: app?,
+            app: app.clone()?.0,
+            app_options: app?.1,
             php_version: php_version?,
             health_check: health_check?,
         })
@@ -235,15 +233,23 @@ impl Checker<'_> {
     /// root and served to the web, so a directory that also holds a file the inventory names (a
     /// password file, an SSH key, the inventory itself, e.g. with `app_dir = "."`) is refused rather
     /// than silently filtered: the user has to separate the application from its operations files.
-    fn app_dir(&mut self, d: &Spanned<String>, protected: &[Protected]) -> Option<App> {
-        let rel = self.check(d, "site.app_dir", parse_local_path)?;
+    pub(super) fn app_dir(
+        &mut self,
+        d: &Spanned<String>,
+        key: &str,
+        protected: &[Protected],
+    ) -> Option<App> {
+        let rel = self.check(d, key, parse_local_path)?;
         let dir = self.opened_path(&rel);
+        if super::app::is_archive(&rel) {
+            return self.app_archive(d, key, &dir);
+        }
         let files = match self.sources.read_tree(&dir) {
             Ok(f) => f,
             Err(e) => {
                 self.fail(
                     d.span(),
-                    "site.app_dir",
+                    key,
                     format!(
                         "cannot use the application directory {}: {e}",
                         dir.display()
@@ -255,7 +261,7 @@ impl Checker<'_> {
         if files.is_empty() {
             self.fail(
                 d.span(),
-                "site.app_dir",
+                key,
                 format!("the application directory {} has no files", dir.display()),
             );
             return None;
@@ -266,7 +272,7 @@ impl Checker<'_> {
             if let Some(p) = protected.iter().find(|p| p.key.same_file(&f.key)) {
                 self.fail(
                     d.span(),
-                    "site.app_dir",
+                    key,
                     format!(
                         "the application directory {} contains {}, as {}; allowed: a directory that holds only the application, since all of it is served on the web (move the file out, or point app_dir at a subdirectory)",
                         dir.display(),
@@ -280,7 +286,7 @@ impl Checker<'_> {
             if parse_host_path(&format!("/{}", f.path)).is_err() {
                 self.fail(
                     d.span(),
-                    "site.app_dir",
+                    key,
                     format!(
                         "found the file {} in {}; allowed: names of letters, digits, '.', '_' and '-'",
                         shown(&f.path),

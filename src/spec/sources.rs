@@ -193,6 +193,14 @@ pub fn read_tree(dir: &Path) -> io::Result<Vec<TreeFile>> {
                         real.display()
                     )));
                 }
+                // Everything in the directory is deployed and served: a link may not reach out of it.
+                if !real.starts_with(&root) {
+                    return Err(io::Error::other(format!(
+                        "{rel} is a symlink to {}, outside the application directory; allowed: \
+                         links to files and directories inside it (copy the file in instead)",
+                        real.display()
+                    )));
+                }
                 let meta = std::fs::metadata(&real).map_err(|e| context(&rel, e))?;
                 if meta.is_dir() && (real_dir.starts_with(&real) || chain.contains(&real)) {
                     return Err(io::Error::other(format!(

@@ -1,5 +1,6 @@
 //! All integration tests build into this one binary and drive the real `provision` binary.
 
+mod app;
 mod cli;
 mod component;
 mod cut;

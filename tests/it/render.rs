@@ -406,7 +406,11 @@ fn an_app_dir_replaces_the_demo_and_its_php_is_linted() {
         .output()
         .status(0);
     assert!(done.stdout().contains("php-lint: ok"), "{}", done.stdout());
-    let docroot = out.path().join("web-01/var/www/foobar.com");
+    // The release the `current` link names.
+    let base = out.path().join("web-01/var/www/foobar.com");
+    let current = std::fs::read_link(base.join("current")).unwrap();
+    assert!(current.starts_with("releases"), "{}", current.display());
+    let docroot = base.join(current);
     assert_eq!(
         std::fs::read_to_string(docroot.join("lib/hello.php")).unwrap(),
         "<?php function hello() { echo 'hi'; }\n"

@@ -1,0 +1,401 @@
+//! `[site.app]`: the application's source (a directory or an archive on the controller) and what it
+//! needs: PHP extensions and settings, shared directories, config files from the user's templates,
+//! a release command. Everything is read and checked here, before any host is touched.
+
+use super::check::{Checker, Protected};
+use super::{App, AppConfig, AppFile, AppOptions};
+use crate::error::shown;
+use crate::inventory::{RawApp, RawSite};
+use crate::names::{parse_host_path, parse_local_path};
+use std::io::Read;
+use std::path::Path;
+use toml::Spanned;
+
+/// PHP extensions Debian ships, and the package suffix (`php8.4-<suffix>`) for each; `None`: built
+/// into PHP or its always-installed common package.
+const EXTENSIONS: &[(&str, Option<&str>)] = &[
+    ("apcu", Some("apcu")),
+    ("bcmath", Some("bcmath")),
+    ("bz2", Some("bz2")),
+    ("calendar", None),
+    ("ctype", None),
+    ("curl", Some("curl")),
+    ("dom", Some("xml")),
+    ("exif", None),
+    ("fileinfo", None),
+    ("ftp", None),
+    ("gd", Some("gd")),
+    ("gettext", None),
+    ("gmp", Some("gmp")),
+    ("iconv", None),
+    ("igbinary", Some("igbinary")),
+    ("imagick", Some("imagick")),
+    ("intl", Some("intl")),
+    ("json", None),
+    ("ldap", Some("ldap")),
+    ("mbstring", Some("mbstring")),
+    ("memcached", Some("memcached")),
+    ("mysqli", Some("mysql")),
+    ("mysqlnd", Some("mysql")),
+    ("opcache", Some("opcache")),
+    ("pdo", None),
+    ("pdo_mysql", Some("mysql")),
+    ("pdo_pgsql", Some("pgsql")),
+    ("pdo_sqlite", Some("sqlite3")),
+    ("pgsql", Some("pgsql")),
+    ("phar", None),
+    ("posix", None),
+    ("readline", Some("readline")),
+    ("redis", Some("redis")),
+    ("simplexml", Some("xml")),
+    ("soap", Some("soap")),
+    ("sockets", None),
+    ("sodium", None),
+    ("sqlite3", Some("sqlite3")),
+    ("tidy", Some("tidy")),
+    ("tokenizer", None),
+    ("xml", Some("xml")),
+    ("xmlreader", Some("xml")),
+    ("xmlwriter", Some("xml")),
+    ("xsl", Some("xsl")),
+    ("zip", Some("zip")),
+];
+
+/// A source that is an archive rather than a directory, by its name.
+pub fn is_archive(p: &str) -> bool {
+    [".tar", ".tar.gz", ".tgz"].iter().any(|s| p.ends_with(s))
+}
+
+/// Largest application provision reads into memory, archive or directory.
+const APP_MAX_BYTES: u64 = 1 << 30;
+
+fn relative_dir(v: &str) -> Result<String, crate::error::Allowed> {
+    let v = v.trim_end_matches('/');
+    match crate::tree::entry_path_problem(v) {
+        None if parse_host_path(&format!("/{v}")).is_ok() => Ok(v.to_string()),
+        _ => Err(
+            "a relative path inside the application of letters, digits, '.', '_', '-' and '/', without '..'"
+                .into(),
+        ),
+    }
+}
+
+impl Checker<'_> {
+    /// The application: `[site.app]`, or the older `site.app_dir`, or the demo page.
+    pub(super) fn app(
+        &mut self,
+        s: &RawSite,
+        protected: &[Protected],
+    ) -> Option<(App, AppOptions)> {
+        let Some(a) = &s.app else {
+            let app = match &s.app_dir {
+                None => App::Demo,
+                Some(d) => self.app_dir(d, "site.app_dir", protected)?,
+            };
+            return Some((app, AppOptions::default()));
+        };
+        let source = match (&a.source, &s.app_dir) {
+            (Some(_), Some(d)) => {
+                self.fail(
+                    d.span(),
+                    "site.app_dir",
+                    "found both site.app_dir and site.app.source; allowed: one of them (site.app.source is the same, with archives too)".into(),
+                );
+                None
+            }
+            (Some(src), None) => self.app_dir(src, "site.app.source", protected),
+            (None, Some(d)) => self.app_dir(d, "site.app_dir", protected),
+            (None, None) => Some(App::Demo),
+        };
+        let options = self.app_options(a);
+        let (source, options) = (source?, options?);
+        if let (App::Files(files), Some(public)) = (&source, &options.public) {
+            if !files
+                .iter()
+                .any(|f| f.path.starts_with(&format!("{public}/")))
+            {
+                self.fail(
+                    a.public.as_ref().map_or(a.span.clone(), |p| p.span()),
+                    "site.app.public",
+                    format!(
+                        "found {}, but the application has no files in it; allowed: a directory of the application",
+                        shown(public)
+                    ),
+                );
+                return None;
+            }
+        }
+        Some((source, options))
+    }
+
+    fn app_options(&mut self, a: &RawApp) -> Option<AppOptions> {
+        let mut ok = true;
+        let public = match &a.public {
+            Some(p) => self.check(p, "site.app.public", relative_dir).map(Some),
+            None => Some(None),
+        };
+        let mut extensions = Vec::new();
+        for (i, e) in a.extensions.iter().flat_map(|l| l.get_ref()).enumerate() {
+            match EXTENSIONS.iter().find(|(n, _)| *n == e.get_ref().as_str()) {
+                Some((n, pkg)) => extensions.push((n.to_string(), *pkg)),
+                None => {
+                    let names: Vec<&str> = EXTENSIONS.iter().map(|(n, _)| *n).collect();
+                    self.fail(
+                        e.span(),
+                        &format!("site.app.extensions[{i}]"),
+                        format!(
+                            "found {}, which Debian does not ship as a PHP extension; allowed: {}",
+                            shown(e.get_ref()),
+                            names.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let mut shared = Vec::new();
+        for (i, d) in a.shared.iter().flat_map(|l| l.get_ref()).enumerate() {
+            match self.check(d, &format!("site.app.shared[{i}]"), relative_dir) {
+                Some(d) => shared.push(d),
+                None => ok = false,
+            }
+        }
+        let release_command = match &a.release_command {
+            Some(c) if c.get_ref().trim().is_empty() || c.get_ref().contains('\0') => {
+                self.fail(
+                    c.span(),
+                    "site.app.release_command",
+                    "found an empty command; allowed: a shell command (remove the key for none)"
+                        .into(),
+                );
+                ok = false;
+                None
+            }
+            Some(c) => Some(c.get_ref().clone()),
+            None => None,
+        };
+        let keep = match &a.keep {
+            Some(k) => self.int(k, "site.app.keep", crate::inventory::KEEP_RELEASES)? as usize,
+            None => AppOptions::default().keep,
+        };
+        let mut php = Vec::new();
+        for (name, span, value) in &a.php {
+            let name_ok = !name.is_empty()
+                && name.len() <= 64
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'
+                });
+            if !name_ok {
+                self.fail(
+                    span.clone(),
+                    &format!("site.app.php.{}", crate::spec::reader::segment(name)),
+                    "found an unknown setting name; allowed: a php.ini setting name like memory_limit or upload_max_filesize".into(),
+                );
+                ok = false;
+                continue;
+            }
+            // It lands in a pool file or an Apache directive: one word, no quotes or separators.
+            let v = value.get_ref();
+            let value_ok = !v.is_empty()
+                && v.len() <= 256
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-/:,+".contains(&b));
+            if !value_ok {
+                self.fail(
+                    value.span(),
+                    &format!("site.app.php.{name}"),
+                    format!(
+                        "found {}; allowed: a value of letters, digits and . _ - / : , + (like \"256M\", \"On\", \"Europe/Paris\")",
+                        shown(v)
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            php.push((name.clone(), v.clone()));
+        }
+        let mut configs = Vec::new();
+        for (i, c) in a.config.iter().enumerate() {
+            let key = format!("site.app.config[{i}]");
+            let path = self.check(&c.path, &format!("{key}.path"), relative_dir);
+            let template = self.app_template(&c.template, &format!("{key}.template"));
+            match (path, template) {
+                (Some(path), Some((file, template))) => {
+                    if shared
+                        .iter()
+                        .any(|s| path == *s || path.starts_with(&format!("{s}/")))
+                    {
+                        self.fail(
+                            c.path.span(),
+                            &format!("{key}.path"),
+                            format!("found {}, inside a shared directory; allowed: a path of the release", shown(&path)),
+                        );
+                        ok = false;
+                    }
+                    configs.push(AppConfig {
+                        path,
+                        file,
+                        template,
+                    });
+                }
+                _ => ok = false,
+            }
+        }
+        ok.then_some(AppOptions {
+            public: public?,
+            extensions,
+            shared,
+            release_command,
+            keep,
+            php,
+            configs,
+        })
+    }
+
+    /// A config template: read, and parsed once so a syntax mistake is named here.
+    fn app_template(&mut self, t: &Spanned<String>, key: &str) -> Option<(String, String)> {
+        let rel = self.check(t, key, parse_local_path)?;
+        let path = self.opened_path(&rel);
+        let text = self
+            .sources
+            .read_file(&path, 1 << 20)
+            .map_err(|e| format!("cannot read the template {}: {e}", path.display()))
+            .and_then(|b| {
+                String::from_utf8(b)
+                    .map_err(|_| format!("the template {} is not UTF-8 text", path.display()))
+            });
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => {
+                self.fail(t.span(), key, e);
+                return None;
+            }
+        };
+        let file = path.display().to_string();
+        if let Err(e) = crate::render::templates::check_user_template(&file, &text) {
+            self.fail(t.span(), key, e);
+            return None;
+        }
+        Some((file, text))
+    }
+
+    /// An application shipped as a tar archive (gzip'd or not): its regular files; a link must
+    /// stay inside it.
+    pub(super) fn app_archive(
+        &mut self,
+        d: &Spanned<String>,
+        key: &str,
+        file: &Path,
+    ) -> Option<App> {
+        match read_archive(file) {
+            Ok(files) if files.is_empty() => {
+                self.fail(
+                    d.span(),
+                    key,
+                    format!("the archive {} has no files", file.display()),
+                );
+                None
+            }
+            Ok(files) => Some(App::Files(files)),
+            Err(e) => {
+                self.fail(
+                    d.span(),
+                    key,
+                    format!("cannot use the archive {}: {e}", file.display()),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn read_archive(file: &Path) -> Result<Vec<AppFile>, String> {
+    let f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+    let name = file.to_string_lossy();
+    let reader: Box<dyn Read> = if name.ends_with(".tar") {
+        Box::new(f)
+    } else {
+        Box::new(flate2::read::GzDecoder::new(f))
+    };
+    let mut ar = tar::Archive::new(reader.take(APP_MAX_BYTES));
+    let mut files: Vec<AppFile> = Vec::new();
+    let mut links: Vec<(String, String)> = Vec::new();
+    for e in ar.entries().map_err(|e| e.to_string())? {
+        let mut e = e.map_err(|e| e.to_string())?;
+        let raw = e
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
+        let path = raw
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        if path.is_empty() {
+            continue;
+        }
+        let bad = |why: &str| format!("{} {why}", shown(&path));
+        if crate::tree::entry_path_problem(&path).is_some()
+            || parse_host_path(&format!("/{path}")).is_err()
+        {
+            return Err(bad("is not a name provision deploys; allowed: relative names of letters, digits, '.', '_', '-'"));
+        }
+        match e.header().entry_type() {
+            tar::EntryType::Directory => {}
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mode = e.header().mode().unwrap_or(0o644);
+                let mut content = Vec::new();
+                e.read_to_end(&mut content).map_err(|e| e.to_string())?;
+                files.push(AppFile {
+                    path,
+                    content,
+                    executable: mode & 0o111 != 0,
+                });
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = e
+                    .link_name()
+                    .map_err(|e| e.to_string())?
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                links.push((path, target));
+            }
+            other => {
+                return Err(bad(&format!(
+                "is a {other:?} entry; allowed: files, directories and links inside the archive"
+            )))
+            }
+        }
+    }
+    // Links become copies of what they point to, which must be a file of the archive.
+    for (path, target) in links {
+        let resolved = if target.starts_with('/') {
+            None
+        } else {
+            let mut parts: Vec<&str> = path.split('/').collect();
+            parts.pop();
+            let mut ok = true;
+            for c in target.split('/') {
+                match c {
+                    "" | "." => {}
+                    ".." => ok &= parts.pop().is_some(),
+                    c => parts.push(c),
+                }
+            }
+            ok.then(|| parts.join("/"))
+        };
+        let found = resolved.and_then(|r| files.iter().find(|f| f.path == r).cloned());
+        match found {
+            Some(f) => files.push(AppFile { path, ..f }),
+            None => {
+                return Err(format!(
+                    "{} is a link to {}, which is not a file inside the archive; allowed: links to files inside it",
+                    shown(&path),
+                    shown(&target)
+                ))
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}

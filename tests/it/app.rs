@@ -1,0 +1,186 @@
+//! End-to-end: a user's application deployed as releases on a fresh plain lab host: config file
+//! from the user's template, shared directory, release command, delta deploys, rollback, a failing
+//! release command that keeps the old release live, and a deploy under load where every answer is
+//! wholly one release.
+
+use crate::lab::*;
+use crate::load::Load;
+use crate::util::*;
+use std::path::Path;
+use std::time::Duration;
+
+const ADDR: &str = "198.18.0.44";
+const BASE: &str = "/var/www/foobar.com";
+
+/// The application at `version`: 300 library files, two of which carry the version; the page says
+/// "consistent" only when both come from the same release, and "db ok" when the config file's
+/// database settings work.
+fn write_app(dir: &Path, version: &str) {
+    let app = dir.join("app");
+    std::fs::create_dir_all(app.join("lib")).unwrap();
+    for i in 0..300 {
+        std::fs::write(
+            app.join(format!("lib/f{i}.php")),
+            format!("<?php\nfunction f{i}() {{ return {i}; }}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        app.join("lib/a.php"),
+        format!("<?php\nconst A = '{version}';\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("lib/b.php"),
+        format!("<?php\n// Read after a pause, so a switch in between would mix releases.\nusleep(20000);\nconst B = '{version}';\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("index.php"),
+        "<?php\nrequire __DIR__ . '/lib/a.php';\nrequire __DIR__ . '/lib/b.php';\n\
+         $c = require __DIR__ . '/config/db.php';\n\
+         $db = @new mysqli($c['host'], $c['user'], $c['password'], $c['name']);\n\
+         $ok = !$db->connect_errno && $db->query('SELECT 1');\n\
+         echo 'app ', A, ' ', (A === B ? 'consistent' : 'MIXED ' . B), ' ', ($ok ? 'db ok' : 'db down'), \"\\n\";\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("db.php.tera"),
+        "<?php\nreturn [\n    'host' => {{ app.db_host | php_string }},\n    'name' => {{ db.name | php_string }},\n\
+         \x20   'user' => {{ db.user | php_string }},\n    'password' => {{ db.password | php_string }},\n];\n",
+    )
+    .unwrap();
+}
+
+fn with_app(inv: &Path, release_command: &str) {
+    let text = std::fs::read_to_string(inv).unwrap();
+    let text = match text.split_once("\n[site.app]") {
+        Some((head, _)) => head.to_string(),
+        None => text,
+    };
+    let dir = inv.parent().unwrap();
+    let app = format!(
+        "\n[site.app]\nsource = \"{}\"\nextensions = [\"mysqli\", \"intl\"]\nshared = [\"uploads\"]\nkeep = 3\n\
+         release_command = {release_command:?}\n[site.app.php]\nmemory_limit = \"192M\"\n\
+         [[site.app.config]]\ntemplate = \"{}\"\npath = \"config/db.php\"\n",
+        dir.join("app").display(),
+        dir.join("db.php.tera").display(),
+    );
+    std::fs::write(inv, text + &app).unwrap();
+}
+
+fn body(addr: &str) -> String {
+    let (status, body) = page(addr);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_app_releases_on_a_plain_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = own_host(dir.path(), "e2e-app", ADDR, "plain", true);
+    let i = inv.to_string_lossy().into_owned();
+    write_app(dir.path(), "v1");
+    with_app(
+        &inv,
+        "touch ../../shared/uploads/migrated-$(basename \"$PWD\")",
+    );
+
+    // First deploy: everything sent (303 files, the links of the shared directory and the config
+    // file), the config file rendered, the release command run.
+    let done = Run::new(&["plan", "-i", &i]).output().status(2);
+    assert!(
+        done.stdout().contains("all 305 entries sent"),
+        "{}",
+        done.stdout()
+    );
+    let done = Run::new(&["apply", "-i", &i]).output().status(0);
+    assert_no_secret(&done);
+    assert!(body(ADDR).contains("app v1 consistent db ok"));
+    let live = ssh(ADDR, &format!("readlink {BASE}/current"));
+    assert!(live.starts_with("releases/"), "{live}");
+    let id1 = live.trim().trim_start_matches("releases/").to_string();
+    assert!(ssh(ADDR, &format!("ls {BASE}/shared/uploads")).contains(&format!("migrated-{id1}")));
+    assert_eq!(
+        ssh(ADDR, &format!("readlink {BASE}/current/uploads")).trim(),
+        format!("{BASE}/shared/uploads")
+    );
+    // The settings and extensions asked for.
+    assert!(ssh(ADDR, "cat /etc/php/*/fpm/pool.d/foobar.com.conf")
+        .contains("php_admin_value[memory_limit] = 192M"));
+    assert!(ssh(ADDR, "php -m").contains("intl"));
+    // The config file holds the password, readable by PHP only.
+    assert_eq!(
+        ssh(
+            ADDR,
+            "stat -c '%a %U:%G' /etc/provision/sites/foobar.com/app/config/db.php"
+        )
+        .trim(),
+        "640 root:www-data"
+    );
+
+    // Unchanged: nothing sent, nothing done.
+    let done = Run::new(&["apply", "-i", &i]).output().status(0);
+    assert!(done.stdout().contains("no changes"), "{}", done.stdout());
+
+    // One file changed: only it is sent, the rest linked from the live release.
+    write_app(dir.path(), "v2");
+    let done = Run::new(&["plan", "-i", &i]).output().status(2);
+    assert!(
+        done.stdout().contains("2 of 305 entries sent, 0 removed"),
+        "{}",
+        done.stdout()
+    );
+    Run::new(&["apply", "-i", &i]).output().status(0);
+    assert!(body(ADDR).contains("app v2 consistent db ok"));
+    // Files the two releases share are one file (hard links), not copies.
+    let links = ssh(ADDR, &format!("stat -c %h {BASE}/current/lib/f7.php"));
+    assert_eq!(links.trim(), "2");
+
+    // Rollback puts the previous release back at once.
+    Run::new(&["rollback", "-i", &i, "--host", "e2e-app"])
+        .output()
+        .status(0);
+    assert!(body(ADDR).contains("app v1 consistent db ok"));
+    assert_eq!(
+        ssh(ADDR, &format!("readlink {BASE}/current")).trim(),
+        live.trim()
+    );
+
+    // A release command that fails: exit 1, the switch does not happen, the old release serves.
+    write_app(dir.path(), "v3");
+    with_app(&inv, "echo migrating; exit 3");
+    let done = Run::new(&["apply", "-i", &i]).output().status(1);
+    assert!(
+        done.stdout().contains("the release command of release")
+            || done.stderr().contains("the release command of release"),
+        "{}\n{}",
+        done.stdout(),
+        done.stderr()
+    );
+    assert!(body(ADDR).contains("app v1 consistent db ok"));
+
+    // Fixed, and deployed while a bounded load runs: no failed request, and every answer wholly
+    // one release ("consistent", "db ok").
+    with_app(&inv, "true");
+    let load = Load::start(ADDR, 4, "consistent db ok", Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(2));
+    Run::new(&["apply", "-i", &i]).output().status(0);
+    std::thread::sleep(Duration::from_secs(2));
+    let tally = load.finish();
+    println!("{}", tally.line("deploy v3 under load"));
+    assert_eq!(tally.failed, 0, "{}", tally.line("deploy v3 under load"));
+    assert!(tally.ok > 20, "{}", tally.line("deploy v3 under load"));
+    assert!(body(ADDR).contains("app v3 consistent db ok"));
+
+    // Only the newest releases are kept (keep = 3), the live one always.
+    for v in ["v4", "v5"] {
+        write_app(dir.path(), v);
+        Run::new(&["apply", "-i", &i]).output().status(0);
+    }
+    let releases = ssh(ADDR, &format!("ls {BASE}/releases | wc -l"));
+    assert_eq!(releases.trim(), "3");
+    assert!(body(ADDR).contains("app v5 consistent db ok"));
+    lab(&["down", &i]);
+}
