@@ -69,7 +69,10 @@ pub struct RawSite {
 pub struct RawApp {
     pub span: Range<usize>,
     pub source: Option<Spanned<String>>,
+    pub git: Option<Spanned<String>>,
+    pub git_ref: Option<Spanned<String>>,
     pub public: Option<Spanned<String>>,
+    pub front_controller: Option<Spanned<String>>,
     pub extensions: Option<Spanned<Vec<Spanned<String>>>>,
     pub shared: Option<Spanned<Vec<Spanned<String>>>>,
     pub release_command: Option<Spanned<String>>,
@@ -249,7 +252,7 @@ impl RawSite {
         let app = r.opt_table(
             &mut t,
             "app",
-            "a table: [site.app] with source, public, extensions, shared, release_command, keep, [site.app.php], [[site.app.config]]",
+            "a table: [site.app] with source (or git and ref), public, front_controller, extensions, shared, release_command, keep, [site.app.php], [[site.app.config]]",
         );
         let span = t.span.clone();
         r.finish(t);
@@ -275,6 +278,21 @@ impl RawApp {
             &mut t,
             "source",
             "the application: a directory, or a .tar, .tar.gz or .tgz file, relative to the inventory's directory or absolute",
+        );
+        let git = r.opt_str(
+            &mut t,
+            "git",
+            "a git repository on this machine, relative to the inventory's directory or absolute",
+        );
+        let git_ref = r.opt_str(
+            &mut t,
+            "ref",
+            "a branch, tag or commit of the git repository, like \"v1.2\"",
+        );
+        let front_controller = r.opt_str(
+            &mut t,
+            "front_controller",
+            "the PHP file that answers every path that is not a file, like \"index.php\"",
         );
         let public = r.opt_str(
             &mut t,
@@ -332,7 +350,10 @@ impl RawApp {
         Some(RawApp {
             span,
             source: source?,
+            git: git?,
+            git_ref: git_ref?,
             public: public?,
+            front_controller: front_controller?,
             extensions: extensions?,
             shared: shared?,
             release_command: release_command?,

@@ -10,13 +10,14 @@
 use crate::render::manifest::sha256_hex;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     File {
         mode: u32,
         sha: String,
-        content: Vec<u8>,
+        content: Arc<Vec<u8>>,
     },
     /// A symbolic link (shared directories, config files kept outside the release).
     Link(String),
@@ -66,13 +67,14 @@ impl Tree {
     }
 
     pub fn file(path: &str, mode: u32, content: Vec<u8>) -> Entry {
+        Tree::hashed_file(path, mode, sha256_hex(&content), Arc::new(content))
+    }
+
+    /// A file whose sha256 is known (hashed once when the application was read).
+    pub fn hashed_file(path: &str, mode: u32, sha: String, content: Arc<Vec<u8>>) -> Entry {
         Entry {
             path: path.to_string(),
-            kind: Kind::File {
-                mode,
-                sha: sha256_hex(&content),
-                content,
-            },
+            kind: Kind::File { mode, sha, content },
         }
     }
 

@@ -102,10 +102,11 @@ fn runner<'a>(ctx: &'a Context<'a>, lock_wait: u64) -> Runner<'a> {
     }
 }
 
-/// Every check, each until it has settled; the first failure ends the round.
+/// Every check, each until it has settled, all at once (they are independent: the site's page, the
+/// DNS answer); the first failing one in order is the round's failure.
 fn run_checks(ctx: &Context, checks: &[HealthCheck]) -> Result<Vec<String>, CheckFailed> {
     let patience = Patience::after_change(ctx.opts.check_patience);
-    checks.iter().map(|c| health::run(c, patience)).collect()
+    health::run_all(checks, patience)
 }
 
 /// Records what became of a generation (the lock is waited for: it is only ever held briefly).

@@ -115,16 +115,13 @@ pub fn rollback_host(ctx: &Context, host: &Host, to: Option<&str>) -> HostOutcom
             .unwrap_or_default();
         ctx.reporter.phase(&host.name, "check");
         let patience = Patience::after_change(ctx.opts.check_patience);
-        let mut failed = None;
-        for c in &checks {
-            match health::run(c, patience) {
-                Ok(ok) => outcome.checks.push(ok),
-                Err(e) => {
-                    failed = Some(e.0);
-                    break;
-                }
+        let failed = match health::run_all(&checks, patience) {
+            Ok(ok) => {
+                outcome.checks.extend(ok);
+                None
             }
-        }
+            Err(e) => Some(e.0),
+        };
         let (status, attention) = match &failed {
             None => ("checked", None),
             Some(f) => (

@@ -108,7 +108,12 @@ impl Component for AppComponent {
                 "base": base,
                 "shared": format!("{base}/shared"),
                 "php": spec.site.app_options.php,
-                "salt": salt(spec),
+                "front_controller": spec.site.app_options.front_controller,
+                "salt": if site.opts.reveal_secrets {
+                    salt(spec)
+                } else {
+                    crate::render::placeholder("app.salt")
+                },
             }),
         );
     }
@@ -134,7 +139,7 @@ impl Component for AppComponent {
                 })
                 .map(|f| {
                     let mode = if f.executable { 0o755 } else { 0o644 };
-                    Tree::file(&f.path, mode, f.content.clone())
+                    Tree::hashed_file(&f.path, mode, f.sha.clone(), f.content.clone())
                 })
                 .collect(),
         };

@@ -3,7 +3,6 @@
 //! registered here, so a template can write any value into SQL, PHP or a shell word safely.
 
 use include_dir::{include_dir, Dir};
-use std::borrow::Cow;
 use std::path::Path;
 use tera::{Kwargs, State, Tera};
 
@@ -148,21 +147,36 @@ pub fn render_user_template(file: &str, text: &str, ctx: &tera::Context) -> Resu
         .map_err(|e| format!("the template {file}: {}", error_chain(&e)))
 }
 
+/// A filter's input as text; a value the context lacks is an error, not "" (tera passes an undefined
+/// value to a filter as an empty string: a misspelt `{{ db.pasword | php_string }}` would write an
+/// empty password).
+fn text(v: &tera::Value) -> tera::TeraResult<String> {
+    if v.is_undefined() {
+        return Err(tera::Error::message(
+            "a value given to an escaping filter is not defined (a misspelt name?)",
+        ));
+    }
+    Ok(match v.as_str() {
+        Some(s) => s.to_string(),
+        None => v.to_string(),
+    })
+}
+
 fn register_filters(tera: &mut Tera) {
-    tera.register_filter("json_string", |v: Cow<'_, str>, _: Kwargs, _: &State| {
-        serde_json::Value::String(v.into_owned()).to_string()
+    tera.register_filter("json_string", |v: &tera::Value, _: Kwargs, _: &State| {
+        text(v).map(|t| serde_json::Value::String(t).to_string())
     });
-    tera.register_filter("sql_string", |v: Cow<'_, str>, _: Kwargs, _: &State| {
-        sql_string(&v)
+    tera.register_filter("sql_string", |v: &tera::Value, _: Kwargs, _: &State| {
+        text(v).map(|t| sql_string(&t))
     });
-    tera.register_filter("php_string", |v: Cow<'_, str>, _: Kwargs, _: &State| {
-        php_string(&v)
+    tera.register_filter("php_string", |v: &tera::Value, _: Kwargs, _: &State| {
+        text(v).map(|t| php_string(&t))
     });
-    tera.register_filter("shell_word", |v: Cow<'_, str>, _: Kwargs, _: &State| {
-        shell_word(&v)
+    tera.register_filter("shell_word", |v: &tera::Value, _: Kwargs, _: &State| {
+        text(v).map(|t| shell_word(&t))
     });
-    tera.register_filter("cnf_string", |v: Cow<'_, str>, _: Kwargs, _: &State| {
-        crate::quote::cnf_string(&v)
+    tera.register_filter("cnf_string", |v: &tera::Value, _: Kwargs, _: &State| {
+        text(v).map(|t| crate::quote::cnf_string(&t))
     });
 }
 

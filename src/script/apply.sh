@@ -271,9 +271,10 @@ swap_link() { # PATH TARGET
 }
 swap_absent() { backup "$1"; rm -rf "$1" || abort "cannot remove $1"; }
 
-# release_build BASE ID FROM MANIFEST ARCHIVE REMOVE: release ID made in BASE/releases from the
-# release FROM the host runs (hard links: release files are replaced, never written in place), less
-# the paths listed in REMOVE, plus the sent ARCHIVE; then checked against its MANIFEST. Nothing
+# release_build BASE ID FROM MANIFEST ARCHIVE REMOVE SUMS: release ID made in BASE/releases from
+# the release FROM the host runs (hard links: release files are replaced, never written in place),
+# less the paths listed in REMOVE, plus the sent ARCHIVE; then checked: the files sent against SUMS,
+# the number of files and links against the MANIFEST (nothing left over, nothing missing). Nothing
 # serves it until release_commit has recorded it and BASE/current is switched to it.
 release_build() {
     rel="$1/releases/$2"
@@ -288,8 +289,7 @@ release_build() {
     out=$(tar -xzf "$5" -C "$rel" --no-same-owner --unlink-first 2>&1) || { show "$out"; fail "cannot unpack release $2"; }
     find "$rel" -mindepth 1 -type d -empty -delete
     chmod 755 "$rel"
-    awk -F "$TAB" '$1 == "F" { print $3 "  " $4 }' "$4" > "$S.sums"
-    out=$(cd "$rel" && sha256sum --quiet --strict -c "$S.sums" 2>&1) || {
+    out=$(cd "$rel" && sha256sum --quiet --strict -c "$7" 2>&1) || {
         show "$out"
         fail "release $2 does not match its manifest once built (was release ${3:-none} changed on the host?); nothing was changed"
     }
@@ -298,10 +298,11 @@ release_build() {
     [ "$want" = "$have" ] || fail "release $2 has $have files and links once built, its manifest $want; nothing was changed"
 }
 
-# release_lint BASE ID PHP LIST: the PHP files LIST names (the ones sent) compiled, not run, in one
+# release_lint BASE ID PHP SUMS: the PHP files among those sent (SUMS) compiled, not run, in one
 # process (opcache_compile_file; php -l for a file it cannot take): thousands of files in seconds.
 release_lint() {
-    [ -s "$4" ] || return 0
+    sed -n 's/^[0-9a-f]*  \(.*\.php\)$/\1/p' "$4" > "$S.lint"
+    [ -s "$S.lint" ] || return 0
     cat > "$S.lint.php" << 'PROVISION_LINT'
 <?php
 $bad = 0;
@@ -327,7 +328,7 @@ exit($bad);
 PROVISION_LINT
     out=$(cd "$1/releases/$2" && "$3" -d opcache.enable_cli=1 -d display_errors=0 -d log_errors=0 \
         -d opcache.memory_consumption=256 -d opcache.max_accelerated_files=100000 -d opcache.file_cache= \
-        "$S.lint.php" < "$4" 2>&1 9>&-) || {
+        "$S.lint.php" < "$S.lint" 2>&1 9>&-) || {
         show "$out"
         fail "validation failed: $3 rejected PHP files of release $2; nothing was changed"
     }

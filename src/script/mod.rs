@@ -201,19 +201,23 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
         );
     }
     let summary = q(&summary(plan));
-    // New releases: four data blocks each (manifest, archive, paths to remove, PHP files to lint).
+    // New releases: four data blocks each (manifest, archive, paths to remove, sums of the files sent).
     let mut payloads: Vec<Vec<u8>> = Vec::new();
     let mut releases: Vec<(&str, &Tree, &ReleaseChange, usize)> = Vec::new();
     for c in &plan.changes {
         if let (PathState::Tree(t), Some(r)) = (&c.desired.state, &c.release) {
             let k = payloads.len();
-            let lint: String = r
+            // `sha256sum -c` lines of the files sent: what the host checks once they are unpacked
+            // (the files linked from the live release were checked when it was built).
+            let sums: String = r
                 .delta
                 .send
                 .iter()
                 .map(|&i| &t.entries[i])
-                .filter(|e| e.path.ends_with(".php") && matches!(e.kind, Kind::File { .. }))
-                .map(|e| format!("{}\n", e.path))
+                .filter_map(|e| match &e.kind {
+                    Kind::File { sha, .. } => Some(format!("{sha}  {}\n", e.path)),
+                    Kind::Link(_) => None,
+                })
                 .collect();
             payloads.push(t.manifest().into_bytes());
             // Writing a tar into memory fails only on entries `tree` already refuses; an empty
@@ -227,7 +231,7 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
                     .collect::<String>()
                     .into_bytes(),
             );
-            payloads.push(lint.into_bytes());
+            payloads.push(sums.into_bytes());
             releases.push((c.path.as_str(), t, r, k));
         }
     }
@@ -264,12 +268,13 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
         for (_, t, r, k) in &releases {
             let _ = writeln!(
                 s,
-                "release_build {} {} {} \"$RUN.p{k}\" \"$RUN.p{}\" \"$RUN.p{}\"",
+                "release_build {} {} {} \"$RUN.p{k}\" \"$RUN.p{}\" \"$RUN.p{}\" \"$RUN.p{}\"",
                 q(&t.base),
                 q(&t.id),
                 q(r.from.as_deref().unwrap_or("")),
                 k + 1,
-                k + 2
+                k + 2,
+                k + 3
             );
         }
         s.push_str("ev_phase validate\n");

@@ -94,19 +94,34 @@ impl Checker<'_> {
             };
             return Some((app, AppOptions::default()));
         };
-        let source = match (&a.source, &s.app_dir) {
-            (Some(_), Some(d)) => {
-                self.fail(
-                    d.span(),
-                    "site.app_dir",
-                    "found both site.app_dir and site.app.source; allowed: one of them (site.app.source is the same, with archives too)".into(),
-                );
-                None
-            }
-            (Some(src), None) => self.app_dir(src, "site.app.source", protected),
-            (None, Some(d)) => self.app_dir(d, "site.app_dir", protected),
-            (None, None) => Some(App::Demo),
+        let given = [a.source.as_ref(), s.app_dir.as_ref(), a.git.as_ref()]
+            .iter()
+            .filter(|x| x.is_some())
+            .count();
+        let source = if given > 1 {
+            self.fail(
+                a.span.clone(),
+                "site.app",
+                "found more than one of site.app_dir, site.app.source and site.app.git; allowed: one of them".into(),
+            );
+            None
+        } else if let Some(src) = &a.source {
+            self.app_dir(src, "site.app.source", protected)
+        } else if let Some(d) = &s.app_dir {
+            self.app_dir(d, "site.app_dir", protected)
+        } else if let Some(g) = &a.git {
+            self.app_git(g, a.git_ref.as_ref(), &a.span)
+        } else {
+            Some(App::Demo)
         };
+        if let (Some(r), None) = (&a.git_ref, &a.git) {
+            self.fail(
+                r.span(),
+                "site.app.ref",
+                "found a ref without site.app.git; allowed: ref together with git".into(),
+            );
+            return None;
+        }
         let options = self.app_options(a);
         let (source, options) = (source?, options?);
         if let (App::Files(files), Some(public)) = (&source, &options.public) {
@@ -133,6 +148,17 @@ impl Checker<'_> {
         let public = match &a.public {
             Some(p) => self.check(p, "site.app.public", relative_dir).map(Some),
             None => Some(None),
+        };
+        let front_controller = match &a.front_controller {
+            Some(f) => self.check(f, "site.app.front_controller", |v| {
+                let v = relative_dir(v)?;
+                if v.ends_with(".php") {
+                    Ok(v)
+                } else {
+                    Err("a PHP file of the document root, like \"index.php\"".into())
+                }
+            }),
+            None => Some(AppOptions::default().front_controller),
         };
         let mut extensions = Vec::new();
         for (i, e) in a.extensions.iter().flat_map(|l| l.get_ref()).enumerate() {
@@ -243,6 +269,7 @@ impl Checker<'_> {
         }
         ok.then_some(AppOptions {
             public: public?,
+            front_controller: front_controller?,
             extensions,
             shared,
             release_command,
@@ -277,6 +304,74 @@ impl Checker<'_> {
             return None;
         }
         Some((file, text))
+    }
+
+    /// An application at a ref of a git repository on this machine: what `git archive` gives (the
+    /// committed files only, never the working tree's).
+    fn app_git(
+        &mut self,
+        g: &Spanned<String>,
+        r: Option<&Spanned<String>>,
+        table: &std::ops::Range<usize>,
+    ) -> Option<App> {
+        let rel = self.check(g, "site.app.git", parse_local_path)?;
+        let Some(r) = r else {
+            self.fail(
+                table.clone(),
+                "site.app.ref",
+                "missing from [site.app]; allowed: the branch, tag or commit of site.app.git to deploy, like \"v1.2\"".into(),
+            );
+            return None;
+        };
+        // It is passed to git as one argument after `--`-free checks: no option, no revision range.
+        let rev = self.check(r, "site.app.ref", |v| {
+            let ok = !v.is_empty()
+                && !v.starts_with('-')
+                && v.len() <= 200
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._/-^~@".contains(&b))
+                && !v.contains("..");
+            if ok {
+                Ok(v.to_string())
+            } else {
+                Err("a branch, tag or commit name of letters, digits and . _ / - ^ ~ @".into())
+            }
+        })?;
+        let repo = self.opened_path(&rel);
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["archive", "--format=tar"])
+            .arg(format!("{rev}^{{tree}}"))
+            .output();
+        let files = match out {
+            Ok(o) if o.status.success() => read_tar(Box::new(o.stdout.as_slice())),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+            Err(e) => Err(format!("cannot run git: {e}")),
+        };
+        match files {
+            Ok(f) if !f.is_empty() => Some(App::Files(f)),
+            Ok(_) => {
+                self.fail(
+                    r.span(),
+                    "site.app.ref",
+                    format!("{} of {} has no files", shown(&rev), repo.display()),
+                );
+                None
+            }
+            Err(e) => {
+                self.fail(
+                    g.span(),
+                    "site.app.git",
+                    format!(
+                        "cannot read {} of the git repository {}: {e}",
+                        shown(&rev),
+                        repo.display()
+                    ),
+                );
+                None
+            }
+        }
     }
 
     /// An application shipped as a tar archive (gzip'd or not): its regular files; a link must
@@ -317,6 +412,10 @@ fn read_archive(file: &Path) -> Result<Vec<AppFile>, String> {
     } else {
         Box::new(flate2::read::GzDecoder::new(f))
     };
+    read_tar(reader)
+}
+
+fn read_tar(reader: Box<dyn Read + '_>) -> Result<Vec<AppFile>, String> {
     let mut ar = tar::Archive::new(reader.take(APP_MAX_BYTES));
     let mut files: Vec<AppFile> = Vec::new();
     let mut links: Vec<(String, String)> = Vec::new();
@@ -346,11 +445,7 @@ fn read_archive(file: &Path) -> Result<Vec<AppFile>, String> {
                 let mode = e.header().mode().unwrap_or(0o644);
                 let mut content = Vec::new();
                 e.read_to_end(&mut content).map_err(|e| e.to_string())?;
-                files.push(AppFile {
-                    path,
-                    content,
-                    executable: mode & 0o111 != 0,
-                });
+                files.push(AppFile::new(path, content, mode & 0o111 != 0));
             }
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 let target = e

@@ -134,6 +134,8 @@ impl Site {
 pub struct AppOptions {
     /// The release's subdirectory served as the document root (`None`: the release itself).
     pub public: Option<String>,
+    /// The PHP file (relative to the document root) that answers paths that are not files.
+    pub front_controller: String,
     /// PHP extensions: (name, the Debian package suffix that ships it, `None` when PHP has it built in).
     pub extensions: Vec<(String, Option<&'static str>)>,
     /// Directories of the application kept across releases (relative, `/`-separated).
@@ -149,6 +151,7 @@ impl Default for AppOptions {
     fn default() -> Self {
         AppOptions {
             public: None,
+            front_controller: "index.php".into(),
             extensions: Vec::new(),
             shared: Vec::new(),
             release_command: None,
@@ -181,8 +184,22 @@ pub enum App {
 pub struct AppFile {
     /// Relative to the document root, `/`-separated, checked like a host path.
     pub path: String,
-    pub content: Vec<u8>,
+    /// Shared by every render of the inventory (one per candidate release, then the host's).
+    pub content: std::sync::Arc<Vec<u8>>,
+    /// Its sha256, hashed once when read.
+    pub sha: String,
     pub executable: bool,
+}
+
+impl AppFile {
+    pub fn new(path: String, content: Vec<u8>, executable: bool) -> AppFile {
+        AppFile {
+            sha: crate::render::manifest::sha256_hex(&content),
+            path,
+            content: std::sync::Arc::new(content),
+            executable,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -296,11 +296,7 @@ impl Checker<'_> {
                 ok = false;
                 continue;
             }
-            out.push(AppFile {
-                path: f.path,
-                content: f.content,
-                executable: f.executable,
-            });
+            out.push(AppFile::new(f.path, f.content, f.executable));
         }
         ok.then_some(App::Files(out))
     }

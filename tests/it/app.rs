@@ -9,7 +9,6 @@ use crate::util::*;
 use std::path::Path;
 use std::time::Duration;
 
-const ADDR: &str = "198.18.0.44";
 const BASE: &str = "/var/www/foobar.com";
 
 /// The application at `version`: 300 library files, two of which carry the version; the page says
@@ -41,7 +40,7 @@ fn write_app(dir: &Path, version: &str) {
          $c = require __DIR__ . '/config/db.php';\n\
          $db = @new mysqli($c['host'], $c['user'], $c['password'], $c['name']);\n\
          $ok = !$db->connect_errno && $db->query('SELECT 1');\n\
-         echo 'app ', A, ' ', (A === B ? 'consistent' : 'MIXED ' . B), ' ', ($ok ? 'db ok' : 'db down'), \"\\n\";\n",
+         echo 'app ', A, ' ', (A === B ? 'consistent' : 'MIXED ' . B), ' ', ($ok ? 'db ok' : 'db down'), ' mem ', ini_get('memory_limit'), \"\\n\";\n",
     )
     .unwrap();
     std::fs::write(
@@ -75,15 +74,74 @@ fn body(addr: &str) -> String {
     body
 }
 
+/// A copy of a one-host lab inventory for a host of the test's own (name, address), started fresh.
+fn stack_host(dir: &Path, base: &str, from: &str, name: &str, addr: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(root().join(base)).unwrap();
+    let old_name = text
+        .lines()
+        .skip_while(|l| *l != "[[hosts]]")
+        .find_map(|l| l.strip_prefix("name = "))
+        .unwrap()
+        .to_string();
+    let text = text
+        .replace(from, addr)
+        .replace(&format!("name = {old_name}"), &format!("name = \"{name}\""))
+        .replace(
+            "\"secrets/",
+            &format!("\"{}/inventories/secrets/", root().display()),
+        );
+    assert!(text.contains(&format!("name = \"{name}\"")) && !text.contains(from));
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, text).unwrap();
+    lab(&["down", &p.to_string_lossy()]);
+    lab(&["up", &p.to_string_lossy()]);
+    p
+}
+
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_app_releases_on_a_plain_host() {
     let dir = tempfile::tempdir().unwrap();
-    let inv = own_host(dir.path(), "e2e-app", ADDR, "plain", true);
+    let inv = own_host(dir.path(), "e2e-app", "198.18.0.44", "plain", true);
+    releases(dir.path(), &inv, "198.18.0.44", "e2e-app");
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_app_releases_lamp_on_systemd() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, host) = ("198.18.0.47", "e2e-app-lamp");
+    let inv = stack_host(
+        dir.path(),
+        "inventories/lab-lamp.toml",
+        "198.18.0.12",
+        host,
+        addr,
+    );
+    releases(dir.path(), &inv, addr, host);
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_app_releases_nginx_apache_on_systemd() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, host) = ("198.18.0.48", "e2e-app-single");
+    let inv = stack_host(
+        dir.path(),
+        "inventories/lab-single.toml",
+        "198.18.0.10",
+        host,
+        addr,
+    );
+    releases(dir.path(), &inv, addr, host);
+}
+
+/// The application's whole life on one fresh host of a single-host stack.
+fn releases(dir: &Path, inv: &Path, addr: &str, host: &str) {
     let i = inv.to_string_lossy().into_owned();
-    write_app(dir.path(), "v1");
+    write_app(dir, "v1");
     with_app(
-        &inv,
+        inv,
         "touch ../../shared/uploads/migrated-$(basename \"$PWD\")",
     );
 
@@ -97,23 +155,22 @@ fn lab_app_releases_on_a_plain_host() {
     );
     let done = Run::new(&["apply", "-i", &i]).output().status(0);
     assert_no_secret(&done);
-    assert!(body(ADDR).contains("app v1 consistent db ok"));
-    let live = ssh(ADDR, &format!("readlink {BASE}/current"));
+    assert!(body(addr).contains("app v1 consistent db ok"));
+    let live = ssh(addr, &format!("readlink {BASE}/current"));
     assert!(live.starts_with("releases/"), "{live}");
     let id1 = live.trim().trim_start_matches("releases/").to_string();
-    assert!(ssh(ADDR, &format!("ls {BASE}/shared/uploads")).contains(&format!("migrated-{id1}")));
+    assert!(ssh(addr, &format!("ls {BASE}/shared/uploads")).contains(&format!("migrated-{id1}")));
     assert_eq!(
-        ssh(ADDR, &format!("readlink {BASE}/current/uploads")).trim(),
+        ssh(addr, &format!("readlink {BASE}/current/uploads")).trim(),
         format!("{BASE}/shared/uploads")
     );
     // The settings and extensions asked for.
-    assert!(ssh(ADDR, "cat /etc/php/*/fpm/pool.d/foobar.com.conf")
-        .contains("php_admin_value[memory_limit] = 192M"));
-    assert!(ssh(ADDR, "php -m").contains("intl"));
+    assert!(body(addr).contains("mem 192M"), "{}", body(addr));
+    assert!(ssh(addr, "php -m").contains("intl"));
     // The config file holds the password, readable by PHP only.
     assert_eq!(
         ssh(
-            ADDR,
+            addr,
             "stat -c '%a %U:%G' /etc/provision/sites/foobar.com/app/config/db.php"
         )
         .trim(),
@@ -125,7 +182,7 @@ fn lab_app_releases_on_a_plain_host() {
     assert!(done.stdout().contains("no changes"), "{}", done.stdout());
 
     // One file changed: only it is sent, the rest linked from the live release.
-    write_app(dir.path(), "v2");
+    write_app(dir, "v2");
     let done = Run::new(&["plan", "-i", &i]).output().status(2);
     assert!(
         done.stdout().contains("2 of 305 entries sent, 0 removed"),
@@ -133,24 +190,24 @@ fn lab_app_releases_on_a_plain_host() {
         done.stdout()
     );
     Run::new(&["apply", "-i", &i]).output().status(0);
-    assert!(body(ADDR).contains("app v2 consistent db ok"));
+    assert!(body(addr).contains("app v2 consistent db ok"));
     // Files the two releases share are one file (hard links), not copies.
-    let links = ssh(ADDR, &format!("stat -c %h {BASE}/current/lib/f7.php"));
+    let links = ssh(addr, &format!("stat -c %h {BASE}/current/lib/f7.php"));
     assert_eq!(links.trim(), "2");
 
     // Rollback puts the previous release back at once.
-    Run::new(&["rollback", "-i", &i, "--host", "e2e-app"])
+    Run::new(&["rollback", "-i", &i, "--host", host])
         .output()
         .status(0);
-    assert!(body(ADDR).contains("app v1 consistent db ok"));
+    assert!(body(addr).contains("app v1 consistent db ok"));
     assert_eq!(
-        ssh(ADDR, &format!("readlink {BASE}/current")).trim(),
+        ssh(addr, &format!("readlink {BASE}/current")).trim(),
         live.trim()
     );
 
     // A release command that fails: exit 1, the switch does not happen, the old release serves.
-    write_app(dir.path(), "v3");
-    with_app(&inv, "echo migrating; exit 3");
+    write_app(dir, "v3");
+    with_app(inv, "echo migrating; exit 3");
     let done = Run::new(&["apply", "-i", &i]).output().status(1);
     assert!(
         done.stdout().contains("the release command of release")
@@ -159,12 +216,12 @@ fn lab_app_releases_on_a_plain_host() {
         done.stdout(),
         done.stderr()
     );
-    assert!(body(ADDR).contains("app v1 consistent db ok"));
+    assert!(body(addr).contains("app v1 consistent db ok"));
 
     // Fixed, and deployed while a bounded load runs: no failed request, and every answer wholly
     // one release ("consistent", "db ok").
-    with_app(&inv, "true");
-    let load = Load::start(ADDR, 4, "consistent db ok", Duration::from_secs(120));
+    with_app(inv, "true");
+    let load = Load::start(addr, 4, "consistent db ok", Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(2));
     Run::new(&["apply", "-i", &i]).output().status(0);
     std::thread::sleep(Duration::from_secs(2));
@@ -172,15 +229,15 @@ fn lab_app_releases_on_a_plain_host() {
     println!("{}", tally.line("deploy v3 under load"));
     assert_eq!(tally.failed, 0, "{}", tally.line("deploy v3 under load"));
     assert!(tally.ok > 20, "{}", tally.line("deploy v3 under load"));
-    assert!(body(ADDR).contains("app v3 consistent db ok"));
+    assert!(body(addr).contains("app v3 consistent db ok"));
 
     // Only the newest releases are kept (keep = 3), the live one always.
     for v in ["v4", "v5"] {
-        write_app(dir.path(), v);
+        write_app(dir, v);
         Run::new(&["apply", "-i", &i]).output().status(0);
     }
-    let releases = ssh(ADDR, &format!("ls {BASE}/releases | wc -l"));
+    let releases = ssh(addr, &format!("ls {BASE}/releases | wc -l"));
     assert_eq!(releases.trim(), "3");
-    assert!(body(ADDR).contains("app v5 consistent db ok"));
+    assert!(body(addr).contains("app v5 consistent db ok"));
     lab(&["down", &i]);
 }

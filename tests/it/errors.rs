@@ -342,3 +342,150 @@ fn load_balancer_mistakes_are_located_and_one_web_host_is_a_warning() {
         done.stderr()
     );
 }
+
+/// GOOD with `[site.app]` (the given lines) in `dir`, where `pw` and the application live.
+fn app_inventory(dir: &std::path::Path, app: &str) -> String {
+    std::fs::write(dir.join("pw"), "pw\n").unwrap();
+    GOOD.replace(
+        "stack = \"lemp\"\n",
+        &format!("stack = \"lemp\"\n[site.app]\n{app}\n"),
+    )
+}
+
+fn write_app(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::write(dir.join("app/index.php"), "<?php echo 'hi';\n").unwrap();
+}
+
+#[test]
+fn application_mistakes_are_named_before_any_host_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    write_app(dir.path());
+    std::fs::write(dir.path().join("outside.php"), "<?php\n").unwrap();
+    std::os::unix::fs::symlink("../outside.php", dir.path().join("app/link.php")).unwrap();
+    for (app, want) in [
+        (
+            "source = \"missing\"".to_string(),
+            "site.app.source: cannot use the application directory".to_string(),
+        ),
+        (
+            "source = \"app\"".to_string(),
+            "link.php is a symlink to".to_string(),
+        ),
+        (
+            "source = \"app.tar.gz\"".to_string(),
+            "site.app.source: cannot use the archive".to_string(),
+        ),
+        (
+            "extensions = [\"mysqli\", \"oracle\"]".to_string(),
+            "site.app.extensions[1]: found \"oracle\", which Debian does not ship as a PHP extension; allowed: apcu,".to_string(),
+        ),
+        (
+            "shared = [\"../up\"]".to_string(),
+            "site.app.shared[0]: found \"../up\"; allowed: a relative path".to_string(),
+        ),
+        (
+            "release_command = \" \"".to_string(),
+            "site.app.release_command: found an empty command".to_string(),
+        ),
+        (
+            "keep = 1".to_string(),
+            "site.app.keep: found 1; allowed:".to_string(),
+        ),
+        (
+            "[site.app.php]\nmemory_limit = \"1G; x\"".to_string(),
+            "site.app.php.memory_limit: found \"1G; x\"; allowed: a value of letters".to_string(),
+        ),
+        (
+            "[[site.app.config]]\ntemplate = \"nope.tera\"\npath = \"config.php\"".to_string(),
+            "site.app.config[0].template: cannot read the template".to_string(),
+        ),
+        (
+            "git = \"app\"\nref = \"main\"".to_string(),
+            "site.app.git: cannot read \"main\" of the git repository".to_string(),
+        ),
+        (
+            "git = \"app\"\nref = \"--upload-pack=x\"".to_string(),
+            "site.app.ref: found \"--upload-pack=x\"".to_string(),
+        ),
+    ] {
+        let done = validate_in(dir.path(), &app_inventory(dir.path(), &app)).status(4);
+        assert!(done.stderr().contains(&want), "{app}: {want}\n{}", done.stderr());
+    }
+}
+
+#[test]
+fn a_config_template_naming_an_unknown_value_fails_the_render() {
+    let dir = tempfile::tempdir().unwrap();
+    write_app(dir.path());
+    std::fs::write(
+        dir.path().join("c.tera"),
+        "<?php return {{ db.pasword | php_string }};\n",
+    )
+    .unwrap();
+    let text = app_inventory(
+        dir.path(),
+        "source = \"app\"\n[[site.app.config]]\ntemplate = \"c.tera\"\npath = \"config.php\"",
+    );
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(&inv, text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let done = Run::new(&["render", "-i"])
+        .arg(&inv)
+        .arg("--out")
+        .arg(out.path())
+        .output();
+    assert_ne!(done.code(), 0);
+    let err = done.stderr();
+    assert!(err.contains("c.tera") && err.contains("pasword"), "{err}");
+}
+
+#[test]
+fn an_application_from_a_git_ref_or_an_archive_renders_as_a_release() {
+    let dir = tempfile::tempdir().unwrap();
+    write_app(dir.path());
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir.path().join("app"))
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    git(&["add", "index.php"]);
+    git(&["commit", "-q", "-m", "v1"]);
+    git(&["tag", "v1"]);
+    // Not committed: never deployed.
+    std::fs::write(dir.path().join("app/draft.php"), "<?php\n").unwrap();
+    let tar = std::process::Command::new("tar")
+        .args(["-czf", "app.tar.gz", "-C", "app", "index.php"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    for app in ["git = \"app\"\nref = \"v1\"", "source = \"app.tar.gz\""] {
+        let inv = dir.path().join("inv.toml");
+        std::fs::write(&inv, app_inventory(dir.path(), app)).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        Run::new(&["render", "-i"])
+            .arg(&inv)
+            .arg("--out")
+            .arg(out.path())
+            .output()
+            .status(0);
+        let current = out.path().join("web-01/var/www/foobar.com/current");
+        assert_eq!(
+            std::fs::read_to_string(current.join("index.php")).unwrap(),
+            "<?php echo 'hi';\n",
+            "{app}"
+        );
+        assert!(!current.join("draft.php").exists(), "{app}");
+    }
+}

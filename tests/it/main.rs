@@ -12,3 +12,4 @@ mod load;
 mod render;
 mod ssh;
 mod util;
+mod wordpress;
