@@ -35,7 +35,7 @@ impl Patience {
         Patience {
             total,
             streak: 3,
-            gap: Duration::from_millis(200),
+            gap: Duration::from_millis(100),
         }
     }
 

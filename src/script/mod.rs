@@ -28,7 +28,7 @@ pub fn runner() -> String {
     format!(
         "umask 077 && mkdir -p {runs} && f={runs}/$(date +%s).$$ && cat > \"$f.sh\" && : > \"$f.log\" && \
          (setsid sh \"$f.sh\" \"$f\" < /dev/null >> \"$f.log\" 2>&1 & echo $! > \"$f.pid\") && read -r pid < \"$f.pid\" && \
-         exec tail -s 0.2 -n +1 -f --pid=\"$pid\" \"$f.log\""
+         exec tail -s 0.05 -n +1 -f --pid=\"$pid\" \"$f.log\""
     )
 }
 

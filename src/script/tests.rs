@@ -412,3 +412,81 @@ fn an_interrupted_dpkg_is_configured_before_apt_runs() {
         );
     }
 }
+
+#[test]
+fn a_new_release_travels_after_the_script_and_is_read_back_by_offset() {
+    use crate::tree::Tree;
+    let files = vec![
+        Tree::file("index.php", 0o644, b"<?php echo 'v2';\n".to_vec()),
+        Tree::file("lib/a.php", 0o644, b"<?php\n".to_vec()),
+    ];
+    let old = Tree::new("/var/www/x", vec![files[1].clone()], None, 5);
+    let tree = Tree::new("/var/www/x", files, Some("php migrate.php".into()), 5);
+    let delta = tree.delta(Some((&old.id, &old.manifest())));
+    let marker = ManagedPath {
+        path: tree.marker(),
+        state: PathState::Tree(std::sync::Arc::new(tree.clone())),
+        notify: vec![],
+        validator: None,
+        from_previous: false,
+        code: false,
+    };
+    let (mut p, mut d) = plan();
+    d.paths.push(marker.clone());
+    p.changes.push(crate::plan::Change {
+        path: marker.path.clone(),
+        action: ChangeKind::Create,
+        reason: "new".into(),
+        diff: None,
+        before: Shape::Absent,
+        after: Shape::Release {
+            id: tree.id.clone(),
+            files: 2,
+        },
+        release: Some(crate::plan::ReleaseChange {
+            from: delta.from.clone(),
+            send: delta.send.len(),
+            remove: 0,
+            delta: delta.clone(),
+        }),
+        desired: marker,
+    });
+    let s = apply_script(&p, &d, &runner());
+    sh_n(&s);
+    let program = s.split_once(PROGRAM).unwrap().1;
+    assert!(program.contains(&format!(
+        "release_build /var/www/x {} {} \"$RUN.p0\" \"$RUN.p1\" \"$RUN.p2\" \"$RUN.p3\"",
+        tree.id, old.id
+    )));
+    assert!(program.contains(&format!(
+        "release_commit /var/www/x {} \"$RUN.p0\" 'php migrate.php'",
+        tree.id
+    )));
+    // Each block, cut out by its offset and length as the host's `payload` does, decodes to what
+    // was sent: the manifest, the archive (the changed file only), no removals, the sums.
+    let blocks: Vec<Vec<u8>> = program
+        .lines()
+        .filter_map(|l| l.strip_prefix("payload "))
+        .map(|l| {
+            let f: Vec<usize> = l.split(' ').map(|n| n.parse().unwrap()).collect();
+            let b64 = &s.as_bytes()[f[1] - 1..f[1] - 1 + f[2]];
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(blocks.len(), 4);
+    assert_eq!(blocks[0], tree.manifest().into_bytes());
+    assert_eq!(blocks[1], tree.archive(&delta.send).unwrap());
+    assert!(blocks[2].is_empty());
+    assert_eq!(
+        String::from_utf8(blocks[3].clone()).unwrap(),
+        format!(
+            "{}  index.php\n",
+            crate::render::manifest::sha256_hex(b"<?php echo 'v2';\n")
+        )
+    );
+    // The data follows the program's end: the shell never reads it, and -v leaves it out.
+    assert!(program.contains("exit 0\n# --- payload\n"));
+    assert!(for_display(&s).ends_with("[release data left out]\n"));
+}
