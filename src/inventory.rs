@@ -62,6 +62,7 @@ pub struct RawSite {
     pub php_version: Option<Spanned<String>>,
     pub health_check: Option<RawHealthCheck>,
     pub app: Option<RawApp>,
+    pub micro_cache: Option<Spanned<bool>>,
 }
 
 /// `[site.app]`: the user's application and what it needs.
@@ -249,6 +250,7 @@ impl RawSite {
             "health_check",
             "a table: [site.health_check] with path, status, expect",
         );
+        let micro_cache = r.opt_bool(&mut t, "micro_cache");
         let app = r.opt_table(
             &mut t,
             "app",
@@ -268,6 +270,7 @@ impl RawSite {
             php_version: php_version?,
             health_check: health_check?,
             app: app?,
+            micro_cache: micro_cache?,
         })
     }
 }

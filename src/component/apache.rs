@@ -79,6 +79,9 @@ impl Component for Apache {
                 ("proxy_fcgi", false, true),
                 // server-status on the loopback status VirtualHost.
                 ("status", true, true),
+                // Cache headers and compression of static files.
+                ("expires", false, true),
+                ("deflate", true, true),
             ]
         };
         let mut mods = out.scope(Handler::restart("apache2"), "apache2");

@@ -232,6 +232,9 @@ fn base_context(
             "stack": site.stack.name(),
             "document_root": site.document_root,
             "web_root": crate::component::app::web_root(spec),
+            "micro_cache": site.micro_cache,
+            // A name nginx takes for a cache zone and in a variable: letters, digits, `_`.
+            "cache_zone": format!("micro_{}", site.domain.as_str().replace(['.', '-'], "_")),
         }),
     );
     let cx = SiteCx {

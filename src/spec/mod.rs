@@ -102,6 +102,8 @@ pub struct Site {
     pub php_version: Option<String>,
     /// How a request proves the application works (`[site.health_check]`).
     pub health_check: AppCheck,
+    /// Nginx keeps PHP's answers for a second (`site.micro_cache`).
+    pub micro_cache: bool,
 }
 
 /// The request the health checks send to the site, and what the answer must be.

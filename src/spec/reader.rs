@@ -184,6 +184,19 @@ impl<'m> Reader<'m> {
         }
     }
 
+    pub fn opt_bool(&mut self, t: &mut Table, key: &'static str) -> Option<Option<Spanned<bool>>> {
+        match self.get(t, key) {
+            Some(v) => match v.get_ref() {
+                DeValue::Boolean(b) => Some(Some(Spanned::new(v.span(), *b))),
+                _ => {
+                    self.wrong(v, &t.key(key), "true or false");
+                    None
+                }
+            },
+            None => Some(None),
+        }
+    }
+
     /// An array of strings; `item` describes one element.
     pub fn opt_str_list(
         &mut self,

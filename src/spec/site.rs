@@ -87,6 +87,18 @@ impl Checker<'_> {
         };
         let app = self.app(s, protected);
         let health_check = self.health_check(s.health_check.as_ref());
+        let micro_cache = match (&s.micro_cache, &stack) {
+            (Some(m), Some(st)) if *m.get_ref() && st.name() == "lamp" => {
+                self.fail(
+                    m.span(),
+                    "site.micro_cache",
+                    "found true with stack \"lamp\", which has no Nginx to cache in; allowed: false, or stack \"lemp\" or \"nginx-apache\"".into(),
+                );
+                None
+            }
+            (Some(m), _) => Some(*m.get_ref()),
+            (None, _) => Some(false),
+        };
         Some(Site {
             domain: domain?,
             server_names: server_names?,
@@ -96,6 +108,7 @@ impl Checker<'_> {
             app_options: app?.1,
             php_version: php_version?,
             health_check: health_check?,
+            micro_cache: micro_cache?,
         })
     }
 

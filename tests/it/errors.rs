@@ -489,3 +489,26 @@ fn an_application_from_a_git_ref_or_an_archive_renders_as_a_release() {
         assert!(!current.join("draft.php").exists(), "{app}");
     }
 }
+
+#[test]
+fn the_micro_cache_needs_nginx() {
+    let done =
+        validate_text(&GOOD.replace("stack = \"lemp\"", "stack = \"lamp\"\nmicro_cache = true"))
+            .status(4);
+    assert!(
+        done.stderr().contains(":4:15: site.micro_cache: found true with stack \"lamp\", which has no Nginx to cache in"),
+        "{}",
+        done.stderr()
+    );
+    let done = validate_text(&GOOD.replace(
+        "stack = \"lemp\"",
+        "stack = \"lemp\"\nmicro_cache = \"yes\"",
+    ))
+    .status(4);
+    assert!(
+        done.stderr()
+            .contains("site.micro_cache: found a string \"yes\"; allowed: true or false"),
+        "{}",
+        done.stderr()
+    );
+}
