@@ -141,12 +141,17 @@ impl Tree {
         let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let mut tar = tar::Builder::new(gz);
         tar.mode(tar::HeaderMode::Deterministic);
+        // The files sent get the time of the deploy: web servers build Last-Modified and ETag from
+        // it (an ETag of size and mtime 0 would call a changed file of the same size unchanged).
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         for &i in send {
             let e = &self.entries[i];
             let mut h = tar::Header::new_gnu();
             h.set_uid(0);
             h.set_gid(0);
-            h.set_mtime(0);
+            h.set_mtime(now);
             match &e.kind {
                 Kind::File { mode, content, .. } => {
                     h.set_entry_type(tar::EntryType::Regular);
