@@ -207,10 +207,15 @@ fn manifest(entries: &[Entry]) -> String {
     s
 }
 
+/// The entries of a manifest the host sent back. A path no release may have is left out: the
+/// delta's removals become `rm -rf` under the new release on the host.
 fn parse(m: &str) -> BTreeMap<&str, Old> {
     let mut out = BTreeMap::new();
     for line in m.lines() {
         let f: Vec<&str> = line.split('\t').collect();
+        if f.last().is_none_or(|p| entry_path_problem(p).is_some()) {
+            continue;
+        }
         match f.as_slice() {
             ["F", mode, sha, path] => {
                 if let Ok(mode) = u32::from_str_radix(mode, 8) {
@@ -294,6 +299,12 @@ mod tests {
         assert_eq!(d.from.as_deref(), Some(old.id.as_str()));
         // Nothing to build from: everything goes.
         assert_eq!(new.delta(None).send.len(), 4);
+        // A manifest naming paths outside a release: never removed.
+        let evil = format!(
+            "{}F\t644\tab\t../../etc/passwd\nL\tx\t/etc\n",
+            old.manifest()
+        );
+        assert_eq!(new.delta(Some((&old.id, &evil))).remove, ["gone.php"]);
         // The same release: nothing at all.
         let same = new.delta(Some(("x", &new.manifest())));
         assert!(same.send.is_empty() && same.remove.is_empty());
