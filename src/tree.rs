@@ -38,6 +38,9 @@ pub struct Tree {
     /// Sorted by path.
     #[serde(skip)]
     pub entries: Vec<Entry>,
+    /// The entries as the host keeps them, made once: the id, the probe and the apply all read it.
+    #[serde(skip)]
+    manifest: String,
     /// Run in the new release (its working directory) before it goes live; a failure keeps the old.
     pub release_command: Option<String>,
     /// Releases kept on the host, the live one included.
@@ -55,11 +58,13 @@ impl Tree {
     ) -> Tree {
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         entries.dedup_by(|a, b| a.path == b.path);
-        let id = sha256_hex(manifest(&entries).as_bytes())[..16].to_string();
+        let manifest = manifest(&entries);
+        let id = sha256_hex(manifest.as_bytes())[..16].to_string();
         Tree {
             base: base.to_string(),
             id,
             entries,
+            manifest,
             release_command,
             keep,
             php: None,
@@ -78,8 +83,8 @@ impl Tree {
         }
     }
 
-    pub fn manifest(&self) -> String {
-        manifest(&self.entries)
+    pub fn manifest(&self) -> &str {
+        &self.manifest
     }
 
     /// Where the host keeps a complete release's manifest: its presence says the release is whole.
@@ -288,7 +293,7 @@ mod tests {
             kind: Kind::Link("/var/www/x/shared/uploads".into()),
         });
         let new = Tree::new("/var/www/x", entries, None, 5);
-        let d = new.delta(Some((&old.id, &old.manifest())));
+        let d = new.delta(Some((&old.id, old.manifest())));
         let sent: Vec<&str> = d
             .send
             .iter()
@@ -306,7 +311,7 @@ mod tests {
         );
         assert_eq!(new.delta(Some((&old.id, &evil))).remove, ["gone.php"]);
         // The same release: nothing at all.
-        let same = new.delta(Some(("x", &new.manifest())));
+        let same = new.delta(Some(("x", new.manifest())));
         assert!(same.send.is_empty() && same.remove.is_empty());
     }
 

@@ -75,10 +75,20 @@ pub fn salt(spec: &Spec) -> String {
         .collect()
 }
 
-/// Every ancestor of `rel` (relative), shortest first: `a/b/c` → `a`, `a/b`, `a/b/c`.
-fn with_ancestors(rel: &str) -> Vec<String> {
-    let parts: Vec<&str> = rel.split('/').collect();
-    (1..=parts.len()).map(|n| parts[..n].join("/")).collect()
+/// The relative directories `rels` with every ancestor of each, sorted, once each: `a/b` → `a`,
+/// `a/b` (parents before children, as the paths are created in order).
+fn with_ancestors<'a>(rels: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = rels
+        .flat_map(|rel| {
+            let parts: Vec<&str> = rel.split('/').collect();
+            (1..=parts.len())
+                .map(|n| parts[..n].join("/"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 impl Component for AppComponent {
@@ -147,11 +157,7 @@ impl Component for AppComponent {
         out.dir(format!("{base}/releases"));
         if !opts.shared.is_empty() {
             out.dir(format!("{base}/shared"));
-            let mut dirs: Vec<String> =
-                opts.shared.iter().flat_map(|s| with_ancestors(s)).collect();
-            dirs.sort();
-            dirs.dedup();
-            for d in dirs {
+            for d in with_ancestors(opts.shared.iter().map(String::as_str)) {
                 // Only the shared directories themselves are the application's to write.
                 let writable = opts.shared.contains(&d);
                 let p = out.dir(format!("{base}/shared/{d}"));
@@ -159,8 +165,8 @@ impl Component for AppComponent {
                     p.owned("www-data", "www-data");
                 }
             }
+            // (Their content in the source was left out above.)
             for s in &opts.shared {
-                entries.retain(|e| !e.path.starts_with(&format!("{s}/")));
                 entries.push(Entry {
                     path: s.clone(),
                     kind: Kind::Link(format!("{base}/shared/{s}")),
@@ -180,20 +186,12 @@ impl Component for AppComponent {
             .checked_by("php-lint");
         if !opts.configs.is_empty() {
             let dir = configs_dir(spec);
-            let mut dirs = vec![dir.clone()];
-            for c in &opts.configs {
-                if let Some((parent, _)) = c.path.rsplit_once('/') {
-                    dirs.extend(
-                        with_ancestors(parent)
-                            .into_iter()
-                            .map(|a| format!("{dir}/{a}")),
-                    );
-                }
-            }
-            dirs.sort();
-            dirs.dedup();
-            for d in dirs {
-                out.dir(d).mode(0o750).owned("root", "www-data");
+            out.dir(dir.clone()).mode(0o750).owned("root", "www-data");
+            let parents = opts.configs.iter().filter_map(|c| c.path.rsplit_once('/'));
+            for d in with_ancestors(parents.map(|(parent, _)| parent)) {
+                out.dir(format!("{dir}/{d}"))
+                    .mode(0o750)
+                    .owned("root", "www-data");
             }
             for c in &opts.configs {
                 let text =

@@ -219,7 +219,7 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
                     Kind::Link(_) => None,
                 })
                 .collect();
-            payloads.push(t.manifest().into_bytes());
+            payloads.push(t.manifest().as_bytes().to_vec());
             // Writing a tar into memory fails only on entries `tree` already refuses; an empty
             // archive would fail the build on the host, before anything goes live.
             payloads.push(t.archive(&r.delta.send).unwrap_or_default());

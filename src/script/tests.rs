@@ -422,7 +422,7 @@ fn a_new_release_travels_after_the_script_and_is_read_back_by_offset() {
     ];
     let old = Tree::new("/var/www/x", vec![files[1].clone()], None, 5);
     let tree = Tree::new("/var/www/x", files, Some("php migrate.php".into()), 5);
-    let delta = tree.delta(Some((&old.id, &old.manifest())));
+    let delta = tree.delta(Some((&old.id, old.manifest())));
     let marker = ManagedPath {
         path: tree.marker(),
         state: PathState::Tree(std::sync::Arc::new(tree.clone())),
@@ -476,7 +476,7 @@ fn a_new_release_travels_after_the_script_and_is_read_back_by_offset() {
         })
         .collect();
     assert_eq!(blocks.len(), 4);
-    assert_eq!(blocks[0], tree.manifest().into_bytes());
+    assert_eq!(blocks[0], tree.manifest().as_bytes());
     assert_eq!(blocks[1], tree.archive(&delta.send).unwrap());
     assert!(blocks[2].is_empty());
     assert_eq!(

@@ -99,13 +99,15 @@ impl Checker<'_> {
             (Some(m), _) => Some(*m.get_ref()),
             (None, _) => Some(false),
         };
+        // Every check above has run (and recorded its errors): taking the pair apart first is fine.
+        let (app, app_options) = app?;
         Some(Site {
             domain: domain?,
             server_names: server_names?,
             stack: stack?,
             document_root: document_root?,
-            app: app.clone()?.0,
-            app_options: app?.1,
+            app,
+            app_options,
             php_version: php_version?,
             health_check: health_check?,
             micro_cache: micro_cache?,

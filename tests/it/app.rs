@@ -75,28 +75,11 @@ fn with_app(inv: &Path, release_command: &str) {
 
 /// The response headers of a GET through curl (pinned to the lab address), lowercased.
 pub fn headers(addr: &str, path: &str, extra: &[&str]) -> String {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "20",
-            "-o",
-            "/dev/null",
-            "-D",
-            "-",
-            "--resolve",
-        ])
-        .arg(format!("www.foobar.com:80:{addr}"))
-        .args(extra)
-        .arg(format!("http://www.foobar.com{path}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_lowercase()
+    let url = format!("http://www.foobar.com{path}");
+    let mut all = vec!["-o", "/dev/null", "-D", "-"];
+    all.extend_from_slice(extra);
+    all.push(&url);
+    curl(addr, &all).to_lowercase()
 }
 
 fn body(addr: &str) -> String {
@@ -323,13 +306,11 @@ fn lab_micro_cache_keeps_pages_a_second_but_not_sessions_or_posts() {
     assert_eq!(status(&["-H", "Cookie: PHPSESSID=abc"]), "bypass");
     // POSTs are not cached at all (nginx caches GET and HEAD): each one is made by PHP.
     let post = || {
-        let out = std::process::Command::new("curl")
-            .args(["-sS", "--max-time", "20", "--resolve"])
-            .arg(format!("www.foobar.com:80:{addr}"))
-            .args(["-D", "-", "--data", "x=1", "http://www.foobar.com/"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_lowercase()
+        curl(
+            addr,
+            &["-D", "-", "--data", "x=1", "http://www.foobar.com/"],
+        )
+        .to_lowercase()
     };
     let (p1, p2) = (post(), post());
     assert!(

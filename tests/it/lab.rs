@@ -56,6 +56,23 @@ pub fn page(addr: &str) -> (u16, String) {
         .unwrap()
 }
 
+/// curl against the site of a lab host only (www.foobar.com pinned to `addr` with `--resolve`):
+/// its standard output; a transport failure fails the test.
+pub fn curl(addr: &str, args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--resolve"])
+        .arg(format!("www.foobar.com:80:{addr}"))
+        .args(args)
+        .output()
+        .expect("curl runs");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn dig(addr: &str) -> String {
     let out = Command::new("dig")
         .args([
