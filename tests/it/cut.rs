@@ -329,6 +329,16 @@ pub fn variant(dir: &Path, tag: &str) -> std::path::PathBuf {
     t
 }
 
+/// Makes the demo page of a `variant` answer after 0.7 s, so the controller's health checks (three
+/// passes in a row) last over two seconds: long enough for a test to cut the host off while they
+/// run, whatever their cadence.
+pub fn slow_page(templates: &Path) {
+    let target = templates.join("app/index.php");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    let orig = std::fs::read_to_string(root().join("templates/app/index.php")).unwrap();
+    std::fs::write(target, format!("<?php usleep(700000); ?>\n{orig}")).unwrap();
+}
+
 /// How an apply is cut off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cut {
