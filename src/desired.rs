@@ -110,6 +110,19 @@ pub enum PathState {
     /// An application release (`tree`): the path is its marker, the manifest the host keeps once
     /// the release is whole.
     Tree(std::sync::Arc<crate::tree::Tree>),
+    /// A file the host makes itself, once: a self-signed certificate with its key, which must
+    /// never leave the host. `command` writes the content to the file named by `$OUT`; the path
+    /// being there is enough (its name changes when what it must hold changes), and its content is
+    /// never read back.
+    Made {
+        #[serde(skip)]
+        command: String,
+        mode: u32,
+        owner: String,
+        group: String,
+        /// What it is, for the plan: `a self-signed certificate for www.example.com`.
+        what: String,
+    },
     Absent,
 }
 
@@ -273,8 +286,9 @@ impl Validator {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum HealthCheck {
-    /// GET http://address:port/path with a Host header; passes on `status` and a body that contains
-    /// `expect`.
+    /// GET http://address:port/path with a Host header (https: over TLS, with the Host as SNI, and
+    /// the certificate must cover it); passes on `status`, a body that contains `expect`, and the
+    /// `location` header when one is asked for (a redirect).
     Http {
         address: String,
         port: u16,
@@ -282,6 +296,10 @@ pub enum HealthCheck {
         path: String,
         status: u16,
         expect: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        tls: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<String>,
     },
     /// An `A` (or `AAAA`) query for `name` sent to `server`; passes when the answer is exactly
     /// `expect`.

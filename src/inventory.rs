@@ -36,7 +36,14 @@ pub struct RawInventory {
     pub database: RawDatabase,
     pub dns: RawDns,
     pub lb: Option<RawLb>,
+    pub firewall: Option<RawFirewall>,
     pub hosts: Vec<RawHost>,
+}
+
+/// `[firewall]`: an nftables ruleset on every host; SSH only from `admin_sources`.
+#[derive(Debug)]
+pub struct RawFirewall {
+    pub admin_sources: Spanned<Vec<Spanned<String>>>,
 }
 
 /// `[lb]`: the floating address two load balancers share.
@@ -63,6 +70,17 @@ pub struct RawSite {
     pub health_check: Option<RawHealthCheck>,
     pub app: Option<RawApp>,
     pub micro_cache: Option<Spanned<bool>>,
+    pub tls: Option<RawTls>,
+}
+
+/// `[site.tls]`: HTTPS, with the user's certificate or one the host makes.
+#[derive(Debug)]
+pub struct RawTls {
+    pub span: Range<usize>,
+    pub certificate: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub self_signed: Option<Spanned<bool>>,
+    pub hsts: Option<Spanned<bool>>,
 }
 
 /// `[site.app]`: the user's application and what it needs.
@@ -184,8 +202,14 @@ impl RawInventory {
             "lb",
             "an [lb] table with floating_address and virtual_router_id",
         );
+        let firewall = r.opt_table(
+            &mut top,
+            "firewall",
+            "a [firewall] table with admin_sources",
+        );
         let hosts = r.table_list(&mut top, "hosts", "[[hosts]] tables, one per host");
         r.finish(top);
+        let firewall = firewall.map(|f| f.and_then(|t| RawFirewall::read(r, t)));
         let site = site.and_then(|t| RawSite::read(r, t));
         let database = database.and_then(|t| RawDatabase::read(r, t));
         let dns = dns.and_then(|t| RawDns::read(r, t));
@@ -200,7 +224,22 @@ impl RawInventory {
             database: database?,
             dns: dns?,
             lb: lb?,
+            firewall: firewall?,
             hosts: hosts?.into_iter().collect::<Option<_>>()?,
+        })
+    }
+}
+
+impl RawFirewall {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawFirewall> {
+        let admin_sources = r.req_str_list(
+            &mut t,
+            "admin_sources",
+            "networks SSH is let in from, like \"203.0.113.0/24\"",
+        );
+        r.finish(t);
+        Some(RawFirewall {
+            admin_sources: admin_sources?,
         })
     }
 }
@@ -251,6 +290,11 @@ impl RawSite {
             "a table: [site.health_check] with path, status, expect",
         );
         let micro_cache = r.opt_bool(&mut t, "micro_cache");
+        let tls = r.opt_table(
+            &mut t,
+            "tls",
+            "a table: [site.tls] with self_signed = true, or certificate and key; and hsts",
+        );
         let app = r.opt_table(
             &mut t,
             "app",
@@ -260,6 +304,7 @@ impl RawSite {
         r.finish(t);
         let health_check = health_check.map(|h| h.and_then(|h| RawHealthCheck::read(r, h)));
         let app = app.map(|a| a.and_then(|a| RawApp::read(r, a)));
+        let tls = tls.map(|a| a.and_then(|a| RawTls::read(r, a)));
         Some(RawSite {
             span,
             domain: domain?,
@@ -271,6 +316,33 @@ impl RawSite {
             health_check: health_check?,
             app: app?,
             micro_cache: micro_cache?,
+            tls: tls?,
+        })
+    }
+}
+
+impl RawTls {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawTls> {
+        let certificate = r.opt_str(
+            &mut t,
+            "certificate",
+            "a PEM file with the site's certificate, then its intermediates; relative to the inventory's directory or absolute",
+        );
+        let key = r.opt_str(
+            &mut t,
+            "key",
+            "a PEM file with the certificate's private key, not encrypted; relative to the inventory's directory or absolute",
+        );
+        let self_signed = r.opt_bool(&mut t, "self_signed");
+        let hsts = r.opt_bool(&mut t, "hsts");
+        let span = t.span.clone();
+        r.finish(t);
+        Some(RawTls {
+            span,
+            certificate: certificate?,
+            key: key?,
+            self_signed: self_signed?,
+            hsts: hsts?,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! of what became of the generation.
 
 use super::{as_root, Context, HostError, HostOutcome, Prepared};
+use crate::component::firewall;
 use crate::desired::HealthCheck;
 use crate::health::{self, CheckFailed, Patience};
 use crate::script::protocol::{self, Event};
@@ -21,6 +22,9 @@ pub struct RunResult {
     /// Tool output and anything else the script printed, redacted.
     pub output: Vec<String>,
     pub status: i32,
+    /// The run put a firewall ruleset live, and a new SSH connection did not get through to
+    /// confirm it: why (the host reverts it by itself).
+    pub unconfirmed: Option<String>,
 }
 
 impl RunResult {
@@ -69,6 +73,8 @@ pub fn run_script(
     ctx.reporter
         .command(name, &ctx.redactor.redact(&script::for_display(script)));
     let mut r = RunResult::default();
+    let firewall_step = crate::desired::Handler::run(firewall::STEP).line();
+    let mut ran_firewall = false;
     let out = t
         .exec_lines(
             &as_root(ctx, host, &script::runner()),
@@ -79,7 +85,12 @@ pub fn run_script(
                     Some(Event::Phase(p)) => ctx.reporter.phase(name, p.as_str()),
                     Some(Event::Generation(g)) => r.generation = Some(g),
                     Some(Event::Out(o)) => r.output.push(o),
-                    Some(Event::Did(d)) => ctx.reporter.note(name, &d),
+                    Some(Event::Did(d)) => {
+                        if d == firewall_step {
+                            ran_firewall = true;
+                        }
+                        ctx.reporter.note(name, &d);
+                    }
                     Some(Event::Note(n)) => ctx.reporter.note(name, &n),
                     Some(Event::Fail(f)) => r.fail = Some(f),
                     Some(Event::Busy(b)) => r.busy = Some(b),
@@ -92,7 +103,44 @@ pub fn run_script(
         )
         .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
     r.status = out.status;
+    if ran_firewall {
+        r.unconfirmed = confirm_firewall(ctx, host).err();
+    }
     Ok(r)
+}
+
+/// How long new SSH connections are tried after a ruleset went live.
+const CONFIRM_SECS: u64 = 15;
+
+/// A ruleset just went live on the host with a revert armed: a NEW connection (new TCP handshake
+/// and authentication, which the old one's conntrack entry does not vouch for) disarms it. When
+/// none gets through, the host puts the previous ruleset back by itself.
+fn confirm_firewall(ctx: &Context, host: &Host) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(CONFIRM_SECS);
+    loop {
+        let why = match super::connect(ctx, host) {
+            Ok(mut t) => match t.exec(&as_root(ctx, host, &firewall::confirm_command()), b"") {
+                Ok(out) if out.status == 0 => {
+                    ctx.reporter.note(
+                        &host.name,
+                        "a new SSH connection got through: firewall confirmed",
+                    );
+                    return Ok(());
+                }
+                Ok(out) => format!("the confirmation failed: {}", out.text().trim()),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.message().to_string(),
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "the new firewall let no new SSH connection through within {CONFIRM_SECS} s ({}); the host puts the previous ruleset back by itself within {} s",
+                ctx.redactor.redact(&why),
+                firewall::REVERT_SECS
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }
 
 fn runner<'a>(ctx: &'a Context<'a>, lock_wait: u64) -> Runner<'a> {
@@ -223,8 +271,20 @@ fn run(
             return run(ctx, p, outcome, replans + 1);
         }
         outcome.generation = r.generation.clone();
+        let unconfirmed = r.unconfirmed.clone();
         r.into_result(&name)?;
         outcome.applied = true;
+        // A ruleset that cut new connections: the generation is undone at once through this
+        // connection (its conntrack entry still lets it through), as after failed checks.
+        if let (Some(why), Some(generation)) = (unconfirmed, outcome.generation.clone()) {
+            return Err(roll_back_after_failed_checks(
+                ctx,
+                p,
+                outcome,
+                &generation,
+                &why,
+            ));
+        }
     }
     // The generation the checks confirm: this run's, or (a host that only needed attention) the
     // newest one.

@@ -41,12 +41,53 @@ pub(super) struct Loaded {
 
 pub(super) fn loaded(a: &HostArgs) -> Result<Loaded> {
     let (spec, templates) = load(&a.common)?;
+    firewall_lets_us_in(&spec)?;
     let redactor = redactor(&spec);
     Ok(Loaded {
         spec,
         templates,
         redactor,
     })
+}
+
+/// With `[firewall]`, every host this machine reaches directly must let it in over SSH: the
+/// address it connects from (the kernel's route to the host: no packet is sent) has to be in
+/// `admin_sources`, or the ruleset would cut provision off. Through jump hosts the source is the
+/// last jump host, which this machine cannot tell; the revert on the host covers those.
+fn firewall_lets_us_in(spec: &Spec) -> Result<()> {
+    let Some(fw) = &spec.firewall else {
+        return Ok(());
+    };
+    let mut errors = Vec::new();
+    for h in &spec.hosts {
+        let config = crate::transport::route::config_for(&h.ssh).ok().flatten();
+        let direct = crate::transport::route::route(&h.ssh, config.as_ref())
+            .is_ok_and(|hops| hops.len() == 1);
+        let Ok(addr) = h.ssh.address.parse::<std::net::IpAddr>() else {
+            continue;
+        };
+        if !direct {
+            continue;
+        }
+        let unspecified = if addr.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let source = std::net::UdpSocket::bind(unspecified)
+            .and_then(|s| s.connect((addr, h.ssh.port)).map(|()| s))
+            .and_then(|s| s.local_addr());
+        if let Ok(source) = source {
+            if let Some(e) = fw.cuts_off(&h.name, &h.ssh.address, source.ip()) {
+                errors.push(e);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::error::SpecErrors(errors).into())
+    }
 }
 
 pub(super) fn context<'a>(

@@ -28,8 +28,8 @@ impl Component for Apache {
     }
     fn domain_limit(&self) -> Option<super::DomainLimit> {
         Some(super::DomainLimit::file(
-            "Apache's access log",
-            ".access.log",
+            "the self-signed certificate Apache reads",
+            super::tls::FILE_SUFFIX,
         ))
     }
 
@@ -45,17 +45,28 @@ impl Component for Apache {
         let domain = cx.spec.site.domain.as_str();
         let v = super::php::version(cx)?;
         out.service("apache2", "apache2", "/run/apache2/apache2.pid", "apache2");
+        // Apache ends TLS when it is the web server in front (no Nginx before it).
+        let ends_tls = super::tls::on_web(cx.spec) && !runs_php_itself(cx.spec);
+        if ends_tls {
+            super::tls::install(
+                cx,
+                out,
+                "/etc/apache2",
+                Handler::reload("apache2"),
+                "apache2",
+            );
+        }
         // Listening addresses and modules only take effect on a restart.
         out.file(
             "/etc/apache2/ports.conf",
-            cx.render("apache/ports.conf", &[])?,
+            cx.render("apache/ports.conf", &[("ends_tls", ends_tls.into())])?,
         )
         .notify(Handler::restart("apache2"))
         .checked_by("apache2");
         let mut site = out.scope(Handler::reload("apache2"), "apache2");
         site.file(
             format!("/etc/apache2/sites-available/{domain}.conf"),
-            cx.render("apache/site.conf", &[])?,
+            cx.render("apache/site.conf", &[("ends_tls", ends_tls.into())])?,
         );
         site.link(
             format!("/etc/apache2/sites-enabled/{domain}.conf"),
@@ -84,8 +95,20 @@ impl Component for Apache {
                 ("deflate", true, true),
             ]
         };
+        // TLS (mod_ssl and its session cache), the redirect to HTTPS and HSTS; left as they are
+        // without TLS, as other sites of the host may use them.
+        let tls_modules: &[(&str, bool, bool)] = if ends_tls {
+            &[
+                ("ssl", true, true),
+                ("socache_shmcb", false, true),
+                ("rewrite", false, true),
+                ("headers", false, true),
+            ]
+        } else {
+            &[]
+        };
         let mut mods = out.scope(Handler::restart("apache2"), "apache2");
-        for (name, with_conf, enabled) in modules {
+        for (name, with_conf, enabled) in modules.iter().chain(tls_modules) {
             let name = if name.is_empty() {
                 php_mod.as_str()
             } else {

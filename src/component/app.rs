@@ -40,8 +40,37 @@ pub fn demo_message(spec: &Spec) -> String {
 }
 
 /// The site's page through `address`, as `[site.health_check]` says: by default `/` answers 200,
-/// and with the demo app it shows the database row.
-pub fn site_check(cx: &Cx, address: &str) -> HealthCheck {
+/// and with the demo app it shows the database row. Where TLS ends at `address` (`tls`): over
+/// HTTPS, and plain HTTP must redirect there.
+pub fn site_checks(cx: &Cx, address: &str, tls: bool) -> Vec<HealthCheck> {
+    let page = site_check(cx, address);
+    if !tls {
+        return vec![page];
+    }
+    let HealthCheck::Http {
+        host_header, path, ..
+    } = &page
+    else {
+        return vec![page];
+    };
+    let redirect = HealthCheck::Http {
+        address: address.to_string(),
+        port: 80,
+        host_header: host_header.clone(),
+        path: path.clone(),
+        status: 301,
+        expect: None,
+        tls: false,
+        location: Some(format!("https://{host_header}{path}")),
+    };
+    let mut page = page;
+    if let HealthCheck::Http { port, tls, .. } = &mut page {
+        (*port, *tls) = (443, true);
+    }
+    vec![page, redirect]
+}
+
+fn site_check(cx: &Cx, address: &str) -> HealthCheck {
     let spec = cx.spec;
     let c = &spec.site.health_check;
     let expect = match (&c.expect, &spec.site.app) {
@@ -56,6 +85,8 @@ pub fn site_check(cx: &Cx, address: &str) -> HealthCheck {
         path: c.path.clone(),
         status: c.status,
         expect,
+        tls: false,
+        location: None,
     }
 }
 
@@ -225,7 +256,9 @@ impl Component for AppComponent {
         // realpath cache start afresh).
         out.link(format!("{base}/current"), format!("releases/{id}"))
             .code();
-        out.check(site_check(cx, &cx.host.ssh.address));
+        for c in site_checks(cx, &cx.host.ssh.address, super::tls::on_web(cx.spec)) {
+            out.check(c);
+        }
         Ok(())
     }
 }

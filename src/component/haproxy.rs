@@ -19,6 +19,13 @@ impl Component for Haproxy {
         "haproxy"
     }
 
+    fn domain_limit(&self) -> Option<super::DomainLimit> {
+        Some(super::DomainLimit::file(
+            "the self-signed certificate HAProxy reads",
+            super::tls::FILE_SUFFIX,
+        ))
+    }
+
     fn after(&self) -> &'static [&'static str] {
         // The balancer goes live after the backends it sends traffic to.
         &["nginx", "apache", "app"]
@@ -101,12 +108,23 @@ impl Component for Haproxy {
         )?;
         out.scope(Handler::reload("haproxy"), "haproxy")
             .file("/etc/haproxy/haproxy.cfg", cfg);
+        if super::tls::on_lb(spec) {
+            super::tls::install(
+                cx,
+                out,
+                "/etc/haproxy",
+                Handler::reload("haproxy"),
+                "haproxy",
+            );
+        }
         out.validator(
             "haproxy",
-            "haproxy -c -q -f {root}/etc/haproxy/haproxy.cfg",
+            "PROVISION_ROOT={root} haproxy -c -q -f {root}/etc/haproxy/haproxy.cfg",
             &[],
         );
-        out.check(super::app::site_check(cx, &cx.host.ssh.address));
+        for c in super::app::site_checks(cx, &cx.host.ssh.address, super::tls::on_lb(spec)) {
+            out.check(c);
+        }
         Ok(())
     }
 }

@@ -124,7 +124,13 @@ impl Component for Keepalived {
             ),
             &[],
         );
-        out.check(super::app::site_check(cx, &lb.floating_address.to_string()));
+        for c in super::app::site_checks(
+            cx,
+            &lb.floating_address.to_string(),
+            super::tls::on_lb(cx.spec),
+        ) {
+            out.check(c);
+        }
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 mod apache;
 pub mod app;
 mod bind;
+pub mod firewall;
 mod haproxy;
 mod keepalived;
 mod mariadb;
@@ -18,9 +19,11 @@ mod nginx;
 pub use mariadb::switchover;
 mod out;
 mod php;
+mod tls;
 pub mod zone;
 
 pub use out::{Cx, Out, PathBuilder, Scope, SiteCx};
+pub use tls::context as tls_context;
 
 use crate::desired::Handler;
 use crate::spec::{Host, Role, Spec};
@@ -28,17 +31,20 @@ use serde_json::{Map, Value};
 
 /// A stack is a list of components, run on every host with the `web` role.
 pub const STACKS: &[(&str, &[&str])] = &[
-    ("lemp", &["nginx", "php", "php-fpm", "app"]),
-    ("lamp", &["apache", "php", "php-fpm", "app"]),
-    ("nginx-apache", &["nginx", "apache", "php", "app"]),
+    ("lemp", &["firewall", "nginx", "php", "php-fpm", "app"]),
+    ("lamp", &["firewall", "apache", "php", "php-fpm", "app"]),
+    (
+        "nginx-apache",
+        &["firewall", "nginx", "apache", "php", "app"],
+    ),
 ];
 
 /// A role is a list of components; `web` takes the site's stack.
 pub const ROLES: &[(Role, &[&str])] = &[
-    (Role::Db, &["mariadb"]),
-    (Role::DbReplica, &["mariadb-replica"]),
-    (Role::Dns, &["bind"]),
-    (Role::Lb, &["haproxy", "keepalived"]),
+    (Role::Db, &["firewall", "mariadb"]),
+    (Role::DbReplica, &["firewall", "mariadb-replica"]),
+    (Role::Dns, &["firewall", "bind"]),
+    (Role::Lb, &["firewall", "haproxy", "keepalived"]),
 ];
 
 /// How long the site's domain may be for a component, because of a name it derives from it.
@@ -159,6 +165,8 @@ impl Registry {
     pub fn standard() -> Registry {
         Registry::new(
             vec![
+                // First: the ruleset goes live (and is confirmed) before services listen anew.
+                &firewall::FIREWALL,
                 &mariadb::MARIADB,
                 &mariadb::REPLICA,
                 &php::PHP,

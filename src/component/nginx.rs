@@ -15,8 +15,8 @@ impl Component for Nginx {
     }
     fn domain_limit(&self) -> Option<super::DomainLimit> {
         Some(super::DomainLimit::file(
-            "Nginx's access log",
-            ".access.log",
+            "the self-signed certificate Nginx reads",
+            super::tls::FILE_SUFFIX,
         ))
     }
 
@@ -39,6 +39,11 @@ impl Component for Nginx {
             format!("../sites-available/{domain}.conf"),
         );
         files.absent("/etc/nginx/sites-enabled/default");
+        // Nginx is in front of everything else on a web host: TLS ends here unless load balancers
+        // end it.
+        if super::tls::on_web(cx.spec) {
+            super::tls::install(cx, out, "/etc/nginx", Handler::reload("nginx"), "nginx");
+        }
         out.validator(
             "nginx",
             "nginx -t -q -c {root}/etc/nginx/nginx.conf",

@@ -162,6 +162,26 @@ impl<'a> Out<'a> {
         )
     }
 
+    /// A file the host makes itself with `command` (see `PathState::Made`), `0644 root:root`
+    /// unless told otherwise.
+    pub fn made(
+        &mut self,
+        path: impl Into<String>,
+        command: String,
+        what: String,
+    ) -> PathBuilder<'_> {
+        self.push(
+            path.into(),
+            PathState::Made {
+                command,
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into(),
+                what,
+            },
+        )
+    }
+
     pub fn absent(&mut self, path: impl Into<String>) -> PathBuilder<'_> {
         self.push(path.into(), PathState::Absent)
     }
@@ -203,7 +223,9 @@ pub struct PathBuilder<'b> {
 impl PathBuilder<'_> {
     pub fn mode(self, m: u32) -> Self {
         match &mut self.p.state {
-            PathState::File { mode, .. } | PathState::Dir { mode, .. } => *mode = m,
+            PathState::File { mode, .. }
+            | PathState::Dir { mode, .. }
+            | PathState::Made { mode, .. } => *mode = m,
             _ => {}
         }
         self
@@ -211,7 +233,9 @@ impl PathBuilder<'_> {
 
     pub fn owned(self, user: &str, grp: &str) -> Self {
         match &mut self.p.state {
-            PathState::File { owner, group, .. } | PathState::Dir { owner, group, .. } => {
+            PathState::File { owner, group, .. }
+            | PathState::Dir { owner, group, .. }
+            | PathState::Made { owner, group, .. } => {
                 *owner = user.to_string();
                 *group = grp.to_string();
             }

@@ -28,11 +28,12 @@ fn a_stack_and_the_roles_give_each_host_its_components() {
     let spec = lb_spec();
     let r = Registry::standard();
     let of = |h: &str| names(&r.for_host(&spec, spec.host(h).unwrap()));
-    assert_eq!(of("web-01"), ["php", "php-fpm", "nginx", "app"]);
-    assert_eq!(of("db-01"), ["mariadb"]);
-    assert_eq!(of("db-02"), ["mariadb-replica"]);
-    assert_eq!(of("lb-01"), ["bind", "haproxy", "keepalived"]);
-    assert_eq!(of("lb-02"), ["haproxy", "keepalived"]);
+    // The firewall is on every host (it renders nothing without [firewall]), first.
+    assert_eq!(of("web-01"), ["firewall", "php", "php-fpm", "nginx", "app"]);
+    assert_eq!(of("db-01"), ["firewall", "mariadb"]);
+    assert_eq!(of("db-02"), ["firewall", "mariadb-replica"]);
+    assert_eq!(of("lb-01"), ["firewall", "bind", "haproxy", "keepalived"]);
+    assert_eq!(of("lb-02"), ["firewall", "haproxy", "keepalived"]);
 }
 
 #[test]

@@ -8,6 +8,9 @@ use crate::quote::shell_word;
 use crate::release::Release;
 use crate::render::manifest::sha256_hex;
 
+/// In place of a hash: the file's content is never read back (a key made on the host).
+pub const NEVER_FETCH: &str = "+";
+
 /// What the probe must ask about one host.
 #[derive(Debug, Clone)]
 pub struct ProbeRequest {
@@ -36,6 +39,7 @@ impl ProbeRequest {
                         sensitive: false,
                         ..
                     } if !p.from_previous => Some(sha256_hex(content)),
+                    PathState::Made { .. } => Some(NEVER_FETCH.to_string()),
                     _ => None,
                 };
                 (p.path.clone(), sha)
@@ -164,7 +168,7 @@ const PATHS_CHECK: &str = "if [ $# -gt 0 ]; then\n\
   find \"$@\" -maxdepth 0 -printf '@path %p %y %m %u %g %l\\n' 2>/dev/null\n\
   sums=$(sha256sum -- \"$@\" 2>/dev/null)\n\
   while read -r h p; do\n\
-    [ -n \"$p\" ] && [ -f \"$p\" ] && [ ! -L \"$p\" ] || continue\n\
+    [ -n \"$p\" ] && [ \"$h\" != + ] && [ -f \"$p\" ] && [ ! -L \"$p\" ] || continue\n\
     case \"$nl$sums$nl\" in *\"$nl$h  $p$nl\"*) continue ;; esac\n\
     echo \"@content $p $(base64 -w0 < \"$p\")\"\n\
   done <<PROVISION_PATHS\n\

@@ -111,6 +111,10 @@ pub enum Shape {
         id: String,
         files: usize,
     },
+    /// A file the host makes itself (`PathState::Made`).
+    Made {
+        what: String,
+    },
     Other,
 }
 

@@ -83,6 +83,7 @@ fn shape_after(p: &PathState, key: &str) -> Shape {
             id: t.id.clone(),
             files: t.files(),
         },
+        PathState::Made { what, .. } => Shape::Made { what: what.clone() },
         PathState::Absent => Shape::Absent,
     }
 }
@@ -113,6 +114,18 @@ pub(super) fn path_change(
             change(ChangeKind::Create, format!("release {} is new", t.id), None)
         }
         (PathState::Absent, _) => change(ChangeKind::Delete, "must not exist".into(), None),
+        // Made once; its name changes when what it must hold changes, so being there is enough.
+        (PathState::Made { .. }, PathFact::File { .. }) => None,
+        (PathState::Made { what, .. }, PathFact::Absent) => change(
+            ChangeKind::Create,
+            format!("missing: {what}, made on the host"),
+            None,
+        ),
+        (PathState::Made { what, .. }, other) => change(
+            ChangeKind::Update,
+            format!("is {}, must be {what}, made on the host", describe(other)),
+            None,
+        ),
         (
             PathState::File {
                 content, sensitive, ..

@@ -116,6 +116,13 @@ fn host_entry(d: &Desired) -> HostEntry<'_> {
                     e.kind = "release";
                     e.sha256 = Some(sha256_hex(t.manifest().as_bytes()));
                 }
+                PathState::Made {
+                    mode, owner, group, ..
+                } => {
+                    e.kind = "made";
+                    e.mode = Some(format!("{mode:04o}"));
+                    (e.owner, e.group) = (Some(owner.as_str()), Some(group.as_str()));
+                }
                 PathState::Absent => {}
             }
             e

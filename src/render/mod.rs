@@ -242,6 +242,7 @@ fn base_context(
         opts,
         release,
     };
+    crate::component::tls_context(&cx, &mut values);
     for c in registry.all() {
         c.context(&cx, &mut values);
     }

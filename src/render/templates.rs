@@ -65,10 +65,9 @@ impl Templates {
         let mut tera = Tera::new();
         tera.autoescape_on(Vec::<&str>::new());
         register_filters(&mut tera);
-        for (name, text) in &sources {
-            tera.add_raw_template(name, text)
-                .map_err(|e| TemplateError(format!("template {name}: {}", error_chain(&e))))?;
-        }
+        // All at once: a template may include another (tera resolves includes as it adds).
+        tera.add_raw_templates(sources.iter().map(|(n, t)| (n.as_str(), t.as_str())))
+            .map_err(|e| TemplateError(format!("templates: {}", error_chain(&e))))?;
         Ok(Templates { tera })
     }
 

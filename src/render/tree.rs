@@ -70,6 +70,26 @@ pub fn materialize(d: &Desired, root: &Path, into: Into) -> io::Result<()> {
                 }
                 write_new(&target, 0o600, t.manifest().as_bytes())?;
             }
+            // The validators read it: made here as the host makes it (a throwaway). A plain render
+            // leaves it out, the manifest says the host makes it.
+            PathState::Made { command, .. } => {
+                if into == Into::Overlay {
+                    parent_of(&target, &mut made)?;
+                    remove_if_present(&target)?;
+                    let out = std::process::Command::new("sh")
+                        .arg("-c")
+                        .arg(command)
+                        .env("OUT", &target)
+                        .output()?;
+                    if !out.status.success() {
+                        return Err(io::Error::other(format!(
+                            "cannot make {}: {}",
+                            p.path,
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        )));
+                    }
+                }
+            }
             PathState::Absent => {
                 if into == Into::Overlay {
                     remove_if_present(&target)?;

@@ -196,6 +196,13 @@ stage_file() {
     stage_guard "$2"
     rm -rf "$R$2" && cp "$S/new/$1" "$R$2" || fail "cannot stage $2"
 }
+# stage_made N PATH COMMAND: the host makes PATH's content itself (COMMAND writes it to the file
+# $OUT names: a self-signed key never leaves the host), kept as $S/new/N and laid into the stage.
+stage_made() {
+    out=$(OUT="$S/new/$1" sh -c "$3" 2>&1 9>&-) && [ -s "$S/new/$1" ] || { show "$out"; fail "cannot make $2; nothing was changed"; }
+    stage_guard "$2"
+    rm -rf "$R$2" && cp "$S/new/$1" "$R$2" || fail "cannot stage $2"
+}
 stage_link() { stage_guard "$1"; rm -rf "$R$1" && ln -s "$2" "$R$1" || fail "cannot stage $1"; }
 stage_dir() { stage_guard "$1"; [ -d "$R$1" ] && [ ! -L "$R$1" ] || { rm -rf "$R$1" && mkdir -p "$R$1"; } || fail "cannot stage $1"; }
 stage_absent() { stage_guard "$1"; rm -rf "$R$1"; }

@@ -116,7 +116,7 @@ fn expect(path: &str, before: &Shape) -> String {
         }
         Shape::Link { target } => format!("expect_link {p} {}\n", q(target)),
         // A release being absent or present is all the plan relies on: its marker.
-        Shape::Release { .. } => format!("[ -f {p} ] || stale {p}\n"),
+        Shape::Release { .. } | Shape::Made { .. } => format!("[ -f {p} ] || stale {p}\n"),
         Shape::Other => format!("expect_other {p}\n"),
     }
 }
@@ -150,6 +150,9 @@ fn stage_path(out: &mut String, p: &ManagedPath, idx: usize) {
         }
         // Built beside the live release by `release_build` (see `apply_script`), not staged.
         PathState::Tree(_) => {}
+        PathState::Made { command, .. } => {
+            let _ = writeln!(out, "stage_made {idx} {path} {}", q(command));
+        }
     }
 }
 
@@ -158,6 +161,9 @@ fn swap_path(p: &ManagedPath, idx: usize) -> String {
     let path = q(&p.path);
     match &p.state {
         PathState::File {
+            mode, owner, group, ..
+        }
+        | PathState::Made {
             mode, owner, group, ..
         } => format!(
             "swap_file {idx} {path} {mode:04o} {} {}\n",

@@ -112,6 +112,10 @@ impl<'a> Checker<'a> {
             self.zone(&raw, site, dns, hosts);
         }
         let lb = self.lb(&raw, hosts.as_deref());
+        let firewall = match &raw.firewall {
+            Some(f) => self.firewall(f).map(Some),
+            None => Some(None),
+        };
         let warnings = std::mem::take(&mut self.warnings);
         Some(Spec {
             source: path.to_path_buf(),
@@ -119,6 +123,7 @@ impl<'a> Checker<'a> {
             database: database?,
             dns: dns?,
             lb: lb?,
+            firewall: firewall?,
             hosts: hosts?,
             warnings,
         })
@@ -146,6 +151,13 @@ impl<'a> Checker<'a> {
                     format!("the password file {} ({key})", p.display()),
                 ));
             }
+        }
+        if let Some(k) = raw.site.tls.as_ref().and_then(|t| t.key.as_ref()) {
+            let p = self.opened_path(k.get_ref());
+            named.push((
+                p.clone(),
+                format!("the TLS key {} (site.tls.key)", p.display()),
+            ));
         }
         for (i, h) in raw.hosts.iter().enumerate() {
             for (f, what, key) in [

@@ -15,12 +15,16 @@ mod check;
 mod database;
 mod dns;
 pub mod edit;
+mod firewall;
 mod hosts;
 mod lb;
 pub mod reader;
 mod site;
 mod sources;
 mod syntax;
+mod tls;
+pub use firewall::Firewall;
+pub use tls::{covers, Provided, Tls, TlsCert};
 
 pub use sources::{
     read_capped, FileKey, Sources, SystemSources, TreeFile, FIFO_WAIT, INVENTORY_LIMIT,
@@ -44,6 +48,8 @@ pub struct Spec {
     pub dns: Dns,
     /// The floating address of two load balancers (`[lb]`), when there are two.
     pub lb: Option<Lb>,
+    /// The hosts' firewall (`[firewall]`), when asked for.
+    pub firewall: Option<Firewall>,
     pub hosts: Vec<Host>,
     /// What is allowed but worth saying (an `lb` with one web host: nothing is redundant).
     pub warnings: Vec<SpecError>,
@@ -104,6 +110,9 @@ pub struct Site {
     pub health_check: AppCheck,
     /// Nginx keeps PHP's answers for a second (`site.micro_cache`).
     pub micro_cache: bool,
+    /// HTTPS (`[site.tls]`): where it ends, the web server (or the load balancers) listens on
+    /// 443 and HTTP redirects to it.
+    pub tls: Option<Tls>,
 }
 
 /// The request the health checks send to the site, and what the answer must be.
@@ -118,16 +127,7 @@ pub struct AppCheck {
 impl Site {
     /// Fully qualified names the web server answers to, in inventory order.
     pub fn fqdns(&self) -> Vec<String> {
-        self.server_names
-            .iter()
-            .map(|n| {
-                if n == "@" {
-                    self.domain.to_string()
-                } else {
-                    format!("{n}.{}", self.domain)
-                }
-            })
-            .collect()
+        fqdns(&self.domain, &self.server_names)
     }
 }
 
@@ -417,6 +417,20 @@ impl Spec {
 fn sorted(mut errors: Vec<SpecError>) -> SpecErrors {
     errors.sort_by_key(|e| (e.line, e.column));
     SpecErrors(errors)
+}
+
+/// The fully qualified names of `server_names` (relative to `domain`; `@` is the domain itself).
+pub fn fqdns(domain: &crate::names::DomainName, server_names: &[String]) -> Vec<String> {
+    server_names
+        .iter()
+        .map(|n| {
+            if n == "@" {
+                domain.to_string()
+            } else {
+                format!("{n}.{domain}")
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

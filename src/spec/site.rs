@@ -99,6 +99,16 @@ impl Checker<'_> {
             (Some(m), _) => Some(*m.get_ref()),
             (None, _) => Some(false),
         };
+        let tls = match &s.tls {
+            Some(t) => {
+                let names = match (&domain, &server_names) {
+                    (Some(d), Some(n)) => Some(super::fqdns(d, n)),
+                    _ => None,
+                };
+                Some(Some(self.tls(t, names.as_deref())?))
+            }
+            None => Some(None),
+        };
         // Every check above has run (and recorded its errors): taking the pair apart first is fine.
         let (app, app_options) = app?;
         Some(Site {
@@ -111,6 +121,7 @@ impl Checker<'_> {
             php_version: php_version?,
             health_check: health_check?,
             micro_cache: micro_cache?,
+            tls: tls?,
         })
     }
 

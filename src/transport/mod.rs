@@ -7,7 +7,7 @@ mod connect;
 mod jump;
 mod known_hosts;
 mod local;
-mod route;
+pub mod route;
 mod ssh;
 pub mod ssh_config;
 

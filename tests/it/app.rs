@@ -75,7 +75,7 @@ fn with_app(inv: &Path, release_command: &str) {
 
 /// The response headers of a GET through curl (pinned to the lab address), lowercased.
 pub fn headers(addr: &str, path: &str, extra: &[&str]) -> String {
-    let url = format!("http://www.foobar.com{path}");
+    let url = format!("https://www.foobar.com{path}");
     let mut all = vec!["-o", "/dev/null", "-D", "-"];
     all.extend_from_slice(extra);
     all.push(&url);
@@ -308,7 +308,7 @@ fn lab_micro_cache_keeps_pages_a_second_but_not_sessions_or_posts() {
     let post = || {
         curl(
             addr,
-            &["-D", "-", "--data", "x=1", "http://www.foobar.com/"],
+            &["-D", "-", "--data", "x=1", "https://www.foobar.com/"],
         )
         .to_lowercase()
     };

@@ -291,11 +291,7 @@ pub fn assert_no_leftovers(addr: &str, what: &str) {
 pub fn site_answers(addr: &str, within: Duration) -> Result<(), String> {
     let deadline = Instant::now() + within;
     loop {
-        let got = provision::health::http_get(
-            format!("{addr}:80").parse().unwrap(),
-            "www.foobar.com",
-            "/",
-        );
+        let got = crate::lab::site_get(addr, "/");
         let why = match got {
             Ok((200, body)) if body.contains("Hello from MariaDB") => return Ok(()),
             Ok((status, body)) => {

@@ -19,7 +19,7 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     assert_no_secret(&done);
     assert!(
         done.stdout()
-            .contains("check ok: HTTP GET http://www.foobar.com/"),
+            .contains("check ok: HTTP GET https://www.foobar.com/"),
         "{}",
         done.stdout()
     );
@@ -30,6 +30,7 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
         "{body}"
     );
     assert_eq!(dig(addr), addr);
+    tls_is_served(addr);
     status_on_loopback_only(&inv, addr);
     nothing_about_the_servers_to_strangers(addr);
 
@@ -78,7 +79,7 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     let done = Run::new(&["check", "-i", &inv]).output().status(0);
     assert!(
         done.stdout()
-            .contains("ok: HTTP GET http://www.foobar.com/")
+            .contains("ok: HTTP GET https://www.foobar.com/")
             && done.stdout().contains("ok: DNS A www.foobar.com"),
         "{}",
         done.stdout()
@@ -226,6 +227,65 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
 /// An inventory copy with absolute secret paths, `edit` applied, written into `dir`.
 /// The web server and PHP name no version in their headers; BIND does not say its version and
 /// recurses for nobody.
+/// HTTPS as a client that trusts nothing but the host's own certificate sees it: `curl --cacert`
+/// with the certificate read from the host gets the page with the database row and HSTS; HTTP
+/// answers 301 to the same URL over HTTPS; TLS 1.1 is refused where 1.2 is taken (one client, only
+/// the version differs); the key file is 0600 root and holds the certificate's key.
+pub fn tls_is_served(addr: &str) {
+    let file = ssh(
+        addr,
+        "ls /etc/nginx/tls/*.pem /etc/apache2/tls/*.pem /etc/haproxy/tls/*.pem 2>/dev/null; true",
+    );
+    let file = file.trim();
+    assert_eq!(file.lines().count(), 1, "one certificate file: {file:?}");
+    assert_eq!(
+        ssh(addr, &format!("stat -c '%a %U' {file}")).trim(),
+        "600 root"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("site.crt");
+    std::fs::write(&ca, ssh(addr, &format!("openssl x509 -in {file}"))).unwrap();
+    let ca = ca.display().to_string();
+    let curl = |args: &[&str]| curl_verified(addr, args);
+    let got = curl(&["--cacert", &ca, "-D", "-", "https://www.foobar.com/"]);
+    assert!(got.starts_with("HTTP/") && got.contains(" 200"), "{got}");
+    assert!(
+        got.contains("Hello from MariaDB: the database of foobar.com answers"),
+        "{got}"
+    );
+    assert!(
+        got.to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=63072000"),
+        "{got}"
+    );
+    let moved = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        "http://www.foobar.com/a/b?c=d",
+    ]);
+    assert_eq!(moved, "301 https://www.foobar.com/a/b?c=d");
+    let handshake = |version: &str| {
+        Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &format!("{addr}:443"),
+                "-servername",
+                "www.foobar.com",
+            ])
+            .args([version, "-cipher", "DEFAULT@SECLEVEL=0"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl runs")
+            .status
+            .success()
+    };
+    assert!(handshake("-tls1_2"), "TLS 1.2 refused by {addr}");
+    assert!(!handshake("-tls1_1"), "TLS 1.1 accepted by {addr}");
+}
+
 fn nothing_about_the_servers_to_strangers(addr: &str) {
     let run = |cmd: &str, args: &[&str]| {
         let out = std::process::Command::new(cmd)
@@ -891,6 +951,64 @@ fn apply_as_a_sudo_user_with_a_key_from_ssh_agent() {
 
 /// The load-balanced variant: HAProxy on lb over web1 and web2 (one systemd, one plain host), a
 /// MariaDB primary and a replica that follows it, DNS www → the load balancer.
+/// A ruleset that would cut SSH: it goes live, no new SSH connection gets through, and the apply
+/// undoes it through the connection it has (its conntrack entry still lets it through) and exits
+/// 1 saying so; the host's own guard would have put the previous ruleset back anyway. Then the
+/// host is reachable again and converged.
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_a_firewall_that_cuts_ssh_reverts_itself() {
+    const ADDR: &str = "198.18.0.50";
+    let dir = tempfile::tempdir().unwrap();
+    let inv = own_host(dir.path(), "e2e-firewall", ADDR, "plain", true);
+    let inv = inv.to_string_lossy().to_string();
+    let done = Run::new(&["apply", "-i", &inv]).output().status(0);
+    assert!(
+        done.stderr().contains("firewall confirmed"),
+        "{}",
+        done.stderr()
+    );
+    assert!(ssh(ADDR, "nft list table inet provision").contains("policy drop"));
+    let tpl = tempfile::tempdir().unwrap();
+    let orig = std::fs::read_to_string(root().join("templates/nftables/nftables.conf")).unwrap();
+    let rule = "        tcp dport {{ fw.ssh_port }} ip saddr @admin4 accept\n";
+    assert!(orig.contains(rule));
+    std::fs::create_dir_all(tpl.path().join("nftables")).unwrap();
+    std::fs::write(
+        tpl.path().join("nftables/nftables.conf"),
+        orig.replace(rule, "        # SSH forgotten\n"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let done = Run::new(&["apply", "-i", &inv, "--templates"])
+        .arg(tpl.path())
+        .output()
+        .status(1);
+    eprintln!(
+        "the cutting ruleset was undone after {:.1?}",
+        started.elapsed()
+    );
+    let err = done.stderr();
+    assert!(
+        err.contains("the new firewall let no new SSH connection through")
+            && err.contains("the previous files were restored"),
+        "{err}"
+    );
+    // Reachable again by a new connection, the good ruleset live; the host stays marked until an
+    // apply has checked it again, then nothing is left to do.
+    assert!(ssh(ADDR, "nft list table inet provision").contains("ip saddr @admin4 accept"));
+    let plan = Run::new(&["plan", "-i", &inv]).output().status(2);
+    assert!(
+        plan.stdout()
+            .contains("the new firewall let no new SSH connection through"),
+        "{}",
+        plan.stdout()
+    );
+    Run::new(&["apply", "-i", &inv]).output().status(0);
+    Run::new(&["plan", "-i", &inv]).output().status(0);
+    lab(&["down", &inv]);
+}
+
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
@@ -899,6 +1017,24 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
     lab(&["up", inv]);
     let done = Run::new(&["apply", "-i", inv]).output().status(0);
     assert_no_secret(&done);
+    // TLS ends on each balancer, with a certificate of its own; the web hosts serve plain HTTP
+    // to them (and no certificate).
+    tls_is_served("198.18.0.20");
+    tls_is_served("198.18.0.26");
+    assert_eq!(page("198.18.0.21").0, 200);
+    assert!(ssh("198.18.0.21", "ls /etc/nginx/tls 2>&1; true").contains("No such file"));
+    // The firewall: the primary's MariaDB answers a web host and the replica, not this machine
+    // nor a balancer.
+    let mariadb: std::net::SocketAddr = "198.18.0.23:3306".parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect_timeout(&mariadb, std::time::Duration::from_secs(3)).is_err(),
+        "MariaDB answers this machine"
+    );
+    let reach =
+        "timeout 5 bash -c '</dev/tcp/198.18.0.23/3306' 2>/dev/null && echo open || echo closed";
+    assert_eq!(ssh("198.18.0.21", reach).trim(), "open");
+    assert_eq!(ssh("198.18.0.24", reach).trim(), "open");
+    assert_eq!(ssh("198.18.0.20", reach).trim(), "closed");
     let mut served = std::collections::BTreeSet::new();
     for _ in 0..6 {
         let (status, body) = page("198.18.0.20");
@@ -1063,9 +1199,11 @@ fn a_rolling_apply_under_load_fails_no_request(inv: &str) {
     );
     assert!(tally.ok > 0, "{tally:?}");
     // Failures only inside the detection window: checks every 1 s, down after 2 failures, then
-    // the sessions it had are cut (their clients are answered at once, not after a timeout).
+    // the sessions it had are cut (their clients are answered at once, not after a timeout). The
+    // window is 10 s: with 50 clients making a TLS handshake per request, the balancers share
+    // the machine's two cores with them, and a mark-down was seen 7.5 s after the cut.
     assert!(
-        tally.failures.iter().all(|(t, _)| *t >= 5.0 && *t < 10.0),
+        tally.failures.iter().all(|(t, _)| *t >= 5.0 && *t < 15.0),
         "{tally:?}"
     );
     // Back to the inventory's own templates (rolling again).

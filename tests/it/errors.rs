@@ -512,3 +512,266 @@ fn the_micro_cache_needs_nginx() {
         done.stderr()
     );
 }
+
+/// A certificate for `names` valid from `from` to `to` days from now, signed by its own key (or
+/// by `issuer`), written to DIR/NAME.crt with its key in DIR/NAME.key.
+fn write_cert(
+    dir: &std::path::Path,
+    name: &str,
+    names: &[&str],
+    (from, to): (i32, i32),
+    issuer: Option<(
+        &openssl::x509::X509,
+        &openssl::pkey::PKey<openssl::pkey::Private>,
+    )>,
+) -> (
+    openssl::x509::X509,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+) {
+    use openssl::asn1::Asn1Time;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+    use openssl::x509::{X509NameBuilder, X509};
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut subject = X509NameBuilder::new().unwrap();
+    subject
+        .append_entry_by_text("CN", names.first().copied().unwrap_or("test"))
+        .unwrap();
+    let subject = subject.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&subject).unwrap();
+    b.set_pubkey(&key).unwrap();
+    let day = 86_400i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    b.set_not_before(&Asn1Time::from_unix(now + from as i64 * day).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(now + to as i64 * day).unwrap())
+        .unwrap();
+    if names.is_empty() {
+        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+            .unwrap();
+    } else {
+        let mut san = SubjectAlternativeName::new();
+        for n in names {
+            san.dns(n);
+        }
+        let ext = san.build(&b.x509v3_context(None, None)).unwrap();
+        b.append_extension(ext).unwrap();
+    }
+    match issuer {
+        Some((ca, ca_key)) => {
+            b.set_issuer_name(ca.subject_name()).unwrap();
+            b.sign(ca_key, MessageDigest::sha256()).unwrap();
+        }
+        None => {
+            b.set_issuer_name(&subject).unwrap();
+            b.sign(&key, MessageDigest::sha256()).unwrap();
+        }
+    }
+    let cert = b.build();
+    std::fs::write(dir.join(format!("{name}.crt")), cert.to_pem().unwrap()).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.key")),
+        key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    (cert, key)
+}
+
+/// GOOD (www.foobar.com and foobar.com) with `tls = { ... }` in `dir`.
+fn tls_inventory(dir: &std::path::Path, tls: &str) -> String {
+    std::fs::write(dir.join("pw"), "pw\n").unwrap();
+    GOOD.replace(
+        "stack = \"lemp\"\n",
+        &format!("stack = \"lemp\"\nserver_names = [\"www\", \"@\"]\ntls = {{ {tls} }}\n"),
+    )
+}
+
+#[test]
+fn a_given_certificate_is_checked_before_any_host_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let names = ["www.foobar.com", "foobar.com"];
+    write_cert(d, "good", &names, (-1, 90), None);
+    write_cert(d, "other", &names, (-1, 90), None);
+    write_cert(d, "expired", &names, (-30, -1), None);
+    write_cert(d, "later", &names, (2, 90), None);
+    write_cert(d, "soon", &names, (-1, 10), None);
+    write_cert(d, "www", &["www.foobar.com"], (-1, 90), None);
+    write_cert(d, "wild", &["*.foobar.com"], (-1, 90), None);
+    let (ca, ca_key) = write_cert(d, "ca", &[], (-1, 900), None);
+    let (leaf, _) = write_cert(d, "leaf", &names, (-1, 90), Some((&ca, &ca_key)));
+    // The leaf then its issuer: a chain in order; the other way round is refused.
+    let pem = |x: &openssl::x509::X509| String::from_utf8(x.to_pem().unwrap()).unwrap();
+    std::fs::write(d.join("chain.crt"), pem(&leaf) + &pem(&ca)).unwrap();
+    std::fs::write(d.join("reversed.crt"), pem(&ca) + &pem(&leaf)).unwrap();
+    std::fs::write(d.join("garbage.crt"), "not a certificate\n").unwrap();
+    let encrypted =
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(d.join("good.key")).unwrap())
+            .unwrap()
+            .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"secret")
+            .unwrap();
+    std::fs::write(d.join("encrypted.key"), encrypted).unwrap();
+
+    let ok = |tls: &str| validate_in(d, &tls_inventory(d, tls)).status(0);
+    ok("certificate = \"good.crt\", key = \"good.key\", hsts = true");
+    ok("certificate = \"chain.crt\", key = \"leaf.key\"");
+    ok("self_signed = true");
+    let done = ok("certificate = \"soon.crt\", key = \"soon.key\"");
+    assert!(
+        done.stderr().contains("warning:") && done.stderr().contains("in less than 30 days"),
+        "{}",
+        done.stderr()
+    );
+    for (tls, want) in [
+        (
+            "certificate = \"good.crt\", key = \"other.key\"",
+            format!("site.tls.key: the key in {0}/other.key is not the key of the certificate in {0}/good.crt", d.display()),
+        ),
+        (
+            "certificate = \"expired.crt\", key = \"expired.key\"",
+            format!("site.tls.certificate: the certificate in {}/expired.crt expired on", d.display()),
+        ),
+        (
+            "certificate = \"later.crt\", key = \"later.key\"",
+            "site.tls.certificate: the certificate in".to_string() + " " + &format!("{}/later.crt is valid only from", d.display()),
+        ),
+        (
+            "certificate = \"www.crt\", key = \"www.key\"",
+            "does not cover \"foobar.com\" (it has www.foobar.com); allowed: a certificate whose subjectAltName covers every name".to_string(),
+        ),
+        (
+            "certificate = \"wild.crt\", key = \"wild.key\"",
+            "does not cover \"foobar.com\" (it has *.foobar.com)".to_string(),
+        ),
+        (
+            "certificate = \"reversed.crt\", key = \"ca.key\"",
+            "site.tls.certificate: certificate 2 in".to_string(),
+        ),
+        (
+            "certificate = \"garbage.crt\", key = \"good.key\"",
+            "holds no PEM certificate".to_string(),
+        ),
+        (
+            "certificate = \"good.crt\", key = \"encrypted.key\"",
+            "site.tls.key: ".to_string() + &format!("{}/encrypted.key holds no unencrypted PEM private key", d.display()),
+        ),
+        (
+            "certificate = \"missing.crt\", key = \"good.key\"",
+            "site.tls.certificate: cannot read".to_string(),
+        ),
+        (
+            "self_signed = true, certificate = \"good.crt\"",
+            "site.tls: found self_signed = true with a certificate or key".to_string(),
+        ),
+        (
+            "certificate = \"good.crt\"",
+            "site.tls.key: missing: a certificate needs its private key".to_string(),
+        ),
+        ("hsts = true", "site.tls: no certificate; allowed: self_signed = true".to_string()),
+        ("self_signed = \"yes\"", "site.tls.self_signed: found a string \"yes\"; allowed: true or false".to_string()),
+    ] {
+        let done = validate_in(d, &tls_inventory(d, tls)).status(4);
+        let err = done.stderr();
+        // Every message is located (file:line:column) and names no key material.
+        assert!(err.contains(&want) && err.contains("inv.toml:5:"), "{tls}: {want}\n{err}");
+        assert!(!err.contains("PRIVATE KEY"), "{err}");
+    }
+}
+
+/// The user's certificate is rendered into the web server's directory with its key (0600, masked
+/// in the manifest) and checked by the server itself: `nginx -t` loads both.
+#[test]
+fn a_given_certificate_renders_and_its_key_stays_out_of_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_cert(d, "good", &["www.foobar.com", "foobar.com"], (-1, 90), None);
+    let inv = d.join("inv.toml");
+    std::fs::write(
+        &inv,
+        tls_inventory(d, "certificate = \"good.crt\", key = \"good.key\""),
+    )
+    .unwrap();
+    let out = d.join("out");
+    let done = Run::new(&["render", "--check", "-i"])
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .status(0);
+    assert!(
+        done.stdout().contains("web-01: nginx: ok"),
+        "{}",
+        done.stdout()
+    );
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(!manifest.contains("PRIVATE KEY"), "{manifest}");
+    let file = out.join("web-01/etc/nginx/tls/foobar.com.pem");
+    // Without --reveal-secrets the key is a visible placeholder; the check used the real one.
+    let pem = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !pem.contains("PRIVATE KEY")
+            && pem.contains("<secret tls.key hidden")
+            && pem.contains("BEGIN CERTIFICATE"),
+        "{pem}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let site =
+        std::fs::read_to_string(out.join("web-01/etc/nginx/sites-available/foobar.com.conf"))
+            .unwrap();
+    assert!(
+        site.contains("ssl_certificate tls/foobar.com.pem;")
+            && site.contains("return 301 https://$host$request_uri;"),
+        "{site}"
+    );
+}
+
+#[test]
+fn firewall_mistakes_are_named_before_any_host_is_touched() {
+    for (fw, want) in [
+        (
+            "admin_sources = [\"office\"]",
+            "firewall.admin_sources[0]: found \"office\"; allowed: a network like \"203.0.113.0/24\"",
+        ),
+        (
+            "admin_sources = [\"198.18.0.0/33\"]",
+            "firewall.admin_sources[0]: found \"198.18.0.0/33\"",
+        ),
+        ("admin_sources = []", "firewall.admin_sources: found an empty list"),
+        (
+            "admin_sources = [\"198.18.0.0/24\", \"198.18.0.9/24\"]",
+            "firewall.admin_sources[1]: found \"198.18.0.9/24\" twice",
+        ),
+        ("", "firewall.admin_sources: missing"),
+    ] {
+        let done = validate_text(&format!("{GOOD}[firewall]\n{fw}\n")).status(4);
+        assert!(done.stderr().contains(want), "{fw}: {want}\n{}", done.stderr());
+    }
+    // A ruleset that would not let this machine back in over SSH is refused before connecting:
+    // the host is reached from 127.0.0.1 (the kernel's route; no packet is sent), which the admin
+    // networks leave out.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "pw\n").unwrap();
+    let text = GOOD.replace("198.18.0.10", "127.0.0.2")
+        + "[firewall]\nadmin_sources = [\"203.0.113.0/24\"]\n";
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(&inv, text).unwrap();
+    let done = Run::new(&["plan", "-i"]).arg(&inv).output().status(4);
+    assert!(
+        done.stderr().contains(":16:17: firewall.admin_sources: would block SSH from this machine to host web-01: it reaches 127.0.0.2 from 127.0.0.1, which no admin source covers"),
+        "{}",
+        done.stderr()
+    );
+}

@@ -52,16 +52,40 @@ pub fn ssh(addr: &str, cmd: &str) -> String {
 }
 
 pub fn page(addr: &str) -> (u16, String) {
-    provision::health::http_get(format!("{addr}:80").parse().unwrap(), "www.foobar.com", "/")
-        .unwrap()
+    site_get(addr, "/").unwrap()
+}
+
+/// GET `path` of the site through `addr` as a browser would: over HTTP, and when that redirects
+/// to the same URL over HTTPS (the lab inventories end TLS there), over HTTPS (SNI and the
+/// certificate's names checked, see `health::get`).
+pub fn site_get(addr: &str, path: &str) -> Result<(u16, String), provision::health::CheckFailed> {
+    let at = |port: u16| format!("{addr}:{port}").parse().unwrap();
+    let plain = provision::health::get(at(80), "www.foobar.com", path, false)?;
+    if plain.status == 301
+        && plain.location.as_deref() == Some(format!("https://www.foobar.com{path}").as_str())
+    {
+        let tls = provision::health::get(at(443), "www.foobar.com", path, true)?;
+        return Ok((tls.status, tls.body));
+    }
+    Ok((plain.status, plain.body))
 }
 
 /// curl against the site of a lab host only (www.foobar.com pinned to `addr` with `--resolve`):
-/// its standard output; a transport failure fails the test.
+/// its standard output; a transport failure fails the test. The site's certificate is
+/// self-signed in the lab inventories, so it is not verified here (`curl_verified` does).
 pub fn curl(addr: &str, args: &[&str]) -> String {
+    let mut all = vec!["-k"];
+    all.extend_from_slice(args);
+    curl_verified(addr, &all)
+}
+
+/// `curl`, verifying the certificate as curl does by default (give `--cacert`).
+pub fn curl_verified(addr: &str, args: &[&str]) -> String {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "20", "--resolve"])
         .arg(format!("www.foobar.com:80:{addr}"))
+        .arg("--resolve")
+        .arg(format!("www.foobar.com:443:{addr}"))
         .args(args)
         .output()
         .expect("curl runs");
@@ -112,6 +136,10 @@ pub fn assert_no_secret(done: &Done) {
         assert!(
             !stream.contains("pa\"ss"),
             "part of the password was printed:\n{stream}"
+        );
+        assert!(
+            !stream.contains("PRIVATE KEY"),
+            "a TLS key was printed:\n{stream}"
         );
     }
 }

@@ -45,7 +45,7 @@ pub struct Load {
 }
 
 impl Load {
-    /// `clients` at once against `addr:80` with the site's Host header; a response counts as good
+    /// `clients` at once against `addr` (port 80, or 443 when it redirects there) with the site's Host header; a response counts as good
     /// with status 200 and `expect` in its body.
     pub fn start(addr: &str, clients: usize, expect: &str, max: Duration) -> Load {
         let stop = std::sync::Arc::new(AtomicBool::new(false));
@@ -66,15 +66,21 @@ fn run(addr: &str, clients: usize, expect: &str, max: Duration, stop: &AtomicBoo
     let ok = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
-    let target: std::net::SocketAddr = format!("{addr}:80").parse().expect("a lab address");
+    // Over HTTPS when the site redirects there (each request a new TLS connection, as a new
+    // visitor's).
+    let plain: std::net::SocketAddr = format!("{addr}:80").parse().expect("a lab address");
+    let tls =
+        provision::health::get(plain, "www.foobar.com", "/", false).is_ok_and(|a| a.status == 301);
+    let port = if tls { 443 } else { 80 };
+    let target: std::net::SocketAddr = format!("{addr}:{port}").parse().expect("a lab address");
     std::thread::scope(|s| {
         for _ in 0..clients {
             s.spawn(|| {
                 while !stop.load(Ordering::SeqCst) && start.elapsed() < max {
-                    let res = provision::health::http_get(target, "www.foobar.com", "/");
+                    let res = provision::health::get(target, "www.foobar.com", "/", tls);
                     let why = match res {
-                        Ok((200, body)) if body.contains(expect) => None,
-                        Ok((status, _)) => Some(format!("status {status} or no row")),
+                        Ok(a) if a.status == 200 && a.body.contains(expect) => None,
+                        Ok(a) => Some(format!("status {} or no row", a.status)),
                         Err(e) => Some(e.0),
                     };
                     match why {

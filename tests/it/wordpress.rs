@@ -33,7 +33,7 @@ fn curl(jar: &Path, args: &[&str]) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
-const SITE: &str = "http://www.foobar.com";
+const SITE: &str = "https://www.foobar.com";
 
 fn with_wordpress(inv: &Path, source: &Path) {
     let text = std::fs::read_to_string(inv).unwrap();

@@ -99,14 +99,14 @@ fn a_cname_alone_on_its_name_is_accepted() {
 
 #[test]
 fn a_domain_too_long_for_the_files_named_after_it_is_refused() {
-    assert!(with_domain(244, "nginx-apache").is_ok());
-    let errs = with_domain(245, "nginx-apache").unwrap_err().0;
+    assert!(with_domain(226, "nginx-apache").is_ok());
+    let errs = with_domain(227, "nginx-apache").unwrap_err().0;
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert_eq!(
         errs[0].message,
-        "found a domain of 245 characters with stack \"nginx-apache\"; allowed: at most 244 \
-         characters: Nginx's access log is named <domain>.access.log, which must fit in a file name \
-         (255 bytes)"
+        "found a domain of 227 characters with stack \"nginx-apache\"; allowed: at most 226 \
+         characters: the self-signed certificate Nginx reads is named \
+         <domain>.self-signed-0123456789ab.pem, which must fit in a file name (255 bytes)"
     );
     // A legal 253-character DNS name is refused the same way.
     let errs = with_domain(253, "nginx-apache").unwrap_err().0;
