@@ -66,6 +66,17 @@ pub enum Command {
     /// makes the old one follow it.
     #[command(after_help = "Example: provision promote -i inventories/lb.toml --host db-02")]
     Promote(PromoteArgs),
+    /// Dump the database now on the backup host (the first replica, else the primary): compressed,
+    /// into /var/backups/provision, beside the nightly ones ([backup] in the inventory). Prints the
+    /// dump's path.
+    #[command(after_help = "Example: provision backup -i inventories/lemp.toml")]
+    Backup(BackupArgs),
+    /// Load a dump from the backup host into the database primary (the replicas follow it). The
+    /// primary is dumped first (label before-restore), so a restore can itself be undone.
+    #[command(
+        after_help = "Example: provision restore -i inventories/lemp.toml --from /var/backups/provision/foobar-nightly-20261123T031500Z.sql.gz"
+    )]
+    Restore(RestoreArgs),
     /// Print a shell completion script: `provision completions bash > /etc/bash_completion.d/provision`.
     #[command(after_help = "Example: provision completions zsh > ~/.zfunc/_provision")]
     Completions(CompletionsArgs),
@@ -99,6 +110,33 @@ pub struct PromoteArgs {
     /// that the primary is made writable again and nothing else is changed.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub catch_up: u64,
+    /// Accept and record the host key of a host that is not in known_hosts yet.
+    #[arg(long)]
+    pub trust_new_hosts: bool,
+    /// Show every remote command (secrets masked).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Accept and record the host key of a host that is not in known_hosts yet.
+    #[arg(long)]
+    pub trust_new_hosts: bool,
+    /// Show every remote command (secrets masked).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The dump on the backup host, as `backup` printed it (a file in /var/backups/provision).
+    #[arg(long, value_name = "FILE")]
+    pub from: String,
     /// Accept and record the host key of a host that is not in known_hosts yet.
     #[arg(long)]
     pub trust_new_hosts: bool,

@@ -118,6 +118,12 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
                 f.os_codename = it.next().unwrap_or("unknown").to_string();
             }
             "@init" => f.systemd = rest == "systemd",
+            // The machine's size, read by the components that size themselves (`tuning`).
+            "@host" => f
+                .components
+                .entry("host".into())
+                .or_default()
+                .push(rest.to_string()),
             "@dpkg" => {
                 let mut it = rest.splitn(3, ' ');
                 let (name, status, ver) = (

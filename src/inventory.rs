@@ -37,8 +37,18 @@ pub struct RawInventory {
     pub dns: RawDns,
     pub lb: Option<RawLb>,
     pub firewall: Option<RawFirewall>,
+    pub backup: Option<RawBackup>,
     pub hosts: Vec<RawHost>,
 }
+
+/// `[backup]`: a nightly dump of the database.
+#[derive(Debug)]
+pub struct RawBackup {
+    pub keep_days: Option<Spanned<i64>>,
+    pub time: Option<Spanned<String>>,
+}
+
+pub const KEEP_DAYS: Bounds = Bounds { min: 1, max: 3650 };
 
 /// `[firewall]`: an nftables ruleset on every host; SSH only from `admin_sources`.
 #[derive(Debug)]
@@ -207,8 +217,14 @@ impl RawInventory {
             "firewall",
             "a [firewall] table with admin_sources",
         );
+        let backup = r.opt_table(
+            &mut top,
+            "backup",
+            "a [backup] table with keep_days and time",
+        );
         let hosts = r.table_list(&mut top, "hosts", "[[hosts]] tables, one per host");
         r.finish(top);
+        let backup = backup.map(|b| b.and_then(|t| RawBackup::read(r, t)));
         let firewall = firewall.map(|f| f.and_then(|t| RawFirewall::read(r, t)));
         let site = site.and_then(|t| RawSite::read(r, t));
         let database = database.and_then(|t| RawDatabase::read(r, t));
@@ -225,7 +241,24 @@ impl RawInventory {
             dns: dns?,
             lb: lb?,
             firewall: firewall?,
+            backup: backup?,
             hosts: hosts?.into_iter().collect::<Option<_>>()?,
+        })
+    }
+}
+
+impl RawBackup {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawBackup> {
+        let keep_days = r.opt_int(&mut t, "keep_days", KEEP_DAYS);
+        let time = r.opt_str(
+            &mut t,
+            "time",
+            "the time of day of the nightly dump, host time, like \"03:15\"",
+        );
+        r.finish(t);
+        Some(RawBackup {
+            keep_days: keep_days?,
+            time: time?,
         })
     }
 }

@@ -33,4 +33,5 @@ pub mod secret;
 pub mod spec;
 pub mod transport;
 pub mod tree;
+pub mod tuning;
 pub mod ui;

@@ -2,6 +2,7 @@
 //! the only place that uses `anyhow`; the typed errors of the phases pass through it to `exit`.
 
 mod apply;
+mod backup;
 mod hosts;
 mod init;
 mod promote;
@@ -26,6 +27,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::History(h) => hosts::history(&registry, &h),
         Command::Rollback(r) => hosts::rollback(&registry, &r),
         Command::Promote(p) => promote::promote(&registry, &p),
+        Command::Backup(b) => backup::backup(&registry, &b),
+        Command::Restore(r) => backup::restore(&registry, &r),
         Command::Init(a) => init::init(&a),
         Command::Completions(a) => init::completions(&a),
         Command::Man => init::man(),

@@ -10,6 +10,7 @@
 
 mod apache;
 pub mod app;
+pub mod backup;
 mod bind;
 pub mod firewall;
 mod haproxy;
@@ -41,8 +42,8 @@ pub const STACKS: &[(&str, &[&str])] = &[
 
 /// A role is a list of components; `web` takes the site's stack.
 pub const ROLES: &[(Role, &[&str])] = &[
-    (Role::Db, &["firewall", "mariadb"]),
-    (Role::DbReplica, &["firewall", "mariadb-replica"]),
+    (Role::Db, &["firewall", "mariadb", "backup"]),
+    (Role::DbReplica, &["firewall", "mariadb-replica", "backup"]),
     (Role::Dns, &["firewall", "bind"]),
     (Role::Lb, &["firewall", "haproxy", "keepalived"]),
 ];
@@ -169,6 +170,7 @@ impl Registry {
                 &firewall::FIREWALL,
                 &mariadb::MARIADB,
                 &mariadb::REPLICA,
+                &backup::BACKUP,
                 &php::PHP,
                 &php::PHP_FPM,
                 &apache::APACHE,

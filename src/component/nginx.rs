@@ -29,7 +29,16 @@ impl Component for Nginx {
         let domain = cx.spec.site.domain.as_str();
         out.service("nginx", "nginx", "/run/nginx.pid", "nginx");
         let mut files = out.scope(Handler::reload("nginx"), "nginx");
-        files.file("/etc/nginx/nginx.conf", cx.render("nginx/nginx.conf", &[])?);
+        let (workers, why) = crate::tuning::nginx_workers(cx.host_size());
+        let main = cx.render(
+            "nginx/nginx.conf",
+            &[(
+                "tune",
+                serde_json::json!({ "workers": workers, "why": why }),
+            )],
+        )?;
+        // Sized from the facts: always read back, so the plan compares with what the host has.
+        files.file("/etc/nginx/nginx.conf", main).from_previous();
         files.file(
             format!("/etc/nginx/sites-available/{domain}.conf"),
             cx.render("nginx/site.conf", &[])?,

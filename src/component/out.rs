@@ -33,6 +33,11 @@ pub struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    /// The host's cores and memory, once the probe has told them.
+    pub fn host_size(&self) -> Option<crate::tuning::HostSize> {
+        crate::tuning::HostSize::parse(&self.now.facts("host")?)
+    }
+
     /// Renders a template with the base context, plus `extra` values when given.
     pub fn render(&self, name: &str, extra: &[(&str, Value)]) -> Result<String, RenderError> {
         let text = if extra.is_empty() {

@@ -98,6 +98,12 @@ impl Component for PhpFpm {
         &["mariadb"]
     }
 
+    /// The workers' owners and resident sizes (KiB), for sizing the pool (`tuning::fpm`).
+    fn probe(&self, cx: &Cx) -> Option<String> {
+        let v = version(cx).ok()?;
+        Some(format!("ps -o user=,rss= -C php-fpm{v}"))
+    }
+
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         let spec = cx.spec;
         let v = version(cx)?;
@@ -108,10 +114,39 @@ impl Component for PhpFpm {
             &format!("/run/php/php{v}-fpm.pid"),
             &format!("php-fpm{v}"),
         );
-        out.scope(Handler::reload(&fpm), "php-fpm").file(
-            format!("/etc/php/{v}/fpm/pool.d/{}.conf", spec.site.domain),
-            cx.render("php/pool.conf", &[])?,
-        );
+        let pool = format!("/etc/php/{v}/fpm/pool.d/{}.conf", spec.site.domain);
+        // The pool is sized from the host's memory and its workers' measured size; the value the
+        // host has is kept when the new one is close (see `tuning::fpm`).
+        let current = cx.now.file(&pool).and_then(|c| {
+            let text = String::from_utf8_lossy(&c).into_owned();
+            let lines: Vec<&str> = text.lines().collect();
+            let i = lines
+                .iter()
+                .position(|l| l.starts_with("pm.max_children = "))?;
+            let n = lines[i]["pm.max_children = ".len()..].trim().parse().ok()?;
+            let why = i
+                .checked_sub(1)
+                .and_then(|j| lines[j].strip_prefix("; "))
+                .map(str::to_string);
+            Some((n, why))
+        });
+        let worker = cx
+            .now
+            .facts("php-fpm")
+            .and_then(|ps| crate::tuning::worker_mib(&ps, "www-data"));
+        let with_db =
+            cx.host.has(crate::spec::Role::Db) || cx.host.has(crate::spec::Role::DbReplica);
+        let t = crate::tuning::fpm(cx.host_size(), worker, with_db, current);
+        let tune = json!({
+            "why": t.why,
+            "max_children": t.max_children,
+            "start_servers": t.start_servers,
+            "min_spare": t.min_spare,
+            "max_spare": t.max_spare,
+        });
+        out.scope(Handler::reload(&fpm), "php-fpm")
+            .file(pool, cx.render("php/pool.conf", &[("tune", tune)])?)
+            .from_previous();
         // The stock php-fpm.conf includes pool.d by absolute path; a throwaway main config pointed
         // at the staged pool.d checks exactly the pools that would go live.
         out.validator(

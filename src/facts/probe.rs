@@ -233,7 +233,8 @@ impl Probe {
              nl='\n'\n\
              tag() { t=$1; o=$2; while [ -n \"$o\" ]; do l=${o%%\"$nl\"*}; echo \"$t $l\"; [ \"$l\" = \"$o\" ] && break; o=${o#*\"$nl\"}; done; }\n\
              . /etc/os-release 2>/dev/null; echo \"@os ${ID:-unknown} ${VERSION_ID:-unknown} ${VERSION_CODENAME:-unknown}\"\n\
-             if [ -d /run/systemd/system ]; then echo '@init systemd'; else echo '@init none'; fi\n",
+             if [ -d /run/systemd/system ]; then echo '@init systemd'; else echo '@init none'; fi\n\
+             set -- /sys/devices/system/cpu/cpu[0-9]*; m=0; while read -r k v _; do [ \"$k\" = MemTotal: ] && { m=$v; break; }; done < /proc/meminfo; echo \"@host $# $m\"\n",
         );
         // First: it makes provision's state directory on first contact, which the paths below may
         // include.

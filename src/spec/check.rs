@@ -112,6 +112,10 @@ impl<'a> Checker<'a> {
             self.zone(&raw, site, dns, hosts);
         }
         let lb = self.lb(&raw, hosts.as_deref());
+        let backup = match &raw.backup {
+            Some(b) => self.backup(b).map(Some),
+            None => Some(None),
+        };
         let firewall = match &raw.firewall {
             Some(f) => self.firewall(f).map(Some),
             None => Some(None),
@@ -124,6 +128,7 @@ impl<'a> Checker<'a> {
             dns: dns?,
             lb: lb?,
             firewall: firewall?,
+            backup: backup?,
             hosts: hosts?,
             warnings,
         })

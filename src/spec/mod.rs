@@ -11,11 +11,13 @@
 //!   trait, so parsing stays testable without touching the environment or the disk.
 
 mod app;
+mod backup;
 mod check;
 mod database;
 mod dns;
 pub mod edit;
 mod firewall;
+pub use backup::Backup;
 mod hosts;
 mod lb;
 pub mod reader;
@@ -50,6 +52,8 @@ pub struct Spec {
     pub lb: Option<Lb>,
     /// The hosts' firewall (`[firewall]`), when asked for.
     pub firewall: Option<Firewall>,
+    /// The nightly database dump (`[backup]`), when asked for.
+    pub backup: Option<Backup>,
     pub hosts: Vec<Host>,
     /// What is allowed but worth saying (an `lb` with one web host: nothing is redundant).
     pub warnings: Vec<SpecError>,

@@ -1665,3 +1665,93 @@ fn unsupported_releases_are_refused_before_anything_changes() {
     );
     lab(&["down", &inv.to_string_lossy()]);
 }
+
+/// `[backup]` on one host: the nightly schedule (cron without systemd, the timer with it), a dump
+/// taken now, rows deleted, the dump restored, the page and the rows back; the database as it was
+/// before the restore kept; dumps older than keep_days pruned.
+fn backup_and_restore(name: &str, addr: &str, flavour: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = own_host(dir.path(), name, addr, flavour, true);
+    let inv = inv.to_string_lossy().to_string();
+    Run::new(&["apply", "-i", &inv]).output().status(0);
+    let scheduled = if flavour == "systemd" {
+        "systemctl is-active provision-backup.timer"
+    } else {
+        "service cron status > /dev/null && grep -c /usr/local/sbin/provision-backup /etc/cron.d/provision-backup"
+    };
+    assert!(
+        ["active", "1"].contains(&ssh(addr, scheduled).trim()),
+        "{scheduled}"
+    );
+    Run::new(&["plan", "-i", &inv]).output().status(0);
+    let sql = |q: &str| ssh(addr, &format!("mariadb -N -e \"{q}\""));
+    sql("INSERT INTO foobar.provision_demo (id, message) VALUES (2, 'kept by the backup')");
+    // An old dump, to be pruned by the next one (keep_days = 7).
+    ssh(
+        addr,
+        "mkdir -p /var/backups/provision && touch -d '8 days ago' /var/backups/provision/foobar-nightly-old.sql.gz",
+    );
+    let done = Run::new(&["backup", "-i", &inv]).output().status(0);
+    let path = done
+        .stdout()
+        .trim()
+        .strip_prefix(&format!("{name}: "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        path.starts_with("/var/backups/provision/foobar-manual-") && path.ends_with(".sql.gz"),
+        "{}",
+        done.stdout()
+    );
+    assert!(ssh(addr, &format!("zcat {path}")).contains("kept by the backup"));
+    assert!(!ssh(addr, "ls /var/backups/provision").contains("foobar-nightly-old"));
+    assert_eq!(ssh(addr, &format!("stat -c %a {path}")).trim(), "600");
+    sql("DELETE FROM foobar.provision_demo");
+    let (status, body) = page(addr);
+    assert!(
+        status == 200 && body.contains(">no row<"),
+        "{status} {body}"
+    );
+    let done = Run::new(&["restore", "-i", &inv, "--from", &path])
+        .output()
+        .status(0);
+    assert!(
+        done.stdout().contains("restored foobar"),
+        "{}",
+        done.stdout()
+    );
+    assert_eq!(
+        sql("SELECT COUNT(*) FROM foobar.provision_demo").trim(),
+        "2"
+    );
+    let (status, body) = page(addr);
+    assert!(
+        status == 200 && body.contains("Hello from MariaDB: the database of foobar.com answers"),
+        "{status} {body}"
+    );
+    // The emptied database was dumped before the restore.
+    let kept = ssh(addr, "ls /var/backups/provision");
+    assert!(kept.contains("foobar-before-restore-"), "{kept}");
+    // Only dumps of the backup directory are taken.
+    let done = Run::new(&["restore", "-i", &inv, "--from", "/etc/shadow"])
+        .output()
+        .status(4);
+    assert!(
+        done.stderr().contains("not a dump of the backup host"),
+        "{}",
+        done.stderr()
+    );
+    lab(&["down", &inv]);
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_backup_and_restore_on_a_plain_host() {
+    backup_and_restore("e2e-backup", "198.18.0.51", "plain");
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_backup_and_restore_on_systemd() {
+    backup_and_restore("e2e-backup-sd", "198.18.0.52", "systemd");
+}

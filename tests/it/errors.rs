@@ -775,3 +775,24 @@ fn firewall_mistakes_are_named_before_any_host_is_touched() {
         done.stderr()
     );
 }
+
+#[test]
+fn backup_mistakes_are_located() {
+    for (b, want) in [
+        ("keep_days = 0", "backup.keep_days: found 0; allowed:"),
+        (
+            "time = \"3:15\"",
+            "backup.time: found \"3:15\"; allowed: a time of day as HH:MM",
+        ),
+        ("time = \"24:00\"", "backup.time: found \"24:00\""),
+        ("every = \"day\"", "backup.every: found an unknown key"),
+    ] {
+        let done = validate_text(&format!("{GOOD}[backup]\n{b}\n")).status(4);
+        assert!(
+            done.stderr().contains(want),
+            "{b}: {want}\n{}",
+            done.stderr()
+        );
+    }
+    validate_text(&format!("{GOOD}[backup]\n")).status(0);
+}

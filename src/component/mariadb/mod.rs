@@ -95,6 +95,9 @@ pub(super) fn db_values(cx: &Cx, host: &Host) -> Value {
         }),
     );
     m.insert("server_id".into(), json!(server_id(host)));
+    let (pool, why) = crate::tuning::buffer_pool(cx.host_size(), !host.has(Role::Web));
+    m.insert("buffer_pool".into(), json!(pool));
+    m.insert("buffer_pool_why".into(), json!(why));
     m.insert("clients".into(), json!(clients(spec)));
     m.insert(
         "replicas".into(),
@@ -138,12 +141,14 @@ pub(super) fn server(cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         "/run/mysqld/mysqld.pid",
         "mariadbd",
     );
+    // Sized from the facts: always read back, so the plan compares with what the host has.
     out.file(
         CNF,
         cx.render("mariadb/provision.cnf", &[("db", db.clone())])?,
     )
     .notify(Handler::restart("mariadb"))
-    .checked_by("mariadb");
+    .checked_by("mariadb")
+    .from_previous();
     out.file(
         ROLE_CNF,
         cx.render("mariadb/role.cnf", &[("db", db.clone())])?,
