@@ -224,15 +224,10 @@ pub fn get(addr: SocketAddr, host: &str, path: &str, tls: bool) -> Result<Answer
         openssl::ssl::Ssl::new(tls_context().map_err(|e| err(&e))?).map_err(|e| err(&e))?;
     ssl.set_hostname(host).map_err(|e| err(&e))?;
     let stream = ssl.connect(s).map_err(|e| err(&e))?;
-    let names: Vec<String> = stream
+    let names = stream
         .ssl()
         .peer_certificate()
-        .and_then(|c| c.subject_alt_names())
-        .map(|n| {
-            n.iter()
-                .filter_map(|g| g.dnsname().map(str::to_string))
-                .collect()
-        })
+        .map(|c| crate::spec::dns_names(&c))
         .unwrap_or_default();
     if !names.iter().any(|n| crate::spec::covers(n, host)) {
         return Err(err(&format!(

@@ -4,7 +4,7 @@
 //! host is contacted (`Firewall::cuts_off`).
 
 use super::check::Checker;
-use super::lb::in_network;
+use super::lb::{in_network, network_of};
 use crate::error::{shown, SpecError};
 use crate::inventory::RawFirewall;
 use std::net::IpAddr;
@@ -33,19 +33,6 @@ pub fn parse_network(v: &str) -> Result<(IpAddr, u8), crate::error::Allowed> {
         None => max,
     };
     Ok((network_of(addr, prefix), prefix))
-}
-
-fn network_of(a: IpAddr, prefix: u8) -> IpAddr {
-    match a {
-        IpAddr::V4(v4) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4((u32::from(v4) & mask).into())
-        }
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6((u128::from(v6) & mask).into())
-        }
-    }
 }
 
 impl Firewall {

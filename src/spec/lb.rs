@@ -16,18 +16,22 @@ fn parse_cidr(v: &str) -> Result<(IpAddr, u8), crate::error::Allowed> {
     Ok((addr, prefix))
 }
 
-/// Whether `a` lies in `net/prefix`.
+/// Whether `a` lies in `net/prefix` (of `net`'s family).
 pub fn in_network(a: IpAddr, net: IpAddr, prefix: u8) -> bool {
-    match (a, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
+    a.is_ipv4() == net.is_ipv4() && network_of(a, prefix) == network_of(net, prefix)
+}
+
+/// `a` with the bits past `prefix` cleared (`prefix` at most 32 for IPv4, 128 for IPv6).
+pub fn network_of(a: IpAddr, prefix: u8) -> IpAddr {
+    match a {
+        IpAddr::V4(v4) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
+            IpAddr::V4((u32::from(v4) & mask).into())
         }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
+        IpAddr::V6(v6) => {
             let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
+            IpAddr::V6((u128::from(v6) & mask).into())
         }
-        _ => false,
     }
 }
 

@@ -10,7 +10,7 @@ use crate::names::parse_local_path;
 use crate::secret::Secret;
 use openssl::asn1::Asn1Time;
 use openssl::pkey::{PKey, Private};
-use openssl::x509::{X509VerifyResult, X509};
+use openssl::x509::{X509Ref, X509VerifyResult, X509};
 use std::path::PathBuf;
 use toml::Spanned;
 
@@ -69,8 +69,9 @@ pub fn covers(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// The DNS names a certificate holds (its subjectAltName).
-fn dns_names(cert: &X509) -> Vec<String> {
+/// The DNS names a certificate holds (its subjectAltName): what `covers` is asked about, here and
+/// by the HTTPS health check.
+pub fn dns_names(cert: &X509Ref) -> Vec<String> {
     cert.subject_alt_names()
         .map(|names| {
             names
@@ -79,10 +80,6 @@ fn dns_names(cert: &X509) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    crate::render::manifest::sha256_hex(bytes)
 }
 
 impl Checker<'_> {
@@ -277,7 +274,7 @@ impl Checker<'_> {
                 String::from_utf8_lossy(&key_pem).into_owned(),
                 format!("file {kp}"),
             ),
-            fingerprint: sha256_hex(&der),
+            fingerprint: crate::render::manifest::sha256_hex(&der),
             not_after,
         })
     }
