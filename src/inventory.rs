@@ -38,8 +38,19 @@ pub struct RawInventory {
     pub lb: Option<RawLb>,
     pub firewall: Option<RawFirewall>,
     pub backup: Option<RawBackup>,
+    pub hardening: Option<RawHardening>,
     pub hosts: Vec<RawHost>,
 }
+
+/// `[hardening]`: sshd, kernel and login defaults, security updates and their reboots.
+#[derive(Debug)]
+pub struct RawHardening {
+    pub span: Range<usize>,
+    pub reboot: Option<Spanned<String>>,
+    pub reboot_spacing: Option<Spanned<i64>>,
+}
+
+pub const REBOOT_SPACING: Bounds = Bounds { min: 5, max: 720 };
 
 /// `[backup]`: a nightly dump of the database.
 #[derive(Debug)]
@@ -222,8 +233,14 @@ impl RawInventory {
             "backup",
             "a [backup] table with keep_days and time",
         );
+        let hardening = r.opt_table(
+            &mut top,
+            "hardening",
+            "a [hardening] table with reboot and reboot_spacing",
+        );
         let hosts = r.table_list(&mut top, "hosts", "[[hosts]] tables, one per host");
         r.finish(top);
+        let hardening = hardening.map(|h| h.and_then(|t| RawHardening::read(r, t)));
         let backup = backup.map(|b| b.and_then(|t| RawBackup::read(r, t)));
         let firewall = firewall.map(|f| f.and_then(|t| RawFirewall::read(r, t)));
         let site = site.and_then(|t| RawSite::read(r, t));
@@ -242,7 +259,26 @@ impl RawInventory {
             lb: lb?,
             firewall: firewall?,
             backup: backup?,
+            hardening: hardening?,
             hosts: hosts?.into_iter().collect::<Option<_>>()?,
+        })
+    }
+}
+
+impl RawHardening {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawHardening> {
+        let reboot = r.opt_str(
+            &mut t,
+            "reboot",
+            "\"never\", or the time of day of the first host's reboot as HH:MM, like \"03:00\"",
+        );
+        let reboot_spacing = r.opt_int(&mut t, "reboot_spacing", REBOOT_SPACING);
+        let span = t.span.clone();
+        r.finish(t);
+        Some(RawHardening {
+            span,
+            reboot: reboot?,
+            reboot_spacing: reboot_spacing?,
         })
     }
 }

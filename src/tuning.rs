@@ -146,9 +146,56 @@ pub fn nginx_workers(size: Option<HostSize>) -> (String, String) {
     }
 }
 
+/// opcache for an application of `files` PHP files, `bytes` of PHP source in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opcache {
+    pub memory_mib: u64,
+    pub interned_mib: u64,
+    pub max_files: u64,
+    pub why: String,
+}
+
+/// Sized from the release: room for twice the PHP files it has (later releases grow; opcache
+/// rounds the count up to a prime of its own), at least PHP's 10000; memory for twice its source
+/// (compiled code and its strings take about that, measured with WordPress 6: 26 MiB of source, 31
+/// MiB used), plus 64 MiB of headroom, in 32 MiB steps; interned strings an eighth of it.
+pub fn opcache(files: u64, bytes: u64) -> Opcache {
+    let max_files = (files * 2).clamp(10_000, 1_000_000);
+    let mib = 1024 * 1024;
+    let memory_mib = ((bytes * 2).div_ceil(mib) + 64).div_ceil(32) * 32;
+    let memory_mib = memory_mib.min(4096);
+    Opcache {
+        memory_mib,
+        interned_mib: (memory_mib / 8).max(8),
+        max_files,
+        why: format!(
+            "the release has {files} PHP files, {} KiB: room for twice as many files and twice the source, plus 64 MiB",
+            bytes.div_ceil(1024)
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opcache_follows_the_release() {
+        let small = opcache(1, 3000);
+        assert_eq!(
+            (small.memory_mib, small.interned_mib, small.max_files),
+            (96, 12, 10_000)
+        );
+        // A WordPress-sized release: 1,700 files, 26 MiB of PHP.
+        let wp = opcache(1700, 26 * 1024 * 1024);
+        assert_eq!(
+            (wp.memory_mib, wp.interned_mib, wp.max_files),
+            (128, 16, 10_000)
+        );
+        let big = opcache(40_000, 300 * 1024 * 1024);
+        assert_eq!((big.memory_mib, big.max_files), (672, 80_000));
+        assert!(big.why.contains("40000 PHP files"), "{}", big.why);
+    }
 
     const BIG: Option<HostSize> = Some(HostSize {
         cores: 4,

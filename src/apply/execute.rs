@@ -3,7 +3,7 @@
 //! of what became of the generation.
 
 use super::{as_root, Context, HostError, HostOutcome, Prepared};
-use crate::component::firewall;
+use crate::component::{firewall, hardening};
 use crate::desired::HealthCheck;
 use crate::health::{self, CheckFailed, Patience};
 use crate::script::protocol::{self, Event};
@@ -74,7 +74,9 @@ pub fn run_script(
         .command(name, &ctx.redactor.redact(&script::for_display(script)));
     let mut r = RunResult::default();
     let firewall_step = crate::desired::Handler::run(firewall::STEP).line();
+    let sshd_reload = crate::desired::Handler::reload(hardening::SSHD).line();
     let mut ran_firewall = false;
+    let mut reloaded_sshd = false;
     let out = t
         .exec_lines(
             &as_root(ctx, host, &script::runner()),
@@ -88,6 +90,9 @@ pub fn run_script(
                     Some(Event::Did(d)) => {
                         if d == firewall_step {
                             ran_firewall = true;
+                        }
+                        if d == sshd_reload {
+                            reloaded_sshd = true;
                         }
                         ctx.reporter.note(name, &d);
                     }
@@ -103,27 +108,44 @@ pub fn run_script(
         )
         .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
     r.status = out.status;
-    if ran_firewall {
-        r.unconfirmed = confirm_firewall(ctx, host).err();
+    if ran_firewall || reloaded_sshd {
+        r.unconfirmed = confirm_new_connection(ctx, host, ran_firewall, reloaded_sshd).err();
     }
     Ok(r)
 }
 
-/// How long new SSH connections are tried after a ruleset went live.
+/// How long new SSH connections are tried after a ruleset or sshd's settings went live.
 const CONFIRM_SECS: u64 = 15;
 
-/// A ruleset just went live on the host with a revert armed: a NEW connection (new TCP handshake
-/// and authentication, which the old one's conntrack entry does not vouch for) disarms it. When
-/// none gets through, the host puts the previous ruleset back by itself.
-fn confirm_firewall(ctx: &Context, host: &Host) -> Result<(), String> {
+/// A ruleset, or sshd's settings, just went live on the host: a NEW connection (new TCP handshake
+/// and authentication, which the old one's conntrack entry and sshd process do not vouch for)
+/// proves the operator can still get in, and disarms the firewall's revert. When none gets
+/// through, the caller undoes the generation through the old connection (and a ruleset is put
+/// back by the host itself even if the controller is gone).
+fn confirm_new_connection(
+    ctx: &Context,
+    host: &Host,
+    firewall: bool,
+    sshd: bool,
+) -> Result<(), String> {
+    let what = match (firewall, sshd) {
+        (true, true) => "the new firewall and sshd's new settings",
+        (true, false) => "the new firewall",
+        _ => "sshd's new settings",
+    };
+    let command = if firewall {
+        firewall::confirm_command()
+    } else {
+        "echo confirmed".to_string()
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(CONFIRM_SECS);
     loop {
         let why = match super::connect(ctx, host) {
-            Ok(mut t) => match t.exec(&as_root(ctx, host, &firewall::confirm_command()), b"") {
+            Ok(mut t) => match t.exec(&as_root(ctx, host, &command), b"") {
                 Ok(out) if out.status == 0 => {
                     ctx.reporter.note(
                         &host.name,
-                        "a new SSH connection got through: firewall confirmed",
+                        &format!("a new SSH connection got through: {what} confirmed"),
                     );
                     return Ok(());
                 }
@@ -133,10 +155,17 @@ fn confirm_firewall(ctx: &Context, host: &Host) -> Result<(), String> {
             Err(e) => e.message().to_string(),
         };
         if std::time::Instant::now() >= deadline {
+            let revert = if firewall {
+                format!(
+                    "; the host puts the previous ruleset back by itself within {} s",
+                    firewall::REVERT_SECS
+                )
+            } else {
+                String::new()
+            };
             return Err(format!(
-                "the new firewall let no new SSH connection through within {CONFIRM_SECS} s ({}); the host puts the previous ruleset back by itself within {} s",
+                "{what} let no new SSH connection through within {CONFIRM_SECS} s ({}){revert}",
                 ctx.redactor.redact(&why),
-                firewall::REVERT_SECS
             ));
         }
         std::thread::sleep(std::time::Duration::from_secs(1));
@@ -274,8 +303,9 @@ fn run(
         let unconfirmed = r.unconfirmed.clone();
         r.into_result(&name)?;
         outcome.applied = true;
-        // A ruleset that cut new connections: the generation is undone at once through this
-        // connection (its conntrack entry still lets it through), as after failed checks.
+        // A ruleset or sshd settings that cut new connections: the generation is undone at once
+        // through this connection (its conntrack entry and sshd process still let it through), as
+        // after failed checks.
         if let (Some(why), Some(generation)) = (unconfirmed, outcome.generation.clone()) {
             return Err(roll_back_after_failed_checks(
                 ctx,

@@ -118,6 +118,7 @@ impl Component for Apache {
         }
         if runs_php_itself(cx.spec) {
             out.package(format!("libapache2-mod-php{v}"));
+            super::php::opcache(cx, out, "apache2", Handler::reload("apache2"))?;
             out.reloads_code(Handler::reload("apache2"));
         }
         out.validator(

@@ -14,6 +14,7 @@ pub mod backup;
 mod bind;
 pub mod firewall;
 mod haproxy;
+pub mod hardening;
 mod keepalived;
 mod mariadb;
 mod nginx;
@@ -32,20 +33,32 @@ use serde_json::{Map, Value};
 
 /// A stack is a list of components, run on every host with the `web` role.
 pub const STACKS: &[(&str, &[&str])] = &[
-    ("lemp", &["firewall", "nginx", "php", "php-fpm", "app"]),
-    ("lamp", &["firewall", "apache", "php", "php-fpm", "app"]),
+    (
+        "lemp",
+        &["hardening", "firewall", "nginx", "php", "php-fpm", "app"],
+    ),
+    (
+        "lamp",
+        &["hardening", "firewall", "apache", "php", "php-fpm", "app"],
+    ),
     (
         "nginx-apache",
-        &["firewall", "nginx", "apache", "php", "app"],
+        &["hardening", "firewall", "nginx", "apache", "php", "app"],
     ),
 ];
 
 /// A role is a list of components; `web` takes the site's stack.
 pub const ROLES: &[(Role, &[&str])] = &[
-    (Role::Db, &["firewall", "mariadb", "backup"]),
-    (Role::DbReplica, &["firewall", "mariadb-replica", "backup"]),
-    (Role::Dns, &["firewall", "bind"]),
-    (Role::Lb, &["firewall", "haproxy", "keepalived"]),
+    (Role::Db, &["hardening", "firewall", "mariadb", "backup"]),
+    (
+        Role::DbReplica,
+        &["hardening", "firewall", "mariadb-replica", "backup"],
+    ),
+    (Role::Dns, &["hardening", "firewall", "bind"]),
+    (
+        Role::Lb,
+        &["hardening", "firewall", "haproxy", "keepalived"],
+    ),
 ];
 
 /// How long the site's domain may be for a component, because of a name it derives from it.
@@ -166,7 +179,9 @@ impl Registry {
     pub fn standard() -> Registry {
         Registry::new(
             vec![
-                // First: the ruleset goes live (and is confirmed) before services listen anew.
+                // First: sshd and the ruleset go live (and are confirmed with a new connection)
+                // before services listen anew.
+                &hardening::HARDENING,
                 &firewall::FIREWALL,
                 &mariadb::MARIADB,
                 &mariadb::REPLICA,

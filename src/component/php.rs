@@ -38,6 +38,42 @@ fn socket_path(version: &str, domain: &str) -> String {
     format!("/run/php/php{version}-fpm-{domain}.sock")
 }
 
+/// The opcache settings of the PHP that serves the site (`sapi`: `fpm` or `apache2`), sized from
+/// the release (`tuning::opcache`), reloaded by `reload`, checked with PHP's own ini parser.
+pub fn opcache(cx: &Cx, out: &mut Out, sapi: &str, reload: Handler) -> Result<(), RenderError> {
+    let v = version(cx)?;
+    let (files, bytes) = match &cx.spec.site.app {
+        crate::spec::App::Files(files) => files
+            .iter()
+            .filter(|f| f.path.ends_with(".php"))
+            .fold((0u64, 0u64), |(n, b), f| {
+                (n + 1, b + f.content.len() as u64)
+            }),
+        crate::spec::App::Demo => (1, 4096),
+    };
+    let t = crate::tuning::opcache(files, bytes);
+    let values = json!({
+        "memory_mib": t.memory_mib,
+        "interned_mib": t.interned_mib,
+        "max_files": t.max_files,
+        "why": t.why,
+        "shared": !cx.spec.site.app_options.shared.is_empty(),
+    });
+    out.file(
+        format!("/etc/php/{v}/{sapi}/conf.d/90-provision-opcache.ini"),
+        cx.render("php/opcache.ini", &[("opcache", values)])?,
+    )
+    .notify(reload)
+    .checked_by("php-ini");
+    out.file_validator(
+        "php-ini",
+        format!(
+            "php{v} -n -r 'exit(parse_ini_file($argv[1]) === false ? 1 : 0);' {{root}}{{file}}"
+        ),
+    );
+    Ok(())
+}
+
 /// Longest path a Unix socket can bind to: `sun_path` is 108 bytes including the final NUL.
 const SOCKET_PATH_MAX: usize = 107;
 
@@ -156,6 +192,7 @@ impl Component for PhpFpm {
             ),
             &[&format!("/etc/php/{v}/fpm")],
         );
+        opcache(cx, out, "fpm", Handler::reload(&fpm))?;
         // opcache keeps compiled code: a reload makes new, or restored, code count at once.
         out.reloads_code(Handler::reload(&fpm));
         Ok(())

@@ -28,12 +28,15 @@ fn a_stack_and_the_roles_give_each_host_its_components() {
     let spec = lb_spec();
     let r = Registry::standard();
     let of = |h: &str| names(&r.for_host(&spec, spec.host(h).unwrap()));
-    // The firewall is on every host (it renders nothing without [firewall]), first.
-    assert_eq!(of("web-01"), ["firewall", "php", "php-fpm", "nginx", "app"]);
-    assert_eq!(of("db-01"), ["firewall", "mariadb", "backup"]);
-    assert_eq!(of("db-02"), ["firewall", "mariadb-replica", "backup"]);
-    assert_eq!(of("lb-01"), ["firewall", "bind", "haproxy", "keepalived"]);
-    assert_eq!(of("lb-02"), ["firewall", "haproxy", "keepalived"]);
+    // Hardening and the firewall are on every host (they render nothing without their tables),
+    // first.
+    let first = ["hardening", "firewall"];
+    let with = |rest: &[&'static str]| [&first[..], rest].concat();
+    assert_eq!(of("web-01"), with(&["php", "php-fpm", "nginx", "app"]));
+    assert_eq!(of("db-01"), with(&["mariadb", "backup"]));
+    assert_eq!(of("db-02"), with(&["mariadb-replica", "backup"]));
+    assert_eq!(of("lb-01"), with(&["bind", "haproxy", "keepalived"]));
+    assert_eq!(of("lb-02"), with(&["haproxy", "keepalived"]));
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub struct Backup {
     pub minute: u8,
 }
 
-fn parse_time(v: &str) -> Result<(u8, u8), crate::error::Allowed> {
+pub(super) fn parse_time(v: &str) -> Result<(u8, u8), crate::error::Allowed> {
     let allowed = "a time of day as HH:MM, like \"03:15\"";
     let (h, m) = v.split_once(':').ok_or(allowed)?;
     let ok = |s: &str, max: u8| {

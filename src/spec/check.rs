@@ -120,6 +120,11 @@ impl<'a> Checker<'a> {
             Some(f) => self.firewall(f).map(Some),
             None => Some(None),
         };
+        let hardening = match (&raw.hardening, &hosts) {
+            (Some(h), Some(list)) => self.hardening(h, list).map(Some),
+            (Some(_), None) => None,
+            (None, _) => Some(None),
+        };
         let warnings = std::mem::take(&mut self.warnings);
         Some(Spec {
             source: path.to_path_buf(),
@@ -129,6 +134,7 @@ impl<'a> Checker<'a> {
             lb: lb?,
             firewall: firewall?,
             backup: backup?,
+            hardening: hardening?,
             hosts: hosts?,
             warnings,
         })

@@ -17,7 +17,9 @@ mod database;
 mod dns;
 pub mod edit;
 mod firewall;
+mod hardening;
 pub use backup::Backup;
+pub use hardening::Hardening;
 mod hosts;
 mod lb;
 pub mod reader;
@@ -54,6 +56,8 @@ pub struct Spec {
     pub firewall: Option<Firewall>,
     /// The nightly database dump (`[backup]`), when asked for.
     pub backup: Option<Backup>,
+    /// sshd, kernel and login defaults, security updates (`[hardening]`), when asked for.
+    pub hardening: Option<Hardening>,
     pub hosts: Vec<Host>,
     /// What is allowed but worth saying (an `lb` with one web host: nothing is redundant).
     pub warnings: Vec<SpecError>,

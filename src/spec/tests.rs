@@ -78,7 +78,7 @@ fn fake() -> Fake {
     f
 }
 
-fn parse(text: &str) -> Result<Spec, SpecErrors> {
+pub(super) fn parse(text: &str) -> Result<Spec, SpecErrors> {
     Spec::parse(text, Path::new("inv.toml"), &fake())
 }
 

@@ -33,6 +33,7 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     tls_is_served(addr);
     status_on_loopback_only(&inv, addr);
     nothing_about_the_servers_to_strangers(addr);
+    the_host_is_hardened(addr, &done.stderr());
 
     // Converged: a second apply changes nothing and plan agrees.
     let done = Run::new(&["apply", "-i", &inv]).output().status(0);
@@ -284,6 +285,67 @@ pub fn tls_is_served(addr: &str) {
     };
     assert!(handshake("-tls1_2"), "TLS 1.2 refused by {addr}");
     assert!(!handshake("-tls1_1"), "TLS 1.1 accepted by {addr}");
+}
+
+/// `[hardening]` after the first apply: sshd's new settings were confirmed by a new connection,
+/// sshd takes keys only (and says so to a client that offers none), security updates are set up
+/// with the host's reboot slot, the network namespace ignores redirects, no core dumps.
+fn the_host_is_hardened(addr: &str, first_apply: &str) {
+    assert!(
+        first_apply.contains("sshd's new settings confirmed"),
+        "{first_apply}"
+    );
+    let sshd = ssh(addr, "sshd -T");
+    for want in [
+        "passwordauthentication no",
+        "kbdinteractiveauthentication no",
+        "maxauthtries 3",
+        "maxsessions 2",
+        "allowtcpforwarding no",
+        "x11forwarding no",
+        "loglevel VERBOSE",
+    ] {
+        assert!(
+            sshd.lines().any(|l| l == want),
+            "no {want:?} in sshd -T:\n{sshd}"
+        );
+    }
+    // OpenSSH 9 prints the old name of the setting, 10 the new one.
+    assert!(
+        sshd.lines()
+            .any(|l| l == "permitrootlogin without-password"
+                || l == "permitrootlogin prohibit-password"),
+        "{sshd}"
+    );
+    // A client that offers no key is told that only keys are taken.
+    let out = ssh_with(addr, &["-o", "PubkeyAuthentication=no"])
+        .arg("true")
+        .output()
+        .expect("ssh runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Permission denied (publickey)"),
+        "{err}"
+    );
+    let apt = ssh(
+        addr,
+        "dpkg-query -W -f='${db:Status-Status}\n' unattended-upgrades && apt-config dump",
+    );
+    for want in [
+        "installed",
+        "APT::Periodic::Unattended-Upgrade \"1\";",
+        "Unattended-Upgrade::Automatic-Reboot \"true\";",
+        "Unattended-Upgrade::Automatic-Reboot-Time \"03:00\";",
+    ] {
+        assert!(apt.lines().any(|l| l == want), "no {want:?} in:\n{apt}");
+    }
+    assert_eq!(
+        ssh(
+            addr,
+            "sysctl -n net.ipv4.conf.all.accept_redirects net.ipv4.conf.all.rp_filter; ulimit -Hc"
+        ),
+        "0\n1\n0\n"
+    );
 }
 
 fn nothing_about_the_servers_to_strangers(addr: &str) {
@@ -964,7 +1026,8 @@ fn lab_a_firewall_that_cuts_ssh_reverts_itself() {
     let inv = inv.to_string_lossy().to_string();
     let done = Run::new(&["apply", "-i", &inv]).output().status(0);
     assert!(
-        done.stderr().contains("firewall confirmed"),
+        done.stderr()
+            .contains("the new firewall and sshd's new settings confirmed"),
         "{}",
         done.stderr()
     );
@@ -1023,6 +1086,25 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
     tls_is_served("198.18.0.26");
     assert_eq!(page("198.18.0.21").0, 200);
     assert!(ssh("198.18.0.21", "ls /etc/nginx/tls 2>&1; true").contains("No such file"));
+    // Reboots for updates: hosts that stand in for each other take theirs 30 minutes apart.
+    let at = |addr: &str| {
+        let out = ssh(
+            addr,
+            "eval \"$(apt-config shell T Unattended-Upgrade::Automatic-Reboot-Time)\"; echo \"$T\"",
+        );
+        out.trim().to_string()
+    };
+    for (a, b) in [
+        ("198.18.0.20", "198.18.0.26"),
+        ("198.18.0.21", "198.18.0.22"),
+        ("198.18.0.23", "198.18.0.24"),
+    ] {
+        assert_eq!(
+            (at(a), at(b)),
+            ("03:00".to_string(), "03:30".to_string()),
+            "{a} {b}"
+        );
+    }
     // The firewall: the primary's MariaDB answers a web host and the replica, not this machine
     // nor a balancer.
     let mariadb: std::net::SocketAddr = "198.18.0.23:3306".parse().unwrap();

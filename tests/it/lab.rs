@@ -25,6 +25,11 @@ pub fn lab(args: &[&str]) {
 
 /// `ssh root@ADDR` with the lab's key and strict host-key checking.
 pub fn ssh_to(addr: &str) -> Command {
+    ssh_with(addr, &[])
+}
+
+/// `ssh_to` with more ssh options (`-o` pairs), given before the destination.
+pub fn ssh_with(addr: &str, options: &[&str]) -> Command {
     let mut c = Command::new("ssh");
     c.args([
         "-i",
@@ -36,6 +41,7 @@ pub fn ssh_to(addr: &str) -> Command {
         "-o",
         "BatchMode=yes",
     ])
+    .args(options)
     .arg(format!("root@{addr}"));
     c
 }
