@@ -98,6 +98,16 @@ impl std::fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// A file's content from its lines, as the probe read them (it does so only when the lines show
+/// every byte).
+fn from_text(lines: &[String], final_newline: bool) -> Vec<u8> {
+    let mut bytes = lines.join("\n").into_bytes();
+    if final_newline && !lines.is_empty() {
+        bytes.push(b'\n');
+    }
+    bytes
+}
+
 /// Parses the probe's output. Unknown lines are ignored (a login banner, a shell's noise), but the
 /// closing `@end` must be there: a cut-off probe is an error, not an empty host.
 pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
@@ -108,7 +118,47 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
     let mut candidates: BTreeSet<String> = BTreeSet::new();
     let mut state: Vec<String> = Vec::new();
     let (mut lists, mut now): (Option<f64>, Option<f64>) = (None, None);
+    // A component snippet's output: the lines between `@@c NAME` and `@@c-end`, whatever they hold.
+    let mut section: Option<String> = None;
+    // A file read as text: its path and lines, between `@text PATH` and `@text-end FINAL_NEWLINE`.
+    let mut text: Option<(String, Vec<String>)> = None;
     for line in output.lines() {
+        if let Some((_, lines)) = &mut text {
+            if let Some(l) = line.strip_prefix("@t ") {
+                lines.push(l.to_string());
+                continue;
+            }
+            let (path, lines) = text.take().expect("in a text section");
+            let newline = line.strip_prefix("@text-end ") == Some("1");
+            contents.insert(path, from_text(&lines, newline));
+            if line.starts_with("@text-end ") {
+                continue;
+            }
+        }
+        if let Some(component) = &section {
+            if line == "@@c-end" {
+                // Like a shell's `$(...)`: trailing empty lines are not output.
+                if let Some(lines) = f.components.get_mut(component) {
+                    while lines.last().is_some_and(|l| l.is_empty()) {
+                        lines.pop();
+                    }
+                    if lines.is_empty() {
+                        f.components.remove(component);
+                    }
+                }
+                section = None;
+            } else {
+                f.components
+                    .entry(component.clone())
+                    .or_default()
+                    .push(line.to_string());
+            }
+            continue;
+        }
+        if let Some(component) = line.strip_prefix("@@c ") {
+            section = Some(component.to_string());
+            continue;
+        }
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
         match tag {
             "@os" => {
@@ -145,8 +195,10 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
             }
             "@now" => now = rest.trim().parse::<f64>().ok(),
             "@path" => {
-                let parts: Vec<&str> = rest.splitn(6, ' ').collect();
-                if parts.len() < 5 {
+                // PATH TYPE MODE OWNER GROUP SIZE LINK-TARGET (the size is the probe's own, to
+                // tell whether a file's lines showed all of it).
+                let parts: Vec<&str> = rest.splitn(7, ' ').collect();
+                if parts.len() < 6 {
                     return Err(ParseError(format!("bad path line {line:?}")));
                 }
                 let mode = u32::from_str_radix(parts[2], 8)
@@ -161,12 +213,13 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
                     },
                     "d" => PathFact::Dir { mode, owner, group },
                     "l" => PathFact::Link {
-                        target: parts.get(5).unwrap_or(&"").to_string(),
+                        target: parts.get(6).unwrap_or(&"").to_string(),
                     },
                     other => PathFact::Other(other.to_string()),
                 };
                 f.paths.insert(parts[0].to_string(), fact);
             }
+            "@text" => text = Some((rest.to_string(), Vec::new())),
             "@content" => {
                 let (path, b64) = rest.split_once(' ').unwrap_or((rest, ""));
                 let bytes = base64::engine::general_purpose::STANDARD
@@ -177,13 +230,6 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
             "@svc" => {
                 let (name, st) = rest.split_once(' ').unwrap_or((rest, ""));
                 f.services.insert(name.to_string(), st.trim() == "active");
-            }
-            "@c" => {
-                let (component, l) = rest.split_once(' ').unwrap_or((rest, ""));
-                f.components
-                    .entry(component.to_string())
-                    .or_default()
-                    .push(l.to_string());
             }
             "@tree" => {
                 // MARKER FROM-ID BASE64(GZIP(MANIFEST)); the marker path is quoted by nothing and

@@ -72,8 +72,11 @@ impl Component for Backup {
     fn probe(&self, cx: &Cx) -> Option<String> {
         cx.spec.backup.as_ref()?;
         (cx.host.name == cx.spec.backup_host().name).then(|| {
+            // Without systemd: cron's pid file and the process it names (builtins), else what its
+            // init script says.
             "if [ -d /run/systemd/system ]; then systemctl is-active provision-backup.timer; \
-             elif service cron status > /dev/null 2>&1; then echo active; else echo inactive; fi"
+             else p=; c=; { read -r p < /run/crond.pid; read -r c < \"/proc/$p/comm\"; } 2>/dev/null; \
+             if [ \"$c\" = cron ]; then echo active; elif service cron status > /dev/null 2>&1; then echo active; else echo inactive; fi; fi"
                 .to_string()
         })
     }

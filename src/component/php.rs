@@ -137,7 +137,14 @@ impl Component for PhpFpm {
     /// The workers' owners and resident sizes (KiB), for sizing the pool (`tuning::fpm`).
     fn probe(&self, cx: &Cx) -> Option<String> {
         let v = version(cx).ok()?;
-        Some(format!("ps -o user=,rss= -C php-fpm{v}"))
+        // What `ps -o user=,rss= -C php-fpm<v>` prints, read from /proc with builtins only: the
+        // probe starts no process for it.
+        Some(format!(
+            "for d in /proc/[0-9]*; do c=; {{ read -r c < \"$d/comm\"; }} 2>/dev/null; [ \"$c\" = php-fpm{v} ] || continue; \
+             u=; r=; {{ while read -r k a _; do case $k in Uid:) u=$a ;; VmRSS:) r=$a ;; esac; done < \"$d/status\"; }} 2>/dev/null; \
+             n=$u; while IFS=: read -r name _ id _; do [ \"$id\" = \"$u\" ] && {{ n=$name; break; }}; done < /etc/passwd; \
+             [ -n \"$r\" ] && echo \"$n $r\"; done"
+        ))
     }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {

@@ -77,6 +77,21 @@ fn the_stacks_name_only_known_components() {
 
 /// What `report` says of `lines` on host `h` of the lb example.
 fn report(component: &str, h: &str, lines: &[&str]) -> Vec<(bool, String)> {
+    let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    on_lb_example(|spec, r, renderer| {
+        let host = spec.host(h).unwrap();
+        let c = r.all().iter().find(|c| c.name() == component).unwrap();
+        renderer.with_cx(host, crate::release::CURRENT_STABLE, |cx| {
+            c.report(cx, &lines)
+                .into_iter()
+                .map(|r| (r.ok, r.text))
+                .collect()
+        })
+    })
+}
+
+/// Runs `f` with the lb example, the standard registry and a renderer of them.
+fn on_lb_example<T>(f: impl FnOnce(&Spec, &Registry, &crate::render::Renderer) -> T) -> T {
     let spec = lb_spec();
     let r = Registry::standard();
     let templates = crate::render::templates::Templates::load(None).unwrap();
@@ -85,15 +100,7 @@ fn report(component: &str, h: &str, lines: &[&str]) -> Vec<(bool, String)> {
         today: 20261123,
     };
     let renderer = crate::render::Renderer::new(&r, &spec, &templates, &opts);
-    let host = spec.host(h).unwrap();
-    let c = r.all().iter().find(|c| c.name() == component).unwrap();
-    let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-    renderer.with_cx(host, crate::release::CURRENT_STABLE, |cx| {
-        c.report(cx, &lines)
-            .into_iter()
-            .map(|r| (r.ok, r.text))
-            .collect()
-    })
+    f(&spec, &r, &renderer)
 }
 
 #[test]
@@ -132,4 +139,30 @@ fn a_replica_that_does_not_follow_its_primary_fails_the_check() {
         ],
     );
     assert!(ok[0].0, "{ok:?}");
+}
+
+#[test]
+fn no_probe_snippet_ends_or_changes_the_probe() {
+    // The probe runs every component's snippet in its own shell: an `exit` would cut the probe
+    // short, a `set` would change the paths it asks about.
+    let seen = on_lb_example(|spec, r, renderer| {
+        let mut seen = 0;
+        for host in &spec.hosts {
+            for c in r.for_host(spec, host) {
+                let snippet =
+                    renderer.with_cx(host, crate::release::CURRENT_STABLE, |cx| c.probe(cx));
+                if let Some(s) = snippet {
+                    seen += 1;
+                    let words: Vec<&str> = s
+                        .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                        .collect();
+                    for w in ["exit", "set", "return", "exec"] {
+                        assert!(!words.contains(&w), "{} uses {w}: {s}", c.name());
+                    }
+                }
+            }
+        }
+        seen
+    });
+    assert!(seen >= 6, "{seen}");
 }

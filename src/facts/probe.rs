@@ -135,12 +135,17 @@ impl ProbeRequest {
             }
             s.push_str("fi\n");
         }
+        if self.components.is_empty() {
+            return;
+        }
+        // Each snippet runs in the probe's own shell (no process of its own) between two marker
+        // lines; the parser gives the lines between them to the component. The end marker starts
+        // on a line of its own even after output without a final newline. Snippets never `exit`
+        // nor `set` the probe's arguments (a test checks).
         for (component, snippet) in &self.components {
-            // Its output, line by line, tagged with its name; a subshell, so a snippet's `exit` or
-            // variables cannot disturb the probe.
             s.push_str(&format!(
-                "out=$({{ {snippet}\n}} 2>/dev/null)\ntag {} \"$out\"\n",
-                shell_word(&format!("@c {component}"))
+                "echo {}\n{{ {snippet}\n}} 2>/dev/null\nprintf '\\n@@c-end\\n'\n",
+                shell_word(&format!("@@c {component}"))
             ));
         }
     }
@@ -161,15 +166,33 @@ fn add_paths(paths: &[(String, Option<String>)], s: &mut String) {
     s.push_str(&format!("want=\"$want\"{}\n", shell_word(&lines)));
 }
 
-/// Type, mode, owner and link target of every path (one `find`), and the content of the files
-/// whose sha256 differs from the desired one (one `sha256sum` for all), or that are always
-/// fetched.
-const PATHS_CHECK: &str = "if [ $# -gt 0 ]; then\n\
-  find \"$@\" -maxdepth 0 -printf '@path %p %y %m %u %g %l\\n' 2>/dev/null\n\
+/// Type, mode, owner and link target of every path and the times of apt's package lists (one
+/// `find`: a managed path is printed and not descended into, the lists directory is read one
+/// level down), and the content of the files whose sha256 differs from the desired one (one
+/// `sha256sum` for all; `base64`, whatever the bytes), or that are always fetched: those are read
+/// line by line with builtins (no process; files provision renders are text) when that shows
+/// every byte (no carriage return, and the lines add up to the file's size: `read` drops NULs),
+/// else with `base64` too.
+const PATHS_CHECK: &str = "found=$(find \"$@\" /var/lib/apt/lists -maxdepth 1 \\( -path '/var/lib/apt/lists/*' -name '*Packages*' -printf '@aptm %T@\\n' \\) \
+  -o -path '/var/lib/apt/lists/*' -o -path /var/lib/apt/lists -o \\( -printf '@path %p %y %m %u %g %s %l\\n' -prune \\) 2>/dev/null)\n\
+[ -z \"$found\" ] || printf '%s\\n' \"$found\"\n\
+if [ $# -gt 0 ]; then\n\
   sums=$(sha256sum -- \"$@\" 2>/dev/null)\n\
+  cr='\r'\n\
   while read -r h p; do\n\
     [ -n \"$p\" ] && [ \"$h\" != + ] && [ -f \"$p\" ] && [ ! -L \"$p\" ] || continue\n\
     case \"$nl$sums$nl\" in *\"$nl$h  $p$nl\"*) continue ;; esac\n\
+    if [ \"$h\" = - ]; then\n\
+      z=; case \"$nl$found\" in *\"$nl@path $p f \"*) x=${found#*\"@path $p f \"}; x=${x%%\"$nl\"*}; x=${x#* }; x=${x#* }; x=${x#* }; z=${x%% *} ;; esac\n\
+      n=0; e=1\n\
+      while :; do l=; IFS= read -r l || { n=$((n + ${#l})); [ -z \"$l\" ] || e=0; break; }; n=$((n + ${#l} + 1)); case $l in *\"$cr\"*) n=-1; break ;; esac; done < \"$p\"\n\
+      if [ \"$n\" = \"$z\" ]; then\n\
+        echo \"@text $p\"\n\
+        while :; do l=; IFS= read -r l || { [ -z \"$l\" ] || printf '@t %s\\n' \"$l\"; break; }; printf '@t %s\\n' \"$l\"; done < \"$p\"\n\
+        echo \"@text-end $e\"\n\
+        continue\n\
+      fi\n\
+    fi\n\
     echo \"@content $p $(base64 -w0 < \"$p\")\"\n\
   done <<PROVISION_PATHS\n\
 $want\n\
@@ -266,10 +289,12 @@ impl Probe {
             }
         }
         s.push_str(PATHS_CHECK);
-        // The package lists' age: their times and the host's clock, compared by the parser.
+        // The package lists' age: their times (`@aptm`, from the paths' find above) and the host's
+        // clock, compared by the parser. The clock without a process: boot time plus uptime.
         s.push_str(
-            "find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -printf '@aptm %T@\\n' 2>/dev/null\n\
-             echo \"@now $(date +%s)\"\n",
+            "b=; while read -r k v; do [ \"$k\" = btime ] && { b=$v; break; }; done < /proc/stat\n\
+             read -r u _ < /proc/uptime\n\
+             [ -n \"$b\" ] && echo \"@now $((b + ${u%.*}))\"\n",
         );
         s.push_str("echo '@end'\n");
         s

@@ -21,10 +21,10 @@ fn req() -> ProbeRequest {
 }
 
 const CANNED: &str = "Welcome banner\n@os debian 12 bookworm\n@init systemd\n@dpkg nginx ii 1.22.1-9+deb12u1\n@dpkg php8.2-fpm rc 8.2.1\n\
-@aptm 1000.5\n@aptm 1080.0\n@now 1200\n@path /etc/nginx/nginx.conf f 644 root root \n\
-@path /etc/nginx/sites-enabled/foobar.com.conf l 777 root root ../sites-available/foobar.com.conf\n\
-@path /var/www/foobar.com d 755 root www-data \n@content /etc/nginx/nginx.conf aGVsbG8K\n@svc nginx active\n\
-@c mariadb up\n@c mariadb db\tfoobar\n@state pending reload nginx\n@state pending reload nginx\n\
+@aptm 1000.5\n@aptm 1080.0\n@now 1200\n@path /etc/nginx/nginx.conf f 644 root root 6 \n\
+@path /etc/nginx/sites-enabled/foobar.com.conf l 777 root root 33 ../sites-available/foobar.com.conf\n\
+@path /var/www/foobar.com d 755 root www-data 4096 \n@content /etc/nginx/nginx.conf aGVsbG8K\n@svc nginx active\n\
+@@c mariadb\nup\ndb\tfoobar\n\n@@c-end\n@state pending reload nginx\n@state pending reload nginx\n\
 @state key 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n@state current G000003-20261123T000000Z\n@end\n";
 
 #[test]
@@ -146,12 +146,22 @@ fn a_component_snippet_comes_back_to_its_component_only() {
         packages: vec![],
         paths: vec![],
         services: vec![],
-        components: vec![(
-            "example".into(),
-            "echo one; echo 'two words'; exit 3".into(),
-        )],
+        components: vec![
+            ("example".into(), "echo one; echo 'two words'; x=1".into()),
+            ("silent".into(), "false".into()),
+            ("other".into(), "echo \"three $x\"; printf '@end'".into()),
+        ],
         trees: vec![],
     };
+    let f = parse(&run_probe(&r), &r).unwrap();
+    assert_eq!(f.components["example"], ["one", "two words"]);
+    // Lines that look like the probe's own are the component's, up to its end marker.
+    assert_eq!(f.components["other"], ["three 1", "@end"]);
+    assert!(!f.components.contains_key("silent"), "{:?}", f.components);
+}
+
+/// The real probe of `r` run by sh here, its state directory in a temporary one: its output.
+fn run_probe(r: &ProbeRequest) -> String {
     let state = tempfile::tempdir().unwrap();
     let script = r
         .script()
@@ -161,8 +171,7 @@ fn a_component_snippet_comes_back_to_its_component_only() {
         .arg(&script)
         .output()
         .unwrap();
-    let f = parse(&String::from_utf8_lossy(&out.stdout), &r).unwrap();
-    assert_eq!(f.components["example"], ["one", "two words"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn desired_with(paths: &[(&str, &str)], packages: &[&str]) -> crate::desired::Desired {
@@ -307,6 +316,18 @@ fn the_probe_reads_files_and_pid_files_for_real() {
         (f.services["up"], f.services["gone"], f.services["wrong"]),
         (true, false, false)
     );
+    // The package lists' age, from the same find and the clock read from /proc, agrees with
+    // this machine's own view of its newest list.
+    let newest = std::fs::read_dir("/var/lib/apt/lists")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("Packages"))
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max()
+        .expect("this machine has package lists (tests/install-deps updates them)");
+    let age = newest.elapsed().unwrap_or_default().as_secs();
+    let probed = f.apt_lists_age.expect("the probe tells the lists' age");
+    assert!(probed.abs_diff(age) <= 2, "probe {probed} s, here {age} s");
 }
 
 /// On a systemd host the service states come from one systemctl run; reading them must not disturb
@@ -353,4 +374,45 @@ fn systemd_service_states_and_the_paths_are_both_read() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+#[test]
+fn always_fetched_files_come_back_exactly_as_text_or_marked() {
+    // The real probe run by sh over files it must always fetch ("-": sized or sensitive ones):
+    // read line by line with builtins, or with base64 when lines cannot show every byte; either
+    // way every byte comes back. Which way each went shows in the output.
+    let d = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[u8]); 7] = [
+        ("empty", b""),
+        ("newline", b"\n"),
+        ("plain", b"a = 1\n  indented\tand tabbed \\ back\\slash\n"),
+        ("no-final-newline", b"first\nlast"),
+        ("blank-lines", b"\n\nx\n\n"),
+        ("crlf", b"dos\r\nline\r\n"),
+        ("nul", b"a\0b\n"),
+    ];
+    let path = |n: &str| d.path().join(n).to_string_lossy().into_owned();
+    for (n, bytes) in cases {
+        std::fs::write(path(n), bytes).unwrap();
+    }
+    let r = ProbeRequest {
+        packages: vec![],
+        paths: cases.iter().map(|(n, _)| (path(n), None)).collect(),
+        services: vec![],
+        components: vec![],
+        trees: vec![],
+    };
+    let text = run_probe(&r);
+    for n in ["crlf", "nul"] {
+        assert!(
+            text.contains(&format!("@content {} ", path(n))),
+            "{n}: {text}"
+        );
+    }
+    assert!(text.contains(&format!("@text {}", path("plain"))), "{text}");
+    let f = parse(&text, &r).unwrap();
+    for (n, bytes) in cases {
+        let got = f.content(&path(n)).unwrap();
+        assert_eq!(got, bytes, "{n}");
+    }
 }
