@@ -10,6 +10,7 @@ from pyinfra.operations import apt, files, server, sysvinit
 r = host.data.render_dir
 php_ver = host.data.php_ver
 php_svc = f"php{php_ver}-fpm"
+rid = host.data.release_id
 
 apt.packages(
     name="Packages",
@@ -22,6 +23,8 @@ for path, mode, group in [
     ("/var/lib/provision", "700", "root"),
     ("/var/lib/provision/sql", "700", "root"),
     ("/var/www/foobar.com", "755", "root"),
+    ("/var/www/foobar.com/releases", "755", "root"),
+    (f"/var/www/foobar.com/releases/{rid}", "755", "root"),
     ("/etc/provision", "755", "root"),
     ("/etc/provision/sites", "755", "root"),
     ("/etc/provision/sites/foobar.com", "750", "www-data"),
@@ -40,7 +43,9 @@ role_cnf = put("/etc/mysql/mariadb.conf.d/61-provision-role.cnf")
 sql = put("/var/lib/provision/sql/foobar.sql", mode="600")
 php_ops = [
     put(f"/etc/php/{php_ver}/fpm/pool.d/foobar.com.conf"),
-    put("/var/www/foobar.com/index.php"),
+    put(f"/etc/php/{php_ver}/fpm/conf.d/90-provision-opcache.ini"),
+    put(f"/var/www/foobar.com/releases/{rid}/index.php"),
+    files.link(name="Release live", path="/var/www/foobar.com/current", target=f"releases/{rid}"),
     put("/etc/provision/sites/foobar.com/config.php", mode="640", group="www-data"),
 ]
 nginx_ops = [
