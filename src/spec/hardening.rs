@@ -15,6 +15,9 @@ pub struct Hardening {
     pub reboot: Option<(u8, u8)>,
     /// Minutes between one slot and the next.
     pub spacing: u32,
+    /// Each host's slot, in inventory order (see `slots`): computed once, when the inventory is
+    /// checked, not for every host rendered.
+    pub slots: Vec<usize>,
 }
 
 const MINUTES_A_DAY: u32 = 24 * 60;
@@ -54,7 +57,7 @@ impl Spec {
         let h = self.hardening.as_ref()?;
         let (hour, minute) = h.reboot?;
         let i = self.hosts.iter().position(|x| x.name == host.name)?;
-        let slot = slots(&self.hosts)[i] as u32;
+        let slot = *h.slots.get(i)? as u32;
         let at = (u32::from(hour) * 60 + u32::from(minute) + slot * h.spacing) % MINUTES_A_DAY;
         Some(((at / 60) as u8, (at % 60) as u8))
     }
@@ -95,8 +98,9 @@ impl Checker<'_> {
             })?),
             None => Some((3, 0)),
         };
+        let slots = slots(hosts);
         if reboot.is_some() {
-            let needed = slots(hosts).iter().max().map_or(1, |m| *m as u32 + 1);
+            let needed = slots.iter().max().map_or(1, |m| *m as u32 + 1);
             if needed * spacing > MINUTES_A_DAY {
                 let at = raw
                     .reboot_spacing
@@ -115,7 +119,11 @@ impl Checker<'_> {
                 return None;
             }
         }
-        Some(Hardening { reboot, spacing })
+        Some(Hardening {
+            reboot,
+            spacing,
+            slots,
+        })
     }
 }
 
