@@ -3,7 +3,8 @@
 //! themselves (or ssh's default `~/.ssh/id_*`). A passphrase-protected file whose key the agent
 //! does not hold is unlocked with a passphrase asked on the terminal (no echo, once per file for
 //! all hosts of the run), or, with no terminal, refused with a message that says to use ssh-agent.
-//! Passphrases are kept in memory for the run and never printed.
+//! Passphrases are kept in memory for the run and never printed. An unencrypted OpenSSH ed25519
+//! file is read once per run and signs through a callback (`ed25519`); other files are libssh2's.
 
 use super::route::Hop;
 use base64::Engine;
@@ -92,6 +93,10 @@ fn agent_auth(
 }
 
 fn file_auth(session: &ssh2::Session, hop: &Hop, file: &Path, text: &[u8]) -> Result<(), String> {
+    if let Some(key) = super::ed25519::key(file, text) {
+        return super::ed25519::authenticate(session, &hop.user, &key)
+            .map_err(|e| format!("refused ({})", e.message()));
+    }
     if !is_encrypted(text) {
         return session
             .userauth_pubkey_file(&hop.user, None, file, None)

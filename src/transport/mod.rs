@@ -4,6 +4,7 @@
 
 mod auth;
 mod connect;
+mod ed25519;
 mod jump;
 mod known_hosts;
 mod local;

@@ -281,6 +281,38 @@ fn hashed_known_hosts_entries_are_checked_on_every_hop() {
     assert!(matches!(done.code(), 0 | 2), "{}", done.stderr());
 }
 
+/// A key the hosts do not hold is refused and named, whichever way it is read: an unencrypted
+/// ed25519 key (read once by provision, signed through libssh2's callback) or an RSA key (read by
+/// libssh2). No agent, so only the file is offered.
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn a_key_the_host_does_not_hold_is_refused_and_named() {
+    let _one = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Setup::new(false);
+    for (name, kind) in [("stranger_ed25519", "ed25519"), ("stranger_rsa", "rsa")] {
+        let key = s.path(name);
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let config = s.ssh_config(&format!("{name}_config"), &key, Path::new(KNOWN));
+        let inv = s.write(
+            &format!("{name}.toml"),
+            "\"inner\"",
+            &format!(", config = \"{}\"", config.display()),
+        );
+        let done = plan(&inv).env("SSH_AUTH_SOCK", "").output().status(3);
+        let err = done.stderr();
+        assert!(
+            err.contains("authentication failed")
+                && err.contains(&format!("{}: refused", key.display())),
+            "{kind}: {err}"
+        );
+    }
+}
+
 /// A key file protected by a passphrase, authorised on both hosts.
 fn locked_key(s: &Setup) -> PathBuf {
     let key = s.path("locked_ed25519");
