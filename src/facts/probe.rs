@@ -86,8 +86,8 @@ impl ProbeRequest {
             "out=$(dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {0} 2>/dev/null)\n\
              tag @dpkg \"$out\"\n\
              missing=; for p in {0}; do case \"$nl$out\" in *\"$nl$p ii \"*) ;; *) missing=\"$missing $p\";; esac; done\n\
-             [ -z \"$missing\" ] || apt-cache policy $missing 2>/dev/null | \
-             awk '/^[^ ]/ {{ p = $1; sub(/:$/, \"\", p) }} /Candidate:/ && $2 != \"(none)\" {{ print \"@cand \" p }}'\n",
+             [ -z \"$missing\" ] || {{ lists_age=1; apt-cache policy $missing 2>/dev/null | \
+             awk '/^[^ ]/ {{ p = $1; sub(/:$/, \"\", p) }} /Candidate:/ && $2 != \"(none)\" {{ print \"@cand \" p }}'; }}\n",
             pkgs.join(" ")
         ));
     }
@@ -170,9 +170,9 @@ fn add_paths(paths: &[(String, Option<String>)], s: &mut String) {
 /// `find`: a managed path is printed and not descended into, the lists directory is read one
 /// level down), and the content of the files whose sha256 differs from the desired one (one
 /// `sha256sum` for all; `base64`, whatever the bytes), or that are always fetched: those are read
-/// line by line with builtins (no process; files provision renders are text) when that shows
-/// every byte (no carriage return, and the lines add up to the file's size: `read` drops NULs),
-/// else with `base64` too.
+/// line by line with builtins, once (no process; files provision renders are text; dash reads a
+/// byte per system call), and printed when that showed every byte (no carriage return, and the
+/// lines add up to the file's size: `read` drops NULs), else read again with `base64`.
 const PATHS_CHECK: &str = "found=$(find \"$@\" /var/lib/apt/lists -maxdepth 1 \\( -path '/var/lib/apt/lists/*' -name '*Packages*' -printf '@aptm %T@\\n' \\) \
   -o -path '/var/lib/apt/lists/*' -o -path /var/lib/apt/lists -o \\( -printf '@path %p %y %m %u %g %s %l\\n' -prune \\) 2>/dev/null)\n\
 [ -z \"$found\" ] || printf '%s\\n' \"$found\"\n\
@@ -184,12 +184,10 @@ if [ $# -gt 0 ]; then\n\
     case \"$nl$sums$nl\" in *\"$nl$h  $p$nl\"*) continue ;; esac\n\
     if [ \"$h\" = - ]; then\n\
       z=; case \"$nl$found\" in *\"$nl@path $p f \"*) x=${found#*\"@path $p f \"}; x=${x%%\"$nl\"*}; x=${x#* }; x=${x#* }; x=${x#* }; z=${x%% *} ;; esac\n\
-      n=0; e=1\n\
-      while :; do l=; IFS= read -r l || { n=$((n + ${#l})); [ -z \"$l\" ] || e=0; break; }; n=$((n + ${#l} + 1)); case $l in *\"$cr\"*) n=-1; break ;; esac; done < \"$p\"\n\
+      n=0; e=1; t=\n\
+      while :; do l=; IFS= read -r l || { n=$((n + ${#l})); [ -z \"$l\" ] || { e=0; t=\"$t@t $l$nl\"; }; break; }; n=$((n + ${#l} + 1)); t=\"$t@t $l$nl\"; case $l in *\"$cr\"*) n=-1; break ;; esac; done < \"$p\"\n\
       if [ \"$n\" = \"$z\" ]; then\n\
-        echo \"@text $p\"\n\
-        while :; do l=; IFS= read -r l || { [ -z \"$l\" ] || printf '@t %s\\n' \"$l\"; break; }; printf '@t %s\\n' \"$l\"; done < \"$p\"\n\
-        echo \"@text-end $e\"\n\
+        printf '@text %s\\n%s@text-end %s\\n' \"$p\" \"$t\" \"$e\"\n\
         continue\n\
       fi\n\
     fi\n\
@@ -253,7 +251,7 @@ impl Probe {
         let mut s = String::from(
             "#!/bin/sh\n# provision facts probe: reads the host; writes only provision's own key on first contact\n\
              export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
-             nl='\n'\n\
+             nl='\n'; lists_age=\n\
              tag() { t=$1; o=$2; while [ -n \"$o\" ]; do l=${o%%\"$nl\"*}; echo \"$t $l\"; [ \"$l\" = \"$o\" ] && break; o=${o#*\"$nl\"}; done; }\n\
              . /etc/os-release 2>/dev/null; echo \"@os ${ID:-unknown} ${VERSION_ID:-unknown} ${VERSION_CODENAME:-unknown}\"\n\
              if [ -d /run/systemd/system ]; then echo '@init systemd'; else echo '@init none'; fi\n\
@@ -289,12 +287,16 @@ impl Probe {
             }
         }
         s.push_str(PATHS_CHECK);
-        // The package lists' age: their times (`@aptm`, from the paths' find above) and the host's
-        // clock, compared by the parser. The clock without a process: boot time plus uptime.
+        // The package lists' age, when a package is missing (only then does the plan look at
+        // it): their times (`@aptm`, from the paths' find above) and the host's clock, compared
+        // by the parser. The clock without a process: boot time plus uptime. (dash reads a byte
+        // per system call, and /proc/stat's interrupt line grows with the machine.)
         s.push_str(
-            "b=; while read -r k v; do [ \"$k\" = btime ] && { b=$v; break; }; done < /proc/stat\n\
+            "if [ -n \"$lists_age\" ]; then\n\
+             b=; while read -r k v; do [ \"$k\" = btime ] && { b=$v; break; }; done < /proc/stat\n\
              read -r u _ < /proc/uptime\n\
-             [ -n \"$b\" ] && echo \"@now $((b + ${u%.*}))\"\n",
+             [ -n \"$b\" ] && echo \"@now $((b + ${u%.*}))\"\n\
+             fi\n",
         );
         s.push_str("echo '@end'\n");
         s

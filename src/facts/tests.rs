@@ -273,7 +273,8 @@ fn the_probe_reads_files_and_pid_files_for_real() {
     std::fs::write(d.join("gone.pid"), "999999999\n").unwrap();
     let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
     let r = ProbeRequest {
-        packages: vec![],
+        // Not installed here: the plan would install it, so the probe tells the lists' age.
+        packages: vec!["provision-no-such-package".into()],
         paths: vec![
             (path(&same), Some(sha256_hex(b"as desired\n"))),
             (path(&differs), Some(sha256_hex(b"as desired\n"))),
@@ -328,6 +329,24 @@ fn the_probe_reads_files_and_pid_files_for_real() {
     let age = newest.elapsed().unwrap_or_default().as_secs();
     let probed = f.apt_lists_age.expect("the probe tells the lists' age");
     assert!(probed.abs_diff(age) <= 2, "probe {probed} s, here {age} s");
+
+    // Every package installed (coreutils is essential): nothing to install, so no clock is read.
+    let installed = ProbeRequest {
+        packages: vec!["coreutils".into()],
+        ..r
+    };
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            installed
+                .script()
+                .replace("/var/lib/provision", &path(&d.join("state"))),
+        )
+        .output()
+        .unwrap();
+    let f = parse(&String::from_utf8_lossy(&out.stdout), &installed).unwrap();
+    assert!(f.packages["coreutils"].is_some());
+    assert_eq!(f.apt_lists_age, None);
 }
 
 /// On a systemd host the service states come from one systemctl run; reading them must not disturb
