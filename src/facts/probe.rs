@@ -77,19 +77,17 @@ impl ProbeRequest {
     // The sections below keep the processes a probe starts on the host to a handful (one dpkg-query,
     // one find, one sha256sum, one systemctl, one per component), whatever the number of paths and
     // services: a converged host answers with builtins for the rest.
+    /// The packages of the host's release, named for the dpkg section after the paths' find.
     fn packages_section(&self, s: &mut String) {
         if self.packages.is_empty() {
             return;
         }
-        let pkgs: Vec<String> = self.packages.iter().map(|p| shell_word(p)).collect();
-        s.push_str(&format!(
-            "out=$(dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {0} 2>/dev/null)\n\
-             tag @dpkg \"$out\"\n\
-             missing=; for p in {0}; do case \"$nl$out\" in *\"$nl$p ii \"*) ;; *) missing=\"$missing $p\";; esac; done\n\
-             [ -z \"$missing\" ] || {{ lists_age=1; apt-cache policy $missing 2>/dev/null | \
-             awk '/^[^ ]/ {{ p = $1; sub(/:$/, \"\", p) }} /Candidate:/ && $2 != \"(none)\" {{ print \"@cand \" p }}'; }}\n",
-            pkgs.join(" ")
-        ));
+        // Names from components only, in Debian's syntax: no character the unquoted `$pkgs`
+        // below would split or expand.
+        debug_assert!(self.packages.iter().all(|p| p
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.:".contains(&b))));
+        s.push_str(&format!("pkgs={}\n", shell_word(&self.packages.join(" "))));
     }
 
     /// For a release the host lacks: the one it runs, and that release's manifest (gzip'd, one
@@ -173,8 +171,9 @@ fn add_paths(paths: &[(String, Option<String>)], s: &mut String) {
 /// line by line with builtins, once (no process; files provision renders are text; dash reads a
 /// byte per system call), and printed when that showed every byte (no carriage return, and the
 /// lines add up to the file's size: `read` drops NULs), else read again with `base64`.
-const PATHS_CHECK: &str = "found=$(find \"$@\" /var/lib/apt/lists -maxdepth 1 \\( -path '/var/lib/apt/lists/*' -name '*Packages*' -printf '@aptm %T@\\n' \\) \
-  -o -path '/var/lib/apt/lists/*' -o -path /var/lib/apt/lists -o \\( -printf '@path %p %y %m %u %g %s %l\\n' -prune \\) 2>/dev/null)\n\
+const PATHS_CHECK: &str = "found=$(find \"$@\" /var/lib/apt/lists /var/lib/dpkg/status /var/lib/dpkg/updates -maxdepth 1 \\( -path '/var/lib/apt/lists/*' -name '*Packages*' -printf '@aptm %T@\\n' \\) \
+  -o -path '/var/lib/apt/lists/*' -o -path /var/lib/apt/lists -o \\( \\( -path /var/lib/dpkg/status -o -path /var/lib/dpkg/updates \\) -printf '@dpkgdb %p %i %C@ %s\\n' -prune \\) \
+  -o \\( -printf '@path %p %y %m %u %g %s %l\\n' -prune \\) 2>/dev/null)\n\
 [ -z \"$found\" ] || printf '%s\\n' \"$found\"\n\
 if [ $# -gt 0 ]; then\n\
   sums=$(sha256sum -- \"$@\" 2>/dev/null)\n\
@@ -195,6 +194,30 @@ if [ $# -gt 0 ]; then\n\
   done <<PROVISION_PATHS\n\
 $want\n\
 PROVISION_PATHS\n\
+fi\n";
+
+/// The packages' states and versions: dpkg-query's answer, kept in provision's state directory
+/// with what it depends on (inode, change time and size of dpkg's status file and of its journal
+/// directory, from the find above, and the names asked), and read back with builtins while that
+/// is unchanged. dpkg-query parses the whole status file (4 ms and one process of a no-op on a
+/// lab host, more on a server with more packages); dpkg replaces the file (a new inode) or adds to
+/// the journal on every change. The key is taken before dpkg-query runs, so a change in between
+/// only makes the next probe ask again. A cache without its end line (cut short) is not used.
+const DPKG: &str = "if [ -n \"$pkgs\" ]; then\n\
+  k=; case \"$nl$found\" in *\"$nl@dpkgdb /var/lib/dpkg/status \"*) a=${found#*\"@dpkgdb /var/lib/dpkg/status \"}; \
+    case \"$nl$found\" in *\"$nl@dpkgdb /var/lib/dpkg/updates \"*) b=${found#*\"@dpkgdb /var/lib/dpkg/updates \"}; k=\"${a%%\"$nl\"*} ${b%%\"$nl\"*}\" ;; esac ;; esac\n\
+  key=\"$k $pkgs\"; out=; hit=\n\
+  if [ -n \"$k\" ]; then\n\
+    { IFS= read -r h && [ \"$h\" = \"$key\" ] && while IFS= read -r l; do [ \"$l\" = @end ] && { hit=1; break; }; out=\"$out$l$nl\"; done; } 2>/dev/null < /var/lib/provision/dpkg.cache\n\
+  fi\n\
+  if [ -n \"$hit\" ]; then out=${out%\"$nl\"}; else\n\
+    out=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev} ${Version}\\n' $pkgs 2>/dev/null)\n\
+    [ -z \"$k\" ] || printf '%s\\n%s\\n@end\\n' \"$key\" \"$out\" 2>/dev/null > /var/lib/provision/dpkg.cache\n\
+  fi\n\
+  tag @dpkg \"$out\"\n\
+  missing=; for p in $pkgs; do case \"$nl$out\" in *\"$nl$p ii \"*) ;; *) missing=\"$missing $p\";; esac; done\n\
+  [ -z \"$missing\" ] || { lists_age=1; apt-cache policy $missing 2>/dev/null | \
+  awk '/^[^ ]/ { p = $1; sub(/:$/, \"\", p) } /Candidate:/ && $2 != \"(none)\" { print \"@cand \" p }'; }\n\
 fi\n";
 
 /// One probe for a host whose release is not known yet: what every candidate release would want,
@@ -249,9 +272,9 @@ impl Probe {
     /// The probe: a POSIX sh script whose every inventory-derived word is quoted.
     pub fn script(&self) -> String {
         let mut s = String::from(
-            "#!/bin/sh\n# provision facts probe: reads the host; writes only provision's own key on first contact\n\
+            "#!/bin/sh\n# provision facts probe: reads the host; writes only provision's own state (its key on first contact, dpkg's answer kept)\n\
              export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
-             nl='\n'; lists_age=\n\
+             nl='\n'; lists_age=; pkgs=\n\
              tag() { t=$1; o=$2; while [ -n \"$o\" ]; do l=${o%%\"$nl\"*}; echo \"$t $l\"; [ \"$l\" = \"$o\" ] && break; o=${o#*\"$nl\"}; done; }\n\
              . /etc/os-release 2>/dev/null; echo \"@os ${ID:-unknown} ${VERSION_ID:-unknown} ${VERSION_CODENAME:-unknown}\"\n\
              if [ -d /run/systemd/system ]; then echo '@init systemd'; else echo '@init none'; fi\n\
@@ -287,6 +310,7 @@ impl Probe {
             }
         }
         s.push_str(PATHS_CHECK);
+        s.push_str(DPKG);
         // The package lists' age, when a package is missing (only then does the plan look at
         // it): their times (`@aptm`, from the paths' find above) and the host's clock, compared
         // by the parser. The clock without a process: boot time plus uptime. (dash reads a byte

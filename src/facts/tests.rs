@@ -435,3 +435,67 @@ fn always_fetched_files_come_back_exactly_as_text_or_marked() {
         assert_eq!(got, bytes, "{n}");
     }
 }
+
+/// dpkg's answer is kept and read back while dpkg's status file and journal are unchanged and
+/// the same packages are asked; any change, another list, or a cache cut short asks dpkg again.
+/// Run for real by sh here, dpkg's status file and journal directory stood in for by the test's
+/// own (dpkg-query still reads this machine's), and a probe whose dpkg-query is broken telling
+/// whether the cache answered.
+#[test]
+fn dpkg_answers_are_kept_until_dpkg_changes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    std::fs::create_dir(d.join("state")).unwrap();
+    std::fs::create_dir(d.join("updates")).unwrap();
+    std::fs::write(d.join("status"), "one\n").unwrap();
+    let probe = |packages: &[&str], dpkg_works: bool| {
+        let r = ProbeRequest {
+            packages: packages.iter().map(|p| p.to_string()).collect(),
+            paths: vec![],
+            services: vec![],
+            components: vec![],
+            trees: vec![],
+        };
+        let mut script = r
+            .script()
+            .replace("/var/lib/provision", &path(&d.join("state")))
+            .replace("/var/lib/dpkg/status", &path(&d.join("status")))
+            .replace("/var/lib/dpkg/updates", &path(&d.join("updates")));
+        if !dpkg_works {
+            script = script.replace("dpkg-query -W", "false -W");
+        }
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let f = parse(&String::from_utf8_lossy(&out.stdout), &r).unwrap();
+        f.packages.get("coreutils").cloned().flatten()
+    };
+    let both = ["coreutils", "provision-no-such-package"];
+    let cache = d.join("state/dpkg.cache");
+    // A probe whose broken dpkg-query was asked keeps its empty answer: forgotten after each.
+    let asked_again = |packages: &[&str]| {
+        let got = probe(packages, false);
+        std::fs::remove_file(&cache).unwrap();
+        got.is_none()
+    };
+    let version = probe(&both, true).expect("coreutils is installed here");
+    assert_eq!(probe(&both, false).as_ref(), Some(&version), "kept");
+    assert!(asked_again(&["coreutils"]), "another list");
+    probe(&both, true);
+    // dpkg replaced its status file (a new inode), or wrote to its journal: asked again.
+    std::fs::write(d.join("status.new"), "two\n").unwrap();
+    std::fs::rename(d.join("status.new"), d.join("status")).unwrap();
+    assert!(asked_again(&both), "a new status file");
+    probe(&both, true);
+    std::fs::write(d.join("updates/0000"), "journal\n").unwrap();
+    assert!(asked_again(&both), "a journal entry");
+    // A cache cut short: not used.
+    assert_eq!(probe(&both, true).as_ref(), Some(&version));
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(text.ends_with("\n@end\n"), "{text}");
+    std::fs::write(&cache, text.trim_end_matches("@end\n")).unwrap();
+    assert_eq!(probe(&both, false), None, "cut short");
+}
