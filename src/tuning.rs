@@ -100,6 +100,19 @@ pub fn fpm(
     )
 }
 
+/// The value a rendered config has for `key` (a line that starts with it, spaces before it
+/// ignored) and the reason written on the line above it after `comment`: what `fpm` keeps.
+pub fn kept(text: &str, key: &str, comment: &str) -> Option<(u64, Option<String>)> {
+    let lines: Vec<&str> = text.lines().map(str::trim_start).collect();
+    let i = lines.iter().position(|l| l.starts_with(key))?;
+    let n = lines[i][key.len()..].trim().parse().ok()?;
+    let why = i
+        .checked_sub(1)
+        .and_then(|j| lines[j].strip_prefix(comment))
+        .map(str::to_string);
+    Some((n, why))
+}
+
 /// Idle workers by the cores (what can run at once), not by the ceiling: a large machine's pool
 /// starts small and grows with its load.
 fn spares(children: u64, cores: u32, why: String) -> Fpm {
@@ -235,6 +248,25 @@ mod tests {
         let kept = fpm(BIG, Some(64), true, Some((60, Some("as before".into()))));
         assert_eq!((kept.max_children, kept.why.as_str()), (60, "as before"));
         assert_eq!(fpm(BIG, Some(64), true, Some((40, None))).max_children, 64);
+    }
+
+    #[test]
+    fn the_value_a_config_has_is_read_with_its_reason() {
+        let pool = "[foobar]\n; 3961 MiB of memory\npm.max_children = 41\n";
+        assert_eq!(
+            kept(pool, "pm.max_children = ", "; "),
+            Some((41, Some("3961 MiB of memory".into())))
+        );
+        let site = "<IfModule mpm_prefork_module>\n    # why\n    MaxRequestWorkers 12\n";
+        assert_eq!(
+            kept(site, "MaxRequestWorkers ", "# "),
+            Some((12, Some("why".into())))
+        );
+        assert_eq!(
+            kept("MaxRequestWorkers 12\n", "MaxRequestWorkers ", "# "),
+            Some((12, None))
+        );
+        assert_eq!(kept("nothing\n", "MaxRequestWorkers ", "# "), None);
     }
 
     #[test]

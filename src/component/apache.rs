@@ -41,6 +41,11 @@ impl Component for Apache {
         ctx.insert("apache".into(), json!({ "port": BACKEND_PORT }));
     }
 
+    /// With mod_php, each of Apache's processes is a PHP worker: their sizes, like PHP-FPM's.
+    fn probe(&self, cx: &Cx) -> Option<String> {
+        runs_php_itself(cx.spec).then(|| super::php::workers_probe("apache2"))
+    }
+
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         let domain = cx.spec.site.domain.as_str();
         let v = super::php::version(cx)?;
@@ -68,6 +73,26 @@ impl Component for Apache {
             format!("/etc/apache2/sites-available/{domain}.conf"),
             cx.render("apache/site.conf", &[("ends_tls", ends_tls.into())])?,
         );
+        // With mod_php, the prefork MPM's limits, in a file of their own: the probe reads it back
+        // every time (the value kept when close), so it is small.
+        const MPM: &str = "/etc/apache2/conf-available/provision-mpm.conf";
+        const MPM_ENABLED: &str = "/etc/apache2/conf-enabled/provision-mpm.conf";
+        if runs_php_itself(cx.spec) {
+            let t = prefork_tuning(cx, MPM);
+            let tune = json!({
+                "why": t.why,
+                "max_workers": t.max_children,
+                "start_servers": t.start_servers,
+                "min_spare": t.min_spare,
+                "max_spare": t.max_spare,
+            });
+            site.file(MPM, cx.render("apache/mpm.conf", &[("tune", tune)])?)
+                .from_previous();
+            site.link(MPM_ENABLED, "../conf-available/provision-mpm.conf");
+        } else {
+            site.absent(MPM_ENABLED);
+            site.absent(MPM);
+        }
         site.link(
             format!("/etc/apache2/sites-enabled/{domain}.conf"),
             format!("../sites-available/{domain}.conf"),
@@ -128,6 +153,21 @@ impl Component for Apache {
         );
         Ok(())
     }
+}
+
+/// The prefork MPM's limits with mod_php: every process is a PHP worker, so they are sized like a
+/// PHP-FPM pool (`tuning::fpm`: memory, the workers' measured size, the value the host has kept
+/// when close). Debian's stock MaxRequestWorkers, 150, is more PHP workers than a small host holds.
+fn prefork_tuning(cx: &Cx, path: &str) -> crate::tuning::Fpm {
+    let current = cx.now.file(path).and_then(|c| {
+        crate::tuning::kept(&String::from_utf8_lossy(&c), "MaxRequestWorkers ", "# ")
+    });
+    let worker = cx
+        .now
+        .facts("apache")
+        .and_then(|ps| crate::tuning::worker_mib(&ps, "www-data"));
+    let with_db = cx.host.has(crate::spec::Role::Db) || cx.host.has(crate::spec::Role::DbReplica);
+    crate::tuning::fpm(cx.host_size(), worker, with_db, current)
 }
 
 /// Enables (or disables) a module the Debian way: `mods-enabled/X.load` (and `.conf`) linking to

@@ -137,14 +137,7 @@ impl Component for PhpFpm {
     /// The workers' owners and resident sizes (KiB), for sizing the pool (`tuning::fpm`).
     fn probe(&self, cx: &Cx) -> Option<String> {
         let v = version(cx).ok()?;
-        // What `ps -o user=,rss= -C php-fpm<v>` prints, read from /proc with builtins only: the
-        // probe starts no process for it.
-        Some(format!(
-            "for d in /proc/[0-9]*; do c=; {{ read -r c < \"$d/comm\"; }} 2>/dev/null; [ \"$c\" = php-fpm{v} ] || continue; \
-             u=; r=; {{ while read -r k a _; do case $k in Uid:) u=$a ;; VmRSS:) r=$a ;; esac; done < \"$d/status\"; }} 2>/dev/null; \
-             n=$u; while IFS=: read -r name _ id _; do [ \"$id\" = \"$u\" ] && {{ n=$name; break; }}; done < /etc/passwd; \
-             [ -n \"$r\" ] && echo \"$n $r\"; done"
-        ))
+        Some(workers_probe(&format!("php-fpm{v}")))
     }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
@@ -161,17 +154,7 @@ impl Component for PhpFpm {
         // The pool is sized from the host's memory and its workers' measured size; the value the
         // host has is kept when the new one is close (see `tuning::fpm`).
         let current = cx.now.file(&pool).and_then(|c| {
-            let text = String::from_utf8_lossy(&c).into_owned();
-            let lines: Vec<&str> = text.lines().collect();
-            let i = lines
-                .iter()
-                .position(|l| l.starts_with("pm.max_children = "))?;
-            let n = lines[i]["pm.max_children = ".len()..].trim().parse().ok()?;
-            let why = i
-                .checked_sub(1)
-                .and_then(|j| lines[j].strip_prefix("; "))
-                .map(str::to_string);
-            Some((n, why))
+            crate::tuning::kept(&String::from_utf8_lossy(&c), "pm.max_children = ", "; ")
         });
         let worker = cx
             .now
@@ -204,4 +187,17 @@ impl Component for PhpFpm {
         out.reloads_code(Handler::reload(&fpm));
         Ok(())
     }
+}
+
+/// What `ps -o user=,rss= -C COMM` prints (the processes' user and resident kB), read from /proc
+/// with builtins only: the probe starts no process for it. `status` is read up to VmRSS only
+/// (dash reads a byte per system call).
+pub(super) fn workers_probe(comm: &str) -> String {
+    format!(
+        "for d in /proc/[0-9]*; do c=; {{ read -r c < \"$d/comm\"; }} 2>/dev/null; [ \"$c\" = {comm} ] || continue; \
+         u=; r=; {{ while read -r k a _; do case $k in Uid:) u=$a ;; VmRSS:) r=$a; break ;; esac; done < \"$d/status\"; }} 2>/dev/null; \
+         n=$u; while IFS=: read -r name _ id _; do [ \"$id\" = \"$u\" ] && {{ n=$name; break; }}; done < /etc/passwd; \
+         [ -n \"$r\" ] && echo \"$n $r\"; done",
+        comm = crate::quote::shell_word(comm)
+    )
 }

@@ -166,3 +166,33 @@ fn no_probe_snippet_ends_or_changes_the_probe() {
     });
     assert!(seen >= 6, "{seen}");
 }
+
+/// The workers' probe, run for real by sh on this machine: what `ps -o user=,rss= -C COMM` prints
+/// for a process of the test's own.
+#[test]
+fn the_workers_probe_reports_user_and_resident_size_like_ps() {
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(super::php::workers_probe("sleep"))
+        .output()
+        .unwrap();
+    let ps = std::process::Command::new("ps")
+        .args(["-o", "user=,rss=", "-p", &sleeper.id().to_string()])
+        .output()
+        .unwrap();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let ours = String::from_utf8_lossy(&ps.stdout);
+    let ours: Vec<&str> = ours.split_whitespace().collect();
+    let probed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        probed
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ours),
+        "probe: {probed:?}, ps: {ours:?}"
+    );
+}

@@ -34,6 +34,7 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     status_on_loopback_only(&inv, addr);
     nothing_about_the_servers_to_strangers(addr);
     the_host_is_hardened(addr, &done.stderr());
+    php_workers_fit_the_host(addr);
 
     // Converged: a second apply changes nothing and plan agrees.
     let done = Run::new(&["apply", "-i", &inv]).output().status(0);
@@ -285,6 +286,34 @@ pub fn tls_is_served(addr: &str) {
     };
     assert!(handshake("-tls1_2"), "TLS 1.2 refused by {addr}");
     assert!(!handshake("-tls1_1"), "TLS 1.1 accepted by {addr}");
+}
+
+/// The PHP workers are as many as the host's memory holds, with the reason beside the number:
+/// PHP-FPM's pool, or with mod_php (nginx-apache) Apache's prefork processes, which Apache runs
+/// with those limits.
+fn php_workers_fit_the_host(addr: &str) {
+    let mpm = ssh(
+        addr,
+        "cat /etc/apache2/conf-enabled/provision-mpm.conf 2>/dev/null; true",
+    );
+    let (text, key) = if mpm.is_empty() {
+        (
+            ssh(addr, "cat /etc/php/*/fpm/pool.d/foobar.com.conf"),
+            "pm.max_children = ",
+        )
+    } else {
+        let mpms = ssh(addr, "apache2ctl -M 2>/dev/null | grep mpm_");
+        assert!(mpms.contains("mpm_prefork_module"), "{mpms}");
+        (mpm, "MaxRequestWorkers ")
+    };
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("no {key}in {text}"));
+    let n: u64 = lines[i][key.len()..].parse().unwrap();
+    assert!((5..=256).contains(&n), "{text}");
+    assert!(lines[i - 1].contains("MiB of memory"), "{text}");
 }
 
 /// `[hardening]` after the first apply: sshd's new settings were confirmed by a new connection,
