@@ -285,7 +285,25 @@ fn run(
         !(p.plan.install.is_empty() && p.plan.changes.is_empty() && p.plan.steps.is_empty());
     if has_work {
         let s = script::apply_script(&p.plan, &p.desired, &runner(ctx, ctx.opts.lock_wait));
-        let r = run_script(ctx, &p.host, p.transport.as_mut(), &s)?;
+        let opened = p.transport.stats().channels;
+        let r = match run_script(ctx, &p.host, p.transport.as_mut(), &s) {
+            // The connection made for the plan died while this host waited for its turn (other
+            // hosts' applies before it, with --forks; a network that drops idle connections), and
+            // no channel opened on it: nothing ran on the host. A new connection, and the host
+            // planned again from fresh facts (a saved plan must still match), then the apply.
+            Err(HostError::Connect(e))
+                if p.transport.stats().channels == opened && replans < REPLANS =>
+            {
+                ctx.reporter.note(
+                    &name,
+                    &format!("the connection was lost before the apply started ({e}); connecting and planning again"),
+                );
+                replan(ctx, p)?;
+                outcome.plan = Some(p.plan.clone());
+                return run(ctx, p, outcome, replans + 1);
+            }
+            r => r?,
+        };
         // Stale: another run took the lock between this one's facts and its script (two applies
         // started together, or one whose lock the probe could not see yet) and finished while the
         // script waited. With --lock-timeout the user asked to wait for it and then converge, so

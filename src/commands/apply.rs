@@ -87,8 +87,14 @@ pub fn apply(registry: &Registry, a: &ApplyArgs) -> Result<ExitCode> {
             return finish_apply(a, &l, outcomes);
         }
     }
-    for tier in registry.tiers(&l.spec, &hosts) {
-        let failed_before = outcomes.iter().any(|o| o.error.is_some());
+    let tiers = registry.tiers(&l.spec, &hosts);
+    let tier_of = |name: &str| tiers.iter().position(|t| t.iter().any(|h| h.name == name));
+    for (i, tier) in tiers.iter().enumerate() {
+        // Only a failed host of an earlier tier (one this tier comes after) stops it: a host of
+        // the same tier that could not be planned does not stop the others.
+        let failed_before = outcomes
+            .iter()
+            .any(|o| o.error.is_some() && tier_of(&o.host).is_some_and(|t| t < i));
         let mut group: Vec<Prepared> = Vec::new();
         for h in tier {
             if let Some(i) = ready.iter().position(|p| p.host.name == h.name) {

@@ -39,6 +39,76 @@ fn first_apply_survives_an_apt_that_is_silent_for_90_seconds() {
     eprintln!("silent apt: first apply converged in {took:.1?}");
 }
 
+/// The connection a host was planned over dies while the host waits for its turn (`--forks 1`:
+/// the other host's first apply goes first, held 10 s in dpkg): here its sshd is killed, as a
+/// firewall that drops idle connections or a restarted sshd would end it. Nothing ran there, so
+/// provision connects again, plans the host again, and applies it.
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn a_connection_lost_while_the_host_waits_its_turn_is_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("idle.toml");
+    let host = |name: &str, addr: &str, roles: &str| {
+        format!(
+            "[[hosts]]\nname = \"{name}\"\npublic_address = \"{addr}\"\nroles = {roles}\n\
+             ssh = {{ address = \"{addr}\", identity_file = \"{KEY}\", known_hosts = \"{KNOWN}\" }}\n\
+             lab = {{ flavour = \"plain\" }}\n"
+        )
+    };
+    std::fs::write(
+        &inv,
+        format!(
+            "[site]\ndomain = \"foobar.com\"\nstack = \"lemp\"\n\
+             [database]\nname = \"foobar\"\nuser = \"foobar\"\npassword_file = \"{}\"\n\
+             [dns]\nttl = 300\nsoa_contact = \"hostmaster@foobar.com\"\n{}{}{}",
+            root().join("inventories/secrets/lab_db_password").display(),
+            // The site's own host, never selected.
+            host("idle-site", "198.18.0.58", r#"["web", "app", "db"]"#),
+            host("idle-a", "198.18.0.56", r#"["dns"]"#),
+            host("idle-b", "198.18.0.57", r#"["dns"]"#),
+        ),
+    )
+    .unwrap();
+    let inv_s = inv.to_string_lossy().into_owned();
+    lab(&["down", &inv_s]);
+    lab(&["up", &inv_s]);
+    ssh(
+        "198.18.0.56",
+        "printf '%s\\n' 'DPkg::Pre-Invoke { \"[ -e /run/provision-test-slept ] || { sleep 10; touch /run/provision-test-slept; }\"; };' \
+         > /etc/apt/apt.conf.d/99provision-test-slow",
+    );
+    let child = Run::new(&[
+        "apply", "-i", &inv_s, "--host", "idle-a", "--host", "idle-b", "--forks", "1",
+    ])
+    .spawn();
+    // idle-b has been planned once its probe kept dpkg's answer; then every SSH session on it but
+    // this one ends (the one that runs this command is its shell's parent).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ssh("198.18.0.57", "ls /var/lib/provision 2>/dev/null; true").contains("dpkg.cache") {
+        assert!(Instant::now() < deadline, "idle-b was never planned");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The probe ends right after it keeps that answer; idle-a's apply then takes 10 s more.
+    std::thread::sleep(Duration::from_secs(1));
+    let killed = ssh(
+        "198.18.0.57",
+        "for p in $(pgrep -f '^sshd: root'); do [ \"$p\" = \"$PPID\" ] || { kill \"$p\" && echo \"$p\"; }; done",
+    );
+    assert!(!killed.trim().is_empty(), "no other SSH session on idle-b");
+    let done = child.wait_output();
+    lab(&["down", &inv_s]);
+    let done = done.status(0);
+    let out = format!("{}{}", done.stdout(), done.stderr());
+    assert!(
+        out.contains("idle-b: the connection was lost before the apply started"),
+        "{out}"
+    );
+    assert!(
+        out.contains("check ok: DNS A www.foobar.com @198.18.0.57"),
+        "{out}"
+    );
+}
+
 /// A host that disappears mid-apply (powered off, cable pulled) is reported, not waited on for ever.
 #[test]
 #[ignore = "needs the lab: run tests/run"]
