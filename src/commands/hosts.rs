@@ -122,11 +122,15 @@ pub(super) fn parallel<'h, T: Send>(
 /// The outcome of a host whose worker panicked.
 pub(super) fn panicked(host: &str) -> HostOutcome {
     let mut o = HostOutcome::new(host);
-    o.error = Some(HostError::Apply(
+    o.error = Some(worker_panicked());
+    o
+}
+
+fn worker_panicked() -> HostError {
+    HostError::Apply(
         "provision's worker for this host panicked (a bug): the host's state is unknown; run plan"
             .into(),
-    ));
-    o
+    )
 }
 
 pub fn plan(registry: &Registry, a: &PlanArgs) -> Result<ExitCode> {
@@ -345,8 +349,15 @@ pub fn history(registry: &Registry, a: &HistoryArgs) -> Result<ExitCode> {
     let ctx = context(registry, &l, run_options(&a.hosts, 0), &progress);
     let mut failed = Vec::new();
     let mut all = serde_json::Map::new();
-    for h in hosts {
-        match apply::history(&ctx, h) {
+    // Read from every host at once (up to --forks), printed in the inventory's order.
+    let results = crate::pool::run(
+        hosts.clone(),
+        usize::from(a.hosts.forks),
+        &|h| apply::history(&ctx, h),
+        &|_| Err(worker_panicked()),
+    );
+    for (h, result) in hosts.iter().zip(results) {
+        match result {
             Ok(gens) => {
                 if a.hosts.json {
                     all.insert(h.name.clone(), serde_json::to_value(&gens)?);
