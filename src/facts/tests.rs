@@ -160,6 +160,16 @@ fn a_component_snippet_comes_back_to_its_component_only() {
     assert!(!f.components.contains_key("silent"), "{:?}", f.components);
 }
 
+/// What `script` prints, run by sh here.
+fn sh(script: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The real probe of `r` run by sh here, its state directory in a temporary one: its output.
 fn run_probe(r: &ProbeRequest) -> String {
     let state = tempfile::tempdir().unwrap();
@@ -335,16 +345,10 @@ fn the_probe_reads_files_and_pid_files_for_real() {
         packages: vec!["coreutils".into()],
         ..r
     };
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(
-            installed
-                .script()
-                .replace("/var/lib/provision", &path(&d.join("state"))),
-        )
-        .output()
-        .unwrap();
-    let f = parse(&String::from_utf8_lossy(&out.stdout), &installed).unwrap();
+    let out = sh(&installed
+        .script()
+        .replace("/var/lib/provision", &path(&d.join("state"))));
+    let f = parse(&out, &installed).unwrap();
     assert!(f.packages["coreutils"].is_some());
     assert_eq!(f.apt_lists_age, None);
 }
@@ -377,22 +381,13 @@ fn systemd_service_states_and_the_paths_are_both_read() {
             "systemctl is-active",
             "printf 'active\\ninactive\\nactive\\n'; :",
         );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    let f = parse(&String::from_utf8_lossy(&out.stdout), &r).unwrap();
+    let out = sh(&script);
+    let f = parse(&out, &r).unwrap();
     assert_eq!(
         (f.services["one"], f.services["two"], f.services["three"]),
         (true, false, true)
     );
-    assert_eq!(
-        f.content(&path(&conf)).unwrap(),
-        b"x\n",
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(f.content(&path(&conf)).unwrap(), b"x\n", "{out}");
 }
 
 #[test]
@@ -465,12 +460,7 @@ fn dpkg_answers_are_kept_until_dpkg_changes() {
         if !dpkg_works {
             script = script.replace("dpkg-query -W", "false -W");
         }
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .unwrap();
-        let f = parse(&String::from_utf8_lossy(&out.stdout), &r).unwrap();
+        let f = parse(&sh(&script), &r).unwrap();
         f.packages.get("coreutils").cloned().flatten()
     };
     let both = ["coreutils", "provision-no-such-package"];

@@ -222,10 +222,11 @@ pub fn is_encrypted(text: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn keygen(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
+    /// A key made by ssh-keygen as `dir/name` (`args`: type, passphrase); its private file.
+    pub(in crate::transport) fn keygen(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
         let path = dir.join(name);
         let out = std::process::Command::new("ssh-keygen")
             .args(["-q", "-C", "test", "-f"])

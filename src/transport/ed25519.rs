@@ -180,23 +180,12 @@ pub fn authenticate(session: &ssh2::Session, user: &str, key: &Key) -> Result<()
 mod tests {
     use super::*;
 
-    fn keygen(dir: &Path, args: &[&str]) -> Vec<u8> {
-        let file = dir.join("key");
-        let _ = std::fs::remove_file(&file);
-        let out = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-N", "", "-f"])
-            .arg(&file)
-            .args(args)
-            .output()
-            .expect("ssh-keygen (openssh-client) is installed");
-        assert!(out.status.success(), "{out:?}");
-        std::fs::read(file).unwrap()
-    }
+    use crate::transport::auth::tests::keygen;
 
     #[test]
     fn an_openssh_ed25519_key_is_read_and_signs_what_its_public_half_verifies() {
         let dir = tempfile::tempdir().unwrap();
-        let text = keygen(dir.path(), &["-t", "ed25519"]);
+        let text = keygen(dir.path(), "key", &["-t", "ed25519", "-N", ""]);
         let key = parse(&text).expect("an ed25519 key");
         let public_line = std::fs::read_to_string(dir.path().join("key.pub")).unwrap();
         use base64::Engine;
@@ -218,8 +207,11 @@ mod tests {
     #[test]
     fn other_keys_are_left_to_libssh2() {
         let dir = tempfile::tempdir().unwrap();
-        for args in [&["-t", "ecdsa"][..], &["-t", "rsa", "-b", "1024"]] {
-            assert!(parse(&keygen(dir.path(), args)).is_none(), "{args:?}");
+        for (name, args) in [
+            ("ecdsa", &["-t", "ecdsa", "-N", ""][..]),
+            ("rsa", &["-t", "rsa", "-b", "1024", "-N", ""]),
+        ] {
+            assert!(parse(&keygen(dir.path(), name, args)).is_none(), "{args:?}");
         }
         // An ed25519 key in PKCS#8 PEM (what `openssl genpkey` writes): libssh2 reads those.
         let pem = PKey::generate_ed25519()
@@ -227,15 +219,8 @@ mod tests {
             .private_key_to_pem_pkcs8()
             .unwrap();
         assert!(parse(&pem).is_none(), "PEM");
-        let file = dir.path().join("key");
-        let _ = std::fs::remove_file(&file);
-        let out = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "secret", "-f"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        assert!(parse(&std::fs::read(&file).unwrap()).is_none(), "encrypted");
+        let locked = keygen(dir.path(), "locked", &["-t", "ed25519", "-N", "secret"]);
+        assert!(parse(&locked).is_none(), "encrypted");
         assert!(parse(b"not a key").is_none());
     }
 }
