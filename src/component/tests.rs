@@ -175,6 +175,14 @@ fn the_workers_probe_reports_user_and_resident_size_like_ps() {
         .arg("30")
         .spawn()
         .unwrap();
+    // Measured once the child has become `sleep` and sleeps (state S): while it still execs, its
+    // name and resident size change between the probe's read and ps's.
+    let stat = format!("/proc/{}/stat", sleeper.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains("(sleep) S")) {
+        assert!(std::time::Instant::now() < deadline, "sleep never slept");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(super::php::workers_probe("sleep"))
