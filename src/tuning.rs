@@ -31,7 +31,7 @@ pub const CHILDREN_MIN: u64 = 5;
 pub const CHILDREN_MAX: u64 = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fpm {
+pub struct PhpWorkers {
     pub max_children: u64,
     pub start_servers: u64,
     pub min_spare: u64,
@@ -56,16 +56,17 @@ pub fn worker_mib(ps: &[String], user: &str) -> Option<u64> {
     Some(avg_kib.div_ceil(1024).div_ceil(8) * 8)
 }
 
-/// `pm.max_children` from the memory PHP may take (half of it on a web host that also runs the
-/// database, 3/4 otherwise) and the size of a worker. `current`: the value the host has, with the
+/// How many PHP workers a host holds (PHP-FPM's `pm.max_children`, Apache's prefork
+/// `MaxRequestWorkers` with mod_php), from the memory PHP may take (half of it on a web host that
+/// also runs the database, 3/4 otherwise) and the size of a worker. `current`: the value the host has, with the
 /// reason written beside it; both are kept when the new value is within 20 % of it, so a worker
 /// that grew or shrank a little does not change the config (and reload the pool) on every apply.
-pub fn fpm(
+pub fn php_workers(
     size: Option<HostSize>,
     worker: Option<u64>,
     with_db: bool,
     current: Option<(u64, Option<String>)>,
-) -> Fpm {
+) -> PhpWorkers {
     let Some(size) = size else {
         return spares(
             10,
@@ -115,10 +116,10 @@ pub fn kept(text: &str, key: &str, comment: &str) -> Option<(u64, Option<String>
 
 /// Idle workers by the cores (what can run at once), not by the ceiling: a large machine's pool
 /// starts small and grows with its load.
-fn spares(children: u64, cores: u32, why: String) -> Fpm {
+fn spares(children: u64, cores: u32, why: String) -> PhpWorkers {
     let cores = u64::from(cores.max(1));
     let max_spare = (4 * cores).clamp(3, children);
-    Fpm {
+    PhpWorkers {
         max_children: children,
         start_servers: (2 * cores).clamp(2, max_spare),
         min_spare: cores.clamp(1, max_spare),
@@ -217,10 +218,10 @@ mod tests {
 
     #[test]
     fn children_follow_memory_and_the_worker_size() {
-        let f = fpm(BIG, Some(64), false, None);
+        let f = php_workers(BIG, Some(64), false, None);
         assert_eq!(f.max_children, 8192 * 75 / 100 / 64);
         assert!(f.why.contains("measured"), "{}", f.why);
-        let shared = fpm(BIG, Some(64), true, None);
+        let shared = php_workers(BIG, Some(64), true, None);
         assert_eq!(shared.max_children, 64);
         // Spares by the cores: 4 cores start 8, keep 4 to 16 idle.
         assert_eq!(
@@ -228,26 +229,35 @@ mod tests {
             (8, 4, 16)
         );
         // Without a measurement: the estimate; without facts: the stock 10.
-        assert_eq!(fpm(BIG, None, true, None).max_children, 4096 / 48);
-        assert_eq!(fpm(None, None, true, None).max_children, 10);
+        assert_eq!(php_workers(BIG, None, true, None).max_children, 4096 / 48);
+        assert_eq!(php_workers(None, None, true, None).max_children, 10);
         // Bounded both ways.
         let tiny = Some(HostSize {
             cores: 1,
             mem_mib: 256,
         });
-        assert_eq!(fpm(tiny, Some(128), true, None).max_children, CHILDREN_MIN);
+        assert_eq!(
+            php_workers(tiny, Some(128), true, None).max_children,
+            CHILDREN_MIN
+        );
         let huge = Some(HostSize {
             cores: 64,
             mem_mib: 1 << 20,
         });
-        assert_eq!(fpm(huge, Some(8), false, None).max_children, CHILDREN_MAX);
+        assert_eq!(
+            php_workers(huge, Some(8), false, None).max_children,
+            CHILDREN_MAX
+        );
     }
 
     #[test]
     fn a_value_within_a_fifth_is_kept() {
-        let kept = fpm(BIG, Some(64), true, Some((60, Some("as before".into()))));
+        let kept = php_workers(BIG, Some(64), true, Some((60, Some("as before".into()))));
         assert_eq!((kept.max_children, kept.why.as_str()), (60, "as before"));
-        assert_eq!(fpm(BIG, Some(64), true, Some((40, None))).max_children, 64);
+        assert_eq!(
+            php_workers(BIG, Some(64), true, Some((40, None))).max_children,
+            64
+        );
     }
 
     #[test]

@@ -156,18 +156,10 @@ impl Component for Apache {
 }
 
 /// The prefork MPM's limits with mod_php: every process is a PHP worker, so they are sized like a
-/// PHP-FPM pool (`tuning::fpm`: memory, the workers' measured size, the value the host has kept
-/// when close). Debian's stock MaxRequestWorkers, 150, is more PHP workers than a small host holds.
-fn prefork_tuning(cx: &Cx, path: &str) -> crate::tuning::Fpm {
-    let current = cx.now.file(path).and_then(|c| {
-        crate::tuning::kept(&String::from_utf8_lossy(&c), "MaxRequestWorkers ", "# ")
-    });
-    let worker = cx
-        .now
-        .facts("apache")
-        .and_then(|ps| crate::tuning::worker_mib(&ps, "www-data"));
-    let with_db = cx.host.has(crate::spec::Role::Db) || cx.host.has(crate::spec::Role::DbReplica);
-    crate::tuning::fpm(cx.host_size(), worker, with_db, current)
+/// PHP-FPM pool (`php::workers`). Debian's stock MaxRequestWorkers, 150, is more PHP workers than
+/// a small host holds.
+fn prefork_tuning(cx: &Cx, path: &str) -> crate::tuning::PhpWorkers {
+    super::php::workers(cx, path, "apache", "MaxRequestWorkers ", "# ")
 }
 
 /// Enables (or disables) a module the Debian way: `mods-enabled/X.load` (and `.conf`) linking to

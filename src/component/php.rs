@@ -134,7 +134,7 @@ impl Component for PhpFpm {
         &["mariadb"]
     }
 
-    /// The workers' owners and resident sizes (KiB), for sizing the pool (`tuning::fpm`).
+    /// The workers' owners and resident sizes (KiB), for sizing the pool (`tuning::php_workers`).
     fn probe(&self, cx: &Cx) -> Option<String> {
         let v = version(cx).ok()?;
         Some(workers_probe(&format!("php-fpm{v}")))
@@ -151,18 +151,7 @@ impl Component for PhpFpm {
             &format!("php-fpm{v}"),
         );
         let pool = format!("/etc/php/{v}/fpm/pool.d/{}.conf", spec.site.domain);
-        // The pool is sized from the host's memory and its workers' measured size; the value the
-        // host has is kept when the new one is close (see `tuning::fpm`).
-        let current = cx.now.file(&pool).and_then(|c| {
-            crate::tuning::kept(&String::from_utf8_lossy(&c), "pm.max_children = ", "; ")
-        });
-        let worker = cx
-            .now
-            .facts("php-fpm")
-            .and_then(|ps| crate::tuning::worker_mib(&ps, "www-data"));
-        let with_db =
-            cx.host.has(crate::spec::Role::Db) || cx.host.has(crate::spec::Role::DbReplica);
-        let t = crate::tuning::fpm(cx.host_size(), worker, with_db, current);
+        let t = workers(cx, &pool, "php-fpm", "pm.max_children = ", "; ");
         let tune = json!({
             "why": t.why,
             "max_children": t.max_children,
@@ -189,6 +178,28 @@ impl Component for PhpFpm {
     }
 }
 
+/// The PHP workers this host holds (`tuning::php_workers`): from its memory, the workers' size
+/// measured by the probe (`facts`, the component's `ps` lines), and the value the live file at
+/// `path` has (the line starting with `key`, its reason on the line before after `comment`),
+/// kept when the new one is close.
+pub(super) fn workers(
+    cx: &Cx,
+    path: &str,
+    facts: &str,
+    key: &str,
+    comment: &str,
+) -> crate::tuning::PhpWorkers {
+    let current = cx
+        .now
+        .file(path)
+        .and_then(|c| crate::tuning::kept(&String::from_utf8_lossy(&c), key, comment));
+    let worker = cx
+        .now
+        .facts(facts)
+        .and_then(|ps| crate::tuning::worker_mib(&ps, "www-data"));
+    let with_db = cx.host.has(crate::spec::Role::Db) || cx.host.has(crate::spec::Role::DbReplica);
+    crate::tuning::php_workers(cx.host_size(), worker, with_db, current)
+}
 /// What `ps -o user=,rss= -C COMM` prints (the processes' user and resident kB), read from /proc
 /// with builtins only: the probe starts no process for it. `status` is read up to VmRSS only
 /// (dash reads a byte per system call).
