@@ -58,9 +58,10 @@ pub fn worker_mib(ps: &[String], user: &str) -> Option<u64> {
 
 /// How many PHP workers a host holds (PHP-FPM's `pm.max_children`, Apache's prefork
 /// `MaxRequestWorkers` with mod_php), from the memory PHP may take (half of it on a web host that
-/// also runs the database, 3/4 otherwise) and the size of a worker. `current`: the value the host has, with the
-/// reason written beside it; both are kept when the new value is within 20 % of it, so a worker
-/// that grew or shrank a little does not change the config (and reload the pool) on every apply.
+/// also runs the database, 3/4 otherwise) and the size of a worker. `current`: the value the host
+/// has, with the reason written beside it; both are kept when the new value is within 20 % of it,
+/// so a worker that grew or shrank a little does not change the config (and reload the pool) on
+/// every apply.
 pub fn php_workers(
     size: Option<HostSize>,
     worker: Option<u64>,

@@ -200,6 +200,7 @@ pub(super) fn workers(
     let with_db = cx.host.has(crate::spec::Role::Db) || cx.host.has(crate::spec::Role::DbReplica);
     crate::tuning::php_workers(cx.host_size(), worker, with_db, current)
 }
+
 /// What `ps -o user=,rss= -C COMM` prints (the processes' user and resident kB), read from /proc
 /// with builtins only: the probe starts no process for it. `status` is read up to VmRSS only
 /// (dash reads a byte per system call).
