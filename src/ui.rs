@@ -203,6 +203,15 @@ fn print_host_plan(h: &HostPlan, on: bool) {
             on,
         ));
     }
+    for t in &h.leaving {
+        line(&paint(
+            &format!(
+                "  - take {t} out of service first (drained): the inventory no longer names it"
+            ),
+            "31",
+            on,
+        ));
+    }
     if let Some(why) = &h.update_package_lists {
         line(&format!("  ~ update package lists: {why}"));
     }

@@ -9,9 +9,9 @@ mod roll;
 pub use execute::execute;
 
 pub use history::{history, rollback_host};
-pub use roll::roll;
+pub use roll::{let_go, roll};
 
-use crate::component::{Need, Registry};
+use crate::component::{Leaving, Need, Registry};
 use crate::desired::Desired;
 use crate::facts::{self, Facts, Probe};
 use crate::plan::{self, HostPlan};
@@ -168,6 +168,15 @@ impl HostOutcome {
     }
 }
 
+/// The outcome of a planned host that is not applied, and why; said at once.
+pub fn not_run(ctx: &Context, p: Prepared, error: HostError) -> HostOutcome {
+    let mut o = HostOutcome::new(&p.host.name);
+    o.plan = Some(p.plan);
+    o.error = Some(error);
+    ctx.reporter.finish(&o.host, false, &o.summary(""));
+    o
+}
+
 /// A host connected, its facts gathered and its plan made: ready to execute.
 pub struct Prepared {
     pub host: Host,
@@ -178,6 +187,9 @@ pub struct Prepared {
     pub started: Instant,
     /// What a saved plan (`apply --plan`) committed to for this host, when one is applied.
     pub saved: Option<serde_json::Value>,
+    /// Hosts this one fronts that the inventory no longer names: out of service before any host
+    /// changes (`roll::let_go`).
+    pub leaving: Vec<Leaving>,
 }
 
 pub fn connect(ctx: &Context, host: &Host) -> Result<Box<dyn Transport>, HostError> {
@@ -206,14 +218,17 @@ pub(super) fn render_opts(ctx: &Context) -> RenderOptions {
     }
 }
 
+/// What the components read from their facts: handlers to run, hosts leaving the ones this fronts.
+type Read = (Vec<Need>, Vec<Leaving>);
+
 /// Facts in one round trip; the host rendered again with what it has now where the render depends
-/// on it (a zone serial); the components' needs read from their facts. The host's release is one
+/// on it (a zone serial); the components' needs and leaving hosts read from their facts. The host's release is one
 /// of the facts: every release it may run is rendered, and the probe answers for the one it runs.
 fn gather(
     ctx: &Context,
     host: &Host,
     t: &mut dyn Transport,
-) -> Result<(Desired, Facts, Vec<Need>), HostError> {
+) -> Result<(Desired, Facts, Read), HostError> {
     ctx.reporter.phase(&host.name, "facts");
     let opts = render_opts(ctx);
     let renderer = Renderer::new(ctx.registry, ctx.spec, ctx.templates, &opts);
@@ -279,17 +294,16 @@ fn gather(
     } else {
         first
     };
-    let needs = renderer.with_cx(host, release, |cx| {
-        ctx.registry
-            .for_host(ctx.spec, host)
-            .iter()
-            .flat_map(|c| {
-                let lines = facts.components.get(c.name()).cloned().unwrap_or_default();
-                c.needs(cx, &lines)
-            })
-            .collect::<Vec<_>>()
+    let read = renderer.with_cx(host, release, |cx| {
+        let mut read: Read = (Vec::new(), Vec::new());
+        for c in ctx.registry.for_host(ctx.spec, host) {
+            let lines = facts.components.get(c.name()).cloned().unwrap_or_default();
+            read.0.extend(c.needs(cx, &lines));
+            read.1.extend(c.leaving(cx, &lines));
+        }
+        read
     });
-    Ok((desired, facts, needs))
+    Ok((desired, facts, read))
 }
 
 /// Connects, gathers and plans one host (read-only).
@@ -297,8 +311,9 @@ pub fn prepare(ctx: &Context, host: &Host) -> Result<Prepared, (HostError, Stats
     let started = Instant::now();
     let mut t = connect(ctx, host).map_err(|e| (e, Stats::default()))?;
     match gather(ctx, host, t.as_mut()) {
-        Ok((desired, facts, needs)) => {
-            let plan = plan::plan_host(&desired, &facts, &needs, ctx.redactor);
+        Ok((desired, facts, (needs, leaving))) => {
+            let mut plan = plan::plan_host(&desired, &facts, &needs, ctx.redactor);
+            plan.leaving = leaving.iter().map(|l| l.target.clone()).collect();
             Ok(Prepared {
                 host: host.clone(),
                 transport: t,
@@ -307,6 +322,7 @@ pub fn prepare(ctx: &Context, host: &Host) -> Result<Prepared, (HostError, Stats
                 plan,
                 started,
                 saved: None,
+                leaving,
             })
         }
         Err(e) => Err((e, t.stats())),

@@ -5,7 +5,7 @@
 //! passed; a host that failed stays fenced off (left out of the pool) and the roll stops there: the
 //! hosts not yet changed keep serving as they were.
 
-use super::{as_root, execute, Context, HostError, HostOutcome, Prepared};
+use super::{as_root, execute, not_run, Context, HostError, HostOutcome, Prepared};
 use crate::component::Gate;
 use crate::release::CURRENT_STABLE;
 use crate::render::{RenderOptions, Renderer};
@@ -64,23 +64,43 @@ fn gate(
     which: fn(&Gate) -> &str,
     what: &str,
 ) -> Result<(), String> {
-    let name = f.host.host.name.clone();
     for (t, g) in f.gates.iter().filter(|(t, _)| t == target) {
-        let script = which(g).to_string();
-        ctx.reporter.command(&name, &script);
-        let out = f
-            .host
-            .transport
-            .exec(&as_root(ctx, &f.host.host, "sh -s"), script.as_bytes())
-            .map_err(|e| format!("{name}: {what} {t}: {e}"))?;
-        if out.status != 0 {
-            return Err(format!(
-                "{name}: {what} {t} failed (exit {}): {}",
-                out.status,
-                out.text().trim()
-            ));
+        run_gate(ctx, f.host, which(g), &format!("{what} {t}"))?;
+    }
+    Ok(())
+}
+
+/// Runs a gate script as root on the fronting host `p`; `what` is said when it is done.
+fn run_gate(ctx: &Context, p: &mut Prepared, script: &str, what: &str) -> Result<(), String> {
+    let name = p.host.name.clone();
+    ctx.reporter.command(&name, script);
+    let out = p
+        .transport
+        .exec(&as_root(ctx, &p.host, "sh -s"), script.as_bytes())
+        .map_err(|e| format!("{name}: {what}: {e}"))?;
+    if out.status != 0 {
+        return Err(format!(
+            "{name}: {what} failed (exit {}): {}",
+            out.status,
+            out.text().trim()
+        ));
+    }
+    ctx.reporter.note(&name, what);
+    Ok(())
+}
+
+/// Takes the hosts the inventory no longer names out of the fronting hosts' service, before any
+/// host changes: the same run stops serving them elsewhere (the database's grants and ruleset),
+/// and requests they still held would then fail. An error stops the run with nothing changed.
+pub fn let_go(ctx: &Context, ready: &mut [Prepared]) -> Result<(), String> {
+    for p in ready.iter_mut() {
+        for l in std::mem::take(&mut p.leaving) {
+            let what = format!(
+                "took {} out of service (drained): the inventory no longer names it",
+                l.target
+            );
+            run_gate(ctx, p, &l.close, &what)?;
         }
-        ctx.reporter.note(&name, &format!("{what} {t}"));
     }
     Ok(())
 }
@@ -104,11 +124,8 @@ pub fn roll(
         let group: Vec<Prepared> = todo.by_ref().take(batch.max(1)).collect();
         if let Some(why) = &stopped {
             for p in group {
-                let mut o = HostOutcome::new(&p.host.name);
-                o.plan = Some(p.plan);
-                o.error = Some(HostError::Skipped(format!("the roll stopped: {why}")));
-                ctx.reporter.finish(&o.host, false, &o.summary(""));
-                outcomes.push(o);
+                let e = HostError::Skipped(format!("the roll stopped: {why}"));
+                outcomes.push(not_run(ctx, p, e));
             }
             continue;
         }
@@ -134,13 +151,10 @@ pub fn roll(
                 }
             }
             for p in group {
-                let mut o = HostOutcome::new(&p.host.name);
-                o.plan = Some(p.plan);
-                o.error = Some(HostError::Refused(format!(
+                let e = HostError::Refused(format!(
                     "not changed: it could not be taken out of service first: {why}"
-                )));
-                ctx.reporter.finish(&o.host, false, &o.summary(""));
-                outcomes.push(o);
+                ));
+                outcomes.push(not_run(ctx, p, e));
             }
             continue;
         }

@@ -72,20 +72,26 @@ pub fn apply(registry: &Registry, a: &ApplyArgs) -> Result<ExitCode> {
         let refused = refuse_mismatches(&mut ready, saved);
         if !refused.is_empty() || !outcomes.is_empty() {
             for p in ready {
-                let mut o = HostOutcome::new(&p.host.name);
-                o.plan = Some(p.plan);
-                o.error = refused
+                let e = refused
                     .iter()
-                    .find(|(h, _)| h == &o.host)
+                    .find(|(h, _)| h == &p.host.name)
                     .map(|(_, e)| e.clone())
-                    .or(Some(HostError::Skipped(
+                    .unwrap_or(HostError::Skipped(
                         "not applied: the saved plan does not match every host".into(),
-                    )));
-                ctx.reporter.finish(&o.host, false, &o.summary(""));
-                outcomes.push(o);
+                    ));
+                outcomes.push(apply::not_run(&ctx, p, e));
             }
             return finish_apply(a, &l, outcomes);
         }
+    }
+    if let Err(why) = apply::let_go(&ctx, &mut ready) {
+        for p in ready {
+            let e = HostError::Refused(format!(
+                "not changed: a host the inventory no longer names could not be taken out of service first: {why}"
+            ));
+            outcomes.push(apply::not_run(&ctx, p, e));
+        }
+        return finish_apply(a, &l, outcomes);
     }
     let tiers = registry.tiers(&l.spec, &hosts);
     let tier_of = |name: &str| tiers.iter().position(|t| t.iter().any(|h| h.name == name));
@@ -104,11 +110,8 @@ pub fn apply(registry: &Registry, a: &ApplyArgs) -> Result<ExitCode> {
         if failed_before {
             // A later tier on top of a failed one would only fail its health checks.
             for p in group {
-                let mut o = HostOutcome::new(&p.host.name);
-                o.plan = Some(p.plan);
-                o.error = Some(HostError::Skipped("a host it depends on failed".into()));
-                ctx.reporter.finish(&o.host, false, &o.summary(""));
-                outcomes.push(o);
+                let e = HostError::Skipped("a host it depends on failed".into());
+                outcomes.push(apply::not_run(&ctx, p, e));
             }
             continue;
         }

@@ -111,6 +111,17 @@ pub struct Gate {
     pub fence: String,
 }
 
+/// A host a fronting host still sends requests to that the inventory no longer names (a web host
+/// taken out of it): apply takes it out of service there before any host changes, as the hosts
+/// that served it (the database's grants and ruleset) stop serving it in the same run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaving {
+    pub target: String,
+    /// A shell script run as root on the fronting host: stop sending it requests, wait (bounded)
+    /// until the ones it has are answered, then keep it out for good (no health check either).
+    pub close: String,
+}
+
 /// A line of `provision check` about a service, from its component's facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -155,6 +166,12 @@ pub trait Component: Sync {
     /// of service while it changes: apply then changes such hosts a batch at a time.
     fn gate(&self, _cx: &Cx, _target: &Host) -> Option<Gate> {
         None
+    }
+
+    /// Pure: the hosts this component still fronts, by the probe's output lines, that the
+    /// inventory no longer names.
+    fn leaving(&self, _cx: &Cx, _lines: &[String]) -> Vec<Leaving> {
+        Vec::new()
     }
 
     /// Pure: what the probe's output lines say about the service's health (`provision check`).

@@ -125,6 +125,49 @@ fn haproxy_reports_each_web_server_and_fails_without_an_answer() {
 }
 
 #[test]
+fn haproxy_lets_go_of_web_servers_the_inventory_no_longer_names() {
+    let stat: Vec<String> = [
+        "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status",
+        "site,FRONTEND,,,0,1,2000,3,0,0,0,0,0,,,,,OPEN",
+        "web,web-01,0,0,0,1,,3,0,0,,0,,0,0,0,0,UP",
+        "web,web-02,0,0,0,1,,3,0,0,,0,,0,0,0,0,DOWN",
+        "web,web-03,0,0,2,1,,3,0,0,,0,,0,0,0,0,UP",
+        "web,web-04,0,0,0,1,,3,0,0,,0,,0,0,0,0,MAINT",
+        "web,web-05,0,0,0,1,,3,0,0,,0,,0,0,0,0,DRAIN",
+        "web,x;shutdown,0,0,0,1,,3,0,0,,0,,0,0,0,0,UP",
+        "web,BACKEND,0,0,0,1,200,3,0,0,0,0,,0,0,0,0,UP",
+    ]
+    .map(String::from)
+    .to_vec();
+    let leaving = on_lb_example(|spec, r, renderer| {
+        let c = r.get("haproxy").unwrap();
+        renderer.with_cx(
+            spec.host("lb-01").unwrap(),
+            crate::release::CURRENT_STABLE,
+            |cx| c.leaving(cx, &stat),
+        )
+    });
+    // web-01 and web-02 are named; web-04 is out already; a name provision never writes is not
+    // put in a runtime API command.
+    let targets: Vec<&str> = leaving.iter().map(|l| l.target.as_str()).collect();
+    assert_eq!(targets, ["web-03", "web-05"]);
+    let close = &leaving[0].close;
+    let drain = close.find("set server web/web-03 state drain").unwrap();
+    let wait = close.find("show stat").unwrap();
+    let maint = close.find("set server web/web-03 state maint").unwrap();
+    assert!(drain < wait && wait < maint, "{close}");
+    // Nothing is said when no server is left over, or HAProxy did not answer.
+    assert!(on_lb_example(|spec, r, renderer| {
+        renderer.with_cx(
+            spec.host("lb-01").unwrap(),
+            crate::release::CURRENT_STABLE,
+            |cx| r.get("haproxy").unwrap().leaving(cx, &stat[..4]),
+        )
+    })
+    .is_empty());
+}
+
+#[test]
 fn a_replica_that_does_not_follow_its_primary_fails_the_check() {
     assert!(!report("mariadb-replica", "db-02", &[])[0].0);
     let primary = format!("Master_Host: {}", lb_spec().db_primary().internal_address());

@@ -57,6 +57,9 @@ pub struct HostPlan {
     pub checks: Vec<HealthCheck>,
     /// What this apply cannot take back, said before it runs.
     pub irreversible: Vec<String>,
+    /// Hosts this one fronts (a balancer's web hosts) that the inventory no longer names: taken
+    /// out of service here before any host changes.
+    pub leaving: Vec<String>,
 }
 
 impl HostPlan {
@@ -297,6 +300,7 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
         validators,
         checks: d.checks.clone(),
         irreversible,
+        leaving: Vec::new(),
     }
 }
 

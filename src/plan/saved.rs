@@ -46,7 +46,7 @@ impl std::error::Error for PlanFileError {}
 /// What a host plan commits to: the parts apply executes. Reasons and diffs are left out (the age
 /// of the package lists in a reason changes by the hour without changing what runs).
 pub fn commitments(p: &HostPlan) -> Value {
-    json!({
+    let mut v = json!({
         "host": p.host,
         "generation": p.generation,
         "attention": p.attention.is_some(),
@@ -59,7 +59,12 @@ pub fn commitments(p: &HostPlan) -> Value {
             "after": c.after,
         })).collect::<Vec<_>>(),
         "steps": p.steps.iter().map(|s| s.handler.line()).collect::<Vec<_>>(),
-    })
+    });
+    // Only when there are any: plans saved before this field compare equal.
+    if !p.leaving.is_empty() {
+        v["leaving"] = json!(p.leaving);
+    }
+    v
 }
 
 fn body_checksum(p: &SavedPlan) -> String {
@@ -130,7 +135,13 @@ pub fn differences(saved: &Value, now: &Value) -> Vec<String> {
             show(&field(now, "generation"))
         ));
     }
-    for k in ["attention", "update_package_lists", "install", "steps"] {
+    for k in [
+        "attention",
+        "update_package_lists",
+        "install",
+        "steps",
+        "leaving",
+    ] {
         if field(saved, k) != field(now, k) {
             out.push(format!(
                 "{k}: planned {}, now {}",
@@ -274,5 +285,14 @@ mod tests {
             d[1].starts_with("/etc/nginx/nginx.conf: before was"),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn a_host_leaving_a_balancer_since_the_plan_is_named() {
+        let p = saved();
+        let mut now = p.hosts[0].commitments.clone();
+        now["leaving"] = json!(["web-03"]);
+        let d = differences(&p.hosts[0].commitments, &now);
+        assert_eq!(d, [r#"leaving: planned none, now ["web-03"]"#], "{d:?}");
     }
 }

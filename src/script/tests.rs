@@ -66,6 +66,7 @@ fn plan() -> (HostPlan, Desired) {
         }],
         checks: vec![],
         irreversible: vec![],
+        leaving: vec![],
     };
     (plan, d)
 }

@@ -1403,8 +1403,9 @@ fn a_failed_web_host_stops_the_roll_and_stays_out_of_the_pool(inv: &str) {
 
 /// A third web host added to the inventory joins the pool, and then leaves it, while 25 clients
 /// ask each balancer directly (lb reloads through systemd, lb2 with `-x`, init-less): the
-/// balancers' reloads refuse and reset nothing, and the old processes finish the requests they
-/// hold, so not one request fails either way.
+/// balancers' reloads refuse and reset nothing, the old processes finish the requests they hold,
+/// and the leaving host is drained before its database access goes, so not one request fails
+/// either way.
 fn a_web_host_joins_and_leaves_under_load_and_no_request_fails(inv: &str) {
     use crate::load::Load;
     use std::time::Duration;
@@ -1462,7 +1463,14 @@ fn a_web_host_joins_and_leaves_under_load_and_no_request_fails(inv: &str) {
         "{}",
         checked.stdout()
     );
-    under_load(&root().join(inv), "web3 leaves");
+    let left = under_load(&root().join(inv), "web3 leaves");
+    // Before anything else changes (the database stops serving web3 in the same run, which
+    // would fail its health check and cut the requests it held), each balancer drains it.
+    let said = format!("{}{}", left.stdout(), left.stderr());
+    for b in ["lb", "lb2"] {
+        let line = format!("{b}: took web3 out of service (drained)");
+        assert!(said.contains(&line), "{line:?} not in:\n{said}");
+    }
     for b in BALANCERS {
         let stat = ssh(
             b,
