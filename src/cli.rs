@@ -228,6 +228,13 @@ pub struct HostArgs {
     /// How many hosts are worked on at once, at most.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub forks: u16,
+    /// Reuse SSH connections: go through OpenSSH's `ssh` with a control master per host that
+    /// stays up SECS seconds after its last use, so runs within that time skip connecting and
+    /// authenticating (as Ansible's ControlPersist). The host key is checked when the master
+    /// connects, not again while it lives; its socket, in a directory only you can open
+    /// ($XDG_RUNTIME_DIR or ~/.cache, provision-ssh/), is as good as a logged-in session.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..=86400))]
+    pub ssh_reuse: Option<u32>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -21,7 +21,9 @@ use crate::render::{RenderError, RenderOptions, Renderer};
 use crate::script;
 use crate::secret::Redactor;
 use crate::spec::{Host, Spec};
-use crate::transport::{HostKeyPolicy, LocalTransport, SshTransport, Stats, Transport};
+use crate::transport::{
+    HostKeyPolicy, LocalTransport, OpenSshTransport, SshTransport, Stats, Transport,
+};
 use std::time::{Duration, Instant};
 
 /// Runs commands on a host under its lock (see `script::commands_script`); their output lines.
@@ -63,6 +65,8 @@ pub struct RunOptions {
     pub lock_wait: u64,
     /// Who runs this (`user@machine pid N`), for the lock and the generation records.
     pub who: String,
+    /// Reach hosts through OpenSSH control masters kept this many seconds (`--ssh-reuse`).
+    pub ssh_reuse: Option<u32>,
 }
 
 pub struct Context<'a> {
@@ -196,9 +200,13 @@ pub fn connect(ctx: &Context, host: &Host) -> Result<Box<dyn Transport>, HostErr
     if ctx.opts.local {
         return Ok(Box::new(LocalTransport::new()));
     }
-    SshTransport::connect(&host.ssh, ctx.opts.host_keys)
-        .map(|t| Box::new(t) as Box<dyn Transport>)
-        .map_err(|e| HostError::Connect(e.to_string()))
+    match ctx.opts.ssh_reuse {
+        Some(secs) => OpenSshTransport::connect(&host.ssh, ctx.opts.host_keys, secs)
+            .map(|t| Box::new(t) as Box<dyn Transport>),
+        None => SshTransport::connect(&host.ssh, ctx.opts.host_keys)
+            .map(|t| Box::new(t) as Box<dyn Transport>),
+    }
+    .map_err(|e| HostError::Connect(e.to_string()))
 }
 
 /// How a command is run on the host: as root directly, or through `sudo -n` for another SSH user

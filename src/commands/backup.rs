@@ -22,6 +22,7 @@ fn host_args(common: &Common, trust_new_hosts: bool, verbose: bool) -> HostArgs 
         local: false,
         verbose,
         forks: 1,
+        ssh_reuse: None,
     }
 }
 

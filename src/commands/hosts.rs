@@ -29,6 +29,7 @@ pub(super) fn run_options(a: &HostArgs, lock_wait: u64) -> RunOptions {
         check_patience: std::time::Duration::from_secs(30),
         lock_wait,
         who: who(),
+        ssh_reuse: a.ssh_reuse,
     }
 }
 
@@ -268,6 +269,7 @@ fn reports(
         check_patience: std::time::Duration::from_secs(c.patience),
         lock_wait: 0,
         who: who(),
+        ssh_reuse: None,
     };
     let ctx = Context {
         registry,

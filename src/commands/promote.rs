@@ -34,6 +34,7 @@ pub fn promote(registry: &Registry, a: &PromoteArgs) -> Result<ExitCode> {
         local: false,
         verbose: a.verbose,
         forks: 32,
+        ssh_reuse: None,
     };
     let l = loaded(&host_args)?;
     let spec = &l.spec;

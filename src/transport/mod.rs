@@ -8,11 +8,13 @@ mod ed25519;
 mod jump;
 mod known_hosts;
 mod local;
+mod openssh;
 pub mod route;
 mod ssh;
 pub mod ssh_config;
 
 pub use local::LocalTransport;
+pub use openssh::OpenSshTransport;
 pub use route::{fill_from_ssh_config, route, Hop};
 pub use ssh::SshTransport;
 

@@ -68,6 +68,28 @@ impl Setup {
         p
     }
 
+    /// An inventory reaching the inner host through an ssh_config whose known_hosts has another
+    /// key for `victim` (the lab key's own public key, which no host has).
+    fn with_a_wrong_key_for(&self, victim: &str) -> PathBuf {
+        let known = std::fs::read_to_string(KNOWN).unwrap();
+        let other_key = std::fs::read_to_string(format!("{KEY}.pub")).unwrap();
+        let other_key = other_key.split_whitespace().nth(1).unwrap();
+        let mut lines: Vec<String> = known
+            .lines()
+            .filter(|l| l.split_whitespace().next() != Some(victim))
+            .map(str::to_string)
+            .collect();
+        lines.push(format!("{victim} ssh-ed25519 {other_key}"));
+        let bad = self.path("bad_known_hosts");
+        std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+        let config = self.ssh_config("bad_config", Path::new(KEY), &bad);
+        self.write(
+            "bad.toml",
+            "\"inner\"",
+            &format!(", config = \"{}\"", config.display()),
+        )
+    }
+
     /// An ssh_config with the two aliases, the given key and known_hosts for every host.
     fn ssh_config(&self, name: &str, key: &Path, known: &Path) -> PathBuf {
         let p = self.path(name);
@@ -190,27 +212,11 @@ fn an_inner_host_is_applied_through_a_bastion_from_the_users_ssh_config() {
 fn a_wrong_host_key_for_the_bastion_or_the_inner_host_is_refused() {
     let _one = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
     let s = Setup::new(false);
-    let known = std::fs::read_to_string(KNOWN).unwrap();
-    let other_key = std::fs::read_to_string(format!("{KEY}.pub")).unwrap();
-    let other_key = other_key.split_whitespace().nth(1).unwrap();
     for (victim, hop) in [
         (JUMP, "jump host root@198.18.0.60:22"),
         (INNER, "root@198.18.0.130:22 via"),
     ] {
-        let mut lines: Vec<String> = known
-            .lines()
-            .filter(|l| l.split_whitespace().next() != Some(victim))
-            .map(str::to_string)
-            .collect();
-        lines.push(format!("{victim} ssh-ed25519 {other_key}"));
-        let bad = s.path("bad_known_hosts");
-        std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
-        let config = s.ssh_config("bad_config", Path::new(KEY), &bad);
-        let inv = s.write(
-            "bad.toml",
-            "\"inner\"",
-            &format!(", config = \"{}\"", config.display()),
-        );
+        let inv = s.with_a_wrong_key_for(victim);
         // --trust-new-hosts never accepts a changed key, on any hop.
         let done = plan(&inv).arg("--trust-new-hosts").output().status(3);
         assert!(
@@ -226,6 +232,7 @@ fn a_wrong_host_key_for_the_bastion_or_the_inner_host_is_refused() {
         );
     }
     // An unknown bastion is refused too, unless new keys are trusted (then it is recorded).
+    let known = std::fs::read_to_string(KNOWN).unwrap();
     let lines: Vec<&str> = known
         .lines()
         .filter(|l| !l.starts_with(&format!("{JUMP} ")))
@@ -250,6 +257,84 @@ fn a_wrong_host_key_for_the_bastion_or_the_inner_host_is_refused() {
         .unwrap()
         .contains(&format!("{JUMP} ssh-ed25519 ")));
     plan(&inv).output();
+}
+
+/// `--ssh-reuse`: the inner host, behind the bastion, is planned through OpenSSH control masters
+/// that outlive the run. The plan is the one the ssh2 transport makes; the second run connects
+/// nothing (its stats), and a changed host key is still refused when a master connects, on
+/// either hop.
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn reused_connections_go_through_the_bastion_and_host_keys_are_checked_when_they_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let _one = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Setup::new(false);
+    let config = s.ssh_config("config", Path::new(KEY), Path::new(KNOWN));
+    let inv = s.write(
+        "reuse.toml",
+        "\"inner\"",
+        &format!(", config = \"{}\"", config.display()),
+    );
+    let runtime = s.path("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let sockets = runtime.join("provision-ssh");
+    let json = |d: &Done| -> serde_json::Value {
+        serde_json::from_str(&d.stdout()).unwrap_or_else(|e| panic!("{e}: {}", d.stdout()))
+    };
+    let reused = |inv: &Path| {
+        plan(inv)
+            .args(&["--json", "--ssh-reuse", "60"])
+            .env("XDG_RUNTIME_DIR", &runtime.to_string_lossy())
+            .output()
+    };
+    let plain = plan(&inv).arg("--json").output();
+    assert!([0, 2].contains(&plain.code()), "{}", plain.stderr());
+    let first = reused(&inv);
+    let second = reused(&inv);
+    // The sockets' masters are this test's: they are told to end, whatever the asserts say.
+    let end_masters = || {
+        for e in std::fs::read_dir(&sockets).into_iter().flatten().flatten() {
+            let _ = Command::new("ssh")
+                .args(["-F", "none", "-S"])
+                .arg(e.path())
+                .args(["-O", "exit", "inner"])
+                .output();
+        }
+    };
+    let checks = || {
+        for run in [&first, &second] {
+            assert_eq!(run.code(), plain.code(), "{}", run.stderr());
+            assert_eq!(json(run)["plan"], json(&plain)["plan"]);
+        }
+        let stats = |d: &Done| json(d)["stats"]["inner"].clone();
+        // Two hops when the master connects (the bastion, then the host), none when reused.
+        assert_eq!(stats(&first)["connections"], 2, "{}", first.stdout());
+        assert_eq!(stats(&second)["connections"], 0, "{}", second.stdout());
+        assert_eq!(stats(&second)["channels"], 1, "{}", second.stdout());
+        let mode = std::fs::metadata(&sockets).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(checks));
+    end_masters();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e);
+    }
+    // A changed key, for the bastion, then for the inner host: refused when the master connects.
+    for victim in [JUMP, INNER] {
+        let inv = s.with_a_wrong_key_for(victim);
+        let done = plan(&inv)
+            .args(&["--ssh-reuse", "60"])
+            .env("XDG_RUNTIME_DIR", &runtime.to_string_lossy())
+            .output();
+        end_masters();
+        let done = done.status(3);
+        assert!(
+            done.stderr().contains("Host key verification failed"),
+            "{victim}: {}",
+            done.stderr()
+        );
+    }
 }
 
 #[test]
