@@ -15,6 +15,7 @@ use super::ssh_config::Strict;
 use super::{HostKeyPolicy, LineSplitter, Output, Result, Stats, Transport, TransportError};
 use crate::quote::shell_word;
 use crate::spec::Ssh;
+use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -44,14 +45,23 @@ impl OpenSshTransport {
             let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             dir.join(format!("proxy-{}-{n}.err", std::process::id()))
         });
-        let mut args = hop_args(&hops, last, policy, proxy_errors.as_deref());
+        let mut args = hop_args(&hops, last, policy, None);
+        // One master per way of reaching the host: its name is a digest of every hop's options
+        // (not ssh's %C, which is only the host, port and user), so a run with other keys, another
+        // known_hosts or another policy never rides on a master another run opened.
+        let digest = Sha256::digest(args.join("\0"));
+        let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let socket = dir.join(name);
+        if proxy_errors.is_some() {
+            args = hop_args(&hops, last, policy, proxy_errors.as_deref());
+        }
         args.extend(
             [
                 "ControlMaster=auto".to_string(),
                 // ssh expands `%` here, and splits the value at blanks outside quotes.
                 format!(
-                    "ControlPath=\"{}/%C\"",
-                    dir.display().to_string().replace('%', "%%")
+                    "ControlPath=\"{}\"",
+                    socket.display().to_string().replace('%', "%%")
                 ),
                 format!("ControlPersist={persist_secs}s"),
             ]
@@ -64,20 +74,10 @@ impl OpenSshTransport {
             let via: Vec<String> = hops[..last].iter().map(Hop::describe).collect();
             target = format!("{target} via {}", via.join(", "));
         }
-        // Whether a master is up already: only then is nothing connected for this run.
-        let live = Command::new("ssh")
-            .args(&args)
-            .args(["-O", "check", &host])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map_err(|e| {
-                err(format!(
-                    "running ssh (OpenSSH's client, for --ssh-reuse): {e}"
-                ))
-            })?
-            .success();
+        // Whether a master is up already (its socket is there; a stale one, of a master that was
+        // killed, is replaced by ssh): only then is nothing connected for this run.
+        let live = std::fs::symlink_metadata(&socket)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
         Ok(OpenSshTransport {
             args,
             host,
