@@ -45,13 +45,9 @@ impl OpenSshTransport {
             let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             dir.join(format!("proxy-{}-{n}.err", std::process::id()))
         });
+        let host = hops[last].hostname.clone();
         let mut args = hop_args(&hops, last, policy, None);
-        // One master per way of reaching the host: its name is a digest of every hop's options
-        // (not ssh's %C, which is only the host, port and user), so a run with other keys, another
-        // known_hosts or another policy never rides on a master another run opened.
-        let digest = Sha256::digest(args.join("\0"));
-        let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        let socket = dir.join(name);
+        let socket = dir.join(socket_name(&args, &host));
         if proxy_errors.is_some() {
             args = hop_args(&hops, last, policy, proxy_errors.as_deref());
         }
@@ -68,7 +64,6 @@ impl OpenSshTransport {
             .into_iter()
             .flat_map(|o| ["-o".to_string(), o]),
         );
-        let host = hops[last].hostname.clone();
         let mut target = format!("{} (--ssh-reuse)", hops[last].describe());
         if last > 0 {
             let via: Vec<String> = hops[..last].iter().map(Hop::describe).collect();
@@ -90,6 +85,22 @@ impl OpenSshTransport {
             },
         })
     }
+}
+
+/// The control socket's name for a host reached with `args`: one master per host and way of
+/// reaching it, a digest of both (not ssh's %C, which is only the host, port and user), so a run
+/// with other keys, another known_hosts or another policy never rides on a master another run
+/// opened, and no host's commands ever go to another's master.
+fn socket_name(args: &[String], host: &str) -> String {
+    let mut h = Sha256::new();
+    for a in args.iter().map(String::as_str).chain([host]) {
+        h.update(a.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// ssh's options for hop `i` of `hops`: where, as whom, which keys and known_hosts, and the way
@@ -368,6 +379,34 @@ mod tests {
         let new = hop_args(&hops[..1], 0, HostKeyPolicy::AcceptNew, None);
         assert_eq!(value(&new, "StrictHostKeyChecking"), ["accept-new"]);
         assert!(value(&new, "ProxyCommand").is_empty());
+    }
+
+    #[test]
+    fn every_host_and_every_way_of_reaching_it_has_its_own_master() {
+        let args = hop_args(&[hop("web", 22, "/k/id")], 0, HostKeyPolicy::Strict, None);
+        let other = hop_args(
+            &[hop("web", 22, "/k/other")],
+            0,
+            HostKeyPolicy::Strict,
+            None,
+        );
+        let new = hop_args(
+            &[hop("web", 22, "/k/id")],
+            0,
+            HostKeyPolicy::AcceptNew,
+            None,
+        );
+        let names = [
+            socket_name(&args, "10.0.0.1"),
+            socket_name(&args, "10.0.0.2"),
+            socket_name(&other, "10.0.0.1"),
+            socket_name(&new, "10.0.0.1"),
+        ];
+        for (i, a) in names.iter().enumerate() {
+            assert_eq!(a.len(), 32);
+            assert!(names[i + 1..].iter().all(|b| a != b), "{names:?}");
+        }
+        assert_eq!(names[0], socket_name(&args, "10.0.0.1"));
     }
 
     #[test]

@@ -1202,6 +1202,7 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
         done.stdout()
     );
     Run::new(&["plan", "-i", inv]).output().status(0);
+    plan_over_kept_connections_changes_nothing(inv);
     // `check` reads the services that report on themselves over SSH: each balancer's backends,
     // which balancer holds the floating address, the replica's threads.
     let checked = Run::new(&["check", "-i", inv]).output().status(0);
@@ -1399,6 +1400,42 @@ fn a_failed_web_host_stops_the_roll_and_stays_out_of_the_pool(inv: &str) {
         assert_eq!(st, "UP", "web1 on {lb} after the good apply");
     }
     Run::new(&["plan", "-i", inv]).output().status(0);
+}
+
+/// `plan --ssh-reuse` over every host of a converged inventory, twice (the masters opened, then
+/// reused): nothing to change, so each host's commands went to that host (the same options reach
+/// every host of a lab: only their addresses tell their masters apart).
+fn plan_over_kept_connections_changes_nothing(inv: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let run = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(run.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let xdg = run.path().to_string_lossy().to_string();
+    let plans: Vec<Done> = (0..2)
+        .map(|_| {
+            Run::new(&["plan", "--ssh-reuse", "60", "-i", inv])
+                .env("XDG_RUNTIME_DIR", &xdg)
+                .output()
+        })
+        .collect();
+    let sockets: Vec<_> = std::fs::read_dir(run.path().join("provision-ssh"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    // The masters are this test's: told to end before anything is asserted.
+    for s in &sockets {
+        let _ = std::process::Command::new("ssh")
+            .args(["-F", "none", "-S"])
+            .arg(s)
+            .args(["-O", "exit", "lab"])
+            .output();
+    }
+    for p in plans {
+        p.status(0);
+    }
+    let hosts = std::fs::read_to_string(root().join(inv))
+        .unwrap()
+        .matches("[[hosts]]")
+        .count();
+    assert_eq!(sockets.len(), hosts, "{sockets:?}");
 }
 
 /// A third web host added to the inventory joins the pool, and then leaves it, while 25 clients
