@@ -230,8 +230,9 @@ pub(super) fn render_opts(ctx: &Context) -> RenderOptions {
 type Read = (Vec<Need>, Vec<Leaving>);
 
 /// Facts in one round trip; the host rendered again with what it has now where the render depends
-/// on it (a zone serial); the components' needs and leaving hosts read from their facts. The host's release is one
-/// of the facts: every release it may run is rendered, and the probe answers for the one it runs.
+/// on it (a zone serial); the components' needs and leaving hosts read from their facts. The
+/// host's release is one of the facts: every release it may run is rendered, and the probe answers
+/// for the one it runs.
 fn gather(
     ctx: &Context,
     host: &Host,

@@ -35,11 +35,10 @@ impl Component for Haproxy {
         if !target.has(Role::Web) {
             return None;
         }
-        let server = format!("web/{}", target.name);
         Some(super::Gate {
             close: drain(&target.name),
-            open: runtime(&format!("set server {server} state ready")),
-            fence: runtime(&format!("set server {server} state maint")),
+            open: set_state(&target.name, "ready"),
+            fence: set_state(&target.name, "maint"),
         })
     }
 
@@ -65,11 +64,7 @@ impl Component for Haproxy {
             })
             .map(|(sv, _)| super::Leaving {
                 target: sv.to_string(),
-                close: format!(
-                    "{} && {}",
-                    drain(sv),
-                    runtime(&format!("set server web/{sv} state maint"))
-                ),
+                close: format!("{} && {}", drain(sv), set_state(sv, "maint")),
             })
             .collect()
     }
@@ -174,10 +169,12 @@ fn drain(server: &str) -> String {
         n = DRAIN_SECS * 5,
         name = crate::quote::shell_word(server),
     );
-    format!(
-        "{} && {wait}",
-        runtime(&format!("set server web/{server} state drain"))
-    )
+    format!("{} && {wait}", set_state(server, "drain"))
+}
+
+/// Sets `server` of the `web` backend to `state` (ready, drain, maint) through the runtime API.
+fn set_state(server: &str, state: &str) -> String {
+    runtime(&format!("set server web/{server} state {state}"))
 }
 
 /// How long a drained backend may keep sessions before it is changed anyway, in seconds.

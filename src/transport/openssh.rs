@@ -12,7 +12,7 @@
 
 use super::route::{self, Hop};
 use super::ssh_config::Strict;
-use super::{HostKeyPolicy, LineSplitter, Output, Result, Stats, Transport, TransportError};
+use super::{read_lines, HostKeyPolicy, Output, Result, Stats, Transport, TransportError};
 use crate::quote::shell_word;
 use crate::spec::Ssh;
 use sha2::{Digest, Sha256};
@@ -259,18 +259,10 @@ impl Transport for OpenSshTransport {
                 let _ = errors.read_to_end(&mut said);
                 said
             });
-            let mut lines = LineSplitter::default();
-            let mut buf = [0u8; 16384];
-            let read = loop {
-                match out.read(&mut buf) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => lines.push(&buf[..n], on_line),
-                    Err(e) => break Err(e),
-                }
-            };
+            let read = read_lines(&mut out, on_line);
             let _ = writer.join();
             let said = reader.join().unwrap_or_default();
-            (read.map(|()| lines.finish()), said)
+            (read, said)
         });
         let output = lines.map_err(|e| fail("reading the output", e))?;
         let status = child.wait().map_err(|e| fail("waiting for ssh", e))?;
