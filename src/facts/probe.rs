@@ -171,18 +171,27 @@ fn add_paths(paths: &[(String, Option<String>)], s: &mut String) {
 /// line by line with builtins, once (no process; files provision renders are text; dash reads a
 /// byte per system call), and printed when that showed every byte (no carriage return, and the
 /// lines add up to the file's size: `read` drops NULs), else read again with `base64`.
+///
+/// find and sha256sum answer in the order asked, the order of `$want`, so their lines are taken
+/// from the front in step with it (find's, split into the positional parameters once the paths
+/// are no longer needed). Never searched for: dash's `${x#*PATTERN}` costs the square of the
+/// match's offset (6 ms for one line of a 2.5 KB `find` answer: most of a no-op's probe).
 const PATHS_CHECK: &str = "found=$(find \"$@\" /var/lib/apt/lists /var/lib/dpkg/status /var/lib/dpkg/updates -maxdepth 1 \\( -path '/var/lib/apt/lists/*' -name '*Packages*' -printf '@aptm %T@\\n' \\) \
   -o -path '/var/lib/apt/lists/*' -o -path /var/lib/apt/lists -o \\( \\( -path /var/lib/dpkg/status -o -path /var/lib/dpkg/updates \\) -printf '@dpkgdb %p %i %C@ %s\\n' -prune \\) \
   -o \\( -printf '@path %p %y %m %u %g %s %l\\n' -prune \\) 2>/dev/null)\n\
 [ -z \"$found\" ] || printf '%s\\n' \"$found\"\n\
-if [ $# -gt 0 ]; then\n\
-  sums=$(sha256sum -- \"$@\" 2>/dev/null)\n\
+sums=; [ $# -eq 0 ] || sums=$(sha256sum -- \"$@\" 2>/dev/null)\n\
+IFS=$nl; set -f; set -- $found; unset IFS; set +f\n\
+if [ -n \"$want\" ]; then\n\
   cr='\r'\n\
   while read -r h p; do\n\
-    [ -n \"$p\" ] && [ \"$h\" != + ] && [ -f \"$p\" ] && [ ! -L \"$p\" ] || continue\n\
-    case \"$nl$sums$nl\" in *\"$nl$h  $p$nl\"*) continue ;; esac\n\
+    [ -n \"$p\" ] || continue\n\
+    z=; case ${1-} in \"@path $p \"?\" \"*) x=${1#\"@path $p \"}; shift; case $x in \"f \"*) x=${x#f * * * }; z=${x%% *} ;; esac ;; esac\n\
+    m=; l=${sums%%\"$nl\"*}\n\
+    if [ -n \"$sums\" ] && [ \"${l#*  }\" = \"$p\" ]; then m=${l%%  *}; case $sums in *\"$nl\"*) sums=${sums#*\"$nl\"} ;; *) sums= ;; esac; fi\n\
+    [ \"$h\" != + ] && [ -f \"$p\" ] && [ ! -L \"$p\" ] || continue\n\
+    [ \"$m\" = \"$h\" ] && continue\n\
     if [ \"$h\" = - ]; then\n\
-      z=; case \"$nl$found\" in *\"$nl@path $p f \"*) x=${found#*\"@path $p f \"}; x=${x%%\"$nl\"*}; x=${x#* }; x=${x#* }; x=${x#* }; z=${x%% *} ;; esac\n\
       n=0; e=1; t=\n\
       while :; do l=; IFS= read -r l || { n=$((n + ${#l})); [ -z \"$l\" ] || { e=0; t=\"$t@t $l$nl\"; }; break; }; n=$((n + ${#l} + 1)); t=\"$t@t $l$nl\"; case $l in *\"$cr\"*) n=-1; break ;; esac; done < \"$p\"\n\
       if [ \"$n\" = \"$z\" ]; then\n\
@@ -198,14 +207,15 @@ fi\n";
 
 /// The packages' states and versions: dpkg-query's answer, kept in provision's state directory
 /// with what it depends on (inode, change time and size of dpkg's status file and of its journal
-/// directory, from the find above, and the names asked), and read back with builtins while that
+/// directory, from the find above: its last lines, left in the positional parameters, and the
+/// names asked), and read back with builtins while that
 /// is unchanged. dpkg-query parses the whole status file (4 ms and one process of a no-op on a
 /// lab host, more on a server with more packages); dpkg replaces the file (a new inode) or adds to
 /// the journal on every change. The key is taken before dpkg-query runs, so a change in between
 /// only makes the next probe ask again. A cache without its end line (cut short) is not used.
 const DPKG: &str = "if [ -n \"$pkgs\" ]; then\n\
-  k=; case \"$nl$found\" in *\"$nl@dpkgdb /var/lib/dpkg/status \"*) a=${found#*\"@dpkgdb /var/lib/dpkg/status \"}; \
-    case \"$nl$found\" in *\"$nl@dpkgdb /var/lib/dpkg/updates \"*) b=${found#*\"@dpkgdb /var/lib/dpkg/updates \"}; k=\"${a%%\"$nl\"*} ${b%%\"$nl\"*}\" ;; esac ;; esac\n\
+  a=; b=; for l do case $l in \"@dpkgdb /var/lib/dpkg/status \"*) a=${l#\"@dpkgdb /var/lib/dpkg/status \"} ;; \"@dpkgdb /var/lib/dpkg/updates \"*) b=${l#\"@dpkgdb /var/lib/dpkg/updates \"} ;; esac; done\n\
+  k=; [ -z \"$a\" ] || [ -z \"$b\" ] || k=\"$a $b\"\n\
   key=\"$k $pkgs\"; out=; hit=\n\
   if [ -n \"$k\" ]; then\n\
     { IFS= read -r h && [ \"$h\" = \"$key\" ] && while IFS= read -r l; do [ \"$l\" = @end ] && { hit=1; break; }; out=\"$out$l$nl\"; done; } 2>/dev/null < /var/lib/provision/dpkg.cache\n\

@@ -489,3 +489,56 @@ fn dpkg_answers_are_kept_until_dpkg_changes() {
     std::fs::write(&cache, text.trim_end_matches("@end\n")).unwrap();
     assert_eq!(probe(&both, false), None, "cut short");
 }
+
+#[test]
+fn paths_are_answered_in_step_whatever_lies_between_them() {
+    // find and sha256sum answer only for what exists (and sha256sum only for files, through
+    // links): the probe takes their lines in step with the paths asked, so a missing path, a
+    // directory or a link between files must not shift a later file's answer onto another.
+    let d = tempfile::tempdir().unwrap();
+    let path = |n: &str| d.path().join(n).to_string_lossy().into_owned();
+    std::fs::create_dir(path("dir")).unwrap();
+    std::fs::write(path("same"), "as desired\n").unwrap();
+    std::fs::write(path("differs"), "changed by hand\n").unwrap();
+    std::fs::write(path("fetched"), "kept = 12\n").unwrap();
+    std::fs::write(path("binary"), b"a\0b\n").unwrap();
+    std::fs::write(path("last"), "as desired\n").unwrap();
+    std::os::unix::fs::symlink(path("differs"), path("link")).unwrap();
+    let want = Some(sha256_hex(b"as desired\n"));
+    let r = ProbeRequest {
+        packages: vec![],
+        paths: vec![
+            (path("missing-first"), want.clone()),
+            (path("dir"), None),
+            (path("link"), want.clone()),
+            (path("same"), want.clone()),
+            (path("missing-between"), None),
+            (path("differs"), want.clone()),
+            (path("fetched"), None),
+            (path("binary"), None),
+            (path("missing-late"), want.clone()),
+            (path("last"), want.clone()),
+        ],
+        services: vec![],
+        components: vec![],
+        trees: vec![],
+    };
+    let text = run_probe(&r);
+    let f = parse(&text, &r).unwrap();
+    for n in ["missing-first", "missing-between", "missing-late"] {
+        assert_eq!(f.paths[&path(n)], PathFact::Absent, "{n}");
+    }
+    assert!(matches!(f.paths[&path("dir")], PathFact::Dir { .. }));
+    assert!(matches!(&f.paths[&path("link")], PathFact::Link { target } if *target == path("differs")));
+    for n in ["same", "last"] {
+        assert!(
+            matches!(&f.paths[&path(n)], PathFact::File { content: None, .. }),
+            "{n}: {text}"
+        );
+    }
+    assert_eq!(f.content(&path("differs")).unwrap(), b"changed by hand\n");
+    assert!(text.contains(&format!("@text {}", path("fetched"))), "{text}");
+    assert_eq!(f.content(&path("fetched")).unwrap(), b"kept = 12\n");
+    assert!(text.contains(&format!("@content {} ", path("binary"))), "{text}");
+    assert_eq!(f.content(&path("binary")).unwrap(), b"a\0b\n");
+}
