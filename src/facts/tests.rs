@@ -529,7 +529,9 @@ fn paths_are_answered_in_step_whatever_lies_between_them() {
         assert_eq!(f.paths[&path(n)], PathFact::Absent, "{n}");
     }
     assert!(matches!(f.paths[&path("dir")], PathFact::Dir { .. }));
-    assert!(matches!(&f.paths[&path("link")], PathFact::Link { target } if *target == path("differs")));
+    assert!(
+        matches!(&f.paths[&path("link")], PathFact::Link { target } if *target == path("differs"))
+    );
     for n in ["same", "last"] {
         assert!(
             matches!(&f.paths[&path(n)], PathFact::File { content: None, .. }),
@@ -537,8 +539,14 @@ fn paths_are_answered_in_step_whatever_lies_between_them() {
         );
     }
     assert_eq!(f.content(&path("differs")).unwrap(), b"changed by hand\n");
-    assert!(text.contains(&format!("@text {}", path("fetched"))), "{text}");
+    assert!(
+        text.contains(&format!("@text {}", path("fetched"))),
+        "{text}"
+    );
     assert_eq!(f.content(&path("fetched")).unwrap(), b"kept = 12\n");
-    assert!(text.contains(&format!("@content {} ", path("binary"))), "{text}");
+    assert!(
+        text.contains(&format!("@content {} ", path("binary"))),
+        "{text}"
+    );
     assert_eq!(f.content(&path("binary")).unwrap(), b"a\0b\n");
 }
