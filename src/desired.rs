@@ -18,6 +18,9 @@ pub struct Desired {
     /// Extra probe snippets, one per component that has facts: (component, shell snippet).
     #[serde(skip)]
     pub probes: Vec<(String, String)>,
+    /// Commands the probe runs in the background, one per component at most: (component, command).
+    #[serde(skip)]
+    pub besides: Vec<(String, crate::component::Beside)>,
     /// Component names in dependency order: handlers of an earlier one run first.
     pub order: Vec<String>,
 }
@@ -34,6 +37,7 @@ impl Desired {
             steps: Vec::new(),
             checks: Vec::new(),
             probes: Vec::new(),
+            besides: Vec::new(),
             order: Vec::new(),
         }
     }

@@ -130,15 +130,17 @@ impl Component for Firewall {
         Ok(())
     }
 
-    fn probe(&self, cx: &Cx) -> Option<String> {
+    fn probe_beside(&self, cx: &Cx) -> Option<super::Beside> {
         cx.spec.firewall.as_ref()?;
         // Loaded or not: a host that rebooted without nftables.service (no systemd), or a ruleset
         // flushed by hand, needs the step again.
-        Some("nft list table inet provision > /dev/null 2>&1 && echo loaded || echo missing".into())
+        Some(super::Beside::Status(
+            "nft list table inet provision".into(),
+        ))
     }
 
     fn needs(&self, cx: &Cx, lines: &[String]) -> Vec<Need> {
-        if cx.spec.firewall.is_none() || !lines.iter().any(|l| l == "missing") {
+        if cx.spec.firewall.is_none() || lines.iter().any(|l| l == "exit 0") {
             return Vec::new();
         }
         vec![Need {

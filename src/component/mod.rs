@@ -122,6 +122,18 @@ pub struct Leaving {
     pub close: String,
 }
 
+/// A command the facts probe starts in the background while it runs its own `find` and
+/// `sha256sum` (most of a converged host's probe is waiting on a handful of processes; a host has
+/// cores to spare). One simple command: no shell syntax around it, its words quoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beside {
+    /// Its standard output comes back to the component, as a snippet's does. One such command
+    /// runs beside the rest of the probe; the probe prints nothing until it has ended.
+    Output(String),
+    /// Only its exit status comes back, as the line `exit N`.
+    Status(String),
+}
+
 /// A line of `provision check` about a service, from its component's facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -159,6 +171,12 @@ pub trait Component: Sync {
 
     /// A read-only shell snippet for the facts probe; its output lines come back to `needs`.
     fn probe(&self, _cx: &Cx) -> Option<String> {
+        None
+    }
+
+    /// A read-only command for the probe to run beside its own work; what it says comes back to
+    /// `needs` like a snippet's output.
+    fn probe_beside(&self, _cx: &Cx) -> Option<Beside> {
         None
     }
 

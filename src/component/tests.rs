@@ -203,11 +203,42 @@ fn no_probe_snippet_ends_or_changes_the_probe() {
                         assert!(!words.contains(&w), "{} uses {w}: {s}", c.name());
                     }
                 }
+                // A background command is one simple command: the probe adds `&` and its
+                // redirections, and shell syntax around it would put part of it in the
+                // foreground (or print while the probe waits). Quoted words may hold anything.
+                let beside = renderer.with_cx(host, crate::release::CURRENT_STABLE, |cx| {
+                    c.probe_beside(cx)
+                });
+                if let Some(super::Beside::Output(cmd) | super::Beside::Status(cmd)) = beside {
+                    seen += 1;
+                    assert!(
+                        !unquoted(&cmd).contains(|ch: char| ";&|<>()$`\n\"".contains(ch)),
+                        "{}: {cmd}",
+                        c.name()
+                    );
+                }
             }
         }
         seen
     });
     assert!(seen >= 6, "{seen}");
+}
+
+/// What sh reads as syntax in `cmd`: the characters outside single quotes, a backslash's
+/// escaped character left out.
+fn unquoted(cmd: &str) -> String {
+    let (mut out, mut quoted, mut chars) = (String::new(), false, cmd.chars());
+    while let Some(ch) = chars.next() {
+        match (quoted, ch) {
+            (_, '\'') => quoted = !quoted,
+            (false, '\\') => {
+                chars.next();
+            }
+            (false, ch) => out.push(ch),
+            (true, _) => {}
+        }
+    }
+    out
 }
 
 /// The workers' probe, run for real by sh on this machine: what `ps -o user=,rss= -C COMM` prints

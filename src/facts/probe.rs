@@ -2,6 +2,7 @@
 //! should look like. Every inventory-derived word is quoted; a converged host answers with builtins
 //! but for a handful of processes.
 
+use crate::component::Beside;
 use crate::desired::{Desired, PathState};
 use crate::host_state;
 use crate::quote::shell_word;
@@ -21,6 +22,8 @@ pub struct ProbeRequest {
     pub services: Vec<(String, Option<(String, String)>)>,
     /// (component, snippet).
     pub components: Vec<(String, String)>,
+    /// (component, command) run in the background while the probe runs find and sha256sum.
+    pub besides: Vec<(String, Beside)>,
     /// Application releases the host should have: (marker, base).
     pub trees: Vec<(String, String)>,
 }
@@ -54,6 +57,7 @@ impl ProbeRequest {
                 .map(|s| (s.name.clone(), s.pidfile.clone()))
                 .collect(),
             components: d.probes.clone(),
+            besides: d.besides.clone(),
             trees: d
                 .paths
                 .iter()
@@ -141,12 +145,71 @@ impl ProbeRequest {
         // on a line of its own even after output without a final newline. Snippets never `exit`
         // nor `set` the probe's arguments (a test checks).
         for (component, snippet) in &self.components {
-            s.push_str(&format!(
-                "echo {}\n{{ {snippet}\n}} 2>/dev/null\nprintf '\\n@@c-end\\n'\n",
-                shell_word(&format!("@@c {component}"))
-            ));
+            s.push_str(&marker(component));
+            s.push_str(&format!("{{ {snippet}\n}} 2>/dev/null\n"));
+            s.push_str(SECTION_END);
         }
     }
+}
+
+/// `echo '@@c NAME'`: a component's section starts.
+fn marker(component: &str) -> String {
+    format!("echo {}\n", shell_word(&format!("@@c {component}")))
+}
+
+const SECTION_END: &str = "printf '\\n@@c-end\\n'\n";
+
+/// Background commands run in turn instead, in the probe's own order (the branches of a probe
+/// for several releases asked different ones).
+fn besides_in_turn(besides: &[(String, Beside)], s: &mut String) {
+    for (component, b) in besides {
+        s.push_str(&marker(component));
+        match b {
+            Beside::Output(cmd) => s.push_str(&format!("{{ {cmd}\n}} < /dev/null 2>/dev/null\n")),
+            Beside::Status(cmd) => s.push_str(&format!(
+                "{{ {cmd}\n}} < /dev/null > /dev/null 2>&1; echo \"exit $?\"\n"
+            )),
+        }
+        s.push_str(SECTION_END);
+    }
+}
+
+/// Starts the background commands: those that report a status first, then the first that
+/// prints, after its section's marker. From here until `besides_end` the probe prints nothing,
+/// so that command's output is all its section holds.
+fn besides_start(besides: &[(String, Beside)], s: &mut String) {
+    for (i, (_, b)) in besides.iter().enumerate() {
+        if let Beside::Status(cmd) = b {
+            s.push_str(&format!("{cmd} < /dev/null > /dev/null 2>&1 &\nbs{i}=$!\n"));
+        }
+    }
+    if let Some((component, Beside::Output(cmd))) =
+        besides.iter().find(|(_, b)| matches!(b, Beside::Output(_)))
+    {
+        s.push_str(&marker(component));
+        s.push_str(&format!("{cmd} < /dev/null 2>/dev/null &\nbo=$!\n"));
+    }
+}
+
+/// Waits for the background commands and closes their sections; any further command that
+/// prints runs now, in turn.
+fn besides_end(besides: &[(String, Beside)], s: &mut String) {
+    let mut outputs = besides
+        .iter()
+        .filter(|(_, b)| matches!(b, Beside::Output(_)));
+    if outputs.next().is_some() {
+        s.push_str("wait $bo\n");
+        s.push_str(SECTION_END);
+    }
+    for (i, (component, b)) in besides.iter().enumerate() {
+        if let Beside::Status(_) = b {
+            s.push_str(&marker(component));
+            s.push_str(&format!("wait $bs{i}; echo \"exit $?\"\n"));
+            s.push_str(SECTION_END);
+        }
+    }
+    let rest: Vec<(String, Beside)> = outputs.cloned().collect();
+    besides_in_turn(&rest, s);
 }
 
 /// Adds paths to the ones the probe looks at: `set -- "$@" PATH...` and their desired hashes to
@@ -176,11 +239,14 @@ fn add_paths(paths: &[(String, Option<String>)], s: &mut String) {
 /// from the front in step with it (find's, split into the positional parameters once the paths
 /// are no longer needed). Never searched for: dash's `${x#*PATTERN}` costs the square of the
 /// match's offset (6 ms for one line of a 2.5 KB `find` answer: most of a no-op's probe).
-const PATHS_CHECK: &str = "found=$(find \"$@\" /var/lib/apt/lists /var/lib/dpkg/status /var/lib/dpkg/updates -maxdepth 1 \\( -path '/var/lib/apt/lists/*' -name '*Packages*' -printf '@aptm %T@\\n' \\) \
+/// The two processes come first and print nothing: the background commands run meanwhile.
+const FIND_AND_SUMS: &str = "found=$(find \"$@\" /var/lib/apt/lists /var/lib/dpkg/status /var/lib/dpkg/updates -maxdepth 1 \\( -path '/var/lib/apt/lists/*' -name '*Packages*' -printf '@aptm %T@\\n' \\) \
   -o -path '/var/lib/apt/lists/*' -o -path /var/lib/apt/lists -o \\( \\( -path /var/lib/dpkg/status -o -path /var/lib/dpkg/updates \\) -printf '@dpkgdb %p %i %C@ %s\\n' -prune \\) \
   -o \\( -printf '@path %p %y %m %u %g %s %l\\n' -prune \\) 2>/dev/null)\n\
-[ -z \"$found\" ] || printf '%s\\n' \"$found\"\n\
-sums=; [ $# -eq 0 ] || sums=$(sha256sum -- \"$@\" 2>/dev/null)\n\
+sums=; [ $# -eq 0 ] || sums=$(sha256sum -- \"$@\" 2>/dev/null)\n";
+
+/// What `FIND_AND_SUMS` found, printed, and the files' contents (see there).
+const PATHS_CHECK: &str = "[ -z \"$found\" ] || printf '%s\\n' \"$found\"\n\
 IFS=$nl; set -f; set -- $found; unset IFS; set +f\n\
 if [ -n \"$want\" ]; then\n\
   cr='\r'\n\
@@ -293,11 +359,23 @@ impl Probe {
         // First: it makes provision's state directory on first contact, which the paths below may
         // include.
         s.push_str(&host_state::probe());
+        // The background commands start after the release's branch, where the probe's own
+        // output pauses, when every branch asks the same ones (they do not depend on the
+        // release); otherwise each branch runs its own in turn.
+        let besides: Option<&[(String, Beside)]> = match self.branches.split_first() {
+            Some(((_, first), rest)) if rest.iter().all(|(_, r)| r.besides == first.besides) => {
+                Some(&first.besides)
+            }
+            _ => None,
+        };
         let known = |s: &mut String, req: &ProbeRequest| {
             req.packages_section(s);
             add_paths(&req.paths, s);
             req.services_section(s);
             req.trees_section(s);
+            if besides.is_none() {
+                besides_in_turn(&req.besides, s);
+            }
         };
         // The paths of the host's release are gathered first and looked at once, after the case.
         s.push_str("set --\nwant=\n");
@@ -319,6 +397,10 @@ impl Probe {
                 s.push_str("esac\n");
             }
         }
+        let besides = besides.unwrap_or_default();
+        besides_start(besides, &mut s);
+        s.push_str(FIND_AND_SUMS);
+        besides_end(besides, &mut s);
         s.push_str(PATHS_CHECK);
         s.push_str(DPKG);
         // The package lists' age, when a package is missing (only then does the plan look at

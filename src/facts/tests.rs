@@ -1,4 +1,5 @@
 use super::*;
+use crate::component::Beside;
 use crate::desired::PathState;
 use crate::render::manifest::sha256_hex;
 
@@ -17,6 +18,7 @@ fn req() -> ProbeRequest {
         )],
         components: vec![("mariadb".into(), "echo up".into())],
         trees: vec![],
+        besides: vec![],
     }
 }
 
@@ -152,6 +154,7 @@ fn a_component_snippet_comes_back_to_its_component_only() {
             ("other".into(), "echo \"three $x\"; printf '@end'".into()),
         ],
         trees: vec![],
+        besides: vec![],
     };
     let f = parse(&run_probe(&r), &r).unwrap();
     assert_eq!(f.components["example"], ["one", "two words"]);
@@ -303,6 +306,7 @@ fn the_probe_reads_files_and_pid_files_for_real() {
         ],
         components: vec![],
         trees: vec![],
+        besides: vec![],
     };
     let script = r
         .script()
@@ -372,6 +376,7 @@ fn systemd_service_states_and_the_paths_are_both_read() {
         ],
         components: vec![],
         trees: vec![],
+        besides: vec![],
     };
     let script = r
         .script()
@@ -415,6 +420,7 @@ fn always_fetched_files_come_back_exactly_as_text_or_marked() {
         services: vec![],
         components: vec![],
         trees: vec![],
+        besides: vec![],
     };
     let text = run_probe(&r);
     for n in ["crlf", "nul"] {
@@ -451,6 +457,7 @@ fn dpkg_answers_are_kept_until_dpkg_changes() {
             services: vec![],
             components: vec![],
             trees: vec![],
+            besides: vec![],
         };
         let mut script = r
             .script()
@@ -522,6 +529,7 @@ fn paths_are_answered_in_step_whatever_lies_between_them() {
         services: vec![],
         components: vec![],
         trees: vec![],
+        besides: vec![],
     };
     let text = run_probe(&r);
     let f = parse(&text, &r).unwrap();
@@ -549,4 +557,59 @@ fn paths_are_answered_in_step_whatever_lies_between_them() {
         "{text}"
     );
     assert_eq!(f.content(&path("binary")).unwrap(), b"a\0b\n");
+}
+
+#[test]
+fn background_commands_come_back_to_their_components_beside_the_rest() {
+    // The real probe run by sh: a command that prints and two that report their status run in
+    // the background while find and sha256sum do; each component gets its own lines, and the
+    // probe's own answers (a path, a snippet) are whole, whatever order the commands end in.
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("f.conf").to_string_lossy().into_owned();
+    std::fs::write(&file, "changed\n").unwrap();
+    let r = ProbeRequest {
+        packages: vec![],
+        paths: vec![(file.clone(), Some(sha256_hex(b"desired\n")))],
+        services: vec![],
+        components: vec![("inline".into(), "echo snippet".into())],
+        trees: vec![],
+        besides: vec![
+            ("ok".into(), Beside::Status("sleep 0.2".into())),
+            (
+                "db".into(),
+                Beside::Output("printf 'up\\nuser\\tfoobar\\n'".into()),
+            ),
+            (
+                "gone".into(),
+                Beside::Status("provision-no-such-command".into()),
+            ),
+            ("second".into(), Beside::Output("echo in turn".into())),
+        ],
+    };
+    let text = run_probe(&r);
+    let f = parse(&text, &r).unwrap();
+    let lines = |c: &str| f.components.get(c).cloned().unwrap_or_default();
+    assert_eq!(lines("ok"), ["exit 0"], "{text}");
+    assert_eq!(lines("db"), ["up", "user\tfoobar"], "{text}");
+    assert_eq!(lines("gone"), ["exit 127"], "{text}");
+    assert_eq!(lines("second"), ["in turn"], "{text}");
+    assert_eq!(lines("inline"), ["snippet"], "{text}");
+    assert_eq!(f.content(&file).unwrap(), b"changed\n");
+
+    // Candidate releases asking the same commands start them once, after the branches; asking
+    // different ones, each branch runs its own in turn.
+    use crate::release::{DEBIAN_12, DEBIAN_13};
+    let (mut d12, mut d13) = (desired_with(&[], &[]), desired_with(&[], &[]));
+    d12.besides = r.besides.clone();
+    d13.besides = r.besides.clone();
+    let same = Probe::new(&[(DEBIAN_12, &d12), (DEBIAN_13, &d13)]).script();
+    assert_eq!(same.matches("bo=$!").count(), 1, "{same}");
+    assert!(
+        same.find("esac").unwrap() < same.find("bo=$!").unwrap(),
+        "{same}"
+    );
+    d13.besides.truncate(1);
+    let different = Probe::new(&[(DEBIAN_12, &d12), (DEBIAN_13, &d13)]).script();
+    assert!(!different.contains("bo=$!"), "{different}");
+    assert_eq!(different.matches("{ sleep 0.2").count(), 2, "{different}");
 }

@@ -168,6 +168,9 @@ impl<'a> Renderer<'a> {
             if let Some(p) = c.probe(&cx) {
                 d.probes.push((c.name().to_string(), p));
             }
+            if let Some(b) = c.probe_beside(&cx) {
+                d.besides.push((c.name().to_string(), b));
+            }
         }
         for p in d.paths.iter_mut().filter(|p| p.code) {
             for h in &code_reloaders {
