@@ -67,6 +67,14 @@ pub struct RunOptions {
     pub who: String,
     /// Reach hosts through OpenSSH control masters kept this many seconds (`--ssh-reuse`).
     pub ssh_reuse: Option<u32>,
+    /// The hosts this run selects (`--host`); empty: all of them.
+    pub only: Vec<String>,
+}
+
+impl RunOptions {
+    pub fn selects(&self, host: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|h| h == host)
+    }
 }
 
 pub struct Context<'a> {
@@ -226,8 +234,16 @@ pub(super) fn render_opts(ctx: &Context) -> RenderOptions {
     }
 }
 
-/// What the components read from their facts: handlers to run, hosts leaving the ones this fronts.
-type Read = (Vec<Need>, Vec<Leaving>);
+/// What the components read from their facts.
+#[derive(Default)]
+struct Read {
+    /// Handlers to run.
+    needs: Vec<Need>,
+    /// Hosts leaving the ones this host fronts.
+    leaving: Vec<Leaving>,
+    /// Addresses of hosts this host stops serving (the inventory no longer names them).
+    stops_serving: Vec<String>,
+}
 
 /// Facts in one round trip; the host rendered again with what it has now where the render depends
 /// on it (a zone serial); the components' needs and leaving hosts read from their facts. The
@@ -304,15 +320,43 @@ fn gather(
         first
     };
     let read = renderer.with_cx(host, release, |cx| {
-        let mut read: Read = (Vec::new(), Vec::new());
+        let mut read = Read::default();
         for c in ctx.registry.for_host(ctx.spec, host) {
             let lines = facts.components.get(c.name()).cloned().unwrap_or_default();
-            read.0.extend(c.needs(cx, &lines));
-            read.1.extend(c.leaving(cx, &lines));
+            read.needs.extend(c.needs(cx, &lines));
+            read.leaving.extend(c.leaving(cx, &lines));
+            read.stops_serving.extend(c.stops_serving(cx, &lines));
         }
         read
     });
     Ok((desired, facts, read))
+}
+
+/// Why this run must not change `host`, if it must not: it would stop serving hosts the inventory
+/// no longer names (`gone`, by address) while load balancers this run leaves out may still send
+/// them requests. Only a run with the balancers takes those hosts out of their service first
+/// (`roll::let_go`); without it their requests fail until the balancers' health checks notice,
+/// and HAProxy then cuts the ones they hold.
+fn unfronted(ctx: &Context, host: &Host, gone: &[String]) -> Option<String> {
+    if gone.is_empty() {
+        return None;
+    }
+    let left_out: Vec<&str> = ctx
+        .spec
+        .hosts_with(crate::spec::Role::Lb)
+        .map(|h| h.name.as_str())
+        .filter(|n| !ctx.opts.selects(n))
+        .collect();
+    if left_out.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "it would stop serving {} (the inventory no longer names them), which the load balancer(s) {} may still send requests to, and this run leaves them out: select them too (--host {},{}), so that they take those hosts out of service first",
+        gone.join(", "),
+        left_out.join(", "),
+        left_out.join(","),
+        host.name
+    ))
 }
 
 /// Connects, gathers and plans one host (read-only).
@@ -320,7 +364,11 @@ pub fn prepare(ctx: &Context, host: &Host) -> Result<Prepared, (HostError, Stats
     let started = Instant::now();
     let mut t = connect(ctx, host).map_err(|e| (e, Stats::default()))?;
     match gather(ctx, host, t.as_mut()) {
-        Ok((desired, facts, (needs, leaving))) => {
+        Ok((desired, facts, read)) => {
+            if let Some(why) = unfronted(ctx, host, &read.stops_serving) {
+                return Err((HostError::Refused(why), t.stats()));
+            }
+            let Read { needs, leaving, .. } = read;
             let mut plan = plan::plan_host(&desired, &facts, &needs, ctx.redactor);
             plan.leaving = leaving.iter().map(|l| l.target.clone()).collect();
             Ok(Prepared {

@@ -30,6 +30,7 @@ pub(super) fn run_options(a: &HostArgs, lock_wait: u64) -> RunOptions {
         lock_wait,
         who: who(),
         ssh_reuse: a.ssh_reuse,
+        only: a.hosts.clone(),
     }
 }
 
@@ -270,6 +271,7 @@ fn reports(
         lock_wait: 0,
         who: who(),
         ssh_reuse: None,
+        only: Vec::new(),
     };
     let ctx = Context {
         registry,

@@ -192,6 +192,14 @@ pub trait Component: Sync {
         Vec::new()
     }
 
+    /// Pure: the hosts, by address, this component stops serving in this run because the
+    /// inventory no longer names them (a web host's database account dropped), by the probe's
+    /// output lines. Whoever fronts those hosts must take them out of service first, in the same
+    /// run (`leaving`).
+    fn stops_serving(&self, _cx: &Cx, _lines: &[String]) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Pure: what the probe's output lines say about the service's health (`provision check`).
     fn report(&self, _cx: &Cx, _lines: &[String]) -> Vec<Report> {
         Vec::new()

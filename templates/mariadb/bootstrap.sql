@@ -15,7 +15,20 @@ ALTER USER '{{ db.replication_user }}'@'{{ replica }}' IDENTIFIED BY {{ db.repli
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, RELOAD ON *.* TO '{{ db.replication_user }}'@'{{ replica }}';
 -- A new replica seeds itself with a consistent copy of the database (mariadb-dump --gtid).
 GRANT SELECT, LOCK TABLES, SHOW VIEW, TRIGGER, EVENT ON `{{ db.name }}`.* TO '{{ db.replication_user }}'@'{{ replica }}';
-{% endfor %}{% if db.demo %}
+{% endfor %}
+-- The accounts of these users for hosts the inventory no longer names (a web host or a replica
+-- removed) are dropped with their grants: the plan lists them from the probe. The replicas follow
+-- (DROP USER is written to the binary log); IF EXISTS, because a replica seeded from a dump of the
+-- site's database lacks the accounts made before it (a replica's SQL thread stops on an error).
+SET SESSION group_concat_max_len = 1048576;
+SET @provision_stale = (SELECT GROUP_CONCAT(QUOTE(User), '@', QUOTE(Host)) FROM mysql.user
+    WHERE (User = {{ db.user | sql_string }} AND Host NOT IN ({% for client in db.clients %}{% if not loop.first %}, {% endif %}{{ client | sql_string }}{% endfor %})){% if db.replication_user %}
+       OR (User = {{ db.replication_user | sql_string }}{% if db.replicas %} AND Host NOT IN ({% for replica in db.replicas %}{% if not loop.first %}, {% endif %}{{ replica | sql_string }}{% endfor %}){% endif %}){% endif %});
+SET @provision_drop = IF(@provision_stale IS NULL, 'DO 0', CONCAT('DROP USER IF EXISTS ', @provision_stale));
+PREPARE provision_drop FROM @provision_drop;
+EXECUTE provision_drop;
+DEALLOCATE PREPARE provision_drop;
+{% if db.demo %}
 CREATE TABLE IF NOT EXISTS `{{ db.name }}`.`provision_demo` (
     id INT NOT NULL PRIMARY KEY,
     message VARCHAR(255) NOT NULL

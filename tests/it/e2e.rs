@@ -1500,6 +1500,19 @@ fn a_web_host_joins_and_leaves_under_load_and_no_request_fails(inv: &str) {
         "{}",
         checked.stdout()
     );
+    // The database hosts alone would stop serving web3 while the balancers, left out of the
+    // run, still send it requests: refused before anything changes, saying how to run it.
+    let alone = Run::new(&["apply", "-i"])
+        .arg(root().join(inv))
+        .args(&["--host", "db1"])
+        .output()
+        .status(1);
+    let said = format!("{}{}", alone.stdout(), alone.stderr());
+    assert!(
+        said.contains("it would stop serving 198.18.0.27")
+            && said.contains("select them too (--host lb,lb2,db1)"),
+        "{said}"
+    );
     let left = under_load(&root().join(inv), "web3 leaves");
     // Before anything else changes (the database stops serving web3 in the same run, which
     // would fail its health check and cut the requests it held), each balancer drains it.
@@ -1517,6 +1530,14 @@ fn a_web_host_joins_and_leaves_under_load_and_no_request_fails(inv: &str) {
             !stat.contains("web,web3,"),
             "{b} still balances to web3: {stat}"
         );
+    }
+    // Its database account is gone from the primary, and the replica followed.
+    for db in ["198.18.0.23", "198.18.0.24"] {
+        let accounts = ssh(
+            db,
+            &format!("mariadb -NBe \"SELECT COUNT(*) FROM mysql.user WHERE Host = '{NEW}'\""),
+        );
+        assert_eq!(accounts.trim(), "0", "{db}");
     }
     lab(&["down", &web3_only.to_string_lossy()]);
 }

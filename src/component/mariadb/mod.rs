@@ -238,6 +238,18 @@ impl Component for Primary {
         )))
     }
 
+    fn stops_serving(&self, cx: &Cx, lines: &[String]) -> Vec<String> {
+        let clients = clients(cx.spec);
+        DbFacts::parse(lines)
+            .users
+            .into_iter()
+            .filter(|(user, host)| {
+                *user == cx.spec.database.user && host != "localhost" && !clients.contains(host)
+            })
+            .map(|(_, host)| host)
+            .collect()
+    }
+
     fn needs(&self, cx: &Cx, lines: &[String]) -> Vec<Need> {
         let facts = DbFacts::parse(lines);
         let reason = facts.reason(&accounts(cx.spec), matches!(cx.spec.site.app, App::Demo));
@@ -290,6 +302,20 @@ impl DbFacts {
                 "the database account '{user}'@'{host}' does not exist"
             ));
         }
+        // The probe asks only about the users of `accounts`; one of theirs for another host is
+        // a host the inventory no longer names (the bootstrap drops it).
+        let stale: Vec<String> = self
+            .users
+            .iter()
+            .filter(|a| !accounts.contains(a))
+            .map(|(user, host)| format!("'{user}'@'{host}'"))
+            .collect();
+        if !stale.is_empty() {
+            return Some(format!(
+                "for hosts the inventory no longer names, the database account(s) {} (dropped)",
+                stale.join(", ")
+            ));
+        }
         if demo && !self.demo_row {
             return Some("the demo table has no row".into());
         }
@@ -337,5 +363,15 @@ mod tests {
         ));
         assert!(norow.reason(&acc, true).unwrap().contains("no row"));
         assert_eq!(norow.reason(&acc, false), None);
+        // An account of the same user for a host no longer named (a web host removed): dropped.
+        let left = DbFacts::parse(&lines(
+            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\nuser\tfoobar\t10.0.0.5\n\
+             user\tfoobar\t10.0.0.9\nuser\tfoobar\t%\ndemorow\t1",
+        ));
+        assert_eq!(
+            left.reason(&acc, true).unwrap(),
+            "for hosts the inventory no longer names, the database account(s) \
+             'foobar'@'10.0.0.9', 'foobar'@'%' (dropped)"
+        );
     }
 }
