@@ -8,6 +8,7 @@ mod ed25519;
 mod jump;
 mod known_hosts;
 mod local;
+mod mux;
 mod openssh;
 pub mod route;
 mod ssh;

@@ -1,6 +1,7 @@
-//! Connection reuse, opt-in (`--ssh-reuse SECS`): each command runs through OpenSSH's `ssh` with a
-//! control master that stays up SECS seconds after its last use (ControlMaster/ControlPersist, as
-//! Ansible runs it by default). A later run within that time skips the TCP connect, the key
+//! Connection reuse, opt-in (`--ssh-reuse SECS`): commands run over an OpenSSH control master that
+//! stays up SECS seconds after its last use (ControlMaster/ControlPersist, as Ansible runs it by
+//! default). Where none is up, `ssh` runs the command and stays as the master; where one is, the
+//! command goes through its socket directly (`mux`), with no `ssh` client started. A later run within that time skips the TCP connect, the key
 //! exchange and the authentication, and on the host sshd's per-connection work (its re-exec, PAM,
 //! the motd scripts): an exec costs ~13 ms instead of ~100-200 ms in the lab. The price, said in
 //! `--help`: the host key is checked when the master connects, not again while it lives, and the
@@ -10,6 +11,7 @@
 //! hop's values given on its command line, jump hosts through nested ProxyCommands, so both
 //! transports reach the same hosts with the same keys and known_hosts.
 
+use super::mux::{self, MuxError};
 use super::route::{self, Hop};
 use super::ssh_config::Strict;
 use super::{read_lines, HostKeyPolicy, Output, Result, Stats, Transport, TransportError};
@@ -27,6 +29,8 @@ pub struct OpenSshTransport {
     target: String,
     /// Where the jump hosts' ssh writes what it says (see `connect`).
     proxy_errors: Option<PathBuf>,
+    /// The master's control socket: commands go through it directly while a master is up.
+    socket: PathBuf,
     stats: Stats,
 }
 
@@ -78,6 +82,7 @@ impl OpenSshTransport {
             host,
             target,
             proxy_errors,
+            socket,
             stats: Stats {
                 connections: if live { 0 } else { hops.len() as u32 },
                 channels: 0,
@@ -229,17 +234,36 @@ impl Transport for OpenSshTransport {
         self.stats.bytes_sent += stdin.len() as u64;
         let fail =
             |what: &str, e: std::io::Error| TransportError(format!("{}: {what}: {e}", self.target));
+        // A master is up: the command goes through its socket, with no ssh client started, and
+        // as the ssh2 transport runs it (the login shell's `-c`, stderr and stdout merged: the
+        // master writes both to one pipe).
+        let mut output = Vec::new();
+        let through_master = mux::run(&self.socket, command, stdin, &mut |r| {
+            output = read_lines(r, on_line)?;
+            Ok(())
+        });
+        match through_master {
+            Ok(status) => {
+                return Ok(Output {
+                    status: status as i32,
+                    output,
+                })
+            }
+            Err(MuxError::Session(e)) => {
+                return Err(TransportError(format!("{}: {e}", self.target)))
+            }
+            // None (yet): ssh connects, and stays as the master.
+            Err(MuxError::NoMaster) => {}
+        }
         // The command's stderr joins its stdout on the host, as the ssh2 transport merges them;
         // ssh's own stderr then holds only ssh's complaints. Through `sh -c`, whatever the
         // user's login shell is.
+        let remote = format!("sh -c {}", shell_word(&format!("exec 2>&1; {command}")));
         let mut child = Command::new("ssh")
             .args(&self.args)
             .arg("--")
             .arg(&self.host)
-            .arg(format!(
-                "sh -c {}",
-                shell_word(&format!("exec 2>&1; {command}"))
-            ))
+            .arg(remote)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
