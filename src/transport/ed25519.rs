@@ -7,6 +7,7 @@
 //! and libssh2 is handed the public blob and a signing callback. Other key types and encrypted
 //! files keep libssh2's own path.
 
+use super::Reader;
 use openssl::pkey::{Id, PKey, Private};
 use std::ffi::{c_int, c_uchar, c_void, CString};
 use std::path::{Path, PathBuf};
@@ -71,26 +72,6 @@ fn parse(text: &[u8]) -> Option<Key> {
     }
     let private = PKey::private_key_from_raw_bytes(&secret[..32], Id::ED25519).ok()?;
     Some(Key { blob, private })
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn u32(&mut self) -> Option<u32> {
-        let (n, rest) = self.0.split_first_chunk::<4>()?;
-        self.0 = rest;
-        Some(u32::from_be_bytes(*n))
-    }
-
-    fn string(&mut self) -> Option<&'a [u8]> {
-        let len = self.u32()? as usize;
-        if self.0.len() < len {
-            return None;
-        }
-        let (s, rest) = self.0.split_at(len);
-        self.0 = rest;
-        Some(s)
-    }
 }
 
 unsafe extern "C" {

@@ -117,3 +117,23 @@ fn read_lines(r: &mut dyn Read, on_line: &mut dyn FnMut(&str)) -> std::io::Resul
         lines.push(&buf[..n], on_line);
     }
 }
+
+/// SSH's wire format (RFC 4251), read from the front: big-endian uint32s, and strings as a
+/// uint32 length and that many bytes. A short read is `None`. (OpenSSH's key files and its
+/// multiplexing protocol use it too.)
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn u32(&mut self) -> Option<u32> {
+        let (n, rest) = self.0.split_first_chunk::<4>()?;
+        self.0 = rest;
+        Some(u32::from_be_bytes(*n))
+    }
+
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let len = self.u32()? as usize;
+        let (s, rest) = self.0.split_at_checked(len)?;
+        self.0 = rest;
+        Some(s)
+    }
+}

@@ -8,6 +8,7 @@
 //! (SCM_RIGHTS); the master runs the command on its connection, writes to those descriptors, and
 //! ends with the command's exit status.
 
+use super::Reader;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -146,23 +147,6 @@ fn receive(s: &mut UnixStream) -> io::Result<Vec<u8>> {
 fn put_string(m: &mut Vec<u8>, s: &[u8]) {
     m.extend((s.len() as u32).to_be_bytes());
     m.extend(s);
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn u32(&mut self) -> Option<u32> {
-        let (head, rest) = self.0.split_first_chunk::<4>()?;
-        self.0 = rest;
-        Some(u32::from_be_bytes(*head))
-    }
-
-    fn string(&mut self) -> Option<&'a [u8]> {
-        let n = self.u32()? as usize;
-        let (s, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(s)
-    }
 }
 
 /// Passes `fd` over the socket as OpenSSH's mm_send_fd does: one byte of data, the descriptor in
