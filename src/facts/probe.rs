@@ -161,7 +161,7 @@ const SECTION_END: &str = "printf '\\n@@c-end\\n'\n";
 
 /// Background commands run in turn instead, in the probe's own order (the branches of a probe
 /// for several releases asked different ones).
-fn besides_in_turn(besides: &[(String, Beside)], s: &mut String) {
+fn besides_in_turn<'a>(besides: impl IntoIterator<Item = &'a (String, Beside)>, s: &mut String) {
     for (component, b) in besides {
         s.push_str(&marker(component));
         match b {
@@ -208,8 +208,7 @@ fn besides_end(besides: &[(String, Beside)], s: &mut String) {
             s.push_str(SECTION_END);
         }
     }
-    let rest: Vec<(String, Beside)> = outputs.cloned().collect();
-    besides_in_turn(&rest, s);
+    besides_in_turn(outputs, s);
 }
 
 /// Adds paths to the ones the probe looks at: `set -- "$@" PATH...` and their desired hashes to

@@ -239,14 +239,10 @@ impl Component for Primary {
     }
 
     fn stops_serving(&self, cx: &Cx, lines: &[String]) -> Vec<String> {
-        let clients = clients(cx.spec);
         DbFacts::parse(lines)
-            .users
-            .into_iter()
-            .filter(|(user, host)| {
-                *user == cx.spec.database.user && host != "localhost" && !clients.contains(host)
-            })
-            .map(|(_, host)| host)
+            .stale(&accounts(cx.spec))
+            .filter(|(user, host)| *user == cx.spec.database.user && host != "localhost")
+            .map(|(_, host)| host.clone())
             .collect()
     }
 
@@ -289,6 +285,16 @@ impl DbFacts {
         f
     }
 
+    /// The accounts the server has that `accounts` does not name. The probe asks only about the
+    /// users of `accounts`, so these are theirs for hosts the inventory no longer names (the
+    /// bootstrap drops them).
+    pub fn stale<'a>(
+        &'a self,
+        accounts: &'a [(String, String)],
+    ) -> impl Iterator<Item = &'a (String, String)> + 'a {
+        self.users.iter().filter(move |a| !accounts.contains(a))
+    }
+
     /// Why the bootstrap must run although its SQL file is unchanged, if it must.
     pub fn reason(&self, accounts: &[(String, String)], demo: bool) -> Option<String> {
         if !self.reachable {
@@ -302,12 +308,8 @@ impl DbFacts {
                 "the database account '{user}'@'{host}' does not exist"
             ));
         }
-        // The probe asks only about the users of `accounts`; one of theirs for another host is
-        // a host the inventory no longer names (the bootstrap drops it).
         let stale: Vec<String> = self
-            .users
-            .iter()
-            .filter(|a| !accounts.contains(a))
+            .stale(accounts)
             .map(|(user, host)| format!("'{user}'@'{host}'"))
             .collect();
         if !stale.is_empty() {
