@@ -7,6 +7,10 @@
 # State, all under $P: lock (flock), lock.info, pending (handlers still to run), seq, current (the
 # newest generation), attention (why the host needs a look), generations/<id>/{info,status,swapped,
 # files/,services,ran,steps/<name>}, stage/<run>/ (the staged tree validators read), run/ (scripts, logs).
+#
+# Failing: every failure goes through `fail`. Before this run opens its generation (`changing`)
+# nothing was changed and it only reports; once a generation is open, `fail` undoes it first
+# (`abort`), so no failure can leave a host half-swapped.
 
 set -u
 export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive
@@ -17,9 +21,19 @@ G=
 B=
 S=
 R=
+KIND=
 POLICY_CREATED=
+# Paths and services a rollback could not put back (kept in memory: on a full disk the stage
+# cannot hold a list).
+FAILED=
+# Set once the open generation's outcome is recorded: a failure after that only reports.
+SETTLED=
 
-fail() { ev_fail "$*"; exit 1; }
+fail() {
+    [ -z "$B" ] || [ -n "$SETTLED" ] || abort "$*"
+    ev_fail "$*"
+    exit 1
+}
 
 # Tool output for the controller, the last 40 lines.
 show() { printf '%s\n' "$1" | tail -n 40 | while IFS= read -r l; do ev_out "$l"; done; }
@@ -221,39 +235,46 @@ changing() {
     seq=0
     [ -f "$P/seq" ] && read -r seq < "$P/seq"
     seq=$((seq + 1))
-    echo "$seq" > "$P/seq"
     G=$(printf 'G%06d-%s' "$seq" "$(date -u +%Y%m%dT%H%M%SZ)")
-    B="$P/generations/$G"
-    mkdir -p "$B/files" || fail "cannot record the generation"
+    gen_dir="$P/generations/$G"
     parent=
     [ -f "$P/current" ] && read -r parent < "$P/current"
-    {
+    # Every record written, or none (renames need no room): a disk too full for them stops the run
+    # before any change.
+    { echo "$seq" > "$P/seq.new" && mv -f "$P/seq.new" "$P/seq" && mkdir -p "$gen_dir/files" && {
         echo "kind $1"
         echo "time $(date +%s)"
         echo "by $WHO"
         echo "summary $2"
         echo "parent ${parent:-none}"
-    } > "$B/info"
-    echo applying > "$B/status"
-    printf '%s\n' "$G" > "$P/current.new" && mv -f "$P/current.new" "$P/current"
-    printf 'generation %s was not confirmed by health checks (the apply was cut off or its checks did not pass)\n' "$G" > "$P/attention"
+    } > "$gen_dir/info" && echo applying > "$gen_dir/status" && printf '%s\n' "$G" > "$P/current.new" \
+        && printf 'generation %s was not confirmed by health checks (the apply was cut off or its checks did not pass)\n' "$G" > "$P/attention.new" \
+        && mv -f "$P/attention.new" "$P/attention" && mv -f "$P/current.new" "$P/current"; } || {
+        rm -rf "$gen_dir" "$P/seq.new" "$P/current.new" "$P/attention.new"
+        fail "cannot record generation $G in $P (is the disk full?); nothing was changed"
+    }
+    B=$gen_dir
+    KIND=$1
     ev_gen "$G"
 }
 
 # backup PATH: what PATH is now, kept in the generation before it is replaced (once: a path
-# touched twice keeps its first state).
+# touched twice keeps its first state). A path is recorded only once its backup is whole, and
+# replaced only once it is recorded.
 backup() {
     [ -f "$B/swapped" ] && cut -f1 "$B/swapped" | grep -qxF -- "$1" && return 0
     if [ -L "$1" ] || [ -f "$1" ]; then
-        mkdir -p "$B/files$(dirname "$1")" && cp -a "$1" "$B/files$1" || fail "backup of $1 failed"
-        printf '%s\tpresent\n' "$1" >> "$B/swapped"
+        mkdir -p "$B/files$(dirname "$1")" && cp -a "$1" "$B/files$1" \
+            || fail "cannot keep a backup of $1 in $B (is the disk full?)"
+        was=present
     elif [ -d "$1" ]; then
-        printf '%s\tdir %s\n' "$1" "$(stat -c '%a %U:%G' "$1")" >> "$B/swapped"
+        was="dir $(stat -c '%a %U:%G' "$1")"
     elif [ -e "$1" ]; then
         fail "$1 is a special file; refusing to replace it"
     else
-        printf '%s\tabsent\n' "$1" >> "$B/swapped"
+        was=absent
     fi
+    printf '%s\t%s\n' "$1" "$was" >> "$B/swapped" || fail "cannot record the backup of $1 in $B (is the disk full?)"
 }
 
 # swap_file N PATH MODE OWNER GROUP: atomic rename of the staged content into place.
@@ -263,20 +284,20 @@ swap_file() {
     tmp="$d/.$(basename "$2").provision-new"
     mkdir -p "$d" && install -m "$3" -o "$4" -g "$5" "$S/new/$1" "$tmp" \
         && { [ ! -d "$2" ] || [ -L "$2" ] || rm -rf "$2"; } && mv -f "$tmp" "$2" \
-        || abort "cannot put $2 in place"
+        || fail "cannot put $2 in place"
 }
 swap_dir() { # PATH MODE OWNER GROUP
     backup "$1"
-    { [ -d "$1" ] && [ ! -L "$1" ]; } || { rm -f "$1" && mkdir -p "$1"; } || abort "cannot create $1"
-    chmod "$2" "$1" && chown "$3:$4" "$1" || abort "cannot set the mode of $1"
+    { [ -d "$1" ] && [ ! -L "$1" ]; } || { rm -f "$1" && mkdir -p "$1"; } || fail "cannot create $1"
+    chmod "$2" "$1" && chown "$3:$4" "$1" || fail "cannot set the mode of $1"
 }
 swap_link() { # PATH TARGET
     backup "$1"
     d=$(dirname "$1")
     tmp="$d/.$(basename "$1").provision-new"
-    mkdir -p "$d" && ln -sfn "$2" "$tmp" && mv -Tf "$tmp" "$1" || abort "cannot put $1 in place"
+    mkdir -p "$d" && ln -sfn "$2" "$tmp" && mv -Tf "$tmp" "$1" || fail "cannot put $1 in place"
 }
-swap_absent() { backup "$1"; rm -rf "$1" || abort "cannot remove $1"; }
+swap_absent() { backup "$1"; rm -rf "$1" || fail "cannot remove $1"; }
 
 # release_build BASE ID FROM MANIFEST ARCHIVE REMOVE SUMS: release ID made in BASE/releases from
 # the release FROM the host runs (hard links: release files are replaced, never written in place),
@@ -342,19 +363,19 @@ PROVISION_LINT
 }
 
 # release_commit BASE ID MANIFEST [COMMAND]: the release's command run in it (a migration), then the
-# release recorded as whole. A failing command aborts the apply: BASE/current is not switched.
+# release recorded as whole. A failing command fails the apply: BASE/current is not switched.
 release_commit() {
     rel="$1/releases/$2"
     if [ -n "${4:-}" ]; then
         out=$(cd "$rel" && sh -c "$4" 2>&1 < /dev/null 9>&-) || {
             show "$out"
-            abort "the release command of release $2 failed; release $2 was not put live"
+            fail "the release command of release $2 failed; release $2 was not put live"
         }
         [ -z "$out" ] || show "$out"
         ev_did "release command of $2"
     fi
     install -m 600 "$3" "$1/.provision/$2.manifest.new" && mv -f "$1/.provision/$2.manifest.new" "$1/.provision/$2.manifest" \
-        || abort "cannot record release $2"
+        || fail "cannot record release $2"
 }
 
 # release_prune BASE KEEP: releases beyond the KEEP most recently recorded go, never the live one;
@@ -411,48 +432,58 @@ handler() {
         out=$(sh -c "$4" 2>&1 9>&-)
     else
         out=$(svc "$2" "$3" "${4:-}" 2>&1 9>&-)
-    fi || { show "$out"; abort "$line failed"; }
+    fi || { show "$out"; fail "$line failed"; }
     echo "$line" >> "$B/ran"
     ev_did "$line"
 }
 
-# abort REASON: a change failed half-way: the generation's files come back, the services go back to
-# their earlier state taking them, and the apply fails.
+# abort REASON: (from `fail` only) a change failed half-way: the open generation's files come back,
+# the services go back to their earlier state taking them, and the run fails.
 abort() {
+    SETTLED=1
     ev_phase rollback
     undo "$B"
     restore_services "$B"
-    failed=$(rollback_failed)
-    if [ -n "$failed" ]; then
+    if [ -n "$FAILED" ]; then
         echo rollback-failed > "$B/status"
-        printf 'apply %s failed (%s) and its rollback could not restore: %s\n' "$G" "$1" "$failed" > "$P/attention"
-        fail "$1; ROLLBACK FAILED for: $failed"
+        printf '%s %s failed (%s) and its rollback could not restore:%s\n' "$KIND" "$G" "$1" "$FAILED" > "$P/attention"
+        fail "$1; ROLLBACK FAILED for:$FAILED"
     fi
     echo rolled-back > "$B/status"
-    printf 'apply %s failed (%s) and was rolled back\n' "$G" "$1" > "$P/attention"
+    printf '%s %s failed (%s) and was rolled back\n' "$KIND" "$G" "$1" > "$P/attention"
     fail "$1; the previous files were restored"
 }
 
 # undo GEN_DIR: puts back what a generation replaced, newest change first. Unless it is this run's
 # own generation, each path's current state is first kept in this run's generation ($B), so a
-# rollback can itself be rolled back.
+# rollback can itself be rolled back. Nothing is written but the restored paths (the list is read
+# through a here-document, which dash passes in a pipe): a disk too full for a backup must not stop
+# its undo. A file comes back beside its path first and is then renamed over it, so a copy that
+# fails leaves the path as it was.
 undo() {
     gen=$1
     [ -f "$gen/swapped" ] || return 0
-    tac "$gen/swapped" > "$S.undo" || return 1
+    list=$(tac "$gen/swapped") || { FAILED="$FAILED (the list of $gen)"; return 0; }
     while IFS="$TAB" read -r p how; do
+        [ -n "$p" ] || continue
         [ "$gen" = "$B" ] || backup "$p"
         case "$how" in
-            present) rm -rf "$p" && cp -a "$gen/files$p" "$p" ;;
+            present)
+                back="$(dirname "$p")/.$(basename "$p").provision-undo"
+                rm -rf "$back"
+                cp -a "$gen/files$p" "$back" && { [ ! -d "$p" ] || [ -L "$p" ] || rm -rf "$p"; } \
+                    && mv -Tf "$back" "$p" || { rm -rf "$back"; false; }
+                ;;
             absent) if [ -d "$p" ] && [ ! -L "$p" ]; then rmdir "$p" 2> /dev/null; else rm -f "$p"; fi ;;
             dir*)
                 mode_owner=${how#dir }
                 [ -d "$p" ] || mkdir -p "$p"
                 chmod "${mode_owner% *}" "$p" && chown "${mode_owner#* }" "$p"
                 ;;
-        esac || echo "$p" >> "$S.failed"
-    done < "$S.undo"
-    rm -f "$S.undo"
+        esac || FAILED="$FAILED $p"
+    done << PROVISION_UNDO
+$list
+PROVISION_UNDO
 }
 
 # restore_services GEN_DIR...: (newest first) after files were put back, every service the
@@ -460,10 +491,10 @@ undo() {
 # restored files; steps whose input was restored run again (the database bootstrap sets the
 # earlier passwords back).
 restore_services() {
-    for g in "$@"; do [ -f "$g/services" ] && cat "$g/services"; done \
-        | awk '{ state[$1] = $2; if (!seen[$1]++) order[n++] = $1 } END { for (i = n - 1; i >= 0; i--) print order[i], state[order[i]] }' \
-        > "$S.services"
+    services=$(for g in "$@"; do [ -f "$g/services" ] && cat "$g/services"; done \
+        | awk '{ state[$1] = $2; if (!seen[$1]++) order[n++] = $1 } END { for (i = n - 1; i >= 0; i--) print order[i], state[order[i]] }')
     while read -r name before; do
+        [ -n "$name" ] || continue
         if [ "$before" = inactive ]; then
             svc stop "$name" > /dev/null 2>&1 9>&-
             echo "stop $name" >> "$B/ran"
@@ -471,11 +502,13 @@ restore_services() {
         else
             if out=$(svc restart "$name" 2>&1 9>&-); then ev_did "restart $name"; else
                 show "$out"
-                echo "restart $name" >> "$S.failed"
+                FAILED="$FAILED restart $name"
             fi
             echo "restart $name" >> "$B/ran"
         fi
-    done < "$S.services"
+    done << PROVISION_SERVICES
+$services
+PROVISION_SERVICES
     # Each step the generations ran, once (the newest generation's command).
     ran_steps=
     for g in "$@"; do
@@ -491,11 +524,7 @@ restore_services() {
             fi
         done
     done
-    rm -f "$S.services"
 }
-
-# rollback_failed: what could not be put back, if anything (read after undo and restore_services).
-rollback_failed() { [ -f "$S.failed" ] && tr '\n' ' ' < "$S.failed"; }
 
 # rollback SUMMARY GEN...: undoes the generations (newest first), as one new generation of kind
 # rollback; says what could not be undone.
@@ -516,11 +545,12 @@ rollback() {
     # shellcheck disable=SC2086
     restore_services $dirs
     for g in "$@"; do echo rolled-back > "$P/generations/$g/status"; done
-    failed=$(rollback_failed)
-    if [ -n "$failed" ]; then
+    if [ -n "$FAILED" ]; then
+        # Recorded as it is: undoing the rollback as well would not bring back a known-good host.
+        SETTLED=1
         echo rollback-failed > "$B/status"
-        printf 'rollback %s could not restore: %s\n' "$G" "$failed" > "$P/attention"
-        fail "the rollback could not restore: $failed"
+        printf 'rollback %s could not restore:%s\n' "$G" "$FAILED" > "$P/attention"
+        fail "the rollback could not restore:$FAILED"
     fi
 }
 

@@ -491,3 +491,106 @@ fn a_new_release_travels_after_the_script_and_is_read_back_by_offset() {
     assert!(program.contains("exit 0\n# --- payload\n"));
     assert!(for_display(&s).ends_with("[release data left out]\n"));
 }
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The generation a run opened (its `@gen` line).
+fn generation_of(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("@gen "))
+        .unwrap_or_else(|| panic!("no generation in\n{out}"))
+        .to_string()
+}
+
+/// A backup that cannot be made once some files are live (here a path that became a FIFO; on a
+/// host, a full disk under the generations): the run undoes what it already swapped, the
+/// generation is rolled back, and the host is marked.
+#[test]
+fn a_backup_that_fails_mid_swap_puts_back_every_file_already_swapped() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let live = d.join("live");
+    std::fs::create_dir_all(live.join("etc")).unwrap();
+    std::fs::write(live.join("etc/a.conf"), "old a\n").unwrap();
+    let fifo = live.join("etc/b.conf");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (l, u) = (live.display(), me());
+    let program = format!(
+        "stage_begin\nstage_file 0 {l}/etc/a.conf <<'PROVISION_DATA'\nbmV3IGEK\nPROVISION_DATA\n\
+         stage_file 1 {l}/etc/new.conf <<'PROVISION_DATA'\nbmV3Cg==\nPROVISION_DATA\n\
+         stage_file 2 {l}/etc/b.conf <<'PROVISION_DATA'\nbmV3Cg==\nPROVISION_DATA\n\
+         changing apply test\nswap_file 0 {l}/etc/a.conf 0600 {u} {u}\nswap_file 1 {l}/etc/new.conf 0644 {u} {u}\n\
+         swap_file 2 {l}/etc/b.conf 0644 {u} {u}\nfinish 10\n"
+    );
+    let (ok, out) = run_library(d, &program);
+    assert!(!ok && !out.contains("@done"), "{out}");
+    assert!(
+        out.contains("@fail") && out.contains("the previous files were restored"),
+        "{out}"
+    );
+    assert_eq!(read(&live.join("etc/a.conf")), "old a\n");
+    assert!(!live.join("etc/new.conf").exists());
+    let state = d.join("state");
+    let gen = generation_of(&out);
+    assert_eq!(
+        read(&state.join("generations").join(&gen).join("status")).trim(),
+        "rolled-back"
+    );
+    assert!(
+        read(&state.join("attention")).contains(&format!("apply {gen} failed")),
+        "{}",
+        read(&state.join("attention"))
+    );
+}
+
+/// A rollback that cannot be made whole (a backup it must keep fails half-way) puts back what it
+/// had already changed: the host is as it was before the rollback.
+#[test]
+fn a_rollback_that_fails_half_way_puts_back_what_it_changed() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let live = d.join("live");
+    std::fs::create_dir_all(live.join("etc")).unwrap();
+    std::fs::write(live.join("etc/a.conf"), "old a\n").unwrap();
+    let (l, u) = (live.display(), me());
+    let (ok, out) = run_library(
+        d,
+        &format!(
+            "stage_begin\nstage_file 0 {l}/etc/a.conf <<'PROVISION_DATA'\nbmV3IGEK\nPROVISION_DATA\n\
+             stage_file 1 {l}/etc/b.conf <<'PROVISION_DATA'\nbmV3Cg==\nPROVISION_DATA\n\
+             changing apply test\nswap_file 1 {l}/etc/b.conf 0644 {u} {u}\nswap_file 0 {l}/etc/a.conf 0600 {u} {u}\nfinish 10\n"
+        ),
+    );
+    assert!(ok, "{out}");
+    let gen = generation_of(&out);
+    // By hand, b.conf became something no backup can hold.
+    std::fs::remove_file(live.join("etc/b.conf")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(live.join("etc/b.conf"))
+        .status()
+        .unwrap()
+        .success());
+    let (ok, out) = run_library(
+        d,
+        &format!("expect_current {gen}\nrollback 'undo it' {gen}\nfinish 10\n"),
+    );
+    assert!(!ok && out.contains("special file"), "{out}");
+    // a.conf (undone first) is new again; the applied generation is not marked rolled back.
+    assert_eq!(read(&live.join("etc/a.conf")), "new a\n");
+    let state = d.join("state");
+    assert_eq!(
+        read(&state.join("generations").join(&gen).join("status")).trim(),
+        "applied"
+    );
+    let rollback = generation_of(&out);
+    assert_eq!(
+        read(&state.join("generations").join(&rollback).join("status")).trim(),
+        "rolled-back"
+    );
+}
