@@ -554,11 +554,21 @@ rollback() {
     fi
 }
 
-# mark GEN STATUS [ATTENTION]: what became of a generation (health checks passed or not).
+# mark GEN STATUS [ATTENTION]: what became of a generation (health checks passed or not). The
+# attention mark speaks for the newest generation: the mark of an older one (another run changed
+# the host since) records its status and leaves the newer run's mark alone.
 mark() {
     [ -d "$P/generations/$1" ] || fail "no generation $1 on this host"
     echo "$2" > "$P/generations/$1/status"
-    if [ -n "${3:-}" ]; then printf '%s\n' "$3" > "$P/attention"; else rm -f "$P/attention"; fi
+    now=
+    [ -f "$P/current" ] && read -r now < "$P/current"
+    if [ "$now" != "$1" ]; then
+        ev_note "generation $1 is not the newest any more ($now is): the host's attention mark is left as it is"
+    elif [ -n "${3:-}" ]; then
+        printf '%s\n' "$3" > "$P/attention"
+    else
+        rm -f "$P/attention"
+    fi
     ev_done
 }
 

@@ -594,3 +594,43 @@ fn a_rollback_that_fails_half_way_puts_back_what_it_changed() {
         "rolled-back"
     );
 }
+
+/// `mark` of a generation another run has since built on records its status only: the newer
+/// generation's attention mark stays until its own checks pass.
+#[test]
+fn marking_an_older_generation_leaves_the_newer_ones_attention() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let f = d.join("f");
+    let (_, first) = run_library(
+        d,
+        &format!(
+            "changing apply one\nswap_absent {}\nfinish 10\n",
+            f.display()
+        ),
+    );
+    let older = generation_of(&first);
+    let (_, second) = run_library(
+        d,
+        &format!(
+            "changing apply two\nswap_absent {}\nfinish 10\n",
+            f.display()
+        ),
+    );
+    let newer = generation_of(&second);
+    let (ok, out) = run_library(d, &format!("mark {older} checked\n"));
+    assert!(ok && out.contains("@done"), "{out}");
+    let state = d.join("state");
+    assert_eq!(
+        read(&state.join("generations").join(&older).join("status")).trim(),
+        "checked"
+    );
+    assert!(
+        read(&state.join("attention")).contains(&newer),
+        "the newer generation's mark was cleared"
+    );
+    // Its own mark clears it.
+    let (ok, out) = run_library(d, &format!("mark {newer} checked\n"));
+    assert!(ok, "{out}");
+    assert!(!state.join("attention").exists());
+}
