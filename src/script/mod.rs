@@ -21,12 +21,31 @@ const DATA_END: &str = "PROVISION_DATA";
 /// Where the generated program starts (`-v` shows only what follows).
 const PROGRAM: &str = "# --- program";
 
+/// The last line of every script: its own length in bytes, sealing it. A connection cut while the
+/// script is sent leaves a file whose last line is not a seal of its length.
+const SEAL: &str = "# --- end of the script,";
+
+/// `text` with its seal appended (fixed-width, so the length includes the seal's own).
+fn seal(mut text: String) -> String {
+    let tail = |n: usize| format!("{SEAL} {n:012} bytes\n");
+    let n = text.len() + tail(0).len();
+    text.push_str(&tail(n));
+    text
+}
+
 /// The command that runs a script (its stdin) on the host, detached from the connection, and
-/// follows its output until it ends. The script's first argument is its run's path prefix.
+/// follows its output until it ends. The script's first argument is its run's path prefix. A script
+/// that did not arrive whole (its last line is not the seal of its length) is deleted unrun.
 pub fn runner() -> String {
     let runs = host_state::RUNS;
+    let cut = q(&protocol::Event::Fail(
+        "the script arrived incomplete (the connection was cut while it was sent); nothing was run on the host".into(),
+    )
+    .line());
     format!(
         "umask 077 && mkdir -p {runs} && f={runs}/$(date +%s).$$ && cat > \"$f.sh\" && : > \"$f.log\" && \
+         {{ n=$(wc -c < \"$f.sh\") && [ \"$(tail -n 1 \"$f.sh\")\" = \"$(printf '{SEAL} %012d bytes' \"$n\")\" ] \
+         || {{ rm -f \"$f.sh\" \"$f.log\"; echo {cut}; exit 1; }}; }} && \
          (setsid sh \"$f.sh\" \"$f\" < /dev/null >> \"$f.log\" 2>&1 & echo $! > \"$f.pid\") && read -r pid < \"$f.pid\" && \
          exec tail -s 0.05 -n +1 -f --pid=\"$pid\" \"$f.log\""
     )
@@ -84,7 +103,10 @@ fn script_with(runner: &Runner, program: &str, payloads: &[Vec<u8>]) -> String {
     for b in &blocks {
         s.push_str(b);
     }
-    s
+    if !blocks.is_empty() {
+        s.push('\n');
+    }
+    seal(s)
 }
 
 fn mode_str(s: &Shape) -> (String, String) {

@@ -67,6 +67,25 @@ pub enum Event {
     Done,
 }
 
+impl Event {
+    /// The line the shell functions print for this event (for commands that run before the library
+    /// is there: the runner).
+    pub fn line(&self) -> String {
+        let (tag, arg) = match self {
+            Event::Phase(p) => ("phase", p.as_str()),
+            Event::Generation(a) => ("gen", a.as_str()),
+            Event::Out(a) => ("out", a.as_str()),
+            Event::Did(a) => ("did", a.as_str()),
+            Event::Note(a) => ("note", a.as_str()),
+            Event::Fail(a) => ("fail", a.as_str()),
+            Event::Busy(a) => ("busy", a.as_str()),
+            Event::Stale(a) => ("stale", a.as_str()),
+            Event::Done => ("done", ""),
+        };
+        format!("@{tag} {arg}")
+    }
+}
+
 /// (tag, shell function) for every event.
 const TAGS: [(&str, &str); 9] = [
     ("phase", "ev_phase"),
@@ -125,20 +144,21 @@ mod tests {
             .lines()
             .filter_map(parse)
             .collect();
-        assert_eq!(
-            events,
-            [
-                Event::Phase(Phase::Swap),
-                Event::Generation("G000001-x".into()),
-                Event::Out("a b".into()),
-                Event::Did("reload nginx".into()),
-                Event::Note("n".into()),
-                Event::Fail("f".into()),
-                Event::Busy("b".into()),
-                Event::Stale("s".into()),
-                Event::Done,
-            ]
-        );
+        let want = [
+            Event::Phase(Phase::Swap),
+            Event::Generation("G000001-x".into()),
+            Event::Out("a b".into()),
+            Event::Did("reload nginx".into()),
+            Event::Note("n".into()),
+            Event::Fail("f".into()),
+            Event::Busy("b".into()),
+            Event::Stale("s".into()),
+            Event::Done,
+        ];
+        assert_eq!(events, want);
+        // What the shell prints, Rust writes alike.
+        let lines: Vec<Event> = want.iter().filter_map(|e| parse(&e.line())).collect();
+        assert_eq!(lines, want);
     }
 
     #[test]

@@ -634,3 +634,77 @@ fn marking_an_older_generation_leaves_the_newer_ones_attention() {
     assert!(ok, "{out}");
     assert!(!state.join("attention").exists());
 }
+
+/// A script for a scratch state directory (`dir/state`), sealed again after the change.
+fn scratch(script: &str, dir: &Path) -> String {
+    let body = &script[..script.rfind(SEAL).expect("a sealed script")];
+    seal(body.replace(
+        "P=/var/lib/provision",
+        &format!("P={}/state", dir.display()),
+    ))
+}
+
+/// Sends `script` to the real runner (its runs kept under `dir`), as the controller does.
+fn through_runner(dir: &Path, script: &[u8]) -> (bool, String) {
+    use std::io::Write as _;
+    let runner =
+        super::runner().replace(host_state::RUNS, &dir.join("state/run").to_string_lossy());
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(runner)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A connection cut while the script is sent leaves its first part on the host: it is not run
+/// (its first command would have), and its file is gone. The whole script runs.
+#[test]
+fn a_script_cut_short_in_transit_is_not_run() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (a, b) = (d.join("a"), d.join("b"));
+    let whole = scratch(
+        &commands_script(
+            &[
+                (format!("touch {}", a.display()), "first".into()),
+                (format!("touch {}", b.display()), "second".into()),
+            ],
+            &runner(),
+        ),
+        d,
+    );
+    let cut = &whole[..whole.find(&format!("touch {}", b.display())).unwrap()];
+    let (ok, out) = through_runner(d, cut.as_bytes());
+    assert!(!a.exists(), "the cut script ran:\n{out}");
+    assert!(
+        !ok && out.contains("@fail the script arrived incomplete"),
+        "{out}"
+    );
+    let left: Vec<_> = std::fs::read_dir(d.join("state/run"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        !left.iter().any(|f| f.to_string_lossy().ends_with(".sh")),
+        "{left:?}"
+    );
+    // Cut inside its seal, or with its last byte missing: refused as well.
+    for n in [whole.len() - 5, whole.len() - 1] {
+        let (ok, out) = through_runner(d, &whole.as_bytes()[..n]);
+        assert!(!ok && out.contains("arrived incomplete"), "{out}");
+    }
+    let (ok, out) = through_runner(d, whole.as_bytes());
+    assert!(ok && out.contains("@done"), "{out}");
+    assert!(a.exists() && b.exists());
+}
