@@ -131,10 +131,11 @@ expect_link() { [ -L "$1" ] && [ "$(readlink "$1")" = "$2" ] || stale "$1"; }
 expect_other() { [ -e "$1" ] || stale "$1"; }
 
 # install_packages UPDATE PKG...: one apt transaction. Packages must not start their services with
-# stock configs: provision starts them once the validated configs are live.
+# stock configs: provision starts them once the validated configs are live. apt and dpkg do not get
+# the lock's descriptor (9): a daemon a maintainer script starts would hold the host lock for life.
 install_packages() {
     if [ "$1" = update ]; then
-        out=$(apt-get update -q --error-on=any -o DPkg::Lock::Timeout=300 2>&1) || { show "$out"; fail "apt-get update failed"; }
+        out=$(apt-get update -q --error-on=any -o DPkg::Lock::Timeout=300 2>&1 9>&-) || { show "$out"; fail "apt-get update failed"; }
     fi
     shift
     if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -143,7 +144,7 @@ install_packages() {
     fi
     recover_dpkg
     out=$(apt-get install -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
-        -o Dpkg::Options::=--force-confold "$@" 2>&1)
+        -o Dpkg::Options::=--force-confold "$@" 2>&1 9>&-)
     rc=$?
     [ -z "$POLICY_CREATED" ] || { rm -f /usr/sbin/policy-rc.d; POLICY_CREATED=; }
     [ $rc = 0 ] || { show "$out"; fail "apt-get install failed"; }
@@ -157,7 +158,7 @@ recover_dpkg() {
     ls /var/lib/dpkg/updates 2> /dev/null | grep -qx '[0-9][0-9]*' || return 0
     ev_note "dpkg was interrupted earlier: running dpkg --configure -a"
     n=0
-    until out=$(dpkg --force-confdef --force-confold --configure -a 2>&1); do
+    until out=$(dpkg --force-confdef --force-confold --configure -a 2>&1 9>&-); do
         case "$out" in
             *lock*) if [ $n -lt 150 ]; then n=$((n + 1)); sleep 2; continue; fi ;;
         esac

@@ -708,3 +708,65 @@ fn a_script_cut_short_in_transit_is_not_run() {
     assert!(ok && out.contains("@done"), "{out}");
     assert!(a.exists() && b.exists());
 }
+
+/// apt and dpkg run without the lock's descriptor: a daemon a maintainer script starts (here, the
+/// stand-ins for apt-get and dpkg start one each) must not hold the host lock after the run.
+#[test]
+fn daemons_started_by_apt_or_dpkg_do_not_hold_the_host_lock() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let bin = d.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let pids = d.join("daemons");
+    for tool in ["apt-get", "dpkg"] {
+        let f = bin.join(tool);
+        std::fs::write(
+            &f,
+            format!(
+                "#!/bin/sh\nsleep 60 < /dev/null > /dev/null 2>&1 &\necho $! >> {}\n",
+                pids.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    // An interrupted dpkg, so the run recovers it with dpkg first.
+    let updates = d.join("updates");
+    std::fs::create_dir_all(&updates).unwrap();
+    std::fs::write(updates.join("0000"), "").unwrap();
+    let lib = script(&runner(), "")
+        .replace("P=/var/lib/provision", &format!("P={}/state", d.display()))
+        .replace(
+            "PATH=/usr/sbin:",
+            &format!("PATH={}:/usr/sbin:", bin.display()),
+        )
+        .replace("/var/lib/dpkg/updates", &updates.to_string_lossy())
+        .replace(
+            "/usr/sbin/policy-rc.d",
+            &d.join("policy-rc.d").to_string_lossy(),
+        );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{lib}install_packages update nginx\nev_done\n"))
+        .arg("test")
+        .arg(d.join("run-1"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let free = Command::new("flock")
+        .arg("-n")
+        .arg(d.join("state/lock"))
+        .arg("true")
+        .status()
+        .unwrap();
+    let started = std::fs::read_to_string(&pids).unwrap_or_default();
+    for pid in started.split_whitespace() {
+        let _ = Command::new("kill").arg(pid).status();
+    }
+    assert!(out.status.success() && text.contains("@done"), "{text}");
+    assert_eq!(started.split_whitespace().count(), 3, "{text}");
+    assert!(
+        free.success(),
+        "a daemon apt or dpkg started holds the host lock"
+    );
+}
