@@ -22,60 +22,42 @@ pub enum Into {
 }
 
 /// Writes files, directories and links of `d` under `root`. Ownership is not applied: the manifest
-/// records it, and a render may run unprivileged.
+/// records it, and a render may run unprivileged. Nothing is written, created or removed through a
+/// link that leads out of `root` (a staged copy of a live tree holds its links, absolute ones too).
 pub fn materialize(d: &Desired, root: &Path, into: Into) -> io::Result<()> {
-    // Parents are created once per directory; a 1,000-host render writes thousands of files.
-    let mut made: HashSet<PathBuf> = HashSet::new();
+    std::fs::create_dir_all(root)?;
+    let mut w = Writer {
+        root: root.canonicalize()?,
+        made: HashSet::new(),
+        into,
+    };
     for p in &d.paths {
         let target = under(root, &p.path);
         match &p.state {
             PathState::Dir { mode, .. } => {
+                w.fence(&target)?;
                 std::fs::create_dir_all(&target)?;
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode | 0o700))?;
-                made.insert(target);
+                w.made.insert(target);
             }
             PathState::File { content, mode, .. } => {
-                parent_of(&target, &mut made)?;
-                if into == Into::Overlay {
-                    remove_if_present(&target)?;
-                }
+                w.parent_of(&target)?;
+                w.replace(&target)?;
                 write_new(&target, *mode, content)?;
             }
             PathState::Link { target: to } => {
-                parent_of(&target, &mut made)?;
-                if into == Into::Overlay {
-                    remove_if_present(&target)?;
-                }
+                w.parent_of(&target)?;
+                w.replace(&target)?;
                 symlink(to, &target)?;
+                w.forget(&target);
             }
-            PathState::Tree(t) => {
-                // The release as the host will have it, and its manifest (the marker) last.
-                let dir = under(root, &t.dir());
-                if into == Into::Overlay {
-                    remove_if_present(&dir)?;
-                }
-                for e in &t.entries {
-                    let path = dir.join(&e.path);
-                    parent_of(&path, &mut made)?;
-                    match &e.kind {
-                        crate::tree::Kind::File { mode, content, .. } => {
-                            write_new(&path, *mode, content)?;
-                        }
-                        crate::tree::Kind::Link(to) => symlink(to, &path)?,
-                    }
-                }
-                parent_of(&target, &mut made)?;
-                if into == Into::Overlay {
-                    remove_if_present(&target)?;
-                }
-                write_new(&target, 0o600, t.manifest().as_bytes())?;
-            }
+            PathState::Tree(t) => w.tree(t, &under(root, &t.dir()), &target)?,
             // The validators read it: made here as the host makes it (a throwaway). A plain render
             // leaves it out, the manifest says the host makes it.
             PathState::Made { command, .. } => {
                 if into == Into::Overlay {
-                    parent_of(&target, &mut made)?;
-                    remove_if_present(&target)?;
+                    w.parent_of(&target)?;
+                    w.replace(&target)?;
                     let out = std::process::Command::new("sh")
                         .arg("-c")
                         .arg(command)
@@ -92,12 +74,95 @@ pub fn materialize(d: &Desired, root: &Path, into: Into) -> io::Result<()> {
             }
             PathState::Absent => {
                 if into == Into::Overlay {
-                    remove_if_present(&target)?;
+                    if let Some(parent) = target.parent() {
+                        w.fence(parent)?;
+                    }
+                    w.replace(&target)?;
                 }
             }
         }
     }
     Ok(())
+}
+
+/// `materialize`'s state: the resolved root, and the directories it made or checked (each is
+/// created once: a 1,000-host render writes thousands of files).
+struct Writer {
+    root: PathBuf,
+    made: HashSet<PathBuf>,
+    into: Into,
+}
+
+impl Writer {
+    /// The release as the host will have it in `dir`, and its manifest (the `marker`) last.
+    fn tree(&mut self, t: &crate::tree::Tree, dir: &Path, marker: &Path) -> io::Result<()> {
+        self.parent_of(dir)?;
+        self.replace(dir)?;
+        for e in &t.entries {
+            let path = dir.join(&e.path);
+            self.parent_of(&path)?;
+            match &e.kind {
+                crate::tree::Kind::File { mode, content, .. } => write_new(&path, *mode, content)?,
+                crate::tree::Kind::Link(to) => {
+                    symlink(to, &path)?;
+                    self.forget(&path);
+                }
+            }
+        }
+        self.parent_of(marker)?;
+        self.replace(marker)?;
+        write_new(marker, 0o600, t.manifest().as_bytes())
+    }
+
+    /// `p`, or its nearest ancestor that exists, resolves inside the root.
+    fn fence(&self, p: &Path) -> io::Result<()> {
+        let mut at = p;
+        while let Err(e) = std::fs::symlink_metadata(at) {
+            match at.parent() {
+                Some(up) if e.kind() == io::ErrorKind::NotFound => at = up,
+                _ => return Err(e),
+            }
+        }
+        match at.canonicalize() {
+            Ok(real) if real.starts_with(&self.root) => Ok(()),
+            real => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{}: a link in the staged tree leads outside it ({} resolves to {}); nothing was written through it",
+                    p.display(),
+                    at.display(),
+                    real.map(|r| r.display().to_string())
+                        .unwrap_or_else(|e| format!("nothing: {e}"))
+                ),
+            )),
+        }
+    }
+
+    /// Creates `target`'s parent, once it is known to resolve inside the root.
+    fn parent_of(&mut self, target: &Path) -> io::Result<()> {
+        if let Some(parent) = target.parent() {
+            if !self.made.contains(parent) {
+                self.fence(parent)?;
+                std::fs::create_dir_all(parent)?;
+                self.made.insert(parent.to_path_buf());
+            }
+        }
+        Ok(())
+    }
+
+    /// Into a copy of a live tree, what is at `p` goes first.
+    fn replace(&mut self, p: &Path) -> io::Result<()> {
+        if self.into == Into::Overlay {
+            remove_if_present(p)?;
+            self.forget(p);
+        }
+        Ok(())
+    }
+
+    /// `p` is a link now, or gone: what was made under it must be checked again.
+    fn forget(&mut self, p: &Path) {
+        self.made.retain(|m| !m.starts_with(p));
+    }
 }
 
 fn write_new(target: &Path, mode: u32, content: &[u8]) -> io::Result<()> {
@@ -110,16 +175,6 @@ fn write_new(target: &Path, mode: u32, content: &[u8]) -> io::Result<()> {
     // The umask may have narrowed the mode given at creation.
     if mode & 0o022 != 0 {
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
-}
-
-fn parent_of(target: &Path, made: &mut HashSet<PathBuf>) -> io::Result<()> {
-    if let Some(parent) = target.parent() {
-        if !made.contains(parent) {
-            std::fs::create_dir_all(parent)?;
-            made.insert(parent.to_path_buf());
-        }
     }
     Ok(())
 }
