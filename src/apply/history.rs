@@ -64,12 +64,22 @@ pub fn to_undo(history: &[Generation], to: Option<&str>) -> Result<Vec<String>, 
             history[pos + 1..].iter().rev().collect()
         }
     };
-    if let Some(g) = undo.iter().find(|g| !g.restorable) {
-        return Err(HostError::Refused(format!(
-            "generation {} has no backups left (only the {} newest keep theirs): cannot roll back past it",
-            g.id,
+    // Newest first: the first one that cannot be undone is as far back as a rollback reaches.
+    if let Some(pos) = undo.iter().position(|g| !g.restorable) {
+        let g = &undo[pos].id;
+        let why = format!(
+            "it has no backups left (only the {} newest generations keep theirs, and one whose undo \
+             would put back an application release that was pruned loses them)",
             host_state::KEEP
-        )));
+        );
+        return Err(HostError::Refused(if pos == 0 {
+            format!("cannot undo generation {g}: {why}: nothing can be rolled back; nothing was changed")
+        } else {
+            format!(
+                "cannot roll back past generation {g}: {why}; the oldest generation this host can \
+                 roll back to is {g}; nothing was changed"
+            )
+        }));
     }
     Ok(undo.iter().map(|g| g.id.clone()).collect())
 }
@@ -203,10 +213,32 @@ mod tests {
             .message()
             .contains("already the newest"));
         let h = [gen("G1", true), gen("G2", false), gen("G3", true)];
-        assert!(to_undo(&h, Some("G1"))
-            .unwrap_err()
-            .message()
-            .contains("no backups left"));
+        let e = to_undo(&h, Some("G1")).unwrap_err();
+        assert!(e.message().contains("no backups left"), "{e}");
         assert!(to_undo(&[], None).is_err());
+    }
+
+    /// Generations lose their backups oldest first (pruned generations, then those whose release
+    /// was pruned): the refusal names the oldest one a rollback can still go back to.
+    #[test]
+    fn a_rollback_past_its_reach_is_refused_naming_the_oldest_reachable_generation() {
+        let h = [
+            gen("G1", false),
+            gen("G2", false),
+            gen("G3", false),
+            gen("G4", true),
+            gen("G5", true),
+        ];
+        let e = to_undo(&h, Some("G1")).unwrap_err();
+        assert!(matches!(e, HostError::Refused(_)), "{e}");
+        assert!(
+            e.message()
+                .contains("the oldest generation this host can roll back to is G3"),
+            "{e}"
+        );
+        assert_eq!(to_undo(&h, Some("G3")).unwrap(), ["G5", "G4"]);
+        let h = [gen("G1", true), gen("G2", false)];
+        let e = to_undo(&h, None).unwrap_err();
+        assert!(e.message().contains("nothing can be rolled back"), "{e}");
     }
 }

@@ -97,10 +97,8 @@ clean_leftovers() {
 expect_current() {
     now=
     [ -f "$P/current" ] && read -r now < "$P/current"
-    [ "$now" = "$1" ] || {
-        ev_stale "the host was changed since the plan was made: its newest generation is ${now:-none}, the plan was made at ${1:-none}"
-        exit 4
-    }
+    [ "$now" = "$1" ] \
+        || refuse "the host was changed since the plan was made: its newest generation is ${now:-none}, the plan was made at ${1:-none}"
 }
 
 # digest_of PATH KIND: sha256:HEX, or keyed:HEX (with the host's key) for a file holding a secret.
@@ -117,7 +115,9 @@ digest_of() {
     echo "$2:$h"
 }
 
-stale() { ev_stale "$1 changed since it was planned; nothing was changed, plan again"; exit 4; }
+# refuse REASON: the host is not as the run needs it; nothing was changed.
+refuse() { ev_stale "$*"; exit 4; }
+stale() { refuse "$1 changed since it was planned; nothing was changed, plan again"; }
 
 expect_absent() { [ ! -e "$1" ] && [ ! -L "$1" ] || stale "$1"; }
 expect_file() { # PATH DIGEST MODE OWNER
@@ -379,18 +379,42 @@ release_commit() {
         || fail "cannot record release $2"
 }
 
-# release_prune BASE KEEP: releases beyond the KEEP most recently recorded go, never the live one;
-# so do release directories without a manifest (builds that never finished).
+# release_prune BASE KEEP: releases beyond the KEEP most recently recorded go, never the live one
+# nor the one this run's generation would put back; so do release directories without a manifest
+# (builds that never finished). A generation whose undo would put a pruned release back loses its
+# backups: a rollback's reach ends where the kept releases end.
 release_prune() {
     live=$(readlink "$1/current" 2> /dev/null)
     live=${live##*/}
+    back=$(restored_releases "$B")
     ls -1t "$1/.provision" | sed -n 's/\.manifest$//p' | tail -n "+$(($2 + 1))" | while IFS= read -r id; do
-        [ "$id" = "$live" ] || rm -rf "${1:?}/releases/$id" "$1/.provision/$id.manifest"
+        [ "$id" != "$live" ] || continue
+        printf '%s\n' "$back" | grep -qxF -- "$1/releases/$id" && continue
+        rm -rf "${1:?}/releases/$id" "$1/.provision/$id.manifest"
+        for g in "$P"/generations/*; do
+            [ "$g" != "$B" ] && restored_releases "$g" | grep -qxF -- "$1/releases/$id" && rm -rf "$g/files"
+        done
     done
     for d in "$1"/releases/*; do
         [ -d "$d" ] && [ ! -f "$1/.provision/${d##*/}.manifest" ] && rm -rf "$d"
     done
     return 0
+}
+
+# restored_releases GEN_DIR: the releases (BASE/releases/ID) that undoing the generation would put
+# live again: where its backups hold a BASE/current link to releases/ID.
+restored_releases() {
+    [ -f "$1/swapped" ] && [ -d "$1/files" ] || return 0
+    sed -n 's/\tpresent$//p' "$1/swapped" | while IFS= read -r p; do
+        [ "${p##*/}" = current ] && [ -L "$1/files$p" ] || continue
+        t=$(readlink "$1/files$p")
+        case "$t" in releases/*/* | releases/) ;; releases/*) echo "${p%/current}/$t" ;; esac
+    done
+}
+
+# release_whole BASE/releases/ID: the release is on the host, recorded as whole.
+release_whole() {
+    [ -d "$1" ] && [ -f "${1%/releases/*}/.provision/${1##*/}.manifest" ]
 }
 
 # svc ACTION NAME [PLAIN_RELOAD]: systemctl where systemd runs, the init script elsewhere (or the
@@ -528,12 +552,30 @@ PROVISION_SERVICES
 }
 
 # rollback SUMMARY GEN...: undoes the generations (newest first), as one new generation of kind
-# rollback; says what could not be undone.
+# rollback; says what could not be undone. Refused before any change when one of them cannot be
+# undone (its backups pruned, or a release it would put live again gone), naming the oldest
+# generation the host can roll back to.
 rollback() {
     summary=$1
     shift
+    reach=
     for g in "$@"; do
-        [ -d "$P/generations/$g/files" ] || fail "generation $g has no backups left (pruned); cannot roll back past it"
+        why=
+        if [ ! -d "$P/generations/$g/files" ]; then
+            why="its backups were pruned"
+        else
+            gone=$(restored_releases "$P/generations/$g" | while IFS= read -r r; do
+                release_whole "$r" || printf ' %s' "$r"
+            done)
+            [ -z "$gone" ] || why="it would put back release(s) no longer on the host:$gone"
+        fi
+        if [ -n "$why" ]; then
+            if [ -n "$reach" ]; then
+                refuse "cannot roll back past generation $g: $why; the oldest generation this host can roll back to is $g; nothing was changed"
+            fi
+            refuse "cannot undo generation $g: $why; nothing was changed"
+        fi
+        reach=$g
     done
     changing rollback "$summary"
     ev_phase swap
