@@ -11,5 +11,6 @@ mod lab;
 mod load;
 mod render;
 mod ssh;
+mod undo;
 mod util;
 mod wordpress;
