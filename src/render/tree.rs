@@ -27,18 +27,21 @@ pub enum Into {
 pub fn materialize(d: &Desired, root: &Path, into: Into) -> io::Result<()> {
     std::fs::create_dir_all(root)?;
     let mut w = Writer {
-        root: root.canonicalize()?,
-        made: HashSet::new(),
+        root: root.to_path_buf(),
+        real_root: None,
+        inside: HashSet::from([root.to_path_buf()]),
+        ours: HashSet::new(),
         into,
     };
+    if into == Into::Fresh {
+        w.ours.insert(root.to_path_buf());
+    }
     for p in &d.paths {
         let target = under(root, &p.path);
         match &p.state {
             PathState::Dir { mode, .. } => {
-                w.fence(&target)?;
-                std::fs::create_dir_all(&target)?;
+                w.dir(&target)?;
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode | 0o700))?;
-                w.made.insert(target);
             }
             PathState::File { content, mode, .. } => {
                 w.parent_of(&target)?;
@@ -49,7 +52,7 @@ pub fn materialize(d: &Desired, root: &Path, into: Into) -> io::Result<()> {
                 w.parent_of(&target)?;
                 w.replace(&target)?;
                 symlink(to, &target)?;
-                w.forget(&target);
+                w.links_changed();
             }
             PathState::Tree(t) => w.tree(t, &under(root, &t.dir()), &target)?,
             // The validators read it: made here as the host makes it (a throwaway). A plain render
@@ -85,11 +88,15 @@ pub fn materialize(d: &Desired, root: &Path, into: Into) -> io::Result<()> {
     Ok(())
 }
 
-/// `materialize`'s state: the resolved root, and the directories it made or checked (each is
-/// created once: a 1,000-host render writes thousands of files).
+/// `materialize`'s state: the root, the directories known to resolve inside it, and those of them
+/// it made itself, all since a link last changed (each is checked once: a 1,000-host render makes
+/// thousands, and nothing it did not write can be under a directory it made).
 struct Writer {
     root: PathBuf,
-    made: HashSet<PathBuf>,
+    /// Resolved when a link is first met.
+    real_root: Option<PathBuf>,
+    inside: HashSet<PathBuf>,
+    ours: HashSet<PathBuf>,
     into: Into,
 }
 
@@ -105,7 +112,7 @@ impl Writer {
                 crate::tree::Kind::File { mode, content, .. } => write_new(&path, *mode, content)?,
                 crate::tree::Kind::Link(to) => {
                     symlink(to, &path)?;
-                    self.forget(&path);
+                    self.links_changed();
                 }
             }
         }
@@ -114,55 +121,96 @@ impl Writer {
         write_new(marker, 0o600, t.manifest().as_bytes())
     }
 
-    /// `p`, or its nearest ancestor that exists, resolves inside the root.
-    fn fence(&self, p: &Path) -> io::Result<()> {
-        let mut at = p;
-        while let Err(e) = std::fs::symlink_metadata(at) {
-            match at.parent() {
-                Some(up) if e.kind() == io::ErrorKind::NotFound => at = up,
-                _ => return Err(e),
+    /// `p`, or its nearest ancestor that exists, resolves inside the root: that ancestor. Walked
+    /// down from the nearest directory known to: a real directory under it is inside too, a link
+    /// must resolve inside, and the first missing step ends the walk (what is made under it is real).
+    fn fence<'p>(&mut self, p: &'p Path) -> io::Result<&'p Path> {
+        let mut steps: Vec<&Path> = p
+            .ancestors()
+            .take_while(|a| !self.inside.contains(*a))
+            .collect();
+        let mut base = p.ancestors().nth(steps.len()).unwrap_or(p);
+        if self.ours.contains(base) {
+            return Ok(base);
+        }
+        while let Some(step) = steps.pop() {
+            let m = match std::fs::symlink_metadata(step) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            };
+            if m.file_type().is_symlink() {
+                if self.real_root.is_none() {
+                    self.real_root = Some(self.root.canonicalize()?);
+                }
+                match step.canonicalize() {
+                    Ok(real) if self.real_root.as_ref().is_some_and(|r| real.starts_with(r)) => {}
+                    real => return Err(outside(p, step, real)),
+                }
+            } else if !m.is_dir() {
+                // A file: nothing can be made under it.
+                break;
             }
+            self.inside.insert(step.to_path_buf());
+            base = step;
         }
-        match at.canonicalize() {
-            Ok(real) if real.starts_with(&self.root) => Ok(()),
-            real => Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{}: a link in the staged tree leads outside it ({} resolves to {}); nothing was written through it",
-                    p.display(),
-                    at.display(),
-                    real.map(|r| r.display().to_string())
-                        .unwrap_or_else(|e| format!("nothing: {e}"))
-                ),
-            )),
-        }
+        Ok(base)
     }
 
-    /// Creates `target`'s parent, once it is known to resolve inside the root.
-    fn parent_of(&mut self, target: &Path) -> io::Result<()> {
-        if let Some(parent) = target.parent() {
-            if !self.made.contains(parent) {
-                self.fence(parent)?;
-                std::fs::create_dir_all(parent)?;
-                self.made.insert(parent.to_path_buf());
+    /// Creates directory `d` once it is known to resolve inside the root; so does every directory
+    /// made on the way.
+    fn dir(&mut self, d: &Path) -> io::Result<()> {
+        if !self.inside.contains(d) {
+            let base = self.fence(d)?;
+            std::fs::create_dir_all(d)?;
+            for a in d.ancestors().take_while(|a| *a != base) {
+                self.inside.insert(a.to_path_buf());
+                self.ours.insert(a.to_path_buf());
             }
         }
         Ok(())
+    }
+
+    fn parent_of(&mut self, target: &Path) -> io::Result<()> {
+        match target.parent() {
+            Some(parent) => self.dir(parent),
+            None => Ok(()),
+        }
     }
 
     /// Into a copy of a live tree, what is at `p` goes first.
     fn replace(&mut self, p: &Path) -> io::Result<()> {
         if self.into == Into::Overlay {
+            let was_dir_or_link = std::fs::symlink_metadata(p)
+                .is_ok_and(|m| m.is_dir() || m.file_type().is_symlink());
             remove_if_present(p)?;
-            self.forget(p);
+            if was_dir_or_link {
+                self.links_changed();
+            }
         }
         Ok(())
     }
 
-    /// `p` is a link now, or gone: what was made under it must be checked again.
-    fn forget(&mut self, p: &Path) {
-        self.made.retain(|m| !m.starts_with(p));
+    /// A link was made or a directory or link removed: what resolved inside the root may not any
+    /// more, so every directory is checked again.
+    fn links_changed(&mut self) {
+        self.inside.clear();
+        self.ours.clear();
+        self.inside.insert(self.root.clone());
     }
+}
+
+fn outside(p: &Path, link: &Path, real: io::Result<PathBuf>) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{}: a link in the staged tree leads outside it ({} resolves to {}); nothing was written through it",
+            p.display(),
+            link.display(),
+            real.map(|r| r.display().to_string())
+                .unwrap_or_else(|e| format!("nothing: {e}"))
+        ),
+    )
 }
 
 fn write_new(target: &Path, mode: u32, content: &[u8]) -> io::Result<()> {
@@ -185,5 +233,63 @@ fn remove_if_present(p: &Path) -> io::Result<()> {
         Ok(_) => std::fs::remove_file(p),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::ManagedPath;
+
+    fn path(path: &Path, state: PathState) -> ManagedPath {
+        ManagedPath {
+            path: path.to_string_lossy().into_owned(),
+            state,
+            notify: vec![],
+            validator: None,
+            from_previous: false,
+            code: false,
+        }
+    }
+
+    /// A link the render itself lays (pointing out of its root, as every absolute link does), then
+    /// paths under it: refused in a fresh render and over a copy alike, nothing written outside.
+    #[test]
+    fn a_link_laid_by_the_render_never_leads_a_later_write_outside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let live = t.path().join("live");
+        std::fs::create_dir_all(&live).unwrap();
+        let file = PathState::File {
+            content: b"x\n".to_vec(),
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            sensitive: false,
+        };
+        let dir = PathState::Dir {
+            mode: 0o755,
+            owner: "root".into(),
+            group: "root".into(),
+        };
+        for into in [Into::Fresh, Into::Overlay] {
+            for under_link in [file.clone(), dir.clone()] {
+                let mut d = Desired::new("h");
+                d.paths = vec![
+                    path(Path::new("/etc/a/b.conf"), file.clone()),
+                    path(
+                        Path::new("/etc/a/sites"),
+                        PathState::Link {
+                            target: live.to_string_lossy().into_owned(),
+                        },
+                    ),
+                    path(Path::new("/etc/a/sites/new/x"), under_link),
+                ];
+                let root = t.path().join(format!("root-{into:?}"));
+                let e = materialize(&d, &root, into).unwrap_err();
+                assert!(e.to_string().contains("leads outside it"), "{e}");
+                assert_eq!(std::fs::read_dir(&live).unwrap().count(), 0);
+                std::fs::remove_dir_all(&root).unwrap();
+            }
+        }
     }
 }
