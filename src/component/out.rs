@@ -118,6 +118,15 @@ impl<'a> Out<'a> {
         });
     }
 
+    /// `h` puts live what can lock the operator out (`what`: `the new firewall`): a generation
+    /// that runs it is rolled back by the host itself unless a new SSH connection confirms it.
+    pub fn guarded(&mut self, h: Handler, what: &str) {
+        self.d.guarded.push(crate::desired::Guarded {
+            handler: h,
+            what: what.to_string(),
+        });
+    }
+
     pub fn check(&mut self, c: HealthCheck) {
         self.d.checks.push(c);
     }

@@ -7,6 +7,7 @@ mod cut;
 mod e2e;
 mod errors;
 mod faults;
+mod guard;
 mod lab;
 mod load;
 mod render;
