@@ -7,6 +7,7 @@
 use super::{Component, Cx, Out, SiteCx};
 use crate::desired::HealthCheck;
 use crate::render::RenderError;
+use crate::secret::SecretKey;
 use crate::spec::{App, Spec};
 use crate::tree::{Entry, Kind, Tree};
 use serde_json::{json, Map, Value};
@@ -90,22 +91,6 @@ fn site_check(cx: &Cx, address: &str) -> HealthCheck {
     }
 }
 
-/// A secret of the site's own for the application's keys and salts (WordPress's `AUTH_KEY`...):
-/// stable across deploys and hosts, derived from the database password (HMAC-SHA256 over the
-/// domain), so the inventory needs no second secret. Masked in output like the password.
-pub fn salt(spec: &Spec) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(spec.database.password.expose().as_bytes())
-        .expect("HMAC takes keys of any length");
-    mac.update(b"provision app salt\0");
-    mac.update(spec.site.domain.as_str().as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The relative directories `rels` with every ancestor of each, sorted, once each: `a/b` → `a`,
 /// `a/b` (parents before children, as the paths are created in order).
 fn with_ancestors<'a>(rels: impl Iterator<Item = &'a str>) -> Vec<String> {
@@ -150,11 +135,7 @@ impl Component for AppComponent {
                 "shared": format!("{base}/shared"),
                 "php": spec.site.app_options.php,
                 "front_controller": spec.site.app_options.front_controller,
-                "salt": if site.opts.reveal_secrets {
-                    salt(spec)
-                } else {
-                    crate::render::placeholder("app.salt")
-                },
+                "salt": site.opts.secret(&spec.secrets, SecretKey::AppSalt).unwrap_or_default(),
             }),
         );
     }

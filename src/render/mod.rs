@@ -11,15 +11,10 @@ pub mod tree;
 use crate::component::{Cx, Out, Registry, SiteCx};
 use crate::desired::Desired;
 use crate::release::{Release, SUPPORTED};
+use crate::secret::SecretKey;
 use crate::spec::{Host, Spec};
 use serde_json::{json, Map};
 use templates::Templates;
-
-/// What a secret is replaced with unless secrets are revealed. Visible on purpose: a reader of a
-/// rendered file sees at once that something was withheld, and from where.
-pub fn placeholder(key: &str) -> String {
-    format!("<secret {key} hidden: render with --reveal-secrets>")
-}
 
 pub struct RenderOptions {
     pub reveal_secrets: bool,
@@ -28,13 +23,10 @@ pub struct RenderOptions {
 }
 
 impl RenderOptions {
-    /// The real value of a secret, or its visible placeholder when secrets are not revealed.
-    pub fn secret(&self, key: &str, s: &crate::secret::Secret) -> String {
-        if self.reveal_secrets {
-            s.expose().to_string()
-        } else {
-            placeholder(key)
-        }
+    /// What a template is given for the inventory's secret `key` (see `Secrets::shown`): its value,
+    /// or its visible placeholder when secrets are not revealed; `None` when there is none.
+    pub fn secret(&self, secrets: &crate::secret::Secrets, key: SecretKey) -> Option<String> {
+        secrets.shown(key, self.reveal_secrets)
     }
 }
 
@@ -57,6 +49,23 @@ impl std::fmt::Display for RenderError {
 }
 
 impl std::error::Error for RenderError {}
+
+impl RenderError {
+    /// The same error with every secret masked: a template's error may quote the value it failed
+    /// on, and a render for a host or a check holds the real ones.
+    pub fn redacted(self, redactor: &crate::secret::Redactor) -> RenderError {
+        match self {
+            RenderError::Template { host, message } => RenderError::Template {
+                host,
+                message: redactor.redact(&message),
+            },
+            RenderError::Release { host, message } => RenderError::Release {
+                host,
+                message: redactor.redact(&message),
+            },
+        }
+    }
+}
 
 /// What a host has now, as far as rendering it depends on that: a zone file's serial, the network
 /// interface a floating address goes on. Rendering runs once without it (for the facts probe) and

@@ -7,6 +7,7 @@ use super::{App, AppConfig, AppFile, AppOptions};
 use crate::error::shown;
 use crate::inventory::{RawApp, RawSite};
 use crate::names::{parse_host_path, parse_local_path};
+use crate::secret::SecretKey;
 use std::io::Read;
 use std::path::Path;
 use toml::Spanned;
@@ -81,6 +82,20 @@ fn relative_dir(v: &str) -> Result<String, crate::error::Allowed> {
 }
 
 impl Checker<'_> {
+    /// A secret of the site's own for the application's keys and salts (WordPress's `AUTH_KEY`...):
+    /// stable across deploys and hosts, derived from the database password (HMAC-SHA256 over the
+    /// domain), so the inventory needs no second secret. Registered like the password it comes from.
+    pub(super) fn app_salt(&mut self, domain: &crate::names::DomainName) {
+        let Some(pw) = self.secrets.get(SecretKey::DatabasePassword) else {
+            return;
+        };
+        let salt = pw.derive(
+            &[b"provision app salt\0", domain.as_str().as_bytes()],
+            "derived from database.password".into(),
+        );
+        self.secrets.insert(SecretKey::AppSalt, salt);
+    }
+
     /// The application: `[site.app]`, or the older `site.app_dir`, or the demo page.
     pub(super) fn app(
         &mut self,

@@ -38,7 +38,7 @@ pub use sources::{
 use crate::error::{SourceMap, SpecError, SpecErrors};
 use crate::inventory::RawInventory;
 use crate::names::DomainName;
-use crate::secret::Secret;
+use crate::secret::Secrets;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -59,6 +59,9 @@ pub struct Spec {
     /// sshd, kernel and login defaults, security updates (`[hardening]`), when asked for.
     pub hardening: Option<Hardening>,
     pub hosts: Vec<Host>,
+    /// Every secret the inventory gives (passwords, a provided TLS key) or provision derives
+    /// (the application's salt): the one place templates read them from and the redactor knows.
+    pub secrets: Secrets,
     /// What is allowed but worth saying (an `lb` with one web host: nothing is redundant).
     pub warnings: Vec<SpecError>,
 }
@@ -216,14 +219,14 @@ impl AppFile {
 pub struct Database {
     pub name: String,
     pub user: String,
-    pub password: Secret,
+    /// Its password is `SecretKey::DatabasePassword` in `Spec::secrets`.
     pub replication: Option<Replication>,
 }
 
+/// Its password is `SecretKey::ReplicationPassword` in `Spec::secrets`.
 #[derive(Debug, Clone)]
 pub struct Replication {
     pub user: String,
-    pub password: Secret,
 }
 
 #[derive(Debug, Clone)]
