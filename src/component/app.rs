@@ -33,6 +33,19 @@ pub fn web_root(spec: &Spec) -> String {
     }
 }
 
+/// The URL paths of the config files inside the served directory (PHP ones: others are refused
+/// by the inventory's checks): never a page, so the web server refuses them by path too, in front
+/// of PHP. The front controller, should the user render it, stays a page.
+fn config_urls(spec: &Spec) -> Vec<String> {
+    let opts = &spec.site.app_options;
+    let front = format!("/{}", opts.front_controller);
+    opts.configs
+        .iter()
+        .filter_map(|c| opts.served_at(&c.path))
+        .filter(|url| *url != front)
+        .collect()
+}
+
 pub fn demo_message(spec: &Spec) -> String {
     format!(
         "Hello from MariaDB: the database of {} answers",
@@ -135,6 +148,7 @@ impl Component for AppComponent {
                 "shared": format!("{base}/shared"),
                 "php": spec.site.app_options.php,
                 "front_controller": spec.site.app_options.front_controller,
+                "config_urls": config_urls(spec),
                 "salt": site.opts.secret(&spec.secrets, SecretKey::AppSalt).unwrap_or_default(),
             }),
         );

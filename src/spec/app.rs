@@ -139,6 +139,9 @@ impl Checker<'_> {
         }
         let options = self.app_options(a);
         let (source, options) = (source?, options?);
+        if !self.configs_not_served(a, &options) {
+            return None;
+        }
         if let (App::Files(files), Some(public)) = (&source, &options.public) {
             if !files
                 .iter()
@@ -292,6 +295,28 @@ impl Checker<'_> {
             php,
             configs,
         })
+    }
+
+    /// A config file holds what its template writes (the database password, the salt): one in the
+    /// directory the web server serves would be sent as it is, unless it is PHP, which the web
+    /// server hands to PHP in every stack. Whether true; each refusal recorded.
+    fn configs_not_served(&mut self, a: &RawApp, o: &AppOptions) -> bool {
+        let mut ok = true;
+        for (i, (raw, c)) in a.config.iter().zip(&o.configs).enumerate() {
+            if o.served_at(&c.path).is_none() || c.path.ends_with(".php") {
+                continue;
+            }
+            let served = match &o.public {
+                None => "the release itself: site.app.public is not set".to_string(),
+                Some(p) => format!("site.app.public = {}", shown(p)),
+            };
+            self.fail(raw.path.span(), &format!("site.app.config[{i}].path"), format!(
+                "found {}, inside the directory the web server serves ({served}), which would send the file as it is, secrets included; allowed: a path outside the served directory (with site.app.public set to the application's web directory, like \"public\", a path beside it), or a \".php\" file, which PHP runs instead of sending",
+                shown(&c.path)
+            ));
+            ok = false;
+        }
+        ok
     }
 
     /// A config template: read, and parsed once so a syntax mistake is named here.

@@ -175,6 +175,20 @@ impl Default for AppOptions {
     }
 }
 
+impl AppOptions {
+    /// The URL path at which the web server serves `path` (relative to the release): `None` when
+    /// it lies outside the served directory (the release, or its `public` subdirectory).
+    pub fn served_at(&self, path: &str) -> Option<String> {
+        match &self.public {
+            None => Some(format!("/{path}")),
+            Some(p) if path == p => Some("/".into()),
+            Some(p) => path
+                .strip_prefix(&format!("{p}/"))
+                .map(|rest| format!("/{rest}")),
+        }
+    }
+}
+
 /// A file of the application rendered from the user's template with the site's settings.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
