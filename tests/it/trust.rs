@@ -180,6 +180,11 @@ fn lab_a_given_tls_key_reaches_no_output() {
         ],
     );
 
+    // The host's own logs of the runs (tool output) hold no key either.
+    let logs = ssh(addr, "cat /var/lib/provision/run/*.log");
+    assert!(!logs.is_empty());
+    assert_no_key("the run logs on the host", &logs, &keys);
+
     let out = d.join("render");
     let done = Run::new(&["render", "-i", &i, "--out"])
         .arg(&out)
