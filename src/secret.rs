@@ -117,6 +117,51 @@ impl Secrets {
         })
     }
 
+    /// Made-up secrets for the same keys, one set per `seed` (0 or 1): each value holds every kind
+    /// of character a filter may change (cases, digits, quotes, `\`, `$`, `<&>`, a space), the
+    /// two sets differ in each kind and are alike in length. What a template writes of them shows
+    /// whether it writes its secrets in a form the redactor masks (see `component::app`).
+    pub fn stand_ins(&self, seed: usize) -> Secrets {
+        let (lower, upper, digit) = [('q', 'Q', '1'), ('w', 'W', '2')][seed % 2];
+        let entries = self
+            .entries
+            .iter()
+            .map(|(k, _)| {
+                let v = format!(
+                    "{lower}{upper}{digit}'\"\\$ <&>{}-{lower}{upper}{digit}",
+                    k.name()
+                );
+                (*k, Secret::new(v, "a stand-in".into()))
+            })
+            .collect();
+        Secrets { entries }
+    }
+
+    /// `v` with every string that is one of these secrets, as it is or as its placeholder,
+    /// replaced by the secret of the same key in `to`.
+    pub fn swap_in_json(&self, v: serde_json::Value, to: &Secrets) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => {
+                let swapped = self.entries.iter().find_map(|(k, secret)| {
+                    (s == secret.value || s == placeholder(*k))
+                        .then(|| to.get(*k).map(|t| t.value.clone()))
+                        .flatten()
+                });
+                Value::String(swapped.unwrap_or(s))
+            }
+            Value::Array(a) => {
+                Value::Array(a.into_iter().map(|x| self.swap_in_json(x, to)).collect())
+            }
+            Value::Object(o) => Value::Object(
+                o.into_iter()
+                    .map(|(k, x)| (k, self.swap_in_json(x, to)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
     /// The redactor for every secret registered here.
     pub fn redactor(&self) -> Redactor {
         let mut r = Redactor::default();
@@ -397,6 +442,26 @@ d4qk2lXc5m2b7qz9x0X8vJjK8bq6n5f2m1L0c9a8b7c6d5e4f3g2h1i0
         let hidden = s.shown(SecretKey::TlsKey, false).unwrap();
         assert!(hidden.contains("<secret site.tls.key hidden") && !hidden.contains("PRIVATE"));
         assert_eq!(s.shown(SecretKey::ReplicationPassword, true), None);
+    }
+
+    #[test]
+    fn stand_ins_take_the_place_of_values_and_placeholders_alone() {
+        let s = registry();
+        let (a, b) = (s.stand_ins(0), s.stand_ins(1));
+        let v = serde_json::json!({
+            "db": { "password": r#"a'b\c$d"#, "name": "foobar" },
+            "shown": [placeholder(SecretKey::TlsKey)],
+        });
+        let swapped = s.swap_in_json(v, &a);
+        let text = swapped.to_string();
+        assert!(
+            !text.contains("a'b") && !text.contains("hidden") && text.contains("foobar"),
+            "{text}"
+        );
+        let pw = swapped["db"]["password"].as_str().unwrap();
+        assert_eq!(a.redactor().redact(pw), "<secret database.password hidden>");
+        let other = b.get(SecretKey::DatabasePassword).unwrap();
+        assert!(!other.is(pw) && other.value.len() == pw.len());
     }
 
     #[test]

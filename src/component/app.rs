@@ -8,7 +8,7 @@ use super::{Component, Cx, Out, SiteCx};
 use crate::desired::HealthCheck;
 use crate::render::RenderError;
 use crate::secret::SecretKey;
-use crate::spec::{App, Spec};
+use crate::spec::{App, AppConfig, Spec};
 use crate::tree::{Entry, Kind, Tree};
 use serde_json::{json, Map, Value};
 
@@ -120,6 +120,49 @@ fn with_ancestors<'a>(rels: impl Iterator<Item = &'a str>) -> Vec<String> {
     out
 }
 
+fn render_config(cx: &Cx, c: &AppConfig, ctx: &tera::Context) -> Result<String, RenderError> {
+    crate::render::templates::render_user_template(&c.file, &c.template, ctx).map_err(|message| {
+        RenderError::Template {
+            host: cx.host.name.clone(),
+            message,
+        }
+    })
+}
+
+/// A user's template may write a secret only in a form the redactor masks: as it is, or through
+/// the escaping filters. Any other (`upper`, `truncate`, `escape_xml`, a slice...) would show in
+/// plan's diff of the file. Rendered again with two sets of made-up secrets (`Secrets::stand_ins`),
+/// the two texts, each masked, must be one; else the template is refused, naming the line.
+fn masks_its_secrets(cx: &Cx, c: &AppConfig) -> Result<(), RenderError> {
+    let real = &cx.spec.secrets;
+    let mut texts = Vec::new();
+    for seed in 0..2 {
+        let stand_ins = real.stand_ins(seed);
+        let mut values = real.swap_in_json(cx.values.clone(), &stand_ins);
+        values["host"] = crate::render::host_values(cx.host);
+        let ctx = tera::Context::from_serialize(&values).unwrap_or_default();
+        let text = render_config(cx, c, &ctx)?;
+        texts.push(stand_ins.redactor().redact(&text));
+    }
+    if texts[0] == texts[1] {
+        return Ok(());
+    }
+    let same = texts[0]
+        .lines()
+        .zip(texts[1].lines())
+        .take_while(|(a, b)| a == b)
+        .count();
+    Err(RenderError::Template {
+        host: cx.host.name.clone(),
+        message: format!(
+            "the template {} writes a secret in a form provision cannot mask (line {} of {}), so plan would show it; allowed: a secret as it is, or through php_string, json_string, sql_string, shell_word or cnf_string",
+            c.file,
+            same + 1,
+            c.path
+        ),
+    })
+}
+
 impl Component for AppComponent {
     fn name(&self) -> &'static str {
         "app"
@@ -220,12 +263,8 @@ impl Component for AppComponent {
                     .owned("root", "www-data");
             }
             for c in &opts.configs {
-                let text =
-                    crate::render::templates::render_user_template(&c.file, &c.template, cx.base)
-                        .map_err(|message| RenderError::Template {
-                        host: cx.host.name.clone(),
-                        message,
-                    })?;
+                let text = render_config(cx, c, cx.base)?;
+                masks_its_secrets(cx, c)?;
                 let path = format!("{dir}/{}", c.path);
                 let p = out
                     .file(path.clone(), text)

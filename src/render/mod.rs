@@ -110,7 +110,15 @@ pub struct Renderer<'a> {
     spec: &'a Spec,
     templates: &'a Templates,
     opts: &'a RenderOptions,
-    bases: Vec<(Release, tera::Context)>,
+    bases: Vec<Base>,
+}
+
+/// The site-wide template values of one release: as a tera context, and as JSON (what a check
+/// renders a user's template again from, with other secrets: see `component::app`).
+struct Base {
+    release: Release,
+    context: tera::Context,
+    values: serde_json::Value,
 }
 
 impl<'a> Renderer<'a> {
@@ -122,7 +130,16 @@ impl<'a> Renderer<'a> {
     ) -> Renderer<'a> {
         let bases = SUPPORTED
             .into_iter()
-            .map(|release| (release, base_context(registry, spec, opts, release)))
+            .map(|release| {
+                let values = base_values(registry, spec, opts, release);
+                let context =
+                    tera::Context::from_serialize(&values).unwrap_or_else(|_| tera::Context::new());
+                Base {
+                    release,
+                    context,
+                    values,
+                }
+            })
             .collect();
         Renderer {
             registry,
@@ -133,13 +150,11 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    fn base(&self, release: Release) -> &tera::Context {
-        &self
-            .bases
+    fn base(&self, release: Release) -> &Base {
+        self.bases
             .iter()
-            .find(|(r, _)| *r == release)
+            .find(|b| b.release == release)
             .unwrap_or(&self.bases[0])
-            .1
     }
 
     /// One host, for `release`, knowing what `now` says of the host.
@@ -149,11 +164,9 @@ impl<'a> Renderer<'a> {
         release: Release,
         now: &dyn Now,
     ) -> Result<Desired, RenderError> {
-        let mut base = self.base(release).clone();
-        base.insert(
-            "host",
-            &json!({ "name": host.name, "public_address": host.public_address.to_string() }),
-        );
+        let site = self.base(release);
+        let mut base = site.context.clone();
+        base.insert("host", &host_values(host));
         let cx = Cx {
             spec: self.spec,
             host,
@@ -161,6 +174,7 @@ impl<'a> Renderer<'a> {
             templates: self.templates,
             opts: self.opts,
             base: &base,
+            values: &site.values,
             now,
         };
         let mut d = Desired::new(&host.name);
@@ -215,7 +229,8 @@ impl<'a> Renderer<'a> {
             release,
             templates: self.templates,
             opts: self.opts,
-            base: self.base(release),
+            base: &self.base(release).context,
+            values: &self.base(release).values,
             now: &Unknown,
         };
         f(&cx)
@@ -227,13 +242,18 @@ pub fn release_of(host: &Host, default: Release) -> Release {
     host.release.unwrap_or(default)
 }
 
+/// `host` in the templates: the host being rendered.
+pub fn host_values(host: &Host) -> serde_json::Value {
+    json!({ "name": host.name, "public_address": host.public_address.to_string() })
+}
+
 /// Site-wide template values for one release: `site` and every component's own.
-fn base_context(
+fn base_values(
     registry: &Registry,
     spec: &Spec,
     opts: &RenderOptions,
     release: Release,
-) -> tera::Context {
+) -> serde_json::Value {
     let site = &spec.site;
     let mut values = Map::new();
     values.insert(
@@ -258,6 +278,5 @@ fn base_context(
     for c in registry.all() {
         c.context(&cx, &mut values);
     }
-    tera::Context::from_serialize(&serde_json::Value::Object(values))
-        .unwrap_or_else(|_| tera::Context::new())
+    serde_json::Value::Object(values)
 }

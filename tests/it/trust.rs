@@ -462,3 +462,44 @@ fn lab_app_configs_are_not_served_lamp_systemd() {
     app_configs(dir.path(), &inv, addr);
     lab(&["down", &inv.to_string_lossy()]);
 }
+
+/// A config template may write a secret as it is or through the escaping filters, which the
+/// masking of every output knows; one that writes it in another form (which plan's diff would show
+/// whole) is refused by validate, naming the line.
+#[test]
+fn a_config_template_that_writes_a_secret_in_an_unmaskable_form_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inv = config_inventory(d, "lemp", "", "config/db.php");
+    for (template, ok) in [
+        ("<?php\nreturn {{ db.password | php_string }};\n", true),
+        ("DB_PASSWORD={{ db.password }}\nSALT={{ app.salt }}\n", true),
+        (
+            "{\"url\": {{ (\"mysql://u:\" ~ db.password ~ \"@h/d\") | json_string }}}\n",
+            true,
+        ),
+        ("# {{ db.password | length }} characters\n", true),
+        ("<?php\n// ok\n$p = '{{ db.password | upper }}';\n", false),
+        (
+            "<?php\n// ok\n$s = '{{ app.salt | truncate(length=16, end=\"\") }}';\n",
+            false,
+        ),
+        (
+            "<?php\n// ok\n$p = '{{ db.password | escape_xml }}';\n",
+            false,
+        ),
+    ] {
+        std::fs::write(d.join("c.tera"), template).unwrap();
+        let done = Run::new(&["validate", "-i"]).arg(&inv).output();
+        if ok {
+            assert_eq!(done.code(), 0, "{template}\n{}", done.stderr());
+        } else {
+            let want = "c.tera writes a secret in a form provision cannot mask (line 3 of config/db.php), so plan would show it; allowed: a secret as it is, or through php_string, json_string, sql_string, shell_word or cnf_string";
+            assert!(
+                done.code() != 0 && done.stderr().contains(want),
+                "{template}\n{}",
+                done.stderr()
+            );
+        }
+    }
+}
