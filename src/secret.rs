@@ -162,6 +162,16 @@ impl Secrets {
         }
     }
 
+    /// Whether `text` holds one of these secrets (`redactor` is `self.redactor()`), or the
+    /// placeholder of one (a render without the values).
+    pub fn held_in(&self, redactor: &Redactor, text: &str) -> bool {
+        redactor.finds(text)
+            || self
+                .entries
+                .iter()
+                .any(|(k, _)| text.contains(&placeholder(*k)))
+    }
+
     /// The redactor for every secret registered here.
     pub fn redactor(&self) -> Redactor {
         let mut r = Redactor::default();
@@ -259,6 +269,12 @@ impl Redactor {
             }
         }
         mask_pem_keys(&out)
+    }
+
+    /// Whether `text` holds a secret in a form this redactor masks, or a PEM private key.
+    pub fn finds(&self, text: &str) -> bool {
+        self.needles.iter().any(|(n, _)| text.contains(n.as_str()))
+            || text.contains("PRIVATE KEY-----")
     }
 
     /// `redact` on every string of a JSON value, keys included: the result is still JSON whatever

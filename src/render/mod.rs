@@ -111,6 +111,8 @@ pub struct Renderer<'a> {
     templates: &'a Templates,
     opts: &'a RenderOptions,
     bases: Vec<Base>,
+    /// Finds the secrets of the inventory in rendered files (see `mark_secret_files`).
+    redactor: crate::secret::Redactor,
 }
 
 /// The site-wide template values of one release: as a tera context, and as JSON (what a check
@@ -147,6 +149,7 @@ impl<'a> Renderer<'a> {
             templates,
             opts,
             bases,
+            redactor: spec.secrets.redactor(),
         }
     }
 
@@ -202,10 +205,27 @@ impl<'a> Renderer<'a> {
                 }
             }
         }
+        self.mark_secret_files(&mut d);
         d.order = components.iter().map(|c| c.name().to_string()).collect();
         d.packages.sort();
         d.packages.dedup();
         Ok(d)
+    }
+
+    /// A file that holds a secret is sensitive whichever template wrote it (a user's override
+    /// too): masked in diffs, never hashed plainly in a plan.
+    fn mark_secret_files(&self, d: &mut Desired) {
+        for p in &mut d.paths {
+            if let crate::desired::PathState::File {
+                content, sensitive, ..
+            } = &mut p.state
+            {
+                if !*sensitive {
+                    let text = String::from_utf8_lossy(content);
+                    *sensitive = self.spec.secrets.held_in(&self.redactor, &text);
+                }
+            }
+        }
     }
 
     /// Every host of the inventory, each for `release(host)`, knowing what `now(host)` says.
@@ -279,4 +299,61 @@ fn base_values(
         c.context(&cx, &mut values);
     }
     serde_json::Value::Object(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::PathState;
+
+    fn nginx_conf_is_sensitive(templates: &Templates, reveal: bool) -> bool {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/inventories/lemp.toml"
+        ));
+        let spec = crate::spec::load(path, &crate::spec::SystemSources).unwrap();
+        let registry = Registry::standard();
+        let opts = RenderOptions {
+            reveal_secrets: reveal,
+            today: 20261123,
+        };
+        let d = Renderer::new(&registry, &spec, templates, &opts)
+            .host(&spec.hosts[0], crate::release::CURRENT_STABLE, &Unknown)
+            .unwrap();
+        let p = d
+            .paths
+            .iter()
+            .find(|p| p.path == "/etc/nginx/nginx.conf")
+            .unwrap();
+        matches!(
+            p.state,
+            PathState::File {
+                sensitive: true,
+                ..
+            }
+        )
+    }
+
+    #[test]
+    fn a_file_a_template_override_writes_a_secret_into_is_sensitive() {
+        let stock = Templates::load(None).unwrap();
+        assert!(!nginx_conf_is_sensitive(&stock, true));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("nginx")).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/nginx/nginx.conf"
+        ))
+        .unwrap();
+        std::fs::write(
+            dir.path().join("nginx/nginx.conf"),
+            text + "# {{ db.password | upper }} {{ app.salt }}\n",
+        )
+        .unwrap();
+        let overridden = Templates::load(Some(dir.path())).unwrap();
+        // Found by the salt's value (the password's form here is one no filter makes), and in a
+        // render without values by its placeholder.
+        assert!(nginx_conf_is_sensitive(&overridden, true));
+        assert!(nginx_conf_is_sensitive(&overridden, false));
+    }
 }
