@@ -28,6 +28,8 @@ pub struct Cx<'a> {
     pub opts: &'a RenderOptions,
     /// Site-wide template values (every component's `context`) plus `host`.
     pub base: &'a tera::Context,
+    /// The site-wide values of `base` as JSON, without `host`.
+    pub values: &'a serde_json::Value,
     /// What the host has now (nothing in the first render, before the facts).
     pub now: &'a dyn crate::render::Now,
 }

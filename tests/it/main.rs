@@ -12,5 +12,6 @@ mod lab;
 mod load;
 mod render;
 mod ssh;
+mod trust;
 mod util;
 mod wordpress;
