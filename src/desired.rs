@@ -15,6 +15,9 @@ pub struct Desired {
     /// Converge steps beyond files (a database bootstrap), run when notified or when facts ask.
     pub steps: Vec<Step>,
     pub checks: Vec<HealthCheck>,
+    /// Handlers that can lock the operator out (a ruleset, sshd's settings): a generation that
+    /// runs one is guarded on the host until a new SSH connection confirms it.
+    pub guarded: Vec<Guarded>,
     /// Extra probe snippets, one per component that has facts: (component, shell snippet).
     #[serde(skip)]
     pub probes: Vec<(String, String)>,
@@ -36,6 +39,7 @@ impl Desired {
             validators: Vec::new(),
             steps: Vec::new(),
             checks: Vec::new(),
+            guarded: Vec::new(),
             probes: Vec::new(),
             besides: Vec::new(),
             order: Vec::new(),
@@ -66,12 +70,32 @@ impl Desired {
         }
     }
 
+    /// What the guarded handlers among `handlers` put live (`the new firewall`), in order; empty
+    /// when none of them can lock the operator out. A service counts whatever its action (a
+    /// reload merged into a restart or a start puts the same settings live).
+    pub fn guarded_by<'a>(&self, handlers: impl IntoIterator<Item = &'a Handler>) -> Vec<&str> {
+        let handlers: Vec<&Handler> = handlers.into_iter().collect();
+        self.guarded
+            .iter()
+            .filter(|g| handlers.iter().any(|h| h.target == g.handler.target))
+            .map(|g| g.what.as_str())
+            .collect()
+    }
+
     /// Position of a handler in the host's dependency order (unknown ones last).
     pub fn rank(&self, h: &Handler) -> usize {
         self.component_of(h)
             .and_then(|c| self.order.iter().position(|o| o == c))
             .unwrap_or(usize::MAX)
     }
+}
+
+/// A handler after which only a new SSH connection proves the operator can still log in, and
+/// what it puts live, for messages (`sshd's new settings`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Guarded {
+    pub handler: Handler,
+    pub what: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

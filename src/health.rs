@@ -156,6 +156,9 @@ pub fn once(check: &HealthCheck) -> Result<String, CheckFailed> {
                     )));
                 }
             }
+            if let Some(why) = not_a_page(&body, status, expect.is_some()) {
+                return Err(CheckFailed(format!("{}: {why}", describe(check))));
+            }
             Ok(format!("{}: {status}", describe(check)))
         }
         HealthCheck::Dns {
@@ -189,6 +192,21 @@ pub fn once(check: &HealthCheck) -> Result<String, CheckFailed> {
             }
         }
     }
+}
+
+/// Why an answer with the expected status (and text) is still not a page of the site: PHP's source
+/// sent as text, whatever `expect` says (the web server did not hand the file to PHP: every
+/// visitor reads the code, and any secret in it; the source may well contain the expected text);
+/// and, with no `expect`, an empty 200 (a blank page is a broken application, not a page).
+fn not_a_page(body: &str, status: u16, expect_given: bool) -> Option<&'static str> {
+    // Raw in HTML a browser hides it: a page that shows PHP code escapes it (`&lt;?php`).
+    if body.contains("<?php") || body.contains("<?=") {
+        return Some("the answer is PHP source sent as text (PHP did not run it)");
+    }
+    if status == 200 && !expect_given && body.trim().is_empty() {
+        return Some("the page is empty");
+    }
+    None
 }
 
 /// What a GET got back.
@@ -402,6 +420,50 @@ mod tests {
             query_type(&["198.18.0.10".to_string(), "2001:db8::1".to_string()]),
             "A+AAAA"
         );
+    }
+
+    /// A check of `/` against a real HTTP server on loopback that answers `answer` once.
+    fn check_against(answer: &'static str, expect: Option<&str>) -> Result<String, CheckFailed> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut request = [0u8; 1024];
+            let _ = s.read(&mut request);
+            s.write_all(answer.as_bytes()).unwrap();
+        });
+        let check = HealthCheck::Http {
+            address: "127.0.0.1".into(),
+            port,
+            host_header: "www.foobar.com".into(),
+            path: "/".into(),
+            status: 200,
+            expect: expect.map(str::to_string),
+            tls: false,
+            location: None,
+        };
+        let got = once(&check);
+        server.join().unwrap();
+        got
+    }
+
+    #[test]
+    fn php_source_sent_as_text_fails_the_check_even_with_the_expected_text() {
+        let source = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n<?php\n// WordPress\n$db = 'secret';\n";
+        for expect in [None, Some("WordPress")] {
+            let e = check_against(source, expect).unwrap_err();
+            assert!(e.0.contains("PHP source sent as text"), "{e}");
+        }
+        let short = "HTTP/1.1 200 OK\r\n\r\n<html><?= $title ?></html>";
+        assert!(check_against(short, None).is_err());
+    }
+
+    #[test]
+    fn an_empty_page_fails_a_check_without_expect() {
+        let e = check_against("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", None).unwrap_err();
+        assert!(e.0.contains("the page is empty"), "{e}");
+        let page = "HTTP/1.1 200 OK\r\n\r\n<html><p>&lt;?php echo 1; ?&gt; prints 1</p></html>";
+        assert!(check_against(page, None).is_ok());
     }
 
     #[test]

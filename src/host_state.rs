@@ -18,6 +18,12 @@ pub const GENERATIONS: &str = "/var/lib/provision/generations";
 pub const CURRENT: &str = "/var/lib/provision/current";
 /// Why the host needs attention (an apply not confirmed by its health checks, a failed rollback).
 pub const ATTENTION: &str = "/var/lib/provision/attention";
+/// The token of a generation that put live what can lock the operator out (a ruleset, sshd's
+/// settings) and that no new SSH connection has confirmed yet; its guard rolls it back
+/// `GUARD_SECS` after its apply ended unless one removes it (`confirm_guard`).
+pub const GUARD: &str = "/var/lib/provision/guard";
+/// Seconds a guarded generation waits, once its apply has ended, for a new SSH connection.
+pub const GUARD_SECS: u32 = 60;
 /// Scripts being run, detached from the SSH connection, and their logs.
 pub const RUNS: &str = "/var/lib/provision/run";
 /// A random per-host key: plans hold keyed digests of secret files, useless without it.
@@ -36,6 +42,8 @@ pub struct HostState {
     pub key: Option<String>,
     /// Who holds the lock now, if anyone.
     pub locked_by: Option<String>,
+    /// The token of a guard still armed: a generation no new SSH connection has confirmed yet.
+    pub guard: Option<String>,
 }
 
 /// The probe snippet: prints `@state` lines, read back by `HostState::read`. Creates the state
@@ -46,6 +54,7 @@ pub fn probe() -> String {
          k=; read -r k < {KEY}; [ -z \"$k\" ] || echo \"@state key $k\"\n\
          if [ -f {CURRENT} ]; then read -r g < {CURRENT}; echo \"@state current $g\"; fi\n\
          if [ -f {ATTENTION} ]; then while IFS= read -r l; do echo \"@state attention $l\"; done < {ATTENTION}; fi\n\
+         if [ -f {GUARD} ]; then read -r g < {GUARD}; echo \"@state guard $g\"; fi\n\
          if [ -f {PENDING} ]; then while IFS= read -r l; do echo \"@state pending $l\"; done < {PENDING}; fi\n\
          pid=; who=; {{ read -r pid who < {DIR}/lock.info; }} 2>/dev/null; [ -n \"$pid\" ] && [ -d \"/proc/$pid\" ] && echo \"@state locked $who\"\n"
     )
@@ -70,6 +79,7 @@ impl HostState {
                     }
                 }
                 "locked" => s.locked_by = Some(value.trim().to_string()),
+                "guard" if !value.is_empty() => s.guard = Some(value.to_string()),
                 _ => {}
             }
         }
@@ -82,6 +92,18 @@ impl HostState {
 
 fn is_hex(s: &str) -> bool {
     s.len() >= 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The command a NEW SSH connection runs to confirm a guarded generation: it disarms the guard
+/// armed with `token`, under the host lock (so a guard that has started to roll back is not
+/// "confirmed"), and fails when the guard is gone or another's.
+pub fn confirm_guard(token: &str) -> String {
+    let t = crate::quote::shell_word(token);
+    format!(
+        "exec 9>> {LOCK} && flock -w 30 9 && g= && {{ read -r g < {GUARD}; }} 2> /dev/null; \
+         if [ \"$g\" = {t} ]; then rm -f {GUARD} && echo confirmed; \
+         else echo \"the guard is no longer armed for this run (found: ${{g:-none}}): it may have rolled the generation back\"; exit 1; fi"
+    )
 }
 
 /// A keyed digest of a secret file's content: `sha256(key ‖ sha256(content))`. Stored in plans
@@ -184,6 +206,7 @@ mod tests {
             "pending reload nginx",
             "pending run mariadb-bootstrap",
             "locked root@ctl pid 5",
+            "guard G000007-20261206T100000Z.1765015200000000000.42",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -197,6 +220,10 @@ mod tests {
         );
         assert!(s.attention.unwrap().contains("not confirmed"));
         assert_eq!(s.locked_by.as_deref(), Some("root@ctl pid 5"));
+        assert_eq!(
+            s.guard.as_deref(),
+            Some("G000007-20261206T100000Z.1765015200000000000.42")
+        );
     }
 
     #[test]

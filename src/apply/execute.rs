@@ -3,7 +3,6 @@
 //! of what became of the generation.
 
 use super::{as_root, Context, HostError, HostOutcome, Prepared};
-use crate::component::{firewall, hardening};
 use crate::desired::HealthCheck;
 use crate::health::{self, CheckFailed, Patience};
 use crate::script::protocol::{self, Event};
@@ -22,9 +21,8 @@ pub struct RunResult {
     /// Tool output and anything else the script printed, redacted.
     pub output: Vec<String>,
     pub status: i32,
-    /// The run put a firewall ruleset live, and a new SSH connection did not get through to
-    /// confirm it: why (the host reverts it by itself).
-    pub unconfirmed: Option<String>,
+    /// The token of the guard the run armed (it put live what can lock the operator out).
+    pub guard: Option<String>,
 }
 
 impl RunResult {
@@ -73,10 +71,6 @@ pub fn run_script(
     ctx.reporter
         .command(name, &ctx.redactor.redact(&script::for_display(script)));
     let mut r = RunResult::default();
-    let firewall_step = crate::desired::Handler::run(firewall::STEP).line();
-    let sshd_reload = crate::desired::Handler::reload(hardening::SSHD).line();
-    let mut ran_firewall = false;
-    let mut reloaded_sshd = false;
     let out = t
         .exec_lines(
             &as_root(ctx, host, &script::runner()),
@@ -87,19 +81,12 @@ pub fn run_script(
                     Some(Event::Phase(p)) => ctx.reporter.phase(name, p.as_str()),
                     Some(Event::Generation(g)) => r.generation = Some(g),
                     Some(Event::Out(o)) => r.output.push(o),
-                    Some(Event::Did(d)) => {
-                        if d == firewall_step {
-                            ran_firewall = true;
-                        }
-                        if d == sshd_reload {
-                            reloaded_sshd = true;
-                        }
-                        ctx.reporter.note(name, &d);
-                    }
+                    Some(Event::Did(d)) => ctx.reporter.note(name, &d),
                     Some(Event::Note(n)) => ctx.reporter.note(name, &n),
                     Some(Event::Fail(f)) => r.fail = Some(f),
                     Some(Event::Busy(b)) => r.busy = Some(b),
                     Some(Event::Stale(s)) => r.stale = Some(s),
+                    Some(Event::Guard(g)) => r.guard = Some(g),
                     Some(Event::Done) => r.done = true,
                     None if !line.trim().is_empty() => r.output.push(line),
                     None => {}
@@ -108,39 +95,28 @@ pub fn run_script(
         )
         .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
     r.status = out.status;
-    if ran_firewall || reloaded_sshd {
-        r.unconfirmed = confirm_new_connection(ctx, host, ran_firewall, reloaded_sshd).err();
-    }
     Ok(r)
 }
 
-/// How long new SSH connections are tried after a ruleset or sshd's settings went live.
+/// How long new SSH connections are tried to confirm a guarded generation.
 const CONFIRM_SECS: u64 = 15;
 
-/// A ruleset, or sshd's settings, just went live on the host: a NEW connection (new TCP handshake
-/// and authentication, which the old one's conntrack entry and sshd process do not vouch for)
-/// proves the operator can still get in, and disarms the firewall's revert. When none gets
-/// through, the caller undoes the generation through the old connection (and a ruleset is put
-/// back by the host itself even if the controller is gone).
+/// `what` (a ruleset, sshd's settings) just went live on the host, guarded: only a NEW connection
+/// (a new TCP handshake and authentication, which neither the old connection's conntrack entry
+/// and sshd process nor a kept control master vouch for: see `apply::connect_new`) proves the
+/// operator can still get in, and it disarms the guard armed with `token`. When none gets
+/// through, the caller undoes the generation through the old connection, and the host's guard
+/// does it anyway if the controller is gone.
 fn confirm_new_connection(
     ctx: &Context,
     host: &Host,
-    firewall: bool,
-    sshd: bool,
+    what: &str,
+    token: &str,
 ) -> Result<(), String> {
-    let what = match (firewall, sshd) {
-        (true, true) => "the new firewall and sshd's new settings",
-        (true, false) => "the new firewall",
-        _ => "sshd's new settings",
-    };
-    let command = if firewall {
-        firewall::confirm_command()
-    } else {
-        "echo confirmed".to_string()
-    };
+    let command = crate::host_state::confirm_guard(token);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(CONFIRM_SECS);
     loop {
-        let why = match super::connect(ctx, host) {
+        let why = match super::connect_new(ctx, host) {
             Ok(mut t) => match t.exec(&as_root(ctx, host, &command), b"") {
                 Ok(out) if out.status == 0 => {
                     ctx.reporter.note(
@@ -149,23 +125,23 @@ fn confirm_new_connection(
                     );
                     return Ok(());
                 }
+                // The guard is gone: retrying cannot bring it back.
+                Ok(out) if out.status == 1 => {
+                    return Err(format!(
+                        "{what} could not be confirmed: {}",
+                        ctx.redactor.redact(out.text().trim())
+                    ))
+                }
                 Ok(out) => format!("the confirmation failed: {}", out.text().trim()),
                 Err(e) => e.to_string(),
             },
             Err(e) => e.message().to_string(),
         };
         if std::time::Instant::now() >= deadline {
-            let revert = if firewall {
-                format!(
-                    "; the host puts the previous ruleset back by itself within {} s",
-                    firewall::REVERT_SECS
-                )
-            } else {
-                String::new()
-            };
             return Err(format!(
-                "{what} let no new SSH connection through within {CONFIRM_SECS} s ({}){revert}",
+                "{what} let no new SSH connection through within {CONFIRM_SECS} s ({}); the host rolls it back by itself {} s after the apply ended",
                 ctx.redactor.redact(&why),
+                crate::host_state::GUARD_SECS
             ));
         }
         std::thread::sleep(std::time::Duration::from_secs(1));
@@ -281,6 +257,14 @@ fn run(
         return Ok(());
     }
     let name = p.host.name.clone();
+    // An earlier run's guarded generation that nothing confirmed (its controller was stopped):
+    // confirmed first, by a new connection, or its guard would undo it under this run's changes.
+    if let Some(token) = p.facts.state.guard.clone() {
+        let gen = token.split('.').next().unwrap_or_default();
+        let what = format!("generation {gen}, which an earlier run left unconfirmed,");
+        confirm_new_connection(ctx, &p.host, &what, &token)
+            .map_err(|why| HostError::Refused(format!("{why}; nothing was changed")))?;
+    }
     let has_work =
         !(p.plan.install.is_empty() && p.plan.changes.is_empty() && p.plan.steps.is_empty());
     if has_work {
@@ -318,9 +302,15 @@ fn run(
             return run(ctx, p, outcome, replans + 1);
         }
         outcome.generation = r.generation.clone();
-        let unconfirmed = r.unconfirmed.clone();
+        let guard = r.guard.clone();
         r.into_result(&name)?;
         outcome.applied = true;
+        let what = p
+            .desired
+            .guarded_by(p.plan.steps.iter().map(|st| &st.handler))
+            .join(" and ");
+        let unconfirmed =
+            guard.and_then(|token| confirm_new_connection(ctx, &p.host, &what, &token).err());
         // A ruleset or sshd settings that cut new connections: the generation is undone at once
         // through this connection (its conntrack entry and sshd process still let it through), as
         // after failed checks.

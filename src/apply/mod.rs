@@ -217,6 +217,22 @@ pub fn connect(ctx: &Context, host: &Host) -> Result<Box<dyn Transport>, HostErr
     .map_err(|e| HostError::Connect(e.to_string()))
 }
 
+/// A connection that proves a new login gets through: a new TCP connection and authentication
+/// whatever the run's own is (never a kept `--ssh-reuse` master, which would vouch for the old
+/// session). The one way a guarded generation (a ruleset, sshd's settings) may be confirmed.
+pub fn connect_new(ctx: &Context, host: &Host) -> Result<Box<dyn Transport>, HostError> {
+    if ctx.opts.local {
+        return Ok(Box::new(LocalTransport::new()));
+    }
+    match ctx.opts.ssh_reuse {
+        Some(_) => OpenSshTransport::connect_new(&host.ssh, ctx.opts.host_keys)
+            .map(|t| Box::new(t) as Box<dyn Transport>),
+        None => SshTransport::connect(&host.ssh, ctx.opts.host_keys)
+            .map(|t| Box::new(t) as Box<dyn Transport>),
+    }
+    .map_err(|e| HostError::Connect(e.to_string()))
+}
+
 /// How a command is run on the host: as root directly, or through `sudo -n` for another SSH user
 /// (passwordless sudo is required: provision never types a password).
 pub fn as_root(ctx: &Context, host: &Host, command: &str) -> String {

@@ -162,14 +162,14 @@ pub fn plan(registry: &Registry, a: &PlanArgs) -> Result<ExitCode> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            let text = SavedPlan::new(
+            SavedPlan::new(
                 &a.hosts.common.inventory.to_string_lossy(),
                 created,
                 &plan.hosts,
+                &l.redactor,
             )
-            .to_json();
-            std::fs::write(file, l.redactor.redact(&text))
-                .with_context(|| format!("writing the plan to {}", file.display()))?;
+            .write_private(file)
+            .with_context(|| format!("writing the plan to {}", file.display()))?;
         }
     }
     if a.hosts.json {
@@ -184,7 +184,7 @@ pub fn plan(registry: &Registry, a: &PlanArgs) -> Result<ExitCode> {
         });
         println!(
             "{}",
-            l.redactor.redact(&serde_json::to_string_pretty(&doc)?)
+            serde_json::to_string_pretty(&l.redactor.redact_json(doc))?
         );
     } else {
         ui::print_plan(&plan, outcomes.iter().filter(|o| o.error.is_some()).count());
@@ -409,11 +409,10 @@ pub(super) fn report(
     print: fn(&[HostOutcome]),
 ) -> Result<ExitCode> {
     if json {
+        let doc = serde_json::json!({ "hosts": outcomes });
         println!(
             "{}",
-            l.redactor.redact(&serde_json::to_string_pretty(
-                &serde_json::json!({ "hosts": outcomes })
-            )?)
+            serde_json::to_string_pretty(&l.redactor.redact_json(doc))?
         );
     } else {
         print(outcomes);

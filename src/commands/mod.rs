@@ -44,20 +44,9 @@ fn load(c: &Common) -> Result<(Spec, Templates)> {
     Ok((spec, templates))
 }
 
+/// The redactor for every secret of the inventory (see `Secrets`).
 pub fn redactor(spec: &Spec) -> Redactor {
-    // The application's salt is derived from the password: as secret as it.
-    let salt = crate::secret::Secret::new(
-        crate::component::app::salt(spec),
-        "derived from database.password".into(),
-    );
-    let mut secrets = vec![
-        ("database.password", &spec.database.password),
-        ("the application's salt", &salt),
-    ];
-    if let Some(r) = &spec.database.replication {
-        secrets.push(("database.replication_password", &r.password));
-    }
-    Redactor::new(&secrets)
+    spec.secrets.redactor()
 }
 
 /// `--host` names that are not in the inventory are a usage error naming the allowed ones.

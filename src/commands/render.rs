@@ -109,9 +109,11 @@ pub fn render(registry: &Registry, r: &RenderArgs) -> Result<ExitCode> {
             reveal_secrets: true,
             today: opts.today,
         };
-        let real =
-            Renderer::new(registry, &spec, &templates, &opts).all(&check_release, &previous)?;
-        return check(&real, &redactor(&spec));
+        let redactor = redactor(&spec);
+        let real = Renderer::new(registry, &spec, &templates, &opts)
+            .all(&check_release, &previous)
+            .map_err(|e| e.redacted(&redactor))?;
+        return check(&real, &redactor);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -59,7 +59,7 @@ impl Component for Apache {
                 "/etc/apache2",
                 Handler::reload("apache2"),
                 "apache2",
-            );
+            )?;
         }
         // Listening addresses and modules only take effect on a restart.
         out.file(

@@ -7,7 +7,8 @@
 use super::{Component, Cx, Out, SiteCx};
 use crate::desired::HealthCheck;
 use crate::render::RenderError;
-use crate::spec::{App, Spec};
+use crate::secret::SecretKey;
+use crate::spec::{App, AppConfig, Spec};
 use crate::tree::{Entry, Kind, Tree};
 use serde_json::{json, Map, Value};
 
@@ -30,6 +31,19 @@ pub fn web_root(spec: &Spec) -> String {
         Some(p) => format!("{base}/current/{p}"),
         None => format!("{base}/current"),
     }
+}
+
+/// The URL paths of the config files inside the served directory (PHP ones: others are refused
+/// by the inventory's checks): never a page, so the web server refuses them by path too, in front
+/// of PHP. The front controller, should the user render it, stays a page.
+fn config_urls(spec: &Spec) -> Vec<String> {
+    let opts = &spec.site.app_options;
+    let front = format!("/{}", opts.front_controller);
+    opts.configs
+        .iter()
+        .filter_map(|c| opts.served_at(&c.path))
+        .filter(|url| *url != front)
+        .collect()
 }
 
 pub fn demo_message(spec: &Spec) -> String {
@@ -90,22 +104,6 @@ fn site_check(cx: &Cx, address: &str) -> HealthCheck {
     }
 }
 
-/// A secret of the site's own for the application's keys and salts (WordPress's `AUTH_KEY`...):
-/// stable across deploys and hosts, derived from the database password (HMAC-SHA256 over the
-/// domain), so the inventory needs no second secret. Masked in output like the password.
-pub fn salt(spec: &Spec) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(spec.database.password.expose().as_bytes())
-        .expect("HMAC takes keys of any length");
-    mac.update(b"provision app salt\0");
-    mac.update(spec.site.domain.as_str().as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The relative directories `rels` with every ancestor of each, sorted, once each: `a/b` → `a`,
 /// `a/b` (parents before children, as the paths are created in order).
 fn with_ancestors<'a>(rels: impl Iterator<Item = &'a str>) -> Vec<String> {
@@ -120,6 +118,49 @@ fn with_ancestors<'a>(rels: impl Iterator<Item = &'a str>) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+fn render_config(cx: &Cx, c: &AppConfig, ctx: &tera::Context) -> Result<String, RenderError> {
+    crate::render::templates::render_user_template(&c.file, &c.template, ctx).map_err(|message| {
+        RenderError::Template {
+            host: cx.host.name.clone(),
+            message,
+        }
+    })
+}
+
+/// A user's template may write a secret only in a form the redactor masks: as it is, or through
+/// the escaping filters. Any other (`upper`, `truncate`, `escape_xml`, a slice...) would show in
+/// plan's diff of the file. Rendered again with two sets of made-up secrets (`Secrets::stand_ins`),
+/// the two texts, each masked, must be one; else the template is refused, naming the line.
+fn masks_its_secrets(cx: &Cx, c: &AppConfig) -> Result<(), RenderError> {
+    let real = &cx.spec.secrets;
+    let mut texts = Vec::new();
+    for seed in 0..2 {
+        let stand_ins = real.stand_ins(seed);
+        let mut values = real.swap_in_json(cx.values.clone(), &stand_ins);
+        values["host"] = crate::render::host_values(cx.host);
+        let ctx = tera::Context::from_serialize(&values).unwrap_or_default();
+        let text = render_config(cx, c, &ctx)?;
+        texts.push(stand_ins.redactor().redact(&text));
+    }
+    if texts[0] == texts[1] {
+        return Ok(());
+    }
+    let same = texts[0]
+        .lines()
+        .zip(texts[1].lines())
+        .take_while(|(a, b)| a == b)
+        .count();
+    Err(RenderError::Template {
+        host: cx.host.name.clone(),
+        message: format!(
+            "the template {} writes a secret in a form provision cannot mask (line {} of {}), so plan would show it; allowed: a secret as it is, or through php_string, json_string, sql_string, shell_word or cnf_string",
+            c.file,
+            same + 1,
+            c.path
+        ),
+    })
 }
 
 impl Component for AppComponent {
@@ -150,11 +191,8 @@ impl Component for AppComponent {
                 "shared": format!("{base}/shared"),
                 "php": spec.site.app_options.php,
                 "front_controller": spec.site.app_options.front_controller,
-                "salt": if site.opts.reveal_secrets {
-                    salt(spec)
-                } else {
-                    crate::render::placeholder("app.salt")
-                },
+                "config_urls": config_urls(spec),
+                "salt": site.opts.secret(&spec.secrets, SecretKey::AppSalt).unwrap_or_default(),
             }),
         );
     }
@@ -225,12 +263,8 @@ impl Component for AppComponent {
                     .owned("root", "www-data");
             }
             for c in &opts.configs {
-                let text =
-                    crate::render::templates::render_user_template(&c.file, &c.template, cx.base)
-                        .map_err(|message| RenderError::Template {
-                        host: cx.host.name.clone(),
-                        message,
-                    })?;
+                let text = render_config(cx, c, cx.base)?;
+                masks_its_secrets(cx, c)?;
                 let path = format!("{dir}/{}", c.path);
                 let p = out
                     .file(path.clone(), text)

@@ -1,9 +1,10 @@
 //! The firewall (`[firewall]`): an nftables table of provision's own on every host, letting in only
 //! what the host's roles serve: SSH from the admin networks, 80/443 on web and lb hosts, 53 on dns
 //! hosts, MariaDB on database hosts from the web hosts and the other database hosts, VRRP between
-//! the load balancers. Checked with `nft -c` like any config; put live by the `firewall` step with a
-//! revert armed on the host, which only a NEW SSH connection made after it cancels (see
-//! `apply::execute::confirm_firewall`): a ruleset that would lock the operator out undoes itself.
+//! the load balancers. Checked with `nft -c` like any config; put live by the `firewall` step, a
+//! guarded handler: its generation is rolled back by the host itself unless a NEW SSH connection
+//! confirms it (see `script::apply_script` and `apply::execute`), so a ruleset that would lock the
+//! operator out undoes itself, `/etc/nftables.conf` included.
 
 use super::{Component, Cx, Need, Out};
 use crate::desired::Handler;
@@ -15,33 +16,20 @@ use std::net::IpAddr;
 pub struct Firewall;
 pub static FIREWALL: Firewall = Firewall;
 
-/// The step that loads the ruleset; the controller confirms it (see the module doc).
+/// The step that puts the ruleset live; a generation that runs it is guarded (see the module doc).
 pub const STEP: &str = "firewall";
-/// Where the step keeps its state on the host; the controller removes `armed` to confirm.
-pub const STATE: &str = "/var/lib/provision/firewall";
-/// Seconds after which the host puts the previous ruleset back unless a new connection confirmed.
-pub const REVERT_SECS: u32 = 60;
 
-/// The command that confirms a ruleset, run through a NEW connection: the revert is disarmed.
-pub fn confirm_command() -> String {
-    format!("rm -f {STATE}/armed && echo confirmed")
-}
-
+/// Loads provision's table from `/etc/nftables.conf`, atomically (the file replaces only that
+/// table). Where the file is not provision's (a rollback put the host's own back, or removed
+/// provision's), provision's table goes: the host is as it was before provision's first ruleset.
 fn step_command() -> String {
-    // The previous table (or none: then the revert drops provision's table) is kept for the
-    // revert; the new one goes live atomically; a detached guard (its own session: it outlives
-    // this script and a cut connection) reverts unless `armed` is gone or names a newer run.
-    format!(
-        "set -e\n\
-         d={STATE}\n\
-         mkdir -p \"$d\" && chmod 700 \"$d\"\n\
-         {{ echo 'table inet provision'; echo 'delete table inet provision'; nft list table inet provision 2>/dev/null || true; }} > \"$d/revert.nft\"\n\
-         nft -f /etc/nftables.conf\n\
-         token=\"$(date +%s%N)-$$\"\n\
-         echo \"$token\" > \"$d/armed\"\n\
-         setsid sh -c 'sleep {REVERT_SECS}; [ \"$(cat \"$1/armed\" 2>/dev/null)\" = \"$2\" ] || exit 0; nft -f \"$1/revert.nft\"; rm -f \"$1/armed\"; date > \"$1/reverted\"' guard \"$d\" \"$token\" < /dev/null > /dev/null 2>&1 &\n\
-         command -v systemctl > /dev/null && [ -d /run/systemd/system ] && systemctl enable --quiet nftables 2> /dev/null || true\n"
-    )
+    "if grep -qs '^table inet provision' /etc/nftables.conf; then\n\
+     \x20   nft -f /etc/nftables.conf || exit 1\n\
+     \x20   if command -v systemctl > /dev/null && [ -d /run/systemd/system ]; then systemctl enable --quiet nftables 2> /dev/null || true; fi\n\
+     else\n\
+     \x20   nft delete table inet provision 2> /dev/null || true\n\
+     fi\n"
+        .to_string()
 }
 
 /// Addresses of `hosts` split by family, as nftables writes them.
@@ -127,6 +115,7 @@ impl Component for Firewall {
             .checked_by("nftables");
         out.validator("nftables", "nft -c -f {root}/etc/nftables.conf", &[]);
         out.step(STEP, step_command(), None);
+        out.guarded(Handler::run(STEP), "the new firewall");
         Ok(())
     }
 

@@ -127,7 +127,7 @@ impl Component for Haproxy {
                 "/etc/haproxy",
                 Handler::reload("haproxy"),
                 "haproxy",
-            );
+            )?;
         }
         out.validator(
             "haproxy",

@@ -45,6 +45,7 @@ impl Component for Hardening {
         )
         .notify(Handler::reload(SSHD))
         .checked_by("sshd");
+        out.guarded(Handler::reload(SSHD), "sshd's new settings");
         // sshd -t reads the drop-in first (the first value of a setting wins), then the host's own
         // sshd_config (which includes the live drop-in too: the staged one still wins). It needs
         // its privilege separation directory: where sshd does not run (render --check on another

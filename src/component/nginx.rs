@@ -51,7 +51,7 @@ impl Component for Nginx {
         // Nginx is in front of everything else on a web host: TLS ends here unless load balancers
         // end it.
         if super::tls::on_web(cx.spec) {
-            super::tls::install(cx, out, "/etc/nginx", Handler::reload("nginx"), "nginx");
+            super::tls::install(cx, out, "/etc/nginx", Handler::reload("nginx"), "nginx")?;
         }
         out.validator(
             "nginx",

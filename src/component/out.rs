@@ -28,6 +28,8 @@ pub struct Cx<'a> {
     pub opts: &'a RenderOptions,
     /// Site-wide template values (every component's `context`) plus `host`.
     pub base: &'a tera::Context,
+    /// The site-wide values of `base` as JSON, without `host`.
+    pub values: &'a serde_json::Value,
     /// What the host has now (nothing in the first render, before the facts).
     pub now: &'a dyn crate::render::Now,
 }
@@ -115,6 +117,15 @@ impl<'a> Out<'a> {
             component: self.component.to_string(),
             command: command.into(),
             irreversible: irreversible.map(str::to_string),
+        });
+    }
+
+    /// `h` puts live what can lock the operator out (`what`: `the new firewall`): a generation
+    /// that runs it is rolled back by the host itself unless a new SSH connection confirms it.
+    pub fn guarded(&mut self, h: Handler, what: &str) {
+        self.d.guarded.push(crate::desired::Guarded {
+            handler: h,
+            what: what.to_string(),
         });
     }
 

@@ -11,6 +11,8 @@
 use super::{Cx, Out, SiteCx};
 use crate::desired::Handler;
 use crate::quote::shell_word;
+use crate::render::RenderError;
+use crate::secret::SecretKey;
 use crate::spec::{Role, Spec, Tls, TlsCert};
 use serde_json::{json, Map, Value};
 
@@ -71,17 +73,28 @@ pub fn context(site: &SiteCx, ctx: &mut Map<String, Value>) {
 /// directory of the server that ends TLS on this host; a change notifies `notify` and is read by
 /// `validator`. The user's certificate travels from the inventory; a self-signed one is made on the
 /// host (`openssl req`), its key never leaving it.
-pub fn install(cx: &Cx, out: &mut Out, dir: &str, notify: Handler, validator: &str) {
+pub fn install(
+    cx: &Cx,
+    out: &mut Out,
+    dir: &str,
+    notify: Handler,
+    validator: &str,
+) -> Result<(), RenderError> {
     let Some(tls) = &cx.spec.site.tls else {
-        return;
+        return Ok(());
     };
     let path = format!("{dir}/{}", file(cx.spec, tls));
     out.dir(format!("{dir}/tls")).mode(0o700);
     match &tls.cert {
         TlsCert::Provided(p) => {
             // A render without --reveal-secrets writes the placeholder instead of the key.
-            let key = cx.opts.secret("tls.key", &p.key);
-            let content = format!("{}\n{}", key.trim_end(), p.chain);
+            let Some(key) = cx.opts.secret(&cx.spec.secrets, SecretKey::TlsKey) else {
+                return Err(RenderError::Template {
+                    host: cx.host.name.clone(),
+                    message: "the inventory's certificate has no key registered (a bug)".into(),
+                });
+            };
+            let content = format!("{key}\n{}", p.chain);
             out.file(path, content)
                 .mode(0o600)
                 .sensitive()
@@ -104,4 +117,5 @@ pub fn install(cx: &Cx, out: &mut Out, dir: &str, notify: Handler, validator: &s
                 .checked_by(validator);
         }
     }
+    Ok(())
 }

@@ -174,6 +174,21 @@ fn release_change(t: &crate::tree::Tree, now: Option<&(String, String)>) -> Rele
     }
 }
 
+/// Why the host needs attention, with a guard still armed said too: until a new SSH connection
+/// confirms its generation, the host rolls it back by itself.
+fn attention(state: &crate::host_state::HostState) -> Option<String> {
+    let guard = state.guard.as_ref().map(|token| {
+        format!(
+            "generation {} waits for a new SSH connection to confirm it (apply makes one), or the host rolls it back by itself",
+            token.split('.').next().unwrap_or_default()
+        )
+    });
+    match (&state.attention, guard) {
+        (Some(a), Some(g)) => Some(format!("{a}; {g}")),
+        (a, g) => a.clone().or(g),
+    }
+}
+
 /// Builds one host's plan. `needs` are what the components read from their facts; `redactor`
 /// masks secrets in every diff.
 pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) -> HostPlan {
@@ -292,7 +307,7 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
         os: format!("{} {}", f.os_id, f.os_version),
         systemd: f.systemd,
         generation: f.state.current.clone(),
-        attention: f.state.attention.clone(),
+        attention: attention(&f.state),
         update_package_lists,
         install,
         changes,

@@ -1,13 +1,16 @@
 //! Saved plans, as Terraform users expect: `plan --out FILE` writes what apply would do on every
 //! selected host; `apply --plan FILE` plans again and runs only if the new plan makes exactly the same
 //! commitments (same host generation, same packages, same paths from the same shapes to the same
-//! shapes, same handlers). The file holds no secret and no plain hash of a file that holds one
-//! (those are keyed with the host's own key, see `host_state::keyed_digest`).
+//! shapes, same handlers). The file holds no secret (what it shows is masked like any output) and no
+//! plain hash of a file that holds one (those are keyed with the host's own key, see
+//! `host_state::keyed_digest`); it is written mode 0600 all the same.
 
 use super::HostPlan;
 use crate::render::manifest::sha256_hex;
+use crate::secret::Redactor;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::path::Path;
 
 pub const FORMAT: &str = "provision-plan/1";
 
@@ -74,7 +77,14 @@ fn body_checksum(p: &SavedPlan) -> String {
 }
 
 impl SavedPlan {
-    pub fn new(inventory: &str, created: u64, hosts: &[HostPlan]) -> SavedPlan {
+    /// The plan of `hosts`, every string of what is shown masked by `redactor` (before the
+    /// checksum, so the file stays whole).
+    pub fn new(
+        inventory: &str,
+        created: u64,
+        hosts: &[HostPlan],
+        redactor: &Redactor,
+    ) -> SavedPlan {
         let mut p = SavedPlan {
             format: FORMAT.into(),
             inventory: inventory.to_string(),
@@ -84,7 +94,7 @@ impl SavedPlan {
                 .map(|h| SavedHost {
                     host: h.host.clone(),
                     commitments: commitments(h),
-                    plan: serde_json::to_value(h).unwrap_or(Value::Null),
+                    plan: redactor.redact_json(serde_json::to_value(h).unwrap_or(Value::Null)),
                 })
                 .collect(),
             checksum: String::new(),
@@ -97,6 +107,25 @@ impl SavedPlan {
         let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
         s.push('\n');
         s
+    }
+
+    /// Writes the plan to `path` as a file only its owner can read, made so from the start (an
+    /// earlier regular file there is replaced, not rewritten, so its mode does not carry over).
+    /// Anything else (a pipe, `/dev/stdout`) is written to as it is.
+    pub fn write_private(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+            std::fs::remove_file(path)?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        f.write_all(self.to_json().as_bytes())?;
+        f.flush()
     }
 
     pub fn from_json(text: &str, file: &str) -> Result<SavedPlan, PlanFileError> {
@@ -261,6 +290,20 @@ mod tests {
             .unwrap_err()
             .0
             .contains("not a readable plan"));
+    }
+
+    #[test]
+    fn a_plan_file_is_made_private_and_replaces_a_readable_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        saved().write_private(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(SavedPlan::from_json(&text, "f").is_ok());
     }
 
     #[test]

@@ -11,15 +11,10 @@ pub mod tree;
 use crate::component::{Cx, Out, Registry, SiteCx};
 use crate::desired::Desired;
 use crate::release::{Release, SUPPORTED};
+use crate::secret::SecretKey;
 use crate::spec::{Host, Spec};
 use serde_json::{json, Map};
 use templates::Templates;
-
-/// What a secret is replaced with unless secrets are revealed. Visible on purpose: a reader of a
-/// rendered file sees at once that something was withheld, and from where.
-pub fn placeholder(key: &str) -> String {
-    format!("<secret {key} hidden: render with --reveal-secrets>")
-}
 
 pub struct RenderOptions {
     pub reveal_secrets: bool,
@@ -28,13 +23,10 @@ pub struct RenderOptions {
 }
 
 impl RenderOptions {
-    /// The real value of a secret, or its visible placeholder when secrets are not revealed.
-    pub fn secret(&self, key: &str, s: &crate::secret::Secret) -> String {
-        if self.reveal_secrets {
-            s.expose().to_string()
-        } else {
-            placeholder(key)
-        }
+    /// What a template is given for the inventory's secret `key` (see `Secrets::shown`): its value,
+    /// or its visible placeholder when secrets are not revealed; `None` when there is none.
+    pub fn secret(&self, secrets: &crate::secret::Secrets, key: SecretKey) -> Option<String> {
+        secrets.shown(key, self.reveal_secrets)
     }
 }
 
@@ -57,6 +49,23 @@ impl std::fmt::Display for RenderError {
 }
 
 impl std::error::Error for RenderError {}
+
+impl RenderError {
+    /// The same error with every secret masked: a template's error may quote the value it failed
+    /// on, and a render for a host or a check holds the real ones.
+    pub fn redacted(self, redactor: &crate::secret::Redactor) -> RenderError {
+        match self {
+            RenderError::Template { host, message } => RenderError::Template {
+                host,
+                message: redactor.redact(&message),
+            },
+            RenderError::Release { host, message } => RenderError::Release {
+                host,
+                message: redactor.redact(&message),
+            },
+        }
+    }
+}
 
 /// What a host has now, as far as rendering it depends on that: a zone file's serial, the network
 /// interface a floating address goes on. Rendering runs once without it (for the facts probe) and
@@ -101,7 +110,17 @@ pub struct Renderer<'a> {
     spec: &'a Spec,
     templates: &'a Templates,
     opts: &'a RenderOptions,
-    bases: Vec<(Release, tera::Context)>,
+    bases: Vec<Base>,
+    /// Finds the secrets of the inventory in rendered files (see `mark_secret_files`).
+    redactor: crate::secret::Redactor,
+}
+
+/// The site-wide template values of one release: as a tera context, and as JSON (what a check
+/// renders a user's template again from, with other secrets: see `component::app`).
+struct Base {
+    release: Release,
+    context: tera::Context,
+    values: serde_json::Value,
 }
 
 impl<'a> Renderer<'a> {
@@ -113,7 +132,16 @@ impl<'a> Renderer<'a> {
     ) -> Renderer<'a> {
         let bases = SUPPORTED
             .into_iter()
-            .map(|release| (release, base_context(registry, spec, opts, release)))
+            .map(|release| {
+                let values = base_values(registry, spec, opts, release);
+                let context =
+                    tera::Context::from_serialize(&values).unwrap_or_else(|_| tera::Context::new());
+                Base {
+                    release,
+                    context,
+                    values,
+                }
+            })
             .collect();
         Renderer {
             registry,
@@ -121,16 +149,15 @@ impl<'a> Renderer<'a> {
             templates,
             opts,
             bases,
+            redactor: spec.secrets.redactor(),
         }
     }
 
-    fn base(&self, release: Release) -> &tera::Context {
-        &self
-            .bases
+    fn base(&self, release: Release) -> &Base {
+        self.bases
             .iter()
-            .find(|(r, _)| *r == release)
+            .find(|b| b.release == release)
             .unwrap_or(&self.bases[0])
-            .1
     }
 
     /// One host, for `release`, knowing what `now` says of the host.
@@ -140,11 +167,9 @@ impl<'a> Renderer<'a> {
         release: Release,
         now: &dyn Now,
     ) -> Result<Desired, RenderError> {
-        let mut base = self.base(release).clone();
-        base.insert(
-            "host",
-            &json!({ "name": host.name, "public_address": host.public_address.to_string() }),
-        );
+        let site = self.base(release);
+        let mut base = site.context.clone();
+        base.insert("host", &host_values(host));
         let cx = Cx {
             spec: self.spec,
             host,
@@ -152,6 +177,7 @@ impl<'a> Renderer<'a> {
             templates: self.templates,
             opts: self.opts,
             base: &base,
+            values: &site.values,
             now,
         };
         let mut d = Desired::new(&host.name);
@@ -179,10 +205,27 @@ impl<'a> Renderer<'a> {
                 }
             }
         }
+        self.mark_secret_files(&mut d);
         d.order = components.iter().map(|c| c.name().to_string()).collect();
         d.packages.sort();
         d.packages.dedup();
         Ok(d)
+    }
+
+    /// A file that holds a secret is sensitive whichever template wrote it (a user's override
+    /// too): masked in diffs, never hashed plainly in a plan.
+    fn mark_secret_files(&self, d: &mut Desired) {
+        for p in &mut d.paths {
+            if let crate::desired::PathState::File {
+                content, sensitive, ..
+            } = &mut p.state
+            {
+                if !*sensitive {
+                    let text = String::from_utf8_lossy(content);
+                    *sensitive = self.spec.secrets.held_in(&self.redactor, &text);
+                }
+            }
+        }
     }
 
     /// Every host of the inventory, each for `release(host)`, knowing what `now(host)` says.
@@ -206,7 +249,8 @@ impl<'a> Renderer<'a> {
             release,
             templates: self.templates,
             opts: self.opts,
-            base: self.base(release),
+            base: &self.base(release).context,
+            values: &self.base(release).values,
             now: &Unknown,
         };
         f(&cx)
@@ -218,13 +262,18 @@ pub fn release_of(host: &Host, default: Release) -> Release {
     host.release.unwrap_or(default)
 }
 
+/// `host` in the templates: the host being rendered.
+pub fn host_values(host: &Host) -> serde_json::Value {
+    json!({ "name": host.name, "public_address": host.public_address.to_string() })
+}
+
 /// Site-wide template values for one release: `site` and every component's own.
-fn base_context(
+fn base_values(
     registry: &Registry,
     spec: &Spec,
     opts: &RenderOptions,
     release: Release,
-) -> tera::Context {
+) -> serde_json::Value {
     let site = &spec.site;
     let mut values = Map::new();
     values.insert(
@@ -249,6 +298,62 @@ fn base_context(
     for c in registry.all() {
         c.context(&cx, &mut values);
     }
-    tera::Context::from_serialize(&serde_json::Value::Object(values))
-        .unwrap_or_else(|_| tera::Context::new())
+    serde_json::Value::Object(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::PathState;
+
+    fn nginx_conf_is_sensitive(templates: &Templates, reveal: bool) -> bool {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/inventories/lemp.toml"
+        ));
+        let spec = crate::spec::load(path, &crate::spec::SystemSources).unwrap();
+        let registry = Registry::standard();
+        let opts = RenderOptions {
+            reveal_secrets: reveal,
+            today: 20261123,
+        };
+        let d = Renderer::new(&registry, &spec, templates, &opts)
+            .host(&spec.hosts[0], crate::release::CURRENT_STABLE, &Unknown)
+            .unwrap();
+        let p = d
+            .paths
+            .iter()
+            .find(|p| p.path == "/etc/nginx/nginx.conf")
+            .unwrap();
+        matches!(
+            p.state,
+            PathState::File {
+                sensitive: true,
+                ..
+            }
+        )
+    }
+
+    #[test]
+    fn a_file_a_template_override_writes_a_secret_into_is_sensitive() {
+        let stock = Templates::load(None).unwrap();
+        assert!(!nginx_conf_is_sensitive(&stock, true));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("nginx")).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/nginx/nginx.conf"
+        ))
+        .unwrap();
+        std::fs::write(
+            dir.path().join("nginx/nginx.conf"),
+            text + "# {{ db.password | upper }} {{ app.salt }}\n",
+        )
+        .unwrap();
+        let overridden = Templates::load(Some(dir.path())).unwrap();
+        // Found by the salt's value (the password's form here is one no filter makes), and in a
+        // render without values by its placeholder.
+        assert!(nginx_conf_is_sensitive(&overridden, true));
+        assert!(nginx_conf_is_sensitive(&overridden, false));
+    }
 }

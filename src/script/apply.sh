@@ -5,7 +5,8 @@
 # that changes the host holds it until the last change is done.
 #
 # State, all under $P: lock (flock), lock.info, pending (handlers still to run), seq, current (the
-# newest generation), attention (why the host needs a look), generations/<id>/{info,status,swapped,
+# newest generation), attention (why the host needs a look), guard (the token of a generation
+# waiting for a new SSH connection to confirm it), generations/<id>/{info,status,swapped,
 # files/,services,ran,steps/<name>}, stage/<run>/ (the staged tree validators read), run/ (scripts, logs).
 #
 # Failing: every failure goes through `fail`. Before this run opens its generation (`changing`)
@@ -469,6 +470,7 @@ abort() {
     ev_phase rollback
     undo "$B"
     restore_services "$B"
+    guard_drop "$G"
     if [ -n "$FAILED" ]; then
         echo rollback-failed > "$B/status"
         printf '%s %s failed (%s) and its rollback could not restore:%s\n' "$KIND" "$G" "$1" "$FAILED" > "$P/attention"
@@ -587,6 +589,7 @@ rollback() {
     ev_phase reload
     # shellcheck disable=SC2086
     restore_services $dirs
+    guard_drop "$@"
     for g in "$@"; do echo rolled-back > "$P/generations/$g/status"; done
     if [ -n "$FAILED" ]; then
         # Recorded as it is: undoing the rollback as well would not bring back a known-good host.
@@ -630,4 +633,58 @@ finish() {
     [ -z "$B" ] || echo applied > "$B/status"
     prune "$1"
     ev_done
+}
+
+# guard_arm SECS PROGRAM: this generation puts live what can lock the operator out (a ruleset,
+# sshd's settings). Unless a new SSH connection confirms it first (it removes $P/guard while it
+# still holds this run's token), a detached guard running PROGRAM rolls the generation back SECS
+# seconds after this run ends, whenever that is (a slow step after the ruleset, a killed
+# controller), and the host then needs attention.
+guard_arm() {
+    token="$G.$(date +%s%N).$$"
+    f="$P/run/guard.$token"
+    cp "$2" "$f.sh" && printf '%s\n' "$token" > "$P/guard.new" && mv -f "$P/guard.new" "$P/guard" \
+        || fail "cannot arm the guard of $G"
+    setsid sh "$f.sh" "$f" "$$" "$token" "$1" < /dev/null >> "$f.log" 2>&1 9>&- &
+    ev_guard "$token"
+}
+
+# guard_drop GEN...: a guard armed for one of these generations has nothing left to guard (they
+# were undone).
+guard_drop() {
+    armed=
+    { read -r armed < "$P/guard"; } 2> /dev/null
+    for g in "$@"; do
+        [ -n "$armed" ] && [ "${armed%%.*}" = "$g" ] && rm -f "$P/guard"
+    done
+    return 0
+}
+
+# guard_watch PID TOKEN SECS KEEP: the guard (its variables are global, as all are here: names
+# the functions it calls do not use). Waits for the apply (PID) to end, then SECS; still
+# armed with TOKEN then, it rolls its generation back under the host lock and says so in the
+# attention mark. A later generation on top of it is not undone: the host is only marked.
+guard_watch() {
+    while kill -0 "$1" 2> /dev/null; do sleep 1; done
+    sleep "$3"
+    armed=
+    { read -r armed < "$P/guard"; } 2> /dev/null
+    [ "$armed" = "$2" ] || exit 0
+    take_lock 3600 "$WHO"
+    armed=
+    { read -r armed < "$P/guard"; } 2> /dev/null
+    [ "$armed" = "$2" ] || exit 0
+    guarded=${2%%.*}
+    now=
+    { read -r now < "$P/current"; } 2> /dev/null
+    why="no new SSH connection confirmed $guarded within $3 s after its apply ended (a firewall or sshd setting that refuses new logins, or the controller was stopped)"
+    if [ "$now" != "$guarded" ]; then
+        rm -f "$P/guard"
+        printf '%s; %s is newer, so the guard did not roll back: check that new SSH logins get through\n' "$why" "$now" > "$P/attention"
+        ev_done
+        exit 0
+    fi
+    rollback "the guard of $guarded: $why" "$guarded"
+    finish "$4"
+    printf 'the guard rolled back %s at %s: %s; look at the host, then apply again\n' "$guarded" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$why" > "$P/attention"
 }

@@ -360,6 +360,19 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
     }
     if !plan.steps.is_empty() {
         let _ = writeln!(s, "ev_phase reload\nchanging apply {summary}");
+        // Armed before the first handler: what can lock the operator out goes live only guarded.
+        if !d
+            .guarded_by(plan.steps.iter().map(|st| &st.handler))
+            .is_empty()
+        {
+            let _ = writeln!(
+                s,
+                "guard_arm {} \"$RUN.p{}\"",
+                host_state::GUARD_SECS,
+                payloads.len()
+            );
+            payloads.push(guard_program().into_bytes());
+        }
         for st in &plan.steps {
             if let Target::Service(name) = &st.handler.target {
                 let _ = writeln!(s, "remember_service {}", q(name));
@@ -400,6 +413,17 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
     }
     let _ = writeln!(s, "finish {}", host_state::KEEP);
     script_with(runner, &s, &payloads)
+}
+
+/// The guard a guarded generation leaves behind on the host (`apply.sh`'s `guard_arm` starts it
+/// detached, with its run's path prefix, the apply's pid, its token and its seconds): the library
+/// and one call. It holds no secret: file contents travel only in the apply script.
+fn guard_program() -> String {
+    format!(
+        "#!/bin/sh\n{}{LIBRARY}\n{PROGRAM}\nRUN=$1\nWHO=\"guard of $3\"\nguard_watch \"$2\" \"$3\" \"$4\" {}\n",
+        protocol::shell_functions(),
+        host_state::KEEP
+    )
 }
 
 /// Handlers to do are recorded before anything goes live: a run cut off after this point has them

@@ -63,6 +63,9 @@ pub enum Event {
     Busy(String),
     /// The host is not as the plan saw it; nothing was changed.
     Stale(String),
+    /// The run armed a guard with this token: only a new SSH connection that disarms it keeps the
+    /// generation (see `apply.sh`'s `guard_arm`).
+    Guard(String),
     /// The run finished.
     Done,
 }
@@ -80,6 +83,7 @@ impl Event {
             Event::Fail(a) => ("fail", a.as_str()),
             Event::Busy(a) => ("busy", a.as_str()),
             Event::Stale(a) => ("stale", a.as_str()),
+            Event::Guard(a) => ("guard", a.as_str()),
             Event::Done => ("done", ""),
         };
         format!("@{tag} {arg}")
@@ -87,7 +91,7 @@ impl Event {
 }
 
 /// (tag, shell function) for every event.
-const TAGS: [(&str, &str); 9] = [
+const TAGS: [(&str, &str); 10] = [
     ("phase", "ev_phase"),
     ("gen", "ev_gen"),
     ("out", "ev_out"),
@@ -96,6 +100,7 @@ const TAGS: [(&str, &str); 9] = [
     ("fail", "ev_fail"),
     ("busy", "ev_busy"),
     ("stale", "ev_stale"),
+    ("guard", "ev_guard"),
     ("done", "ev_done"),
 ];
 
@@ -120,6 +125,7 @@ pub fn parse(line: &str) -> Option<Event> {
         "fail" => Event::Fail(arg),
         "busy" => Event::Busy(arg),
         "stale" => Event::Stale(arg),
+        "guard" => Event::Guard(arg),
         "done" => Event::Done,
         _ => return None,
     })
@@ -132,7 +138,7 @@ mod tests {
     #[test]
     fn every_event_the_shell_prints_parses_back() {
         let script = format!(
-            "{}ev_phase swap\nev_gen G000001-x\nev_out 'a b'\nev_did reload nginx\nev_note n\nev_fail f\nev_busy b\nev_stale s\nev_done\n",
+            "{}ev_phase swap\nev_gen G000001-x\nev_out 'a b'\nev_did reload nginx\nev_note n\nev_fail f\nev_busy b\nev_stale s\nev_guard G000001-x.1.2\nev_done\n",
             shell_functions()
         );
         let out = std::process::Command::new("sh")
@@ -153,6 +159,7 @@ mod tests {
             Event::Fail("f".into()),
             Event::Busy("b".into()),
             Event::Stale("s".into()),
+            Event::Guard("G000001-x.1.2".into()),
             Event::Done,
         ];
         assert_eq!(events, want);

@@ -7,6 +7,7 @@ use super::{App, AppConfig, AppFile, AppOptions};
 use crate::error::shown;
 use crate::inventory::{RawApp, RawSite};
 use crate::names::{parse_host_path, parse_local_path};
+use crate::secret::SecretKey;
 use std::io::Read;
 use std::path::Path;
 use toml::Spanned;
@@ -81,6 +82,20 @@ fn relative_dir(v: &str) -> Result<String, crate::error::Allowed> {
 }
 
 impl Checker<'_> {
+    /// A secret of the site's own for the application's keys and salts (WordPress's `AUTH_KEY`...):
+    /// stable across deploys and hosts, derived from the database password (HMAC-SHA256 over the
+    /// domain), so the inventory needs no second secret. Registered like the password it comes from.
+    pub(super) fn app_salt(&mut self, domain: &crate::names::DomainName) {
+        let Some(pw) = self.secrets.get(SecretKey::DatabasePassword) else {
+            return;
+        };
+        let salt = pw.derive(
+            &[b"provision app salt\0", domain.as_str().as_bytes()],
+            "derived from database.password".into(),
+        );
+        self.secrets.insert(SecretKey::AppSalt, salt);
+    }
+
     /// The application: `[site.app]`, or the older `site.app_dir`, or the demo page.
     pub(super) fn app(
         &mut self,
@@ -124,6 +139,9 @@ impl Checker<'_> {
         }
         let options = self.app_options(a);
         let (source, options) = (source?, options?);
+        if !self.configs_not_served(a, &options) {
+            return None;
+        }
         if let (App::Files(files), Some(public)) = (&source, &options.public) {
             if !files
                 .iter()
@@ -277,6 +295,28 @@ impl Checker<'_> {
             php,
             configs,
         })
+    }
+
+    /// A config file holds what its template writes (the database password, the salt): one in the
+    /// directory the web server serves would be sent as it is, unless it is PHP, which the web
+    /// server hands to PHP in every stack. Whether true; each refusal recorded.
+    fn configs_not_served(&mut self, a: &RawApp, o: &AppOptions) -> bool {
+        let mut ok = true;
+        for (i, (raw, c)) in a.config.iter().zip(&o.configs).enumerate() {
+            if o.served_at(&c.path).is_none() || c.path.ends_with(".php") {
+                continue;
+            }
+            let served = match &o.public {
+                None => "the release itself: site.app.public is not set".to_string(),
+                Some(p) => format!("site.app.public = {}", shown(p)),
+            };
+            self.fail(raw.path.span(), &format!("site.app.config[{i}].path"), format!(
+                "found {}, inside the directory the web server serves ({served}), which would send the file as it is, secrets included; allowed: a path outside the served directory (with site.app.public set to the application's web directory, like \"public\", a path beside it), or a \".php\" file, which PHP runs instead of sending",
+                shown(&c.path)
+            ));
+            ok = false;
+        }
+        ok
     }
 
     /// A config template: read, and parsed once so a syntax mistake is named here.

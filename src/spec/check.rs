@@ -6,6 +6,7 @@ use super::sources::{FileKey, Sources};
 use super::Spec;
 use crate::error::{shown, SourceMap, SpecError};
 use crate::inventory::RawInventory;
+use crate::secret::Secrets;
 use crate::spec::reader::Bounds;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ pub(super) struct Checker<'a> {
     /// The inventory's directory: relative paths in it are relative to this.
     base: PathBuf,
     inventory: PathBuf,
+    /// The secrets read so far, each registered as it is read.
+    pub secrets: Secrets,
 }
 
 /// A file the inventory names that must never be deployed as part of the application: a password
@@ -43,6 +46,7 @@ impl<'a> Checker<'a> {
             sources,
             base,
             inventory: inventory.to_path_buf(),
+            secrets: Secrets::default(),
         }
     }
 
@@ -125,6 +129,9 @@ impl<'a> Checker<'a> {
             (Some(_), None) => None,
             (None, _) => Some(None),
         };
+        if let Some(site) = &site {
+            self.app_salt(&site.domain);
+        }
         let warnings = std::mem::take(&mut self.warnings);
         Some(Spec {
             source: path.to_path_buf(),
@@ -136,6 +143,7 @@ impl<'a> Checker<'a> {
             backup: backup?,
             hardening: hardening?,
             hosts: hosts?,
+            secrets: std::mem::take(&mut self.secrets),
             warnings,
         })
     }

@@ -7,7 +7,7 @@ use super::{Database, Replication};
 use crate::error::shown;
 use crate::inventory::{RawDatabase, RawHost};
 use crate::names::*;
-use crate::secret::{check_secret_value, Secret};
+use crate::secret::{check_secret_value, Secret, SecretKey};
 use std::ops::Range;
 use toml::Spanned;
 
@@ -92,17 +92,15 @@ impl Checker<'_> {
                 "replication_password",
                 d.span.clone(),
             );
-            Some(Replication {
-                user: ruser?,
-                password: rpw?,
-            })
+            self.secrets.insert(SecretKey::ReplicationPassword, rpw?);
+            Some(Replication { user: ruser? })
         } else {
             None
         };
+        self.secrets.insert(SecretKey::DatabasePassword, password?);
         Some(Database {
             name: name?,
             user: user?,
-            password: password?,
             replication,
         })
     }

@@ -38,7 +38,7 @@ pub use sources::{
 use crate::error::{SourceMap, SpecError, SpecErrors};
 use crate::inventory::RawInventory;
 use crate::names::DomainName;
-use crate::secret::Secret;
+use crate::secret::Secrets;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -59,6 +59,9 @@ pub struct Spec {
     /// sshd, kernel and login defaults, security updates (`[hardening]`), when asked for.
     pub hardening: Option<Hardening>,
     pub hosts: Vec<Host>,
+    /// Every secret the inventory gives (passwords, a provided TLS key) or provision derives
+    /// (the application's salt): the one place templates read them from and the redactor knows.
+    pub secrets: Secrets,
     /// What is allowed but worth saying (an `lb` with one web host: nothing is redundant).
     pub warnings: Vec<SpecError>,
 }
@@ -172,6 +175,20 @@ impl Default for AppOptions {
     }
 }
 
+impl AppOptions {
+    /// The URL path at which the web server serves `path` (relative to the release): `None` when
+    /// it lies outside the served directory (the release, or its `public` subdirectory).
+    pub fn served_at(&self, path: &str) -> Option<String> {
+        match &self.public {
+            None => Some(format!("/{path}")),
+            Some(p) if path == p => Some("/".into()),
+            Some(p) => path
+                .strip_prefix(&format!("{p}/"))
+                .map(|rest| format!("/{rest}")),
+        }
+    }
+}
+
 /// A file of the application rendered from the user's template with the site's settings.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
@@ -216,14 +233,14 @@ impl AppFile {
 pub struct Database {
     pub name: String,
     pub user: String,
-    pub password: Secret,
+    /// Its password is `SecretKey::DatabasePassword` in `Spec::secrets`.
     pub replication: Option<Replication>,
 }
 
+/// Its password is `SecretKey::ReplicationPassword` in `Spec::secrets`.
 #[derive(Debug, Clone)]
 pub struct Replication {
     pub user: String,
-    pub password: Secret,
 }
 
 #[derive(Debug, Clone)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::secret::SecretKey;
 use std::collections::HashMap;
 
 mod files;
@@ -98,7 +99,11 @@ fn the_good_inventory_parses_with_defaults() {
     assert_eq!(s.site.document_root, "/var/www/foobar.com");
     assert_eq!(s.site.php_version, None);
     assert_eq!(s.hosts[0].ssh.user, "root");
-    assert_eq!(s.database.password.expose(), r#"p'a"s$s\w;o{r}d$(x)"#);
+    assert!(s
+        .secrets
+        .get(SecretKey::DatabasePassword)
+        .unwrap()
+        .is(r#"p'a"s$s\w;o{r}d$(x)"#));
     assert!(s.db_is_local());
 }
 
@@ -193,7 +198,11 @@ fn a_secret_file_loses_one_trailing_newline_only() {
         .insert(PathBuf::from("./pw"), b" spaced $pw \n".to_vec());
     let text = GOOD.replace(r#"password_env = "DB_PW""#, r#"password_file = "pw""#);
     let s = Spec::parse(&text, Path::new("inv.toml"), &f).unwrap();
-    assert_eq!(s.database.password.expose(), " spaced $pw ");
+    assert!(s
+        .secrets
+        .get(SecretKey::DatabasePassword)
+        .unwrap()
+        .is(" spaced $pw "));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use super::check::Checker;
 use crate::error::shown;
 use crate::inventory::RawTls;
 use crate::names::parse_local_path;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretKey};
 use openssl::asn1::Asn1Time;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::{X509Ref, X509VerifyResult, X509};
@@ -35,12 +35,12 @@ pub enum TlsCert {
     Provided(Provided),
 }
 
+/// The user's certificate. Its private key is `SecretKey::TlsKey` in `Spec::secrets`: only ever
+/// written into the host's key file, which is masked.
 #[derive(Debug, Clone)]
 pub struct Provided {
     /// The certificate, then its intermediates (PEM, as read).
     pub chain: String,
-    /// The private key (PEM): only ever written into the host's key file, which is masked.
-    pub key: Secret,
     /// SHA-256 of the certificate (DER), hex: how the plan and messages name it.
     pub fingerprint: String,
     /// When it expires, as OpenSSL prints it.
@@ -268,12 +268,15 @@ impl Checker<'_> {
             .map(|p| String::from_utf8_lossy(&p).into_owned())
             .collect();
         let key_pem = key.private_key_to_pem_pkcs8().ok()?;
+        // Without its trailing newline: the file puts the chain on the next line, and the
+        // redactor's mask of the whole key then leaves that line as it is.
+        let key_pem = String::from_utf8_lossy(&key_pem).trim_end().to_string();
+        self.secrets.insert(
+            SecretKey::TlsKey,
+            Secret::new(key_pem, format!("file {kp}")),
+        );
         Some(Provided {
             chain: chain_pem,
-            key: Secret::new(
-                String::from_utf8_lossy(&key_pem).into_owned(),
-                format!("file {kp}"),
-            ),
             fingerprint: crate::render::manifest::sha256_hex(&der),
             not_after,
         })

@@ -31,13 +31,24 @@ pub struct OpenSshTransport {
     target: String,
     /// Where the jump hosts' ssh writes what it says (see `connect`).
     proxy_errors: Option<PathBuf>,
-    /// The master's control socket: commands go through it directly while a master is up.
-    socket: PathBuf,
+    /// The master's control socket: commands go through it directly while a master is up. None
+    /// for a connection that must be new (`connect_new`).
+    socket: Option<PathBuf>,
     stats: Stats,
 }
 
 impl OpenSshTransport {
     pub fn connect(ssh: &Ssh, policy: HostKeyPolicy, persist_secs: u32) -> Result<Self> {
+        Self::open(ssh, policy, Some(persist_secs))
+    }
+
+    /// The same way to the host, but every command over a new connection of its own: no master is
+    /// used or left behind. What proves that a new login still gets through.
+    pub fn connect_new(ssh: &Ssh, policy: HostKeyPolicy) -> Result<Self> {
+        Self::open(ssh, policy, None)
+    }
+
+    fn open(ssh: &Ssh, policy: HostKeyPolicy, persist_secs: Option<u32>) -> Result<Self> {
         let plain = format!("{}@{}:{}", ssh.user, ssh.address, ssh.port);
         let err = |e: String| TransportError(format!("{plain}: {e}"));
         let config = route::config_for(ssh).map_err(|e| err(e.to_string()))?;
@@ -57,34 +68,46 @@ impl OpenSshTransport {
         if proxy_errors.is_some() {
             args = hop_args(&hops, last, policy, proxy_errors.as_deref());
         }
-        args.extend(
-            [
+        let control = match persist_secs {
+            Some(secs) => vec![
                 "ControlMaster=auto".to_string(),
                 // ssh expands `%` here, and splits the value at blanks outside quotes.
                 format!(
                     "ControlPath=\"{}\"",
                     socket.display().to_string().replace('%', "%%")
                 ),
-                format!("ControlPersist={persist_secs}s"),
-            ]
-            .into_iter()
-            .flat_map(|o| ["-o".to_string(), o]),
+                format!("ControlPersist={secs}s"),
+            ],
+            None => vec![
+                "ControlMaster=no".to_string(),
+                "ControlPath=none".to_string(),
+            ],
+        };
+        args.extend(control.into_iter().flat_map(|o| ["-o".to_string(), o]));
+        let mut target = format!(
+            "{} ({})",
+            hops[last].describe(),
+            if persist_secs.is_some() {
+                "--ssh-reuse"
+            } else {
+                "--ssh-reuse, a new connection"
+            }
         );
-        let mut target = format!("{} (--ssh-reuse)", hops[last].describe());
         if last > 0 {
             let via: Vec<String> = hops[..last].iter().map(Hop::describe).collect();
             target = format!("{target} via {}", via.join(", "));
         }
         // Whether a master is up already (its socket is there; a stale one, of a master that was
         // killed, is replaced by ssh): only then is nothing connected for this run.
-        let live = std::fs::symlink_metadata(&socket)
-            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
+        let live = persist_secs.is_some()
+            && std::fs::symlink_metadata(&socket)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
         Ok(OpenSshTransport {
             args,
             host,
             target,
             proxy_errors,
-            socket,
+            socket: persist_secs.map(|_| socket),
             stats: Stats {
                 connections: if live { 0 } else { hops.len() as u32 },
                 channels: 0,
@@ -240,10 +263,13 @@ impl Transport for OpenSshTransport {
         // as the ssh2 transport runs it (the login shell's `-c`, stderr and stdout merged: the
         // master writes both to one pipe).
         let mut output = Vec::new();
-        let through_master = mux::run(&self.socket, command, stdin, &mut |r| {
-            output = read_lines(r, on_line)?;
-            Ok(())
-        });
+        let through_master = match &self.socket {
+            Some(socket) => mux::run(socket, command, stdin, &mut |r| {
+                output = read_lines(r, on_line)?;
+                Ok(())
+            }),
+            None => Err(MuxError::NoMaster),
+        };
         match through_master {
             Ok(status) => {
                 return Ok(Output {

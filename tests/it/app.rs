@@ -89,7 +89,13 @@ fn body(addr: &str) -> String {
 }
 
 /// A copy of a one-host lab inventory for a host of the test's own (name, address), started fresh.
-fn stack_host(dir: &Path, base: &str, from: &str, name: &str, addr: &str) -> std::path::PathBuf {
+pub fn stack_host(
+    dir: &Path,
+    base: &str,
+    from: &str,
+    name: &str,
+    addr: &str,
+) -> std::path::PathBuf {
     let text = std::fs::read_to_string(root().join(base)).unwrap();
     let old_name = text
         .lines()

@@ -719,7 +719,7 @@ fn a_given_certificate_renders_and_its_key_stays_out_of_the_manifest() {
     let pem = std::fs::read_to_string(&file).unwrap();
     assert!(
         !pem.contains("PRIVATE KEY")
-            && pem.contains("<secret tls.key hidden")
+            && pem.contains("<secret site.tls.key hidden")
             && pem.contains("BEGIN CERTIFICATE"),
         "{pem}"
     );

@@ -180,3 +180,13 @@ pub fn own_host(
     lab(&["up", &p.to_string_lossy()]);
     p
 }
+
+/// A copy of the template `name` with `edit` applied, in a templates directory under `dir`.
+pub fn template_override(dir: &Path, name: &str, edit: &dyn Fn(String) -> String) {
+    let orig = std::fs::read_to_string(root().join("templates").join(name)).unwrap();
+    let edited = edit(orig.clone());
+    assert_ne!(orig, edited, "the edit of {name} changes nothing");
+    let to = dir.join(name);
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::write(to, edited).unwrap();
+}

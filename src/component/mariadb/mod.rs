@@ -15,6 +15,7 @@ use super::{Component, Cx, Need, Out, SiteCx};
 use crate::desired::Handler;
 use crate::quote::sql_string;
 use crate::render::RenderError;
+use crate::secret::SecretKey;
 use crate::spec::{App, Host, Role, Spec};
 use serde_json::{json, Map, Value};
 
@@ -182,17 +183,15 @@ impl Component for Primary {
     fn context(&self, site: &SiteCx, ctx: &mut Map<String, Value>) {
         let spec = site.spec;
         let repl = spec.database.replication.as_ref();
-        let secret = |key: &str, s: &crate::secret::Secret| site.opts.secret(key, s);
+        let secret = |key| site.opts.secret(&spec.secrets, key).unwrap_or_default();
         ctx.insert(
             "db".into(),
             json!({
                 "name": spec.database.name,
                 "user": spec.database.user,
-                "password": secret("database.password", &spec.database.password),
+                "password": secret(SecretKey::DatabasePassword),
                 "replication_user": repl.map(|r| r.user.clone()).unwrap_or_default(),
-                "replication_password": repl
-                    .map(|r| secret("database.replication_password", &r.password))
-                    .unwrap_or_default(),
+                "replication_password": secret(SecretKey::ReplicationPassword),
             }),
         );
     }

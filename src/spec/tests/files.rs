@@ -284,5 +284,5 @@ fn a_password_file_under_the_home_directory_is_found_there() {
         .insert(PathBuf::from("/home/u/.db-pw"), b"pw\n".to_vec());
     let text = GOOD.replace(r#"password_env = "DB_PW""#, r#"password_file = "~/.db-pw""#);
     let s = Spec::parse(&text, Path::new("inv.toml"), &f).unwrap();
-    assert_eq!(s.database.password.expose(), "pw");
+    assert!(s.secrets.get(SecretKey::DatabasePassword).unwrap().is("pw"));
 }
