@@ -135,7 +135,7 @@ fn switch(
     for conn in conns.iter_mut().skip(1) {
         let state = run(
             conn,
-            switchover::state_command(),
+            switchover::state_command(ctx.spec),
             "the database server does not answer",
         )?;
         let promoted = conn.0.name == chosen.name;
@@ -218,7 +218,7 @@ fn switch(
     // 4. The old primary will follow it from its own last transaction.
     run(
         &mut conns[0],
-        switchover::demote_command(&frozen.binlog_pos),
+        switchover::demote_command(ctx.spec, &frozen.binlog_pos),
         "could not record the position the old primary follows from",
     )?;
     ui::line(&format!(

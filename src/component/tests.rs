@@ -179,6 +179,8 @@ fn a_replica_that_does_not_follow_its_primary_fails_the_check() {
             "Slave_IO_Running: Yes",
             "Slave_SQL_Running: Yes",
             "Seconds_Behind_Master: 0",
+            "Provision_Database: 1",
+            "Provision_Seeded: yes",
         ],
     );
     assert!(ok[0].0, "{ok:?}");

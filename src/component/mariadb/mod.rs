@@ -334,6 +334,13 @@ mod tests {
         s.lines().map(str::to_string).collect()
     }
 
+    /// The load-balanced example: a primary, a replica, two web hosts (database `foobar`).
+    pub(super) fn spec() -> Spec {
+        let path =
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lb.toml"));
+        crate::spec::load(path, &crate::spec::SystemSources).unwrap()
+    }
+
     #[test]
     fn a_converged_server_needs_nothing() {
         let f = DbFacts::parse(&lines(

@@ -35,9 +35,14 @@ fn sql(statements: &str) -> String {
     format!("mariadb -NB -e {}", shell_word(statements))
 }
 
-/// What a server says of itself: its variables, then its replication threads.
-pub fn state_command() -> String {
-    format!("{} && mariadb -e 'SHOW SLAVE STATUS\\G'", sql(STATE_SQL))
+/// What a server says of itself: its variables, then its replication threads and whether a seed
+/// finished on it (a replica whose copy may lack rows must not become the primary).
+pub fn state_command(spec: &crate::spec::Spec) -> String {
+    format!(
+        "{} && {}",
+        sql(STATE_SQL),
+        super::replica::state_command(spec)
+    )
 }
 
 /// Step 1, on the primary: no more writes (`read_only` waits for the transactions under way to
@@ -68,9 +73,14 @@ pub fn promote_command(primary_state: &str) -> String {
     ))
 }
 
-/// Step 4, on the old primary: it follows the new one from its own last transaction.
-pub fn demote_command(pos: &str) -> String {
-    sql(&format!("SET GLOBAL gtid_slave_pos = {};", sql_string(pos)))
+/// Step 4, on the old primary: it follows the new one from its own last transaction. It holds
+/// every row, so it counts as seeded: the apply that makes it a replica must not copy it again.
+pub fn demote_command(spec: &crate::spec::Spec, pos: &str) -> String {
+    format!(
+        "{} && touch {}",
+        sql(&format!("SET GLOBAL gtid_slave_pos = {};", sql_string(pos))),
+        shell_word(&super::replica::seed_marker(spec))
+    )
 }
 
 /// A GTID list as MariaDB prints it (`0-1-42,1-2-7`); anything else in an answer is refused
@@ -126,13 +136,13 @@ impl ServerState {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::lines;
+    use super::super::tests::{lines, spec};
     use super::*;
 
     #[test]
     fn a_servers_variables_and_threads_are_read_from_one_answer() {
         let s = ServerState::parse(&lines(
-            "read_only\t1\nlog_bin\t1\nlog_slave_updates\t1\nbinlog_pos\t0-17-42\nbinlog_state\t0-17-42,0-9-3\n*** 1. row ***\n Master_Host: 10.0.0.3\n Slave_IO_Running: Yes\n Slave_SQL_Running: Yes\n",
+            "read_only\t1\nlog_bin\t1\nlog_slave_updates\t1\nbinlog_pos\t0-17-42\nbinlog_state\t0-17-42,0-9-3\n*** 1. row ***\n Master_Host: 10.0.0.3\n Slave_IO_Running: Yes\n Slave_SQL_Running: Yes\n*** 1. row ***\nProvision_Database: 1\nProvision_Seeded: yes\n",
         ));
         assert!(s.read_only && s.log_bin && s.log_slave_updates);
         assert_eq!(s.binlog_pos, "0-17-42");
@@ -154,6 +164,19 @@ mod tests {
         assert_eq!(ServerState::parse(&lines("waited\t-1")).waited, Some(-1));
     }
 
+    /// A replica whose seed stopped half-way (no marker) lacks rows: promoting it would lose them.
+    #[test]
+    fn a_replica_whose_seed_did_not_finish_cannot_be_promoted() {
+        let s = ServerState::parse(&lines(
+            "read_only\t1\nlog_bin\t1\nlog_slave_updates\t1\n Master_Host: 10.0.0.3\n Slave_IO_Running: Yes\n Slave_SQL_Running: Yes\nProvision_Database: 1\n",
+        ));
+        assert!(s
+            .unfit_replica("10.0.0.3", true)
+            .unwrap()
+            .starts_with("no seed of the replica finished"));
+        assert!(state_command(&spec()).contains("Provision_Seeded"));
+    }
+
     #[test]
     fn only_gtid_lists_pass_from_one_step_to_the_next() {
         assert!(is_gtid_list(""));
@@ -166,10 +189,9 @@ mod tests {
 
     #[test]
     fn positions_reach_the_server_as_sql_strings_in_one_shell_word() {
-        assert_eq!(
-            demote_command("0-1-42"),
-            "mariadb -NB -e 'SET GLOBAL gtid_slave_pos = '\\''0-1-42'\\'';'"
-        );
+        assert!(demote_command(&spec(), "0-1-42").starts_with(
+            "mariadb -NB -e 'SET GLOBAL gtid_slave_pos = '\\''0-1-42'\\'';' && touch "
+        ));
         assert!(promote_command("0-1-42,0-2-3")
             .contains("RESET MASTER; SET GLOBAL gtid_binlog_state = '\\''0-1-42,0-2-3'\\''"));
     }
