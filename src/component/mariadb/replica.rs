@@ -9,10 +9,12 @@
 
 use super::{server, sql_path, IRREVERSIBLE, STEP};
 use crate::component::{Component, Cx, Need, Out};
-use crate::desired::Handler;
+use crate::desired::{Handler, HealthCheck};
+use crate::health::CheckFailed;
 use crate::quote::shell_word;
 use crate::render::RenderError;
 use crate::spec::Spec;
+use crate::transport::Output;
 
 pub struct Replica;
 pub static REPLICA: Replica = Replica;
@@ -61,7 +63,7 @@ fn step_command(spec: &Spec) -> String {
     )
 }
 
-/// What a replica says of itself, for its facts and `promote`: its replication
+/// What a replica says of itself, for its facts, its health check and `promote`: its replication
 /// threads, whether the database exists, and whether a seed finished on it (`ReplicaFacts`).
 pub fn state_command(spec: &Spec) -> String {
     format!(
@@ -92,7 +94,22 @@ impl Component for Replica {
         .sensitive()
         .notify(Handler::run(STEP));
         out.step(STEP, step_command(cx.spec), Some(IRREVERSIBLE));
+        out.check(HealthCheck::Remote {
+            host: cx.host.name.clone(),
+            component: self.name().into(),
+            what: format!(
+                "replication on {} from {}",
+                cx.host.name,
+                cx.spec.db_primary().name
+            ),
+            command: state_command(cx.spec),
+        });
         Ok(())
+    }
+
+    fn read_check(&self, spec: &Spec, answer: &Output) -> Result<String, CheckFailed> {
+        let lines: Vec<String> = answer.text().lines().map(str::to_string).collect();
+        ReplicaFacts::parse(&lines).check(&spec.db_primary().internal_address().to_string())
     }
 
     fn probe(&self, cx: &Cx) -> Option<String> {
@@ -140,6 +157,10 @@ pub struct ReplicaFacts {
     pub sql_running: String,
     pub seconds_behind: Option<u64>,
     pub last_error: Option<String>,
+    /// The primary's binary log position the IO thread has read up to, and the one the SQL thread
+    /// has applied (file, position): equal when it has replayed all it received.
+    pub read: (String, String),
+    pub applied: (String, String),
     /// The database exists on it.
     pub database: bool,
     /// A seed finished on it (its marker is there).
@@ -162,6 +183,10 @@ impl ReplicaFacts {
                 "Last_IO_Error" | "Last_SQL_Error" if !v.is_empty() => {
                     f.last_error = Some(v.to_string())
                 }
+                "Master_Log_File" => f.read.0 = v.to_string(),
+                "Read_Master_Log_Pos" => f.read.1 = v.to_string(),
+                "Relay_Master_Log_File" => f.applied.0 = v.to_string(),
+                "Exec_Master_Log_Pos" => f.applied.1 = v.to_string(),
                 "Provision_Database" => f.database = v == "1",
                 "Provision_Seeded" => f.seeded = v == "yes",
                 _ => {}
@@ -195,6 +220,27 @@ impl ReplicaFacts {
             Some(_) => None,
         }
     }
+
+    /// The health check: it follows `primary` with both threads running, and has replayed all it
+    /// received (what the IO thread read is what the SQL thread applied, no delay).
+    pub fn check(&self, primary: &str) -> Result<String, CheckFailed> {
+        if let Some(why) = self.reason(primary) {
+            return Err(CheckFailed(why));
+        }
+        if self.read != self.applied || self.seconds_behind != Some(0) {
+            return Err(CheckFailed(format!(
+                "not caught up: read {}:{}, applied {}:{}, {} s behind",
+                self.read.0,
+                self.read.1,
+                self.applied.0,
+                self.applied.1,
+                self.seconds_behind
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "?".into())
+            )));
+        }
+        Ok(format!("follows {primary}, caught up"))
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +256,7 @@ mod tests {
         let f = ReplicaFacts::parse(&lines(FOLLOWING));
         assert_eq!(f.seconds_behind, Some(0));
         assert_eq!(f.reason("10.0.0.3"), None);
+        assert_eq!(f.check("10.0.0.3").unwrap(), "follows 10.0.0.3, caught up");
     }
 
     #[test]
@@ -243,6 +290,7 @@ mod tests {
             .reason("10.0.0.3")
             .unwrap()
             .starts_with("no seed of the replica finished"));
+        assert!(halfway.check("10.0.0.3").is_err());
         // Killed before the replica followed anyone: the database is there, the marker is not.
         let unfollowed = ReplicaFacts::parse(&lines("*** 1. row ***\nProvision_Database: 1\n"));
         assert!(unfollowed
@@ -254,6 +302,22 @@ mod tests {
             &FOLLOWING.replace("Provision_Database: 1", "Provision_Database: 0"),
         ));
         assert!(gone.reason("10.0.0.3").is_some());
+    }
+
+    #[test]
+    fn a_replica_that_has_not_replayed_what_it_read_is_not_caught_up() {
+        let behind = ReplicaFacts::parse(&lines(
+            &FOLLOWING.replace("Exec_Master_Log_Pos: 1234", "Exec_Master_Log_Pos: 900"),
+        ));
+        assert_eq!(behind.reason("10.0.0.3"), None);
+        assert_eq!(
+            behind.check("10.0.0.3").unwrap_err().0,
+            "not caught up: read mysql-bin.000002:1234, applied mysql-bin.000002:900, 0 s behind"
+        );
+        let late = ReplicaFacts::parse(&lines(
+            &FOLLOWING.replace("Seconds_Behind_Master: 0", "Seconds_Behind_Master: 7"),
+        ));
+        assert!(late.check("10.0.0.3").is_err());
     }
 
     /// The seed writes its marker only after the load, and a seed that runs again replaces what
@@ -272,7 +336,7 @@ mod tests {
             c.starts_with(&format!("if ! [ -f {} ]", seed_marker(&spec))),
             "{c}"
         );
-        // The same command tells the facts and promote about the marker.
+        // The same command tells the facts, the health check and promote about the marker.
         assert!(state_command(&spec).contains(&seed_marker(&spec)));
     }
 }
