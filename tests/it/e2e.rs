@@ -1920,6 +1920,97 @@ fn a_seed_killed_mid_load_is_seeded_again_whole(inv: &str) {
     Run::new(&["plan", "-i", inv]).output().status(0);
 }
 
+/// `promote` holds every database server's lock from its first step to its last (issue 22): an
+/// apply started while the replica catches up is refused on the read-only primary, where it could
+/// have made it writable again. The replica is kept from catching up (a read lock on a table a
+/// write of the primary's goes to), so the switchover fails at step 2 and says what it left: the
+/// primary writable again, the inventory unchanged.
+fn an_apply_during_a_switchover_is_refused(inv: &str) {
+    use std::time::{Duration, Instant};
+    const PRIMARY: &str = "198.18.0.23";
+    const REPLICA: &str = "198.18.0.24";
+    let dir = tempfile::tempdir().unwrap();
+    let copy = inventory_copy(inv, dir.path(), &|t| t);
+    let original = std::fs::read_to_string(&copy).unwrap();
+    ssh(
+        PRIMARY,
+        "mariadb -e 'DROP TABLE IF EXISTS foobar.e2e_lock; CREATE TABLE foobar.e2e_lock (id INT PRIMARY KEY)'",
+    );
+    let start = Instant::now();
+    while !ssh(REPLICA, "mariadb -NBe 'SHOW TABLES FROM foobar'").contains("e2e_lock") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the table never reached db2"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut reader = ssh_to(REPLICA)
+        .arg("mariadb -e 'LOCK TABLES foobar.e2e_lock READ; SELECT SLEEP(30)'")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    ssh(
+        PRIMARY,
+        "mariadb -e 'INSERT INTO foobar.e2e_lock VALUES (1)'",
+    );
+    let promote = Run::new(&["promote", "-i"])
+        .arg(&copy)
+        .args(&["--host", "db2", "--catch-up", "10"])
+        .spawn();
+    let start = Instant::now();
+    while ssh(PRIMARY, "mariadb -NBe 'SELECT @@read_only'").trim() != "1" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "db1 never went read-only"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let apply = Run::new(&["apply", "-i"])
+        .arg(&copy)
+        .args(&["--host", "db1"])
+        .output();
+    let promoted = promote.wait_output();
+    let _ = reader.kill();
+    ssh(
+        REPLICA,
+        "for id in $(mariadb -NBe \"SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP%'\"); do mariadb -e \"KILL $id\"; done",
+    );
+    let _ = reader.wait();
+    eprintln!(
+        "an apply during a switchover: exit {}: {}\npromote: exit {}: {}",
+        apply.code(),
+        apply.stderr().trim(),
+        promoted.code(),
+        promoted.stderr().trim()
+    );
+    let said = apply.stderr();
+    apply.status(1);
+    assert!(
+        said.contains("another apply holds the lock on this host"),
+        "{said}"
+    );
+    let said = format!("{}{}", promoted.stdout(), promoted.stderr());
+    promoted.status(1);
+    assert!(
+        said.contains("db2: did not catch up within 10 s; nothing else was changed; db1 is writable again; the inventory is unchanged"),
+        "{said}"
+    );
+    assert_eq!(
+        ssh(PRIMARY, "mariadb -NBe 'SELECT @@read_only'").trim(),
+        "0"
+    );
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), original);
+    ssh(PRIMARY, "mariadb -e 'DROP TABLE foobar.e2e_lock'");
+    Run::new(&["apply", "-i", inv]).output().status(0);
+    Run::new(&["plan", "-i", inv]).output().status(0);
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_lb_an_apply_during_a_switchover_is_refused() {
+    an_apply_during_a_switchover_is_refused(lab_lb_converged());
+}
+
 /// The lab-lb hosts up and converged, for the tests that start from a working site.
 fn lab_lb_converged() -> &'static str {
     let inv = "inventories/lab-lb.toml";

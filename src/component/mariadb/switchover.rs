@@ -83,6 +83,19 @@ pub fn demote_command(spec: &crate::spec::Spec, pos: &str) -> String {
     )
 }
 
+/// Run under a server's host lock for the whole switchover (`promote` holds every server's, so an
+/// apply started meanwhile waits or is refused): says it holds the lock by creating `held`, then
+/// keeps it until `release` exists, or `secs` have passed (a promote that died does not keep the
+/// servers locked for good).
+pub fn hold_command(held: &str, release: &str, secs: u64) -> String {
+    format!(
+        "touch {held} && i=0 && while [ ! -f {release} ] && [ $i -lt {n} ]; do sleep 0.2; i=$((i + 1)); done; rm -f {held} {release}",
+        held = shell_word(held),
+        release = shell_word(release),
+        n = secs * 5
+    )
+}
+
 /// A GTID list as MariaDB prints it (`0-1-42,1-2-7`); anything else in an answer is refused
 /// rather than passed on to the next step.
 pub fn is_gtid_list(s: &str) -> bool {
@@ -175,6 +188,35 @@ mod tests {
             .unwrap()
             .starts_with("no seed of the replica finished"));
         assert!(state_command(&spec()).contains("Provision_Seeded"));
+    }
+
+    /// The command that keeps a server's lock says it holds it, and ends once released (or when
+    /// its time is up), leaving no file behind.
+    #[test]
+    fn the_lock_is_held_until_released_or_its_time_is_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (held, release) = (dir.path().join("held"), dir.path().join("release"));
+        let command = hold_command(&held.to_string_lossy(), &release.to_string_lossy(), 30);
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !held.exists() {
+            assert!(start.elapsed().as_secs() < 10, "never held");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(child.try_wait().unwrap().is_none(), "it let go unreleased");
+        std::fs::write(&release, "").unwrap();
+        assert!(child.wait().unwrap().success());
+        assert!(start.elapsed().as_secs() < 10, "the release was not seen");
+        assert!(!held.exists() && !release.exists());
+        // Unreleased, it lets go after its time (1 s here).
+        let command = hold_command(&held.to_string_lossy(), &release.to_string_lossy(), 1);
+        let status = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .status();
+        assert!(status.unwrap().success() && !held.exists());
     }
 
     #[test]
