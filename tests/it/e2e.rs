@@ -1839,6 +1839,16 @@ fn an_unchanged_primary_the_web_hosts_cannot_reach_fails_its_check(inv: &str) {
     Run::new(&["apply", "-i", inv, "--host", "db1"])
         .output()
         .status(0);
+    // The replica reconnects to the restarted primary (it retries every 5 s).
+    let start = std::time::Instant::now();
+    while !ssh("198.18.0.24", "mariadb -e 'SHOW SLAVE STATUS\\G'").contains("Slave_IO_Running: Yes")
+    {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "db2 never reconnected to db1"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     Run::new(&["plan", "-i", inv]).output().status(0);
 }
 
@@ -1865,14 +1875,14 @@ fn a_seed_killed_mid_load_is_seeded_again_whole(inv: &str) {
          DROP DATABASE IF EXISTS foobar; SET GLOBAL gtid_slave_pos = \"\"' && \
          rm -f /var/lib/provision/sql/foobar.seeded",
     );
-    // Every load of a copy is killed 3 s after it started (it takes ~13 s here), for as long as
-    // the apply runs (its rollback runs the step again). The pattern's brackets keep the killer from matching
-    // its own command line.
+    // Every load of a copy is killed half a second after it started (it takes 3-13 s here, as
+    // busy as the machine is), for as long as the apply runs (its rollback runs the step again).
+    // The pattern's brackets keep the killer from matching its own command line.
     ssh(
         REPLICA,
         "rm -f /tmp/e2e-killer.stop /tmp/e2e-killer.log; nohup sh -c 'p=\"init-comman[d]=SET SESSION sql_log_bi[n]\"; \
          end=$(( $(date +%s) + 300 )); while [ ! -f /tmp/e2e-killer.stop ] && [ $(date +%s) -lt $end ]; do \
-         if pgrep -f \"$p\" > /dev/null; then sleep 3; pkill -9 -f \"$p\" && echo killed >> /tmp/e2e-killer.log; fi; \
+         if pgrep -f \"$p\" > /dev/null; then sleep 0.5; pkill -9 -f \"$p\" && echo killed >> /tmp/e2e-killer.log; fi; \
          sleep 0.1; done' > /dev/null 2>&1 &",
     );
     let done = Run::new(&["apply", "-i", inv, "--host", "db2"]).output();
