@@ -336,4 +336,14 @@ pub enum HealthCheck {
         name: String,
         expect: Vec<String>,
     },
+    /// `command` run as root over SSH on `host` (the inventory's name: the checked host itself,
+    /// or another whose view is what counts, such as a web host reaching the database); its exit
+    /// status and output are read by `component` (`Component::read_check`).
+    Remote {
+        host: String,
+        component: String,
+        /// What it proves, for messages: `MariaDB on db1 (10.0.0.3:3306) from web1`.
+        what: String,
+        command: String,
+    },
 }

@@ -1,5 +1,7 @@
 //! Health checks run from the machine provision runs on: the site's page over HTTP or HTTPS with
 //! the right Host header, and DNS answers. Small real clients, so no tool needs to be installed.
+//! What only a host can see (a web host reaching the database, a replica's threads, a balancer's
+//! view of its backends) is asked over SSH through a `Remote`.
 
 use crate::desired::HealthCheck;
 use std::io::{Read, Write};
@@ -49,12 +51,19 @@ impl Patience {
     }
 }
 
+/// What runs the checks that need a host (`HealthCheck::Remote`): their command there, over SSH,
+/// and the reading of the answer by the component that asked for it.
+pub trait Remote: Sync {
+    /// One try of `check`: what passed, or why it did not (without the check's description).
+    fn check(&self, check: &HealthCheck) -> Result<String, CheckFailed>;
+}
+
 /// Runs a check until it has passed `streak` times in a row, or `total` is over.
-pub fn run(check: &HealthCheck, p: Patience) -> Result<String, CheckFailed> {
+pub fn run(check: &HealthCheck, p: Patience, remote: &dyn Remote) -> Result<String, CheckFailed> {
     let start = Instant::now();
     let mut passed = 0;
     loop {
-        match once(check) {
+        match once(check, remote) {
             Ok(ok) => {
                 passed += 1;
                 if passed >= p.streak {
@@ -77,9 +86,16 @@ pub fn run(check: &HealthCheck, p: Patience) -> Result<String, CheckFailed> {
 
 /// Runs every check at once, each as `run` does: the results in the checks' order, or the first
 /// failure in that order.
-pub fn run_all(checks: &[HealthCheck], p: Patience) -> Result<Vec<String>, CheckFailed> {
+pub fn run_all(
+    checks: &[HealthCheck],
+    p: Patience,
+    remote: &dyn Remote,
+) -> Result<Vec<String>, CheckFailed> {
     std::thread::scope(|s| {
-        let running: Vec<_> = checks.iter().map(|c| s.spawn(move || run(c, p))).collect();
+        let running: Vec<_> = checks
+            .iter()
+            .map(|c| s.spawn(move || run(c, p, remote)))
+            .collect();
         running
             .into_iter()
             .map(|h| {
@@ -108,6 +124,7 @@ pub fn describe(check: &HealthCheck) -> String {
             name,
             expect,
         } => format!("DNS {} {name} @{server}", query_type(expect)),
+        HealthCheck::Remote { what, .. } => what.clone(),
     }
 }
 
@@ -119,8 +136,12 @@ fn resolve(address: &str, port: u16) -> Result<SocketAddr, CheckFailed> {
         .ok_or_else(|| CheckFailed(format!("no address for {address}")))
 }
 
-pub fn once(check: &HealthCheck) -> Result<String, CheckFailed> {
+pub fn once(check: &HealthCheck, remote: &dyn Remote) -> Result<String, CheckFailed> {
     match check {
+        HealthCheck::Remote { .. } => match remote.check(check) {
+            Ok(ok) => Ok(format!("{}: {ok}", describe(check))),
+            Err(e) => Err(CheckFailed(format!("{}: {e}", describe(check)))),
+        },
         HealthCheck::Http {
             address,
             port,
@@ -442,9 +463,18 @@ mod tests {
             tls: false,
             location: None,
         };
-        let got = once(&check);
+        let got = once(&check, &NoHosts);
         server.join().unwrap();
         got
+    }
+
+    /// These checks reach no host over SSH.
+    struct NoHosts;
+
+    impl Remote for NoHosts {
+        fn check(&self, _: &HealthCheck) -> Result<String, CheckFailed> {
+            Err(CheckFailed("no host to run it on".into()))
+        }
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! followed here), the health checks from this machine, the rollback when they fail, and the record
 //! of what became of the generation.
 
+use super::checks::Hosts;
 use super::{as_root, Context, HostError, HostOutcome, Prepared};
-use crate::desired::HealthCheck;
 use crate::health::{self, CheckFailed, Patience};
 use crate::script::protocol::{self, Event};
 use crate::script::{self, Runner};
@@ -155,11 +155,13 @@ fn runner<'a>(ctx: &'a Context<'a>, lock_wait: u64) -> Runner<'a> {
     }
 }
 
-/// Every check, each until it has settled, all at once (they are independent: the site's page, the
-/// DNS answer); the first failing one in order is the round's failure.
-fn run_checks(ctx: &Context, checks: &[HealthCheck]) -> Result<Vec<String>, CheckFailed> {
+/// Every check of the host's plan, each until it has settled, all at once (they are independent:
+/// the site's page, the DNS answer, the database reached from each web host); the first failing
+/// one in order is the round's failure.
+fn run_checks(ctx: &Context, p: &mut Prepared) -> Result<Vec<String>, CheckFailed> {
     let patience = Patience::after_change(ctx.opts.check_patience);
-    health::run_all(checks, patience)
+    let hosts = Hosts::new(ctx, Some((&p.host.name, p.transport.as_mut())));
+    health::run_all(&p.plan.checks, patience, &hosts)
 }
 
 /// Records what became of a generation (the lock is waited for: it is only ever held briefly).
@@ -330,7 +332,7 @@ fn run(
         return Ok(());
     };
     ctx.reporter.phase(&name, "check");
-    match run_checks(ctx, &p.plan.checks) {
+    match run_checks(ctx, p) {
         Ok(oks) => {
             outcome.checks = oks;
             mark(ctx, p, &generation, "checked", None)
@@ -393,7 +395,7 @@ fn roll_back_after_failed_checks(
     };
     let rollback_gen = r.generation.unwrap_or_default();
     ctx.reporter.phase(&name, "check");
-    let (status, state) = match run_checks(ctx, &p.plan.checks) {
+    let (status, state) = match run_checks(ctx, p) {
         Ok(_) => (
             "checked",
             "the previous files were restored, the services restarted, and the health checks pass again".to_string(),

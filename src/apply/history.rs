@@ -125,13 +125,15 @@ pub fn rollback_host(ctx: &Context, host: &Host, to: Option<&str>) -> HostOutcom
             .unwrap_or_default();
         ctx.reporter.phase(&host.name, "check");
         let patience = Patience::after_change(ctx.opts.check_patience);
-        let failed = match health::run_all(&checks, patience) {
+        let hosts = super::checks::Hosts::new(ctx, Some((&host.name, t.as_mut())));
+        let failed = match health::run_all(&checks, patience, &hosts) {
             Ok(ok) => {
                 outcome.checks.extend(ok);
                 None
             }
             Err(e) => Some(e.0),
         };
+        drop(hosts);
         let (status, attention) = match &failed {
             None => ("checked", None),
             Some(f) => (

@@ -2,6 +2,7 @@
 //! through a `Reporter`. Everything it decides comes from the pure modules (render, facts parsing,
 //! plan, script); this module only moves bytes and reads answers.
 
+pub mod checks;
 mod execute;
 mod history;
 mod roll;

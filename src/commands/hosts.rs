@@ -4,6 +4,7 @@ use super::{check_host_names, load, redactor, selected, who};
 use crate::apply::{self, Context, HostError, HostOutcome, RunOptions};
 use crate::cli::{CheckArgs, HistoryArgs, HostArgs, PlanArgs, RollbackArgs};
 use crate::component::{zone, Registry};
+use crate::desired::HealthCheck;
 use crate::exit::{self, Usage};
 use crate::health::{self, Patience};
 use crate::plan::saved::SavedPlan;
@@ -227,13 +228,37 @@ pub fn check(registry: &Registry, c: &CheckArgs) -> Result<ExitCode> {
         &|_| Box::new(crate::render::Unknown),
     )?;
     let patience = Patience::once(std::time::Duration::from_secs(c.patience));
+    let redactor = redactor(&spec);
+    let progress = ui::Progress::new(&[], true, false);
+    let ctx = Context {
+        registry,
+        spec: &spec,
+        templates: &templates,
+        redactor: &redactor,
+        opts: RunOptions {
+            host_keys: HostKeyPolicy::Strict,
+            local: false,
+            today: zone::today(),
+            check_patience: std::time::Duration::from_secs(c.patience),
+            lock_wait: 0,
+            who: who(),
+            ssh_reuse: None,
+            only: Vec::new(),
+        },
+        reporter: &progress,
+    };
+    // The checks a host runs (the database reached from each web host) need SSH.
+    let remote = apply::checks::Hosts::new(&ctx, None);
     let mut failed = 0;
     for d in hosts
         .iter()
         .filter(|d| c.hosts.is_empty() || c.hosts.contains(&d.host))
     {
         for check in &d.checks {
-            match health::run(check, patience) {
+            if c.no_ssh && matches!(check, HealthCheck::Remote { .. }) {
+                continue;
+            }
+            match health::run(check, patience, &remote) {
                 Ok(ok) => ui::line(&format!("{}: ok: {ok}", d.host)),
                 Err(e) => {
                     failed += 1;
@@ -243,7 +268,7 @@ pub fn check(registry: &Registry, c: &CheckArgs) -> Result<ExitCode> {
         }
     }
     if !c.no_ssh {
-        failed += reports(registry, &spec, &templates, &renderer, c);
+        failed += reports(&ctx, &renderer, c);
     }
     if failed > 0 {
         ui::error(&format!("error: {failed} check(s) failed"));
@@ -254,33 +279,8 @@ pub fn check(registry: &Registry, c: &CheckArgs) -> Result<ExitCode> {
 
 /// What the components whose services report on themselves (load balancers' backends, the
 /// floating address, replication) say, read over SSH from their hosts; the number that are not ok.
-fn reports(
-    registry: &Registry,
-    spec: &Spec,
-    templates: &Templates,
-    renderer: &Renderer,
-    c: &CheckArgs,
-) -> usize {
-    let redactor = redactor(spec);
-    let progress = ui::Progress::new(&[], true, false);
-    let opts = RunOptions {
-        host_keys: HostKeyPolicy::Strict,
-        local: false,
-        today: zone::today(),
-        check_patience: std::time::Duration::from_secs(c.patience),
-        lock_wait: 0,
-        who: who(),
-        ssh_reuse: None,
-        only: Vec::new(),
-    };
-    let ctx = Context {
-        registry,
-        spec,
-        templates,
-        redactor: &redactor,
-        opts,
-        reporter: &progress,
-    };
+fn reports(ctx: &Context, renderer: &Renderer, c: &CheckArgs) -> usize {
+    let (registry, spec) = (ctx.registry, ctx.spec);
     let mut failed = 0;
     for h in spec
         .hosts
@@ -298,7 +298,7 @@ fn reports(
         if !says {
             continue;
         }
-        match apply::prepare(&ctx, h) {
+        match apply::prepare(ctx, h) {
             Err((e, _)) => {
                 failed += 1;
                 ui::line(&format!("{}: FAILED: {e}", h.name));

@@ -5,9 +5,11 @@
 //! old one (`expose-fd listeners`), and requests a backend drops are dispatched again.
 
 use super::{Component, Cx, Out};
-use crate::desired::Handler;
+use crate::desired::{Handler, HealthCheck};
+use crate::health::CheckFailed;
 use crate::render::RenderError;
-use crate::spec::Role;
+use crate::spec::{Role, Spec};
+use crate::transport::Output;
 use serde_json::json;
 use std::net::IpAddr;
 
@@ -70,7 +72,7 @@ impl Component for Haproxy {
     }
 
     fn probe(&self, _cx: &Cx) -> Option<String> {
-        Some("s=/run/haproxy/admin.sock; [ -S $s ] && echo 'show stat' | socat stdio unix-connect:$s".into())
+        Some(SHOW_STAT.into())
     }
 
     /// Each web host's state in the `web` backend.
@@ -137,8 +139,65 @@ impl Component for Haproxy {
         for c in super::app::site_checks(cx, &cx.host.ssh.address, super::tls::on_lb(spec)) {
             out.check(c);
         }
+        // The page through the balancer passes with one web host answering: each one's state
+        // in HAProxy's own view says whether it sends requests to all of them.
+        out.check(HealthCheck::Remote {
+            host: cx.host.name.clone(),
+            component: self.name().into(),
+            what: format!("the web hosts behind HAProxy on {}", cx.host.name),
+            command: SHOW_STAT.into(),
+        });
         Ok(())
     }
+
+    fn read_check(&self, spec: &Spec, answer: &Output) -> Result<String, CheckFailed> {
+        let lines: Vec<String> = answer.text().lines().map(str::to_string).collect();
+        backends_up(spec, &lines)
+    }
+}
+
+/// The `web` backend's servers as HAProxy sees them (`show stat` over the runtime API); nothing
+/// while HAProxy does not run.
+const SHOW_STAT: &str =
+    "s=/run/haproxy/admin.sock; [ -S $s ] && echo 'show stat' | socat stdio unix-connect:$s";
+
+/// Every web host of the inventory is a server of the `web` backend and UP, unless it was taken
+/// out of service on purpose (maintenance, drain: a host whose change failed stays fenced off);
+/// and at least one is UP.
+fn backends_up(spec: &Spec, lines: &[String]) -> Result<String, CheckFailed> {
+    let states: Vec<(&str, &str)> = servers(lines).collect();
+    let (mut up, mut out) = (Vec::new(), Vec::new());
+    for web in spec.hosts_with(Role::Web) {
+        let name = web.name.as_str();
+        match states.iter().find(|(sv, _)| *sv == name) {
+            None if states.is_empty() => {
+                return Err(CheckFailed(
+                    "no server states from the runtime API (/run/haproxy/admin.sock)".into(),
+                ))
+            }
+            None => {
+                return Err(CheckFailed(format!(
+                    "{name} is not a server of the web backend"
+                )))
+            }
+            Some((_, "UP" | "no check")) => up.push(name),
+            Some((_, st)) if st.starts_with("MAINT") || st.starts_with("DRAIN") => {
+                out.push(format!("{name} ({st})"))
+            }
+            Some((_, st)) => return Err(CheckFailed(format!("{name} is {st}"))),
+        }
+    }
+    if up.is_empty() {
+        return Err(CheckFailed(format!(
+            "no web host is UP (out of service: {})",
+            out.join(", ")
+        )));
+    }
+    let mut said = format!("UP: {}", up.join(", "));
+    if !out.is_empty() {
+        said.push_str(&format!("; out of service on purpose: {}", out.join(", ")));
+    }
+    Ok(said)
 }
 
 /// A runtime API command for the admin socket, as a shell line; nothing to do while HAProxy does
@@ -185,5 +244,69 @@ fn addr_port_host(a: IpAddr) -> String {
     match a {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        let path =
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lb.toml"));
+        crate::spec::load(path, &crate::spec::SystemSources).unwrap()
+    }
+
+    /// `show stat` as HAProxy prints it (fields up to the status, the 18th).
+    fn stat(web1: &str, web2: &str) -> Vec<String> {
+        let row = |sv: &str, st: &str| format!("web,{sv},0,0,0,1,,5,1,2,,0,,0,0,0,0,{st},1,1,0");
+        vec![
+            "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status".into(),
+            "www,FRONTEND,,,0,1,4096,7,1,2,0,0,0,,,,,OPEN".into(),
+            row("web-01", web1),
+            row("web-02", web2),
+            "web,BACKEND,0,0,0,1,410,5,1,2,0,0,,0,0,0,0,UP".into(),
+        ]
+    }
+
+    #[test]
+    fn every_web_host_up_passes() {
+        assert_eq!(
+            backends_up(&spec(), &stat("UP", "UP")).unwrap(),
+            "UP: web-01, web-02"
+        );
+    }
+
+    /// The page through the balancer still passes with one web host down: this check does not.
+    #[test]
+    fn a_web_host_the_balancer_finds_down_fails() {
+        assert_eq!(
+            backends_up(&spec(), &stat("UP", "DOWN")).unwrap_err().0,
+            "web-02 is DOWN"
+        );
+        assert!(backends_up(&spec(), &stat("UP", "UP 1/2")).is_err());
+        assert!(backends_up(&spec(), &[])
+            .unwrap_err()
+            .0
+            .contains("runtime API"));
+        let missing: Vec<String> = stat("UP", "UP")
+            .into_iter()
+            .filter(|l| !l.contains("web-02"))
+            .collect();
+        assert_eq!(
+            backends_up(&spec(), &missing).unwrap_err().0,
+            "web-02 is not a server of the web backend"
+        );
+    }
+
+    /// A web host fenced off after its change failed (maintenance) is out on purpose; all of them
+    /// out is a failure.
+    #[test]
+    fn web_hosts_out_of_service_on_purpose_are_said_not_failed() {
+        assert_eq!(
+            backends_up(&spec(), &stat("UP", "MAINT")).unwrap(),
+            "UP: web-01; out of service on purpose: web-02 (MAINT)"
+        );
+        assert!(backends_up(&spec(), &stat("MAINT", "DRAIN")).is_err());
     }
 }

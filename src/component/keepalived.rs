@@ -18,6 +18,16 @@ pub static KEEPALIVED: Keepalived = Keepalived;
 /// apply always know: they learn it from the host).
 const UNKNOWN_INTERFACE: &str = "eth0";
 
+/// keepalived reads its settings again: SIGHUP, so the instance keeps its state and the address
+/// stays where it is (a restart gives it up). A step of its own rather than the service's reload:
+/// on a host without systemd, Debian's init script has no `status` (a service reload falls back
+/// to a restart there) and its restart starts the new daemon while the old one is still stopping,
+/// which leaves none running (seen on Debian 12).
+const RELOAD: &str = "keepalived-reload";
+const RELOAD_COMMAND: &str = "if [ -d /run/systemd/system ]; then systemctl reload-or-restart keepalived; \
+     elif { read -r pid < /run/keepalived.pid && kill -0 \"$pid\"; } 2> /dev/null; then kill -HUP \"$pid\"; \
+     else service keepalived start; fi";
+
 /// The interface holding `address`, from `ip -o addr show` lines.
 pub fn interface_of(lines: &[String], address: &str) -> Option<String> {
     lines.iter().find_map(|l| {
@@ -96,7 +106,8 @@ impl Component for Keepalived {
             "/run/keepalived.pid",
             "keepalived",
         );
-        let mut files = out.scope(Handler::restart("keepalived"), "keepalived");
+        out.step(RELOAD, RELOAD_COMMAND, None);
+        let mut files = out.scope(Handler::run(RELOAD), "keepalived");
         // Depends on the host's interfaces: read back every time, so the facts pass renders it.
         files
             .file(

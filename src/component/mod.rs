@@ -28,7 +28,9 @@ pub use out::{Cx, Out, PathBuilder, Scope, SiteCx};
 pub use tls::context as tls_context;
 
 use crate::desired::Handler;
+use crate::health::CheckFailed;
 use crate::spec::{Host, Role, Spec};
+use crate::transport::Output;
 use serde_json::{Map, Value};
 
 /// A stack is a list of components, run on every host with the `web` role.
@@ -209,6 +211,15 @@ pub trait Component: Sync {
     /// account is missing).
     fn needs(&self, _cx: &Cx, _lines: &[String]) -> Vec<Need> {
         Vec::new()
+    }
+
+    /// Pure: reads the answer (exit status and output) to one of this component's
+    /// `HealthCheck::Remote` checks: what passed, or why it did not.
+    fn read_check(&self, _spec: &Spec, _answer: &Output) -> Result<String, CheckFailed> {
+        Err(CheckFailed(format!(
+            "the component {} reads no health check (a bug)",
+            self.name()
+        )))
     }
 }
 

@@ -179,6 +179,8 @@ fn a_replica_that_does_not_follow_its_primary_fails_the_check() {
             "Slave_IO_Running: Yes",
             "Slave_SQL_Running: Yes",
             "Seconds_Behind_Master: 0",
+            "Provision_Database: 1",
+            "Provision_Seeded: yes",
         ],
     );
     assert!(ok[0].0, "{ok:?}");
@@ -277,4 +279,55 @@ fn the_workers_probe_reports_user_and_resident_size_like_ps() {
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ours),
         "probe: {probed:?}, ps: {ours:?}"
     );
+}
+
+/// Every host is confirmed by a check of what it serves, run by apply after its change: the site's
+/// page for web hosts and balancers, DNS answers, and what only a host can see (the database
+/// reached from each web host, the replica's threads, the balancer's view of each web host).
+#[test]
+fn every_role_has_a_health_check() {
+    use crate::desired::HealthCheck;
+    on_lb_example(|spec, r, renderer| {
+        for host in &spec.hosts {
+            let d = renderer
+                .host(
+                    host,
+                    crate::release::CURRENT_STABLE,
+                    &crate::render::Unknown,
+                )
+                .unwrap();
+            let remote: Vec<(&str, &str)> = d
+                .checks
+                .iter()
+                .filter_map(|c| match c {
+                    HealthCheck::Remote {
+                        host, component, ..
+                    } => Some((host.as_str(), component.as_str())),
+                    _ => None,
+                })
+                .collect();
+            for role in &host.roles {
+                let checked = match role {
+                    Role::Web | Role::App => d
+                        .checks
+                        .iter()
+                        .any(|c| matches!(c, HealthCheck::Http { address, .. } if *address == host.ssh.address)),
+                    Role::Dns => d.checks.iter().any(|c| matches!(c, HealthCheck::Dns { .. })),
+                    Role::Db => spec
+                        .hosts_with(Role::Web)
+                        .all(|w| remote.contains(&(w.name.as_str(), "mariadb"))),
+                    Role::DbReplica => remote.contains(&(host.name.as_str(), "mariadb-replica")),
+                    Role::Lb => remote.contains(&(host.name.as_str(), "haproxy")),
+                };
+                assert!(
+                    checked,
+                    "{}: role {role:?} has no check: {:?}",
+                    host.name, d.checks
+                );
+            }
+            for (on, component) in remote {
+                assert!(spec.host(on).is_some() && r.get(component).is_some());
+            }
+        }
+    });
 }

@@ -6,13 +6,15 @@
 //! seeded from it (see `replica`). Every server's id comes from its host's name: adding or removing
 //! a replica renumbers nobody.
 
+mod greeting;
 mod replica;
 pub mod switchover;
 
 pub use replica::REPLICA;
 
 use super::{Component, Cx, Need, Out, SiteCx};
-use crate::desired::Handler;
+use crate::desired::{Handler, HealthCheck};
+use crate::health::CheckFailed;
 use crate::quote::sql_string;
 use crate::render::RenderError;
 use crate::secret::SecretKey;
@@ -25,6 +27,8 @@ pub static MARIADB: Primary = Primary;
 pub(super) const STEP: &str = "mariadb-bootstrap";
 const CNF: &str = "/etc/mysql/mariadb.conf.d/60-provision.cnf";
 const ROLE_CNF: &str = "/etc/mysql/mariadb.conf.d/61-provision-role.cnf";
+/// Where the server listens (Debian's default, which provision keeps).
+const PORT: u16 = 3306;
 pub(super) const IRREVERSIBLE: &str = "database changes (accounts, passwords, tables) stay as they are: a rollback runs the restored bootstrap again, which sets the earlier passwords back";
 
 /// The hosts the application's database user may connect from: `localhost` when the database only
@@ -204,7 +208,33 @@ impl Component for Primary {
             format!("mariadb < {}", crate::quote::shell_word(&sql_path(cx.spec))),
             Some(IRREVERSIBLE),
         );
+        // The server is checked where it is used: from each web host (a host that serves only
+        // itself is checked by its own page).
+        if !cx.spec.db_is_local() {
+            let address = cx.host.internal_address();
+            for web in cx.spec.hosts_with(Role::Web) {
+                out.check(HealthCheck::Remote {
+                    host: web.name.clone(),
+                    component: self.name().into(),
+                    what: format!(
+                        "MariaDB on {} ({}) from {}",
+                        cx.host.name,
+                        std::net::SocketAddr::new(address, PORT),
+                        web.name
+                    ),
+                    command: greeting::command(&address.to_string(), PORT),
+                });
+            }
+        }
         Ok(())
+    }
+
+    fn read_check(
+        &self,
+        _spec: &Spec,
+        answer: &crate::transport::Output,
+    ) -> Result<String, CheckFailed> {
+        greeting::read(answer)
     }
 
     fn probe_beside(&self, cx: &Cx) -> Option<super::Beside> {
@@ -331,6 +361,13 @@ mod tests {
     /// A probe's answer as the parsers get it (shared by the replica and switchover tests).
     pub(super) fn lines(s: &str) -> Vec<String> {
         s.lines().map(str::to_string).collect()
+    }
+
+    /// The load-balanced example: a primary, a replica, two web hosts (database `foobar`).
+    pub(super) fn spec() -> Spec {
+        let path =
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lb.toml"));
+        crate::spec::load(path, &crate::spec::SystemSources).unwrap()
     }
 
     #[test]

@@ -35,9 +35,14 @@ fn sql(statements: &str) -> String {
     format!("mariadb -NB -e {}", shell_word(statements))
 }
 
-/// What a server says of itself: its variables, then its replication threads.
-pub fn state_command() -> String {
-    format!("{} && mariadb -e 'SHOW SLAVE STATUS\\G'", sql(STATE_SQL))
+/// What a server says of itself: its variables, then its replication threads and whether a seed
+/// finished on it (a replica whose copy may lack rows must not become the primary).
+pub fn state_command(spec: &crate::spec::Spec) -> String {
+    format!(
+        "{} && {}",
+        sql(STATE_SQL),
+        super::replica::state_command(spec)
+    )
 }
 
 /// Step 1, on the primary: no more writes (`read_only` waits for the transactions under way to
@@ -68,9 +73,27 @@ pub fn promote_command(primary_state: &str) -> String {
     ))
 }
 
-/// Step 4, on the old primary: it follows the new one from its own last transaction.
-pub fn demote_command(pos: &str) -> String {
-    sql(&format!("SET GLOBAL gtid_slave_pos = {};", sql_string(pos)))
+/// Step 4, on the old primary: it follows the new one from its own last transaction. It holds
+/// every row, so it counts as seeded: the apply that makes it a replica must not copy it again.
+pub fn demote_command(spec: &crate::spec::Spec, pos: &str) -> String {
+    format!(
+        "{} && touch {}",
+        sql(&format!("SET GLOBAL gtid_slave_pos = {};", sql_string(pos))),
+        shell_word(&super::replica::seed_marker(spec))
+    )
+}
+
+/// Run under a server's host lock for the whole switchover (`promote` holds every server's, so an
+/// apply started meanwhile waits or is refused): says it holds the lock by creating `held`, then
+/// keeps it until `release` exists, or `secs` have passed (a promote that died does not keep the
+/// servers locked for good).
+pub fn hold_command(held: &str, release: &str, secs: u64) -> String {
+    format!(
+        "touch {held} && i=0 && while [ ! -f {release} ] && [ $i -lt {n} ]; do sleep 0.2; i=$((i + 1)); done; rm -f {held} {release}",
+        held = shell_word(held),
+        release = shell_word(release),
+        n = secs * 5
+    )
 }
 
 /// A GTID list as MariaDB prints it (`0-1-42,1-2-7`); anything else in an answer is refused
@@ -126,13 +149,13 @@ impl ServerState {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::lines;
+    use super::super::tests::{lines, spec};
     use super::*;
 
     #[test]
     fn a_servers_variables_and_threads_are_read_from_one_answer() {
         let s = ServerState::parse(&lines(
-            "read_only\t1\nlog_bin\t1\nlog_slave_updates\t1\nbinlog_pos\t0-17-42\nbinlog_state\t0-17-42,0-9-3\n*** 1. row ***\n Master_Host: 10.0.0.3\n Slave_IO_Running: Yes\n Slave_SQL_Running: Yes\n",
+            "read_only\t1\nlog_bin\t1\nlog_slave_updates\t1\nbinlog_pos\t0-17-42\nbinlog_state\t0-17-42,0-9-3\n*** 1. row ***\n Master_Host: 10.0.0.3\n Slave_IO_Running: Yes\n Slave_SQL_Running: Yes\n*** 1. row ***\nProvision_Database: 1\nProvision_Seeded: yes\n",
         ));
         assert!(s.read_only && s.log_bin && s.log_slave_updates);
         assert_eq!(s.binlog_pos, "0-17-42");
@@ -154,6 +177,48 @@ mod tests {
         assert_eq!(ServerState::parse(&lines("waited\t-1")).waited, Some(-1));
     }
 
+    /// A replica whose seed stopped half-way (no marker) lacks rows: promoting it would lose them.
+    #[test]
+    fn a_replica_whose_seed_did_not_finish_cannot_be_promoted() {
+        let s = ServerState::parse(&lines(
+            "read_only\t1\nlog_bin\t1\nlog_slave_updates\t1\n Master_Host: 10.0.0.3\n Slave_IO_Running: Yes\n Slave_SQL_Running: Yes\nProvision_Database: 1\n",
+        ));
+        assert!(s
+            .unfit_replica("10.0.0.3", true)
+            .unwrap()
+            .starts_with("no seed of the replica finished"));
+        assert!(state_command(&spec()).contains("Provision_Seeded"));
+    }
+
+    /// The command that keeps a server's lock says it holds it, and ends once released (or when
+    /// its time is up), leaving no file behind.
+    #[test]
+    fn the_lock_is_held_until_released_or_its_time_is_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (held, release) = (dir.path().join("held"), dir.path().join("release"));
+        let command = hold_command(&held.to_string_lossy(), &release.to_string_lossy(), 30);
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !held.exists() {
+            assert!(start.elapsed().as_secs() < 10, "never held");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(child.try_wait().unwrap().is_none(), "it let go unreleased");
+        std::fs::write(&release, "").unwrap();
+        assert!(child.wait().unwrap().success());
+        assert!(start.elapsed().as_secs() < 10, "the release was not seen");
+        assert!(!held.exists() && !release.exists());
+        // Unreleased, it lets go after its time (1 s here).
+        let command = hold_command(&held.to_string_lossy(), &release.to_string_lossy(), 1);
+        let status = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .status();
+        assert!(status.unwrap().success() && !held.exists());
+    }
+
     #[test]
     fn only_gtid_lists_pass_from_one_step_to_the_next() {
         assert!(is_gtid_list(""));
@@ -166,10 +231,9 @@ mod tests {
 
     #[test]
     fn positions_reach_the_server_as_sql_strings_in_one_shell_word() {
-        assert_eq!(
-            demote_command("0-1-42"),
-            "mariadb -NB -e 'SET GLOBAL gtid_slave_pos = '\\''0-1-42'\\'';'"
-        );
+        assert!(demote_command(&spec(), "0-1-42").starts_with(
+            "mariadb -NB -e 'SET GLOBAL gtid_slave_pos = '\\''0-1-42'\\'';' && touch "
+        ));
         assert!(promote_command("0-1-42,0-2-3")
             .contains("RESET MASTER; SET GLOBAL gtid_binlog_state = '\\''0-1-42,0-2-3'\\''"));
     }
