@@ -222,6 +222,9 @@ fn print_host_plan(h: &HostPlan, on: bool) {
             on,
         ));
     }
+    for a in &h.accounts {
+        line(&paint(&format!("  + {}: {}", a.line(), a.reason), "32", on));
+    }
     for c in &h.changes {
         let (sign, code) = match c.action {
             crate::plan::ChangeKind::Create => ("+", "32"),
