@@ -301,12 +301,7 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
     let accounts = accounts::missing(d, f);
     let irreversible = accounts
         .iter()
-        .map(|a| {
-            format!(
-                "{}: a rollback leaves the account, as it leaves installed packages",
-                a.line()
-            )
-        })
+        .map(|a| format!("{}: the account stays, as installed packages do", a.line()))
         .chain(steps.iter().filter_map(|s| {
             match &s.handler.target {
                 Target::Step(name) => d
