@@ -9,6 +9,10 @@ pub struct Desired {
     /// The release it was rendered for.
     pub release: Option<crate::release::Release>,
     pub packages: Vec<String>,
+    /// System users (each with a group of its own) that must exist before files owned by them are
+    /// staged and their configs validated: made after the packages, before the stage.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<Account>,
     pub paths: Vec<ManagedPath>,
     pub services: Vec<Service>,
     pub validators: Vec<Validator>,
@@ -34,6 +38,7 @@ impl Desired {
             host: host.to_string(),
             release: None,
             packages: Vec::new(),
+            accounts: Vec::new(),
             paths: Vec::new(),
             services: Vec::new(),
             validators: Vec::new(),
@@ -87,6 +92,30 @@ impl Desired {
         self.component_of(h)
             .and_then(|c| self.order.iter().position(|o| o == c))
             .unwrap_or(usize::MAX)
+    }
+}
+
+/// A system user with a group of its own (`useradd --system --user-group`), no login shell and no
+/// home directory made: what a site's PHP runs as and its files belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    /// The user's name, and its group's.
+    pub name: String,
+    /// Where it works (a site's document root); not created.
+    pub home: String,
+    /// What it is for (`site shop.example.com`), for people and plans.
+    pub comment: String,
+}
+
+impl Account {
+    /// How provision tells its own accounts from others of the same name: their GECOS field starts
+    /// with it. Any other account of a desired name (a person's login, a package's user) is never
+    /// taken over.
+    pub const MARK: &'static str = "[provision] ";
+
+    /// The GECOS field provision gives it.
+    pub fn gecos(&self) -> String {
+        format!("{}{}", Account::MARK, self.comment)
     }
 }
 

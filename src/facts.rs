@@ -25,6 +25,10 @@ pub struct Facts {
     /// Seconds since the package lists were last updated; `None` when there are none.
     pub apt_lists_age: Option<u64>,
     pub paths: BTreeMap<String, PathFact>,
+    /// The desired accounts' entries in /etc/passwd, by name (absent: no such user).
+    pub users: BTreeMap<String, User>,
+    /// The gids of the groups named as desired accounts, by name (absent: no such group).
+    pub groups: BTreeMap<String, u32>,
     /// Service name → running.
     pub services: BTreeMap<String, bool>,
     /// Each component's own probe output, by component name.
@@ -45,6 +49,48 @@ impl Facts {
             _ => None,
         }
     }
+}
+
+/// A user's entry in /etc/passwd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub gecos: String,
+    pub home: String,
+    pub shell: String,
+}
+
+impl User {
+    /// `name:x:uid:gid:gecos:home:shell`, as /etc/passwd has it: (name, entry).
+    fn parse(line: &str) -> Option<(String, User)> {
+        let f: Vec<&str> = line.split(':').collect();
+        let [name, _, uid, gid, gecos, home, shell] = f.as_slice() else {
+            return None;
+        };
+        Some((
+            name.to_string(),
+            User {
+                uid: uid.parse().ok()?,
+                gid: gid.parse().ok()?,
+                gecos: gecos.to_string(),
+                home: home.to_string(),
+                shell: shell.to_string(),
+            },
+        ))
+    }
+
+    /// One provision made (see `desired::Account::MARK`).
+    pub fn is_provisions(&self) -> bool {
+        self.gecos.starts_with(crate::desired::Account::MARK)
+    }
+}
+
+/// `name:x:gid:members`, as /etc/group has it: (name, gid).
+fn group_of(line: &str) -> Option<(String, u32)> {
+    let mut f = line.split(':');
+    let (name, _, gid) = (f.next()?, f.next()?, f.next()?);
+    Some((name.to_string(), gid.parse().ok()?))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,6 +272,17 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
                     .decode(b64.trim())
                     .map_err(|_| ParseError(format!("bad base64 content for {path}")))?;
                 contents.insert(path.to_string(), bytes);
+            }
+            // The lines of /etc/passwd and /etc/group of the desired accounts' names, as they are.
+            "@pw" => {
+                let (name, user) = User::parse(rest)
+                    .ok_or_else(|| ParseError(format!("bad /etc/passwd line {rest:?}")))?;
+                f.users.insert(name, user);
+            }
+            "@gr" => {
+                let (name, gid) = group_of(rest)
+                    .ok_or_else(|| ParseError(format!("bad /etc/group line {rest:?}")))?;
+                f.groups.insert(name, gid);
             }
             "@svc" => {
                 let (name, st) = rest.split_once(' ').unwrap_or((rest, ""));

@@ -181,6 +181,15 @@ pub fn print_plan(plan: &Plan, failed_hosts: usize) {
 }
 
 fn print_host_plan(h: &HostPlan, on: bool) {
+    for l in host_plan_lines(h, on) {
+        line(&l);
+    }
+}
+
+/// The lines of one host's plan, as `plan` prints them.
+fn host_plan_lines(h: &HostPlan, on: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = |s: &str| lines.push(s.to_string());
     let init = if h.systemd { "systemd" } else { "no systemd" };
     if h.is_empty() {
         line(&format!(
@@ -188,7 +197,7 @@ fn print_host_plan(h: &HostPlan, on: bool) {
             paint(&h.host, "1", on),
             h.os
         ));
-        return;
+        return lines;
     }
     line(&format!(
         "{} ({}, {init}): {} change(s)",
@@ -221,6 +230,9 @@ fn print_host_plan(h: &HostPlan, on: bool) {
             "32",
             on,
         ));
+    }
+    for a in &h.accounts {
+        line(&paint(&format!("  + {}: {}", a.line(), a.reason), "32", on));
     }
     for c in &h.changes {
         let (sign, code) = match c.action {
@@ -265,6 +277,7 @@ fn print_host_plan(h: &HostPlan, on: bool) {
             on,
         ));
     }
+    lines
 }
 
 /// What an apply did, host by host, and a summary.
@@ -405,4 +418,46 @@ fn utc(secs: u64) -> String {
         t / 60 % 60,
         t % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{AccountChange, ChangeKind};
+
+    /// A plan whose only change is an account to make shows it, as a change, and what a rollback
+    /// leaves.
+    #[test]
+    fn an_account_to_make_is_shown_in_the_text_plan() {
+        let h = HostPlan {
+            host: "web-01".into(),
+            os: "debian 12".into(),
+            systemd: true,
+            generation: None,
+            attention: None,
+            update_package_lists: None,
+            install: vec![],
+            accounts: vec![AccountChange {
+                name: "shop".into(),
+                action: ChangeKind::Create,
+                reason: "the host has no user shop".into(),
+                home: "/var/www/shop".into(),
+                comment: "site shop.example.com".into(),
+            }],
+            changes: vec![],
+            steps: vec![],
+            validators: vec![],
+            checks: vec![],
+            irreversible: vec!["create user shop …: the account stays".into()],
+            leaving: vec![],
+        };
+        assert_eq!(
+            host_plan_lines(&h, false),
+            [
+                "web-01 (debian 12, systemd): 1 change(s)",
+                "  + create user shop (group shop) for site shop.example.com: the host has no user shop",
+                "  ! not undone by a rollback: create user shop …: the account stays",
+            ]
+        );
+    }
 }

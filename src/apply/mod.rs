@@ -382,7 +382,9 @@ pub fn prepare(ctx: &Context, host: &Host) -> Result<Prepared, (HostError, Stats
     let mut t = connect(ctx, host).map_err(|e| (e, Stats::default()))?;
     match gather(ctx, host, t.as_mut()) {
         Ok((desired, facts, read)) => {
-            if let Some(why) = unfronted(ctx, host, &read.stops_serving) {
+            if let Some(why) = unfronted(ctx, host, &read.stops_serving)
+                .or_else(|| plan::accounts::refusal(&desired, &facts))
+            {
                 return Err((HostError::Refused(why), t.stats()));
             }
             let Read { needs, leaving, .. } = read;

@@ -71,6 +71,46 @@ impl<'a> Out<'a> {
         self.d.packages.push(name.into());
     }
 
+    /// A system user `name` with a group of its own, working in `home` (not created), for `comment`
+    /// (`site shop.example.com`): made before the host's files are staged (see `desired::Account`).
+    /// Asked twice alike, it is one account; a name asked with another home or comment, or one
+    /// `useradd` would refuse, is an error.
+    pub fn account(&mut self, name: &str, home: &str, comment: &str) -> Result<(), RenderError> {
+        let a = crate::desired::Account {
+            name: name.to_string(),
+            home: home.to_string(),
+            comment: comment.to_string(),
+        };
+        let bad = |message: String| RenderError::Template {
+            host: self.d.host.clone(),
+            message: format!("{} asks for account {name:?}: {message}", self.component),
+        };
+        crate::names::parse_unix_user(name).map_err(|e| bad(format!("allowed: {e}")))?;
+        crate::names::parse_host_path(home)
+            .map_err(|e| bad(format!("home {home:?}; allowed: {e}")))?;
+        if comment.is_empty()
+            || comment.len() > 100
+            || !comment
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b) && b != b':')
+        {
+            return Err(bad(format!(
+                "comment {comment:?}; allowed: 1 to 100 printable ASCII characters without ':'"
+            )));
+        }
+        match self.d.accounts.iter().find(|x| x.name == name) {
+            Some(x) if *x == a => Ok(()),
+            Some(x) => Err(bad(format!(
+                "it is asked for already with home {} ({}); one account has one home",
+                x.home, x.comment
+            ))),
+            None => {
+                self.d.accounts.push(a);
+                Ok(())
+            }
+        }
+    }
+
     /// A service (`systemctl`/`service` name), the package that provides it, and its pid file and
     /// process name (see `Service::pidfile`).
     pub fn service(&mut self, name: &str, package: &str, pidfile: &str, process: &str) {

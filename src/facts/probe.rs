@@ -26,6 +26,8 @@ pub struct ProbeRequest {
     pub besides: Vec<(String, Beside)>,
     /// Application releases the host should have: (marker, base).
     pub trees: Vec<(String, String)>,
+    /// Accounts the host should have, by name.
+    pub accounts: Vec<String>,
 }
 
 impl ProbeRequest {
@@ -66,6 +68,7 @@ impl ProbeRequest {
                     _ => None,
                 })
                 .collect(),
+            accounts: d.accounts.iter().map(|a| a.name.clone()).collect(),
         }
     }
 
@@ -104,6 +107,22 @@ impl ProbeRequest {
                    case \"$c\" in *[!0-9a-f]* | '') ;; *) [ -f {b}/.provision/\"$c\".manifest ] && \
                    echo '@tree '{m} \"$c\" \"$(gzip -1c < {b}/.provision/\"$c\".manifest | base64 -w0)\" ;; esac\n\
                  fi\n"
+            ));
+        }
+    }
+
+    /// The lines of /etc/passwd and /etc/group named as a desired account, as they are: read with
+    /// builtins (no process; a few kilobytes, a byte per system call in dash), and only when the
+    /// host should have accounts.
+    fn accounts_section(&self, s: &mut String) {
+        if self.accounts.is_empty() {
+            return;
+        }
+        let names: Vec<String> = self.accounts.iter().map(|n| shell_word(n)).collect();
+        let names = names.join("|");
+        for (file, tag) in [("/etc/passwd", "@pw"), ("/etc/group", "@gr")] {
+            s.push_str(&format!(
+                "{{ while IFS= read -r l || [ -n \"$l\" ]; do case ${{l%%:*}} in {names}) printf '{tag} %s\\n' \"$l\" ;; esac; done < {file}; }} 2>/dev/null\n"
             ));
         }
     }
@@ -369,6 +388,7 @@ impl Probe {
         };
         let known = |s: &mut String, req: &ProbeRequest| {
             req.packages_section(s);
+            req.accounts_section(s);
             add_paths(&req.paths, s);
             req.services_section(s);
             req.trees_section(s);

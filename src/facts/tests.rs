@@ -19,6 +19,7 @@ fn req() -> ProbeRequest {
         components: vec![("mariadb".into(), "echo up".into())],
         trees: vec![],
         besides: vec![],
+        accounts: vec![],
     }
 }
 
@@ -155,6 +156,7 @@ fn a_component_snippet_comes_back_to_its_component_only() {
         ],
         trees: vec![],
         besides: vec![],
+        accounts: vec![],
     };
     let f = parse(&run_probe(&r), &r).unwrap();
     assert_eq!(f.components["example"], ["one", "two words"]);
@@ -307,6 +309,7 @@ fn the_probe_reads_files_and_pid_files_for_real() {
         components: vec![],
         trees: vec![],
         besides: vec![],
+        accounts: vec![],
     };
     let script = r
         .script()
@@ -377,6 +380,7 @@ fn systemd_service_states_and_the_paths_are_both_read() {
         components: vec![],
         trees: vec![],
         besides: vec![],
+        accounts: vec![],
     };
     let script = r
         .script()
@@ -421,6 +425,7 @@ fn always_fetched_files_come_back_exactly_as_text_or_marked() {
         components: vec![],
         trees: vec![],
         besides: vec![],
+        accounts: vec![],
     };
     let text = run_probe(&r);
     for n in ["crlf", "nul"] {
@@ -458,6 +463,7 @@ fn dpkg_answers_are_kept_until_dpkg_changes() {
             components: vec![],
             trees: vec![],
             besides: vec![],
+            accounts: vec![],
         };
         let mut script = r
             .script()
@@ -530,6 +536,7 @@ fn paths_are_answered_in_step_whatever_lies_between_them() {
         components: vec![],
         trees: vec![],
         besides: vec![],
+        accounts: vec![],
     };
     let text = run_probe(&r);
     let f = parse(&text, &r).unwrap();
@@ -585,6 +592,7 @@ fn background_commands_come_back_to_their_components_beside_the_rest() {
             ),
             ("second".into(), Beside::Output("echo in turn".into())),
         ],
+        accounts: vec![],
     };
     let text = run_probe(&r);
     let f = parse(&text, &r).unwrap();
@@ -612,4 +620,83 @@ fn background_commands_come_back_to_their_components_beside_the_rest() {
     let different = Probe::new(&[(DEBIAN_12, &d12), (DEBIAN_13, &d13)]).script();
     assert!(!different.contains("bo=$!"), "{different}");
     assert_eq!(different.matches("{ sleep 0.2").count(), 2, "{different}");
+}
+
+/// A request for `accounts` alone.
+fn accounts_req(accounts: &[&str]) -> ProbeRequest {
+    ProbeRequest {
+        packages: vec![],
+        paths: vec![],
+        services: vec![],
+        components: vec![],
+        trees: vec![],
+        besides: vec![],
+        accounts: accounts.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+#[test]
+fn accounts_are_read_from_their_passwd_and_group_lines() {
+    let r = accounts_req(&["shop", "blog", "alice"]);
+    let out = "@os debian 12 bookworm\n\
+        @pw shop:x:998:997:[provision] site shop.example.com:/var/www/shop:/usr/sbin/nologin\n\
+        @gr shop:x:997:\n@pw alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash\n@gr alice:x:1000:\n@end\n";
+    let f = parse(out, &r).unwrap();
+    let shop = &f.users["shop"];
+    assert_eq!(
+        (shop.uid, shop.gid, shop.home.as_str()),
+        (998, 997, "/var/www/shop")
+    );
+    assert!(shop.is_provisions());
+    let alice = &f.users["alice"];
+    assert!(!alice.is_provisions());
+    assert_eq!(alice.shell, "/bin/bash");
+    assert_eq!(f.groups["shop"], 997);
+    assert!(!f.users.contains_key("blog") && !f.groups.contains_key("blog"));
+    for bad in [
+        "@pw shop:x:998\n",
+        "@pw shop:x:abc:1:c:/h:/s\n",
+        "@gr shop:x\n",
+    ] {
+        let e = parse(&format!("{bad}@end\n"), &r).unwrap_err();
+        assert!(e.0.contains("bad /etc/"), "{e}");
+    }
+}
+
+/// The real probe reads exactly the lines of the names asked: not a longer name that starts
+/// alike, whatever the GECOS holds (backslashes, spaces), a last line without a newline included.
+#[test]
+fn the_probe_reads_the_accounts_lines_for_real() {
+    let t = tempfile::tempdir().unwrap();
+    let (passwd, group) = (t.path().join("passwd"), t.path().join("group"));
+    std::fs::write(
+        &passwd,
+        "root:x:0:0:root:/root:/bin/bash\nshopper:x:1001:1001:Shopper:/home/shopper:/bin/bash\n\
+         shop:x:998:998:[provision] a \\c b  c:/var/www/shop:/usr/sbin/nologin",
+    )
+    .unwrap();
+    std::fs::write(&group, "root:x:0:\nshop:x:998:\nshopper:x:1001:").unwrap();
+    let script = accounts_req(&["shop", "blog"])
+        .script()
+        .replace("/etc/passwd", &passwd.to_string_lossy())
+        .replace("/etc/group", &group.to_string_lossy());
+    let state = tempfile::tempdir().unwrap();
+    let out = sh(&script.replace("/var/lib/provision", &state.path().to_string_lossy()));
+    let f = parse(&out, &accounts_req(&["shop", "blog"])).unwrap();
+    assert_eq!(f.users.keys().collect::<Vec<_>>(), ["shop"], "{out}");
+    assert_eq!(f.users["shop"].gecos, "[provision] a \\c b  c");
+    assert_eq!(f.groups.keys().collect::<Vec<_>>(), ["shop"], "{out}");
+    // This machine's own files, as the probe reads them on a host.
+    let f = parse(
+        &run_probe(&accounts_req(&["root"])),
+        &accounts_req(&["root"]),
+    )
+    .unwrap();
+    assert_eq!((f.users["root"].uid, f.groups["root"]), (0, 0));
+}
+
+#[test]
+fn a_host_without_accounts_to_have_reads_neither_file() {
+    let script = req().script();
+    assert!(!script.contains("/etc/passwd") && !script.contains("/etc/group"));
 }

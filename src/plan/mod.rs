@@ -2,10 +2,12 @@
 //! executed as is. It names no service: handlers are ordered by the components' declared relations
 //! (`Desired::rank`), and what facts ask for comes from the components (`Need`).
 
+pub mod accounts;
 mod diff;
 mod paths;
 pub mod saved;
 
+pub use accounts::AccountChange;
 pub use diff::diff;
 use paths::path_change;
 
@@ -50,6 +52,8 @@ pub struct HostPlan {
     /// Why the package lists are refreshed first, when they are.
     pub update_package_lists: Option<String>,
     pub install: Vec<String>,
+    /// Accounts made after the packages, before anything is staged.
+    pub accounts: Vec<AccountChange>,
     pub changes: Vec<Change>,
     pub steps: Vec<PlannedStep>,
     /// Validators for the staged tree: those that read a changed path.
@@ -65,6 +69,7 @@ pub struct HostPlan {
 impl HostPlan {
     pub fn is_empty(&self) -> bool {
         self.install.is_empty()
+            && self.accounts.is_empty()
             && self.changes.is_empty()
             && self.steps.is_empty()
             && self.attention.is_none()
@@ -72,6 +77,7 @@ impl HostPlan {
 
     pub fn change_count(&self) -> usize {
         usize::from(!self.install.is_empty())
+            + self.accounts.len()
             + self.changes.len()
             + self.steps.len()
             + usize::from(self.attention.is_some())
@@ -292,15 +298,19 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
     // Within a component its services come up before its steps run (the server before its SQL).
     steps.sort_by_key(|s| (d.rank(&s.handler), s.handler.action == Action::Run));
     let validators = validators_for(d, &changes);
-    let irreversible = steps
+    let accounts = accounts::missing(d, f);
+    let irreversible = accounts
         .iter()
-        .filter_map(|s| match &s.handler.target {
-            Target::Step(name) => d
-                .step(name)
-                .and_then(|st| st.irreversible.as_ref())
-                .map(|why| format!("{}: {why}", s.handler.line())),
-            Target::Service(_) => None,
-        })
+        .map(|a| format!("{}: the account stays, as installed packages do", a.line()))
+        .chain(steps.iter().filter_map(|s| {
+            match &s.handler.target {
+                Target::Step(name) => d
+                    .step(name)
+                    .and_then(|st| st.irreversible.as_ref())
+                    .map(|why| format!("{}: {why}", s.handler.line())),
+                Target::Service(_) => None,
+            }
+        }))
         .collect();
     HostPlan {
         host: d.host.clone(),
@@ -310,6 +320,7 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
         attention: attention(&f.state),
         update_package_lists,
         install,
+        accounts,
         changes,
         steps,
         validators,

@@ -63,9 +63,16 @@ pub fn commitments(p: &HostPlan) -> Value {
         })).collect::<Vec<_>>(),
         "steps": p.steps.iter().map(|s| s.handler.line()).collect::<Vec<_>>(),
     });
-    // Only when there are any: plans saved before this field compare equal.
+    // Only when there are any: plans saved before these fields compare equal.
     if !p.leaving.is_empty() {
         v["leaving"] = json!(p.leaving);
+    }
+    if !p.accounts.is_empty() {
+        v["accounts"] = json!(p
+            .accounts
+            .iter()
+            .map(|a| format!("{}, home {}", a.line(), a.home))
+            .collect::<Vec<_>>());
     }
     v
 }
@@ -168,6 +175,7 @@ pub fn differences(saved: &Value, now: &Value) -> Vec<String> {
         "attention",
         "update_package_lists",
         "install",
+        "accounts",
         "steps",
         "leaving",
     ] {
@@ -337,5 +345,23 @@ mod tests {
         now["leaving"] = json!(["web-03"]);
         let d = differences(&p.hosts[0].commitments, &now);
         assert_eq!(d, [r#"leaving: planned none, now ["web-03"]"#], "{d:?}");
+    }
+
+    /// The account a plan was to make exists by the time it is applied (made by hand, or by
+    /// another run): the commitments differ, named.
+    #[test]
+    fn an_account_planned_and_made_since_is_named() {
+        let p = saved();
+        let mut planned = p.hosts[0].commitments.clone();
+        planned["accounts"] =
+            json!(["create user shop (group shop) for site shop.example.com, home /var/www/shop"]);
+        let d = differences(&planned, &p.hosts[0].commitments);
+        assert_eq!(
+            d,
+            [
+                r#"accounts: planned ["create user shop (group shop) for site shop.example.com, home /var/www/shop"], now none"#
+            ],
+            "{d:?}"
+        );
     }
 }

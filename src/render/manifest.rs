@@ -2,7 +2,7 @@
 //! the content as written), services, validators and health checks. Serialised straight from the
 //! desired state through borrowing structs: a 1,000-host manifest never exists as a JSON tree.
 
-use crate::desired::{Desired, Handler, HealthCheck, PathState, Service, Step, Validator};
+use crate::desired::{Account, Desired, Handler, HealthCheck, PathState, Service, Step, Validator};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -25,6 +25,9 @@ pub struct HostEntry<'a> {
     /// The release the host was rendered for.
     pub release: Option<String>,
     pub packages: &'a [String],
+    /// System users with a group of their own, made before the files are staged.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub accounts: &'a [Account],
     pub paths: Vec<PathEntry<'a>>,
     pub services: &'a [Service],
     pub validators: &'a [Validator],
@@ -132,6 +135,7 @@ fn host_entry(d: &Desired) -> HostEntry<'_> {
         host: &d.host,
         release: d.release.map(|r| r.describe()),
         packages: &d.packages,
+        accounts: &d.accounts,
         paths,
         services: &d.services,
         validators: &d.validators,

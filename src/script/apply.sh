@@ -168,6 +168,25 @@ recover_dpkg() {
     done
 }
 
+# account NAME HOME GECOS: a system user NAME with a group of its own, no login shell, HOME (where
+# it works) not created. Made after the packages and before the stage: files owned by it are put in
+# place with install -o, and configs naming it (a PHP-FPM pool's user) are validated. A rollback
+# leaves it, as it leaves packages. Provision's own (its GECOS starts with provision's mark: made
+# since the plan) is left as it is; any other user or group of that name fails the run before
+# anything is staged.
+account() {
+    if entry=$(getent passwd "$1"); then
+        gecos=${entry#*:*:*:*:}
+        case "${gecos%%:*}" in "[provision] "*) return 0 ;; esac
+        fail "user $1 exists already and provision did not make it; nothing was staged"
+    fi
+    ! getent group "$1" > /dev/null \
+        || fail "group $1 exists already without a user $1, and provision did not make it; nothing was staged"
+    out=$(useradd --system --user-group --no-create-home --home-dir "$2" --shell /usr/sbin/nologin \
+        --comment "$3" "$1" 2>&1 9>&-) || { show "$out"; fail "cannot create user $1; nothing was staged"; }
+    ev_did "create user $1 (group $1)"
+}
+
 # The stage: a copy of the live config dirs the validators read, with the new files laid over it.
 stage_begin() {
     export R

@@ -228,6 +228,18 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
             pkgs.join(" ")
         );
     }
+    for (i, a) in plan.accounts.iter().enumerate() {
+        if i == 0 {
+            s.push_str("ev_phase accounts\n");
+        }
+        let _ = writeln!(
+            s,
+            "account {} {} {}",
+            q(&a.name),
+            q(&a.home),
+            q(&a.account().gecos())
+        );
+    }
     let summary = q(&summary(plan));
     // New releases: four data blocks each (manifest, archive, paths to remove, sums of the files sent).
     let mut payloads: Vec<Vec<u8>> = Vec::new();
@@ -442,6 +454,9 @@ pub fn summary(plan: &HostPlan) -> String {
     let mut parts = Vec::new();
     if !plan.install.is_empty() {
         parts.push(format!("{} package(s)", plan.install.len()));
+    }
+    if !plan.accounts.is_empty() {
+        parts.push(format!("{} account(s)", plan.accounts.len()));
     }
     if !plan.changes.is_empty() {
         parts.push(format!("{} path(s)", plan.changes.len()));

@@ -8,6 +8,7 @@ pub enum Phase {
     Lock,
     Check,
     Packages,
+    Accounts,
     Stage,
     Validate,
     Swap,
@@ -16,10 +17,11 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 8] = [
+    pub const ALL: [Phase; 9] = [
         Phase::Lock,
         Phase::Check,
         Phase::Packages,
+        Phase::Accounts,
         Phase::Stage,
         Phase::Validate,
         Phase::Swap,
@@ -32,6 +34,7 @@ impl Phase {
             Phase::Lock => "lock",
             Phase::Check => "check",
             Phase::Packages => "packages",
+            Phase::Accounts => "accounts",
             Phase::Stage => "stage",
             Phase::Validate => "validate",
             Phase::Swap => "swap",

@@ -38,6 +38,7 @@ fn plan() -> (HostPlan, Desired) {
         attention: None,
         update_package_lists: Some("never downloaded".into()),
         install: vec!["nginx".into(), "php8.2-fpm".into()],
+        accounts: vec![],
         changes: vec![crate::plan::Change {
             path: conf().path,
             action: ChangeKind::Create,
@@ -155,18 +156,29 @@ fn the_script_locks_checks_installs_validates_swaps_then_runs_handlers() {
 /// Runs the library's functions for real on a scratch tree: state dir and "live" files under a
 /// temporary directory, the functions' absolute paths pointed there.
 fn run_library(dir: &Path, program: &str) -> (bool, String) {
+    let f = library_program(dir, program);
+    outcome(
+        &Command::new("sh")
+            .arg(&f)
+            .arg(dir.join("run-1"))
+            .output()
+            .unwrap(),
+    )
+}
+
+/// The library and `program`, as a script file in `dir` that keeps its state under `dir/state`.
+fn library_program(dir: &Path, program: &str) -> std::path::PathBuf {
     let lib = script(&runner(), "").replace(
         "P=/var/lib/provision",
         &format!("P={}/state", dir.display()),
     );
-    let full = format!("{lib}{program}");
     let f = dir.join("run.sh");
-    std::fs::write(&f, full).unwrap();
-    let out = Command::new("sh")
-        .arg(&f)
-        .arg(dir.join("run-1"))
-        .output()
-        .unwrap();
+    std::fs::write(&f, format!("{lib}{program}")).unwrap();
+    f
+}
+
+/// Whether a run succeeded, and all it printed.
+fn outcome(out: &std::process::Output) -> (bool, String) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -658,13 +670,7 @@ fn through_runner(dir: &Path, script: &[u8]) -> (bool, String) {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(script).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    outcome(&child.wait_with_output().unwrap())
 }
 
 /// A connection cut while the script is sent leaves its first part on the host: it is not run
@@ -1005,4 +1011,136 @@ fn a_guarded_handler_arms_the_guard_before_it_runs() {
     let at = |needle: &str| script.find(needle).unwrap_or_else(|| panic!("{needle}"));
     assert!(at("changing apply") < at("guard_arm 60 \"$RUN.p0\""));
     assert!(at("guard_arm") < at("handler 'start php8.2-fpm'"));
+}
+
+fn with_an_account() -> (HostPlan, Desired) {
+    let (mut p, d) = plan();
+    p.accounts = vec![crate::plan::AccountChange {
+        name: "shop".into(),
+        action: ChangeKind::Create,
+        reason: "the host has no user shop".into(),
+        home: "/var/www/shop".into(),
+        comment: "site shop.example.com".into(),
+    }];
+    (p, d)
+}
+
+#[test]
+fn accounts_are_made_after_the_packages_and_before_anything_is_staged() {
+    let (p, d) = with_an_account();
+    let s = apply_script(&p, &d, &runner());
+    sh_n(&s);
+    let at = |needle: &str| {
+        s.rfind(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{s}"))
+    };
+    assert!(at("install_packages") < at("ev_phase accounts"));
+    assert!(
+        at("ev_phase accounts")
+            < at("account shop /var/www/shop '[provision] site shop.example.com'")
+    );
+    assert!(at("account shop") < at("ev_phase stage"));
+    assert!(summary(&p).starts_with("2 package(s); 1 account(s); 1 path(s)"));
+    // The library knows provision's accounts by the mark their GECOS starts with.
+    assert!(LIBRARY.contains(&format!("\"{}\"*) return 0", crate::desired::Account::MARK)));
+}
+
+/// Runs the library's `program` for real, as root, with a copy of this machine's /etc (plus
+/// `passwd` and `group` lines) and a scratch /var/log in place of its own, for the program alone
+/// (a mount namespace of its own): useradd runs as on a host, and this machine keeps its accounts.
+fn run_with_scratch_etc(dir: &Path, passwd: &str, group: &str, program: &str) -> (bool, String) {
+    let etc = dir.join("etc");
+    let log = dir.join("log");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg("/etc")
+        .arg(&etc)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::create_dir(&log).unwrap();
+    for (file, lines) in [("passwd", passwd), ("group", group)] {
+        let mut text = std::fs::read_to_string(etc.join(file)).unwrap();
+        text.push_str(lines);
+        std::fs::write(etc.join(file), text).unwrap();
+    }
+    let f = library_program(dir, program);
+    let cmd = format!(
+        "sh {} {}",
+        q(&f.to_string_lossy()),
+        q(&dir.join("run-1").to_string_lossy())
+    );
+    outcome(
+        &crate::render::local_check::with_binds(&[(&etc, "/etc"), (&log, "/var/log")], &cmd)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// `account` makes a system user with a group of its own, no login and no home directory, once:
+/// run again (an account provision made) it does nothing. This machine never gets it.
+#[test]
+fn an_account_is_made_once_as_a_system_user_with_its_own_group() {
+    let t = tempfile::tempdir().unwrap();
+    let (name, home) = ("provtest-acct", "/var/www/provtest-acct");
+    let call = format!("account {name} {home} '[provision] site provtest.example.com'\n");
+    let (ok, out) = run_with_scratch_etc(
+        t.path(),
+        "",
+        "",
+        &format!("{call}{call}getent passwd {name}; getent group {name}; id -u {name}\n[ ! -e {home} ] && echo no-home\nev_done\n"),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("@did create user").count(), 1, "{out}");
+    assert!(
+        out.contains(&format!("@did create user {name} (group {name})")),
+        "{out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}:x:")))
+        .unwrap_or_else(|| panic!("{out}"));
+    let f: Vec<&str> = line.split(':').collect();
+    assert_eq!(
+        f[4..],
+        [
+            "[provision] site provtest.example.com",
+            home,
+            "/usr/sbin/nologin"
+        ]
+    );
+    let uid: u32 = f[2].parse().unwrap();
+    assert!(uid < 1000, "not a system user: {line}");
+    assert!(
+        out.contains(&format!("{name}:x:{}:", f[3])),
+        "its own group: {out}"
+    );
+    assert!(out.contains("no-home"), "{out}");
+    assert!(!std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .contains(name));
+}
+
+/// A user or a lone group of that name that provision did not make fails the run before the
+/// stage: the program's next command never runs.
+#[test]
+fn an_account_provision_did_not_make_fails_the_run_before_the_stage() {
+    for (name, why) in [
+        ("shopper", "@fail user shopper exists already and provision did not make it; nothing was staged"),
+        ("lonely", "@fail group lonely exists already without a user lonely, and provision did not make it; nothing was staged"),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let staged = t.path().join("staged");
+        let (ok, out) = run_with_scratch_etc(
+            t.path(),
+            "shopper:x:1500:1500:Shop Keeper,,,:/home/shopper:/bin/bash\n",
+            "shopper:x:1500:\nlonely:x:1501:\n",
+            &format!(
+                "account {name} /var/www/{name} '[provision] site x'\nstage_begin\ntouch {}\n",
+                staged.display()
+            ),
+        );
+        assert!(!ok && out.contains(why), "{out}");
+        assert!(!staged.exists() && !t.path().join("state/stage").read_dir().unwrap().any(|_| true));
+    }
 }
