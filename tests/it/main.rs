@@ -1,5 +1,6 @@
 //! All integration tests build into this one binary and drive the real `provision` binary.
 
+mod acme;
 mod app;
 mod cli;
 mod component;
