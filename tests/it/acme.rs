@@ -16,10 +16,37 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const INV: &str = "tests/acme/lab-acme.toml";
-const WEB: &str = "198.18.0.102";
-const NS1: &str = "198.18.0.103";
-const NS2: &str = "198.18.0.104";
+/// The lab of one run: a web host that asks pebble for certificates and two name servers, each a
+/// primary of the challenge zone; pebble's port on the bridge.
+struct Lab {
+    inv: &'static str,
+    web: &'static str,
+    ns1: &'static str,
+    ns2: &'static str,
+    port: &'static str,
+    /// Whether the web host runs systemd (the timer), else cron.
+    systemd: bool,
+}
+
+/// Debian 12 with systemd on the web host, name servers with BIND 9.18 and 9.20.
+const BOOKWORM: Lab = Lab {
+    inv: "tests/acme/lab-acme.toml",
+    web: "198.18.0.102",
+    ns1: "198.18.0.103",
+    ns2: "198.18.0.104",
+    port: "14600",
+    systemd: true,
+};
+
+/// Debian 13 without an init system on the web host (cron, the init scripts' reload).
+const TRIXIE: Lab = Lab {
+    inv: "tests/acme/lab-acme-trixie.toml",
+    web: "198.18.0.120",
+    ns1: "198.18.0.121",
+    ns2: "198.18.0.122",
+    port: "14700",
+    systemd: false,
+};
 const SCRIPT: &str = "/usr/local/sbin/provision-acme";
 /// The DNS-01 site's names: its domain, a wildcard, and a wildcard one level down (its challenge
 /// through a CNAME).
@@ -39,12 +66,13 @@ struct Pebble {
 }
 
 impl Pebble {
-    fn start(validity: &str) -> Pebble {
+    fn start(l: &Lab, validity: &str) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(root().join("tests/acme/pebble"))
             .arg("start")
             .arg(dir.path())
-            .args([NS1, validity])
+            .args([l.ns1, validity])
+            .env("PEBBLE_PORT", l.port)
             .output()
             .unwrap();
         assert!(
@@ -133,11 +161,11 @@ fn served(addr: &str, name: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// `https://NAME/` from WEB, its chain verified against `root` (curl's own check).
-fn https_verified(name: &str, root: &str) -> String {
+/// `https://NAME/` from the web host, its chain verified against `root` (curl's own check).
+fn https_verified(l: &Lab, name: &str, root: &str) -> String {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "10", "--cacert", root, "--resolve"])
-        .arg(format!("{name}:443:{WEB}"))
+        .arg(format!("{name}:443:{}", l.web))
         .arg(format!("https://{name}/"))
         .output()
         .unwrap();
@@ -149,9 +177,9 @@ fn https_verified(name: &str, root: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// One value of a site's status file on WEB.
-fn status(site: &str, key: &str) -> String {
-    let st = ssh(WEB, &format!("cat /var/lib/provision-acme/{site}/status"));
+/// One value of a site's status file on the web host.
+fn status(l: &Lab, site: &str, key: &str) -> String {
+    let st = ssh(l.web, &format!("cat /var/lib/provision-acme/{site}/status"));
     st.lines()
         .find_map(|l| l.strip_prefix(&format!("{key} ")))
         .unwrap_or("")
@@ -165,17 +193,24 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// The pids of Nginx's workers on WEB (a reload replaces them).
-fn nginx_workers() -> String {
-    ssh(WEB, "pgrep -f '^nginx: worker' | sort | tr '\\n' ' '")
+/// The pids of Nginx's workers on the web host (a reload replaces them).
+fn nginx_workers(l: &Lab) -> String {
+    ssh(l.web, "pgrep -f '^nginx: worker' | sort | tr '\\n' ' '")
 }
 
-fn install_packages() {
+fn install_packages(l: &Lab) {
     std::thread::scope(|s| {
         for (addr, pkgs) in [
-            (WEB, "nginx lego bind9-dnsutils openssl"),
-            (NS1, "bind9 bind9-dnsutils"),
-            (NS2, "bind9 bind9-dnsutils"),
+            (
+                l.web,
+                if l.systemd {
+                    "nginx lego bind9-dnsutils openssl"
+                } else {
+                    "nginx lego bind9-dnsutils openssl cron"
+                },
+            ),
+            (l.ns1, "bind9 bind9-dnsutils"),
+            (l.ns2, "bind9 bind9-dnsutils"),
         ] {
             s.spawn(move || {
                 ssh(
@@ -191,18 +226,20 @@ fn install_packages() {
 
 /// The site's own zone as provision's zone component would add to it: `_acme-challenge` delegated
 /// to the challenge zone, and the other names' challenges pointed there.
-fn site_zone(domain: &str, extra: &str) -> String {
+fn site_zone(l: &Lab, domain: &str, extra: &str) -> String {
+    let (web, ns1, ns2) = (l.web, l.ns1, l.ns2);
     format!(
         "$ORIGIN {domain}.\n$TTL 300\n@ IN SOA ns1.{domain}. hostmaster.{domain}. ( 1 3600 900 1209600 300 )\n\
-         @ IN NS ns1.{domain}.\n@ IN NS ns2.{domain}.\nns1 IN A {NS1}\nns2 IN A {NS2}\n@ IN A {WEB}\n{extra}\
+         @ IN NS ns1.{domain}.\n@ IN NS ns2.{domain}.\nns1 IN A {ns1}\nns2 IN A {ns2}\n@ IN A {web}\n{extra}\
          _acme-challenge IN NS ns1.{domain}.\n_acme-challenge IN NS ns2.{domain}.\n"
     )
 }
 
 /// BIND on both name servers: foobar.com (HTTP-01: only its addresses matter) and foobaz.com with
-/// its challenge zone, which the TSIG key (made on NS1) may update.
-fn name_servers() -> String {
-    let key = ssh(NS1, "tsig-keygen -a hmac-sha256 acme-foobaz.com");
+/// its challenge zone, which the TSIG key (made on the first) may update.
+fn name_servers(l: &Lab) -> String {
+    let web = l.web;
+    let key = ssh(l.ns1, "tsig-keygen -a hmac-sha256 acme-foobaz.com");
     let challenges = ChallengeZone::new("foobaz.com", &strings(&WILDCARD_NAMES)).unwrap();
     let zones = render(
         "acme/named.conf.acme",
@@ -228,18 +265,18 @@ fn name_servers() -> String {
                  zone \"foobaz.com\" { type primary; file \"/etc/bind/db.foobaz.com\"; };\n\
                  include \"/etc/bind/named.conf.acme\";\n";
     std::thread::scope(|s| {
-        for ns in [NS1, NS2] {
+        for ns in [l.ns1, l.ns2] {
             let (key, zones, challenge, challenges) = (&key, &zones, &challenge, &challenges);
             s.spawn(move || {
                 put(ns, "/etc/bind/provision-acme-foobaz.com.key", "640", key);
                 put(ns, "/etc/bind/named.conf.acme", "644", zones);
                 put(ns, "/etc/bind/named.conf.local", "644", local);
-                put(ns, "/etc/bind/db.foobar.com", "644", &site_zone("foobar.com", &format!("www IN A {WEB}\n")));
-                let mut extra = format!("* IN A {WEB}\n");
+                put(ns, "/etc/bind/db.foobar.com", "644", &site_zone(l, "foobar.com", &format!("www IN A {web}\n")));
+                let mut extra = format!("* IN A {web}\n");
                 for (owner, target) in &challenges.cnames {
                     extra.push_str(&format!("{owner} IN CNAME {target}\n"));
                 }
-                put(ns, "/etc/bind/db.foobaz.com", "644", &site_zone("foobaz.com", &extra));
+                put(ns, "/etc/bind/db.foobaz.com", "644", &site_zone(l, "foobaz.com", &extra));
                 put(ns, "/var/lib/bind/db._acme-challenge.foobaz.com", "644", challenge);
                 ssh(
                     ns,
@@ -249,7 +286,7 @@ fn name_servers() -> String {
             });
         }
     });
-    for ns in [NS1, NS2] {
+    for ns in [l.ns1, l.ns2] {
         let deadline = Instant::now() + Duration::from_secs(20);
         while dig(ns).is_empty() {
             assert!(Instant::now() < deadline, "{ns} does not answer");
@@ -259,7 +296,7 @@ fn name_servers() -> String {
     key
 }
 
-/// Nginx on WEB as provision's stacks will serve an ACME site: the challenge directory on port 80
+/// Nginx on the web host as provision's stacks will serve an ACME site: the challenge directory on port 80
 /// for every name (the rest redirected), the certificate file provision-acme keeps on 443.
 const NGINX: &str = r#"server {
     listen 80;
@@ -292,9 +329,9 @@ server {
 }
 "#;
 
-/// The site configurations, the script, its timer, the TSIG key and Nginx on WEB; each site gets its
+/// The site configurations, the script, its timer, the TSIG key and Nginx on the web host; each site gets its
 /// placeholder (`ensure`) before Nginx reads its configuration.
-fn web_host(pebble: &Pebble, tsig: &str) {
+fn web_host(l: &Lab, pebble: &Pebble, tsig: &str) {
     let common = |site: &str, names: Value| {
         json!({
             "site": site,
@@ -313,10 +350,10 @@ fn web_host(pebble: &Pebble, tsig: &str) {
     let mut dns = common("foobaz.com", json!(WILDCARD_NAMES));
     dns["challenge"] = json!("dns-01");
     dns["dns_zone"] = json!("_acme-challenge.foobaz.com");
-    dns["dns_servers"] = json!([NS1, NS2]);
+    dns["dns_servers"] = json!([l.ns1, l.ns2]);
     dns["tsig_key"] = json!("/etc/provision/acme/foobaz.com.tsig");
     put(
-        WEB,
+        l.web,
         SCRIPT,
         "755",
         &render("acme/provision-acme", json!({})),
@@ -325,95 +362,135 @@ fn web_host(pebble: &Pebble, tsig: &str) {
         let name = site["site"].as_str().unwrap();
         let conf = render("acme/site.conf", json!({ "acme": site }));
         put(
-            WEB,
+            l.web,
             &format!("/etc/provision/acme/{name}.conf"),
             "644",
             &conf,
         );
         put(
-            WEB,
+            l.web,
             &format!("/etc/provision/acme/{name}.directory-ca.pem"),
             "644",
             &pebble.listener_ca(),
         );
     }
-    put(WEB, "/etc/provision/acme/foobaz.com.tsig", "600", tsig);
+    put(l.web, "/etc/provision/acme/foobaz.com.tsig", "600", tsig);
     for unit in ["provision-acme.service", "provision-acme.timer"] {
         let text = render(&format!("acme/{unit}"), json!({}));
-        put(WEB, &format!("/etc/systemd/system/{unit}"), "644", &text);
+        put(l.web, &format!("/etc/systemd/system/{unit}"), "644", &text);
     }
     let cron = render("acme/cron", json!({ "acme": { "minute": 17 } }));
-    put(WEB, "/etc/cron.d/provision-acme", "644", &cron);
-    put(WEB, "/etc/nginx/sites-enabled/acme.conf", "644", NGINX);
+    put(l.web, "/etc/cron.d/provision-acme", "644", &cron);
+    put(l.web, "/etc/nginx/sites-enabled/acme.conf", "644", NGINX);
+    let start = if l.systemd {
+        "systemctl restart nginx && systemd-analyze verify /etc/systemd/system/provision-acme.timer \
+         && systemctl daemon-reload && systemctl enable --now provision-acme.timer 2> /dev/null"
+    } else {
+        "service nginx restart > /dev/null && service cron start > /dev/null"
+    };
     ssh(
-        WEB,
-        "rm -f /etc/nginx/sites-enabled/default && mkdir -p -m 700 /etc/nginx/tls \
-         && provision-acme ensure foobar.com && provision-acme ensure foobaz.com \
-         && nginx -t 2> /dev/null && systemctl restart nginx \
-         && systemd-analyze verify /etc/systemd/system/provision-acme.timer \
-         && systemctl daemon-reload && systemctl enable --now provision-acme.timer 2> /dev/null",
+        l.web,
+        &format!(
+            "rm -f /etc/nginx/sites-enabled/default && mkdir -p -m 700 /etc/nginx/tls \
+             && provision-acme ensure foobar.com && provision-acme ensure foobaz.com \
+             && nginx -t 2> /dev/null && {start}"
+        ),
+    );
+}
+
+/// Renewals are scheduled: the timer runs where systemd does; elsewhere cron runs, and its line
+/// (run here with a short sleep) runs provision-acme, which looks at every site again.
+fn renewals_are_scheduled(l: &Lab) {
+    if l.systemd {
+        assert_eq!(
+            ssh(l.web, "systemctl is-active provision-acme.timer").trim(),
+            "active"
+        );
+        return;
+    }
+    ssh(l.web, "service cron status > /dev/null");
+    let line = ssh(l.web, "grep -v '^#' /etc/cron.d/provision-acme");
+    let command = line
+        .trim()
+        .split_once(" root ")
+        .map(|(_, c)| c.replace("--jitter 3000", "--jitter 2"))
+        .unwrap_or_else(|| panic!("cron line: {line}"));
+    let written = "stat -c %.9Y /var/lib/provision-acme/foobaz.com/status";
+    let before = ssh(l.web, written);
+    run_on(l.web, &command);
+    assert_ne!(
+        ssh(l.web, written),
+        before,
+        "{command} did not run provision-acme"
     );
 }
 
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_acme_http01_and_dns01_wildcard_from_pebble() {
-    lab(&["down", INV]);
-    lab(&["up", INV]);
-    install_packages();
-    let tsig = name_servers();
-    let pebble = Pebble::start(VALIDITY);
-    web_host(&pebble, &tsig);
+    acme_end_to_end(&BOOKWORM);
+}
+
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_acme_on_a_debian_13_host_without_systemd() {
+    acme_end_to_end(&TRIXIE);
+}
+
+fn acme_end_to_end(l: &Lab) {
+    lab(&["down", l.inv]);
+    lab(&["up", l.inv]);
+    install_packages(l);
+    let tsig = name_servers(l);
+    let pebble = Pebble::start(l, VALIDITY);
+    web_host(l, &pebble, &tsig);
     let root = pebble.root();
 
-    // Until the CA answers: a placeholder, and the timer is set.
+    // Until the CA answers: a placeholder.
     assert!(
-        served(WEB, "www.foobar.com").contains("O=provision placeholder"),
+        served(l.web, "www.foobar.com").contains("O=provision placeholder"),
         "{}",
-        served(WEB, "www.foobar.com")
+        served(l.web, "www.foobar.com")
     );
-    assert_eq!(status("foobar.com", "serving"), "placeholder");
-    assert_eq!(
-        ssh(WEB, "systemctl is-active provision-acme.timer").trim(),
-        "active"
-    );
+    assert_eq!(status(l, "foobar.com", "serving"), "placeholder");
 
-    wildcard_over_dns01(&root);
-    only_the_challenge_records_may_change();
+    wildcard_over_dns01(l, &root);
+    only_the_challenge_records_may_change(l);
     // Right before the renewal: its certificate lives 90 s.
-    first_issue_waits_for_the_apply(&root);
-    renewed_at_a_third_of_the_lifetime_under_load();
-    a_stopped_ca_keeps_the_last_certificate(&pebble);
-    keys_stay_private();
-    status_for_plan_and_check();
+    first_issue_waits_for_the_apply(l, &root);
+    renewed_at_a_third_of_the_lifetime_under_load(l);
+    a_stopped_ca_keeps_the_last_certificate(l, &pebble);
+    keys_stay_private(l);
+    status_for_plan_and_check(l);
+    renewals_are_scheduled(l);
     drop(pebble);
-    lab(&["down", INV]);
+    lab(&["down", l.inv]);
 }
 
 /// `start` returns at once; while provision's host lock is held (an apply running) nothing is
 /// asked; once it is free, the certificate is issued over HTTP-01 and goes live.
-fn first_issue_waits_for_the_apply(root: &str) {
+fn first_issue_waits_for_the_apply(l: &Lab, root: &str) {
     // Held for 8 s by a process of its own, as an apply holds it.
     ssh(
-        WEB,
+        l.web,
         "mkdir -p -m 700 /var/lib/provision && { setsid flock /var/lib/provision/lock sleep 8 < /dev/null > /dev/null 2>&1 & } \
          && while flock -n /var/lib/provision/lock true; do sleep 0.05; done",
     );
     let t = Instant::now();
-    ssh(WEB, "provision-acme start foobar.com");
+    ssh(l.web, "provision-acme start foobar.com");
     assert!(t.elapsed() < Duration::from_secs(3), "start waited");
     std::thread::sleep(Duration::from_secs(6));
-    let (_, log) = run_on(WEB, "cat /var/lib/provision-acme/foobar.com/log");
+    let (_, log) = run_on(l.web, "cat /var/lib/provision-acme/foobar.com/log");
     assert!(
-        !log.contains("Obtaining") && status("foobar.com", "serving") == "placeholder",
+        !log.contains("Obtaining") && status(l, "foobar.com", "serving") == "placeholder",
         "the CA was asked while the lock was held: {log}"
     );
     let deadline = Instant::now() + Duration::from_secs(90);
-    while status("foobar.com", "serving") != "issued" {
+    while status(l, "foobar.com", "serving") != "issued" {
         assert!(
             Instant::now() < deadline,
             "not issued: {}",
-            ssh(WEB, "tail -n 20 /var/lib/provision-acme/foobar.com/log")
+            ssh(l.web, "tail -n 20 /var/lib/provision-acme/foobar.com/log")
         );
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -423,9 +500,9 @@ fn first_issue_waits_for_the_apply(root: &str) {
         "issued after {waited:?}, before the lock was free"
     );
     for name in ["www.foobar.com", "foobar.com"] {
-        assert_eq!(https_verified(name, root), "foobar.com over https\n");
+        assert_eq!(https_verified(l, name, root), "foobar.com over https\n");
     }
-    assert!(status("foobar.com", "issuer").starts_with("CN=Pebble Intermediate CA"));
+    assert!(status(l, "foobar.com", "issuer").starts_with("CN=Pebble Intermediate CA"));
     println!(
         "HTTP-01: issued and live {:.1} s after start (lock held 8 s)",
         waited.as_secs_f64()
@@ -434,19 +511,22 @@ fn first_issue_waits_for_the_apply(root: &str) {
 
 /// The wildcard over DNS-01: TXT records on both name servers through the TSIG key (one through
 /// the CNAME of a deeper name), removed afterwards.
-fn wildcard_over_dns01(root: &str) {
+fn wildcard_over_dns01(l: &Lab, root: &str) {
     let t = Instant::now();
-    let (code, out) = run_on(WEB, "provision-acme renew foobaz.com");
-    assert_eq!(code, 0, "{out}");
+    let (code, out) = run_on(l.web, "provision-acme renew foobaz.com");
+    assert!(
+        code == 0 && out.contains("foobaz.com: a certificate"),
+        "{out}"
+    );
     println!("DNS-01: {:.1} s: {}", t.elapsed().as_secs_f64(), out.trim());
     assert_eq!(
-        status("foobaz.com", "names"),
+        status(l, "foobaz.com", "names"),
         "*.foobaz.com *.shop.foobaz.com foobaz.com"
     );
     for name in ["foobaz.com", "www.foobaz.com", "api.shop.foobaz.com"] {
-        assert_eq!(https_verified(name, root), "foobaz.com over https\n");
+        assert_eq!(https_verified(l, name, root), "foobaz.com over https\n");
     }
-    for ns in [NS1, NS2] {
+    for ns in [l.ns1, l.ns2] {
         for name in [
             "_acme-challenge.foobaz.com",
             "shop._acme-challenge.foobaz.com",
@@ -462,60 +542,60 @@ fn wildcard_over_dns01(root: &str) {
 
 /// The TSIG key may change the TXT records of the site's challenges and nothing else: not another
 /// type, not another name of the challenge zone, not the site's own zone; without it, nothing.
-fn only_the_challenge_records_may_change() {
+fn only_the_challenge_records_may_change(l: &Lab) {
     let key = "-k /etc/provision/acme/foobaz.com.tsig";
     for (ns, zone, update, auth, allowed) in [
         (
-            NS1,
+            l.ns1,
             "_acme-challenge.foobaz.com",
             "add _acme-challenge.foobaz.com. 60 TXT \"ok\"",
             key,
             true,
         ),
         (
-            NS2,
+            l.ns2,
             "_acme-challenge.foobaz.com",
             "delete _acme-challenge.foobaz.com. TXT \"ok\"",
             key,
             true,
         ),
         (
-            NS1,
+            l.ns1,
             "_acme-challenge.foobaz.com",
             "add _acme-challenge.foobaz.com. 60 TXT \"no key\"",
             "",
             false,
         ),
         (
-            NS1,
+            l.ns1,
             "_acme-challenge.foobaz.com",
             "add _acme-challenge.foobaz.com. 60 A 192.0.2.1",
             key,
             false,
         ),
         (
-            NS2,
+            l.ns2,
             "_acme-challenge.foobaz.com",
             "add www._acme-challenge.foobaz.com. 60 TXT \"other\"",
             key,
             false,
         ),
         (
-            NS2,
+            l.ns2,
             "_acme-challenge.foobaz.com",
             "delete _acme-challenge.foobaz.com. NS",
             key,
             false,
         ),
         (
-            NS1,
+            l.ns1,
             "foobaz.com",
             "add www.foobaz.com. 60 A 192.0.2.1",
             key,
             false,
         ),
         (
-            NS2,
+            l.ns2,
             "foobaz.com",
             "add _acme-challenge.www.foobaz.com. 60 TXT \"parent\"",
             key,
@@ -523,7 +603,7 @@ fn only_the_challenge_records_may_change() {
         ),
     ] {
         let (code, out) = run_on(
-            WEB,
+            l.web,
             &format!(
                 "printf 'server {ns}\\ncheck-names off\\nzone {zone}.\\nupdate {update}\\nsend\\n' | nsupdate -t 5 {auth}"
             ),
@@ -537,39 +617,39 @@ fn only_the_challenge_records_may_change() {
             );
         }
     }
-    assert_eq!(dig(NS1), WEB);
+    assert_eq!(dig(l.ns1), l.web);
 }
 
 /// The timer's run renews nothing (and reloads nothing) until a third of the lifetime is left;
 /// then it renews, and the new certificate goes live by a reload that fails no request; a forced
 /// renewal likewise.
-fn renewed_at_a_third_of_the_lifetime_under_load() {
-    let load = Load::start(WEB, 4, "foobar.com over https", Duration::from_secs(150));
-    let before = served(WEB, "www.foobar.com");
-    let workers = nginx_workers();
-    let renew_at: u64 = status("foobar.com", "renew_at").parse().unwrap();
+fn renewed_at_a_third_of_the_lifetime_under_load(l: &Lab) {
+    let load = Load::start(l.web, 4, "foobar.com over https", Duration::from_secs(150));
+    let before = served(l.web, "www.foobar.com");
+    let workers = nginx_workers(l);
+    let renew_at: u64 = status(l, "foobar.com", "renew_at").parse().unwrap();
     assert!(renew_at > now() + 2, "renew_at {renew_at} is past already");
-    let (code, out) = run_on(WEB, "provision-acme run");
+    let (code, out) = run_on(l.web, "provision-acme run");
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("foobar.com: a certificate"), "{out}");
-    assert_eq!(served(WEB, "www.foobar.com"), before);
-    assert_eq!(nginx_workers(), workers, "reloaded with nothing new");
+    assert_eq!(served(l.web, "www.foobar.com"), before);
+    assert_eq!(nginx_workers(l), workers, "reloaded with nothing new");
 
     std::thread::sleep(Duration::from_secs(renew_at + 1 - now()));
-    let (code, out) = run_on(WEB, "provision-acme run");
+    let (code, out) = run_on(l.web, "provision-acme run");
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("foobar.com: a certificate")
             && out.contains("a third of its lifetime is left"),
         "{out}"
     );
-    let renewed = served(WEB, "www.foobar.com");
+    let renewed = served(l.web, "www.foobar.com");
     assert_ne!(renewed, before);
-    assert_ne!(nginx_workers(), workers, "not reloaded");
+    assert_ne!(nginx_workers(l), workers, "not reloaded");
 
-    let (code, out) = run_on(WEB, "provision-acme renew foobar.com --force");
+    let (code, out) = run_on(l.web, "provision-acme renew foobar.com --force");
     assert_eq!(code, 0, "{out}");
-    assert_ne!(served(WEB, "www.foobar.com"), renewed);
+    assert_ne!(served(l.web, "www.foobar.com"), renewed);
     let tally = load.finish();
     println!("{}", tally.line("renewals under load"));
     assert_eq!(tally.failed, 0, "{}", tally.line("renewals under load"));
@@ -578,18 +658,18 @@ fn renewed_at_a_third_of_the_lifetime_under_load() {
 
 /// With the CA stopped, a renewal fails: the last certificate keeps serving, the status says why,
 /// and the next try waits an hour (the timer's run asks nothing meanwhile).
-fn a_stopped_ca_keeps_the_last_certificate(pebble: &Pebble) {
-    let before = served(WEB, "www.foobar.com");
+fn a_stopped_ca_keeps_the_last_certificate(l: &Lab, pebble: &Pebble) {
+    let before = served(l.web, "www.foobar.com");
     pebble.stop();
-    let (code, out) = run_on(WEB, "provision-acme renew foobar.com --force");
+    let (code, out) = run_on(l.web, "provision-acme renew foobar.com --force");
     assert_eq!(code, 1, "{out}");
-    assert_eq!(served(WEB, "www.foobar.com"), before);
-    assert_eq!(status("foobar.com", "serving"), "issued");
-    assert_eq!(status("foobar.com", "result"), "failed");
-    assert_eq!(status("foobar.com", "failures"), "1");
-    let error = status("foobar.com", "error");
+    assert_eq!(served(l.web, "www.foobar.com"), before);
+    assert_eq!(status(l, "foobar.com", "serving"), "issued");
+    assert_eq!(status(l, "foobar.com", "result"), "failed");
+    assert_eq!(status(l, "foobar.com", "failures"), "1");
+    let error = status(l, "foobar.com", "error");
     assert!(error.contains("connection refused"), "{error}");
-    let next: u64 = status("foobar.com", "next_try").parse().unwrap();
+    let next: u64 = status(l, "foobar.com", "next_try").parse().unwrap();
     assert!(
         next >= now() + 3500 && next <= now() + 3601,
         "next try {next}"
@@ -598,9 +678,9 @@ fn a_stopped_ca_keeps_the_last_certificate(pebble: &Pebble) {
 }
 
 /// Keys: only root reads them; the state directory is closed.
-fn keys_stay_private() {
+fn keys_stay_private(l: &Lab) {
     let out = ssh(
-        WEB,
+        l.web,
         "stat -c '%a %U %n' /var/lib/provision-acme/foobar.com /etc/nginx/tls/foobar.com.acme.pem \
          /var/lib/provision-acme/foobar.com/lego/certificates/www.foobar.com.key \
          /var/lib/provision-acme/foobaz.com/lego/accounts/*/*/keys/*.key /etc/provision/acme/foobaz.com.tsig",
@@ -615,8 +695,8 @@ fn keys_stay_private() {
 
 /// What the host's status says, read by provision's parser as the probe will: the HTTP-01
 /// certificate's failed renewal needs attention (and says why), the wildcard is fine.
-fn status_for_plan_and_check() {
-    let out = ssh(WEB, "provision-acme status");
+fn status_for_plan_and_check(l: &Lab) {
+    let out = ssh(l.web, "provision-acme status");
     let lines: Vec<&str> = out.lines().collect();
     let all = CertStatus::parse_all(&lines);
     assert_eq!(all.len(), 2, "{out}");
@@ -737,4 +817,74 @@ fn the_staged_tree_gets_a_placeholder_where_it_has_no_certificate() {
         String::from_utf8_lossy(&nginx.stderr)
     );
     assert!(!std::path::Path::new("/etc/nginx/tls/foobar.com.acme.pem").exists());
+}
+
+/// The BIND side as rendered, checked by BIND's own tools: the challenge zones' configuration with
+/// its key and update-policy (`named-checkconf -z`, the zone loaded from the tree) and the zone
+/// file (`named-checkzone`).
+#[test]
+fn the_challenge_zone_config_passes_named_checkconf() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let z = ChallengeZone::new("foobaz.com", &strings(&WILDCARD_NAMES)).unwrap();
+    let key = Command::new("tsig-keygen")
+        .args(["-a", "hmac-sha256", "acme-foobaz.com"])
+        .output()
+        .unwrap();
+    assert!(key.status.success());
+    let files = [
+        (
+            "etc/bind/named.conf.acme",
+            render(
+                "acme/named.conf.acme",
+                json!({ "acme": { "zones": [{
+                    "zone": z.zone, "file": "/var/lib/bind/db._acme-challenge.foobaz.com",
+                    "key": "acme-foobaz.com", "key_file": "/etc/bind/provision-acme-foobaz.com.key",
+                    "names": z.names,
+                }]}}),
+            ),
+        ),
+        (
+            "etc/bind/provision-acme-foobaz.com.key",
+            String::from_utf8(key.stdout).unwrap(),
+        ),
+        (
+            "var/lib/bind/db._acme-challenge.foobaz.com",
+            render(
+                "acme/challenge-zone.db",
+                json!({ "zone": {
+                    "site": "foobaz.com", "zone": z.zone, "primary_ns": "ns1.foobaz.com.",
+                    "soa_contact": "hostmaster.foobaz.com.",
+                    "nameservers": ["ns1.foobaz.com.", "ns2.foobaz.com."],
+                }}),
+            ),
+        ),
+    ];
+    for (path, text) in &files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    assert!(files[0]
+        .1
+        .contains("grant \"acme-foobaz.com\" name shop._acme-challenge.foobaz.com. TXT;"));
+    let check = Command::new("named-checkconf")
+        .arg("-z")
+        .arg("-t")
+        .arg(root)
+        .arg("/etc/bind/named.conf.acme")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let zone = Command::new("named-checkzone")
+        .args(["-q", "_acme-challenge.foobaz.com"])
+        .arg(root.join("var/lib/bind/db._acme-challenge.foobaz.com"))
+        .status()
+        .unwrap();
+    assert!(zone.success());
 }
