@@ -463,6 +463,7 @@ fn acme_end_to_end(l: &Lab) {
     keys_stay_private(l);
     status_for_plan_and_check(l);
     renewals_are_scheduled(l);
+    a_site_that_left_loses_its_state(l);
     drop(pebble);
     lab(&["down", l.inv]);
 }
@@ -887,4 +888,31 @@ fn the_challenge_zone_config_passes_named_checkconf() {
         .status()
         .unwrap();
     assert!(zone.success());
+}
+
+/// A site whose configuration is gone keeps its certificate while a server's configuration still
+/// names the file; once none does, the timer's run removes the file, the account and the state.
+fn a_site_that_left_loses_its_state(l: &Lab) {
+    ssh(l.web, "rm /etc/provision/acme/foobaz.com.conf");
+    run_on(l.web, "provision-acme run");
+    ssh(
+        l.web,
+        "test -f /etc/nginx/tls/foobaz.com.acme.pem && test -d /var/lib/provision-acme/foobaz.com",
+    );
+    let without = NGINX
+        .split("server {")
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("server {");
+    assert!(!without.contains("foobaz"), "{without}");
+    put(l.web, "/etc/nginx/sites-enabled/acme.conf", "644", &without);
+    ssh(l.web, "nginx -t 2> /dev/null && nginx -s reload");
+    let (_, out) = run_on(l.web, "provision-acme run");
+    assert!(out.contains("foobaz.com: no longer on this host"), "{out}");
+    let (code, _) = run_on(
+        l.web,
+        "ls /etc/nginx/tls/foobaz.com.acme.pem /var/lib/provision-acme/foobaz.com",
+    );
+    assert_ne!(code, 0, "left behind");
+    assert_eq!(status(l, "foobar.com", "serving"), "issued");
 }
