@@ -11,6 +11,7 @@
 //! `transport`, `apply`, `commands` and `ui` touch the world. Services live in `component`, one file
 //! each; nothing else names one.
 
+pub mod acme;
 pub mod apply;
 pub mod cli;
 pub mod commands;

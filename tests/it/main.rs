@@ -1,6 +1,7 @@
 //! All integration tests build into this one binary and drive the real `provision` binary.
 
 mod accounts;
+mod acme;
 mod app;
 mod cli;
 mod component;
