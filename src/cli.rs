@@ -77,6 +77,14 @@ pub enum Command {
         after_help = "Example: provision restore -i inventories/lemp.toml --from /var/backups/provision/foobar-nightly-20261123T031500Z.sql.gz"
     )]
     Restore(RestoreArgs),
+    /// Delete what a site that left the inventory still holds: its document root (with its
+    /// uploads), its database and its database user's accounts, its Unix user. Each is backed up
+    /// first into /var/backups/provision (the document root on each web host that kept it, the
+    /// database on the primary); the backups' paths are printed.
+    #[command(
+        after_help = "Example: provision delete-site -i inventories/sites.toml --domain blog.example"
+    )]
+    DeleteSite(DeleteSiteArgs),
     /// Print a shell completion script: `provision completions bash > /etc/bash_completion.d/provision`.
     #[command(after_help = "Example: provision completions zsh > ~/.zfunc/_provision")]
     Completions(CompletionsArgs),
@@ -122,6 +130,21 @@ pub struct PromoteArgs {
 pub struct BackupArgs {
     #[command(flatten)]
     pub common: Common,
+    /// Accept and record the host key of a host that is not in known_hosts yet.
+    #[arg(long)]
+    pub trust_new_hosts: bool,
+    /// Show every remote command (secrets masked).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteSiteArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The site's domain: a site the inventory no longer has, applied without it.
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: String,
     /// Accept and record the host key of a host that is not in known_hosts yet.
     #[arg(long)]
     pub trust_new_hosts: bool,

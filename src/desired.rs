@@ -142,6 +142,10 @@ pub struct ManagedPath {
     /// Application code: notifies whatever runs PHP on the host (filled in by render).
     #[serde(skip)]
     pub code: bool,
+    /// Why the path is as it must be, said with its change in the plan (a site that left the
+    /// inventory: what goes, and what is kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -32,9 +32,13 @@ pub const LAB_NETWORK: &str = "\"outer\", \"inner\" or \"bastion\"";
 
 #[derive(Debug)]
 pub struct RawInventory {
-    pub site: RawSite,
-    pub database: RawDatabase,
-    pub dns: RawDns,
+    /// `[[sites]]`, or the one site of `[site]` + `[database]` + `[dns]`.
+    pub sites: Vec<RawSiteDef>,
+    /// True when the sites come from `[[sites]]` (keys are then `sites[N]....`).
+    pub many: bool,
+    /// `[replication]`: the replication account of the `[[sites]]` form (the one-site form keeps it
+    /// in `[database]`).
+    pub replication: Option<RawReplication>,
     pub lb: Option<RawLb>,
     pub firewall: Option<RawFirewall>,
     pub backup: Option<RawBackup>,
@@ -78,10 +82,32 @@ pub struct RawLb {
 
 pub const ROUTER_ID: Bounds = Bounds { min: 1, max: 255 };
 
+/// One site with its database and zone: `[[sites]]` with `[sites.database]` and `[sites.dns]`,
+/// or the one-site form's three tables.
+#[derive(Debug)]
+pub struct RawSiteDef {
+    pub site: RawSite,
+    pub database: RawDatabase,
+    pub dns: RawDns,
+}
+
+/// `[replication]`: the account replicas follow the primary with, for every site's database.
+#[derive(Debug)]
+pub struct RawReplication {
+    pub span: Range<usize>,
+    pub user: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+}
+
 #[derive(Debug)]
 pub struct RawSite {
     /// Where the table starts, for problems of the table as a whole.
     pub span: Range<usize>,
+    /// `[[sites]]` only: the site's short name (its Unix user, its pool); default from the domain.
+    pub name: Option<Spanned<String>>,
+    /// `[[sites]]` only: the web hosts that serve it; default every web host.
+    pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
     pub domain: Spanned<String>,
     pub server_names: Option<Spanned<Vec<Spanned<String>>>>,
     pub stack: Spanned<String>,
@@ -211,13 +237,38 @@ pub struct RawLab {
 impl RawInventory {
     /// Reads the whole file; `None` when any shape error was recorded in `r`.
     pub fn read(r: &mut Reader, mut top: Table) -> Option<RawInventory> {
-        let site = r.req_table(&mut top, "site", "a [site] table with domain and stack");
-        let database = r.req_table(
+        let many = top.has("sites");
+        let (one, list) = if many {
+            for key in ["site", "database", "dns"] {
+                if top.has(key) {
+                    r.conflict(&top, key, "sites", "the sites as [[sites]] tables (each with [sites.database] and [sites.dns]), or the one site of [site], [database] and [dns], not both");
+                }
+            }
+            let list = r.table_list(
+                &mut top,
+                "sites",
+                "[[sites]] tables, one per site, each with domain and stack, [sites.database] and [sites.dns]",
+            );
+            (None, list)
+        } else {
+            let site = r.req_table(
+                &mut top,
+                "site",
+                "a [site] table with domain and stack, or [[sites]] tables",
+            );
+            let database = r.req_table(
+                &mut top,
+                "database",
+                "a [database] table with name, user and password_env or password_file",
+            );
+            let dns = r.req_table(&mut top, "dns", "a [dns] table with soa_contact");
+            (Some((site, database, dns)), Some(Vec::new()))
+        };
+        let replication = r.opt_table(
             &mut top,
-            "database",
-            "a [database] table with name, user and password_env or password_file",
+            "replication",
+            "a [replication] table with user and password_env or password_file",
         );
-        let dns = r.req_table(&mut top, "dns", "a [dns] table with soa_contact");
         let lb = r.opt_table(
             &mut top,
             "lb",
@@ -243,9 +294,34 @@ impl RawInventory {
         let hardening = hardening.map(|h| h.and_then(|t| RawHardening::read(r, t)));
         let backup = backup.map(|b| b.and_then(|t| RawBackup::read(r, t)));
         let firewall = firewall.map(|f| f.and_then(|t| RawFirewall::read(r, t)));
-        let site = site.and_then(|t| RawSite::read(r, t));
-        let database = database.and_then(|t| RawDatabase::read(r, t));
-        let dns = dns.and_then(|t| RawDns::read(r, t));
+        let replication = replication.map(|t| t.and_then(|t| RawReplication::read(r, t)));
+        let sites: Option<Vec<RawSiteDef>> = match (one, list) {
+            (Some((site, database, dns)), _) => {
+                let site = site.and_then(|t| RawSite::read(r, t, false));
+                let database = database.and_then(|t| RawDatabase::read(r, t));
+                let dns = dns.and_then(|t| RawDns::read(r, t));
+                Some(vec![RawSiteDef {
+                    site: site?,
+                    database: database?,
+                    dns: dns?,
+                }])
+            }
+            (None, list) => list.and_then(|list| {
+                list.into_iter()
+                    .map(|t| RawSiteDef::read(r, t))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .collect()
+            }),
+        };
+        if many && sites.as_ref().is_some_and(Vec::is_empty) {
+            r.fail_at(
+                0..0,
+                "sites",
+                "found no [[sites]] table; allowed: one or more".into(),
+            );
+            return None;
+        }
         let lb = lb.map(|l| l.and_then(|t| RawLb::read(r, t)));
         let hosts = hosts.map(|list| {
             list.into_iter()
@@ -253,14 +329,50 @@ impl RawInventory {
                 .collect::<Vec<_>>()
         });
         Some(RawInventory {
-            site: site?,
-            database: database?,
-            dns: dns?,
+            sites: sites?,
+            many,
+            replication: replication?,
             lb: lb?,
             firewall: firewall?,
             backup: backup?,
             hardening: hardening?,
             hosts: hosts?.into_iter().collect::<Option<_>>()?,
+        })
+    }
+}
+
+impl RawSiteDef {
+    /// One `[[sites]]` table: the site's keys, and its `database` and `dns` tables.
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawSiteDef> {
+        let database = r.req_table(
+            &mut t,
+            "database",
+            "a [sites.database] table with name, user and password_env or password_file",
+        );
+        let dns = r.req_table(&mut t, "dns", "a [sites.dns] table with soa_contact");
+        let database = database.and_then(|d| RawDatabase::read(r, d));
+        let dns = dns.and_then(|d| RawDns::read(r, d));
+        let site = RawSite::read(r, t, true);
+        Some(RawSiteDef {
+            site: site?,
+            database: database?,
+            dns: dns?,
+        })
+    }
+}
+
+impl RawReplication {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawReplication> {
+        let user = r.opt_str(&mut t, "user", SQL_IDENT);
+        let password_env = r.opt_str(&mut t, "password_env", ENV_NAME);
+        let password_file = r.opt_str(&mut t, "password_file", LOCAL_PATH);
+        let span = t.span.clone();
+        r.finish(t);
+        Some(RawReplication {
+            span,
+            user: user?,
+            password_env: password_env?,
+            password_file: password_file?,
         })
     }
 }
@@ -338,7 +450,20 @@ impl RawLb {
 }
 
 impl RawSite {
-    fn read(r: &mut Reader, mut t: Table) -> Option<RawSite> {
+    /// `many`: a `[[sites]]` table, which also takes `name` and `hosts`.
+    fn read(r: &mut Reader, mut t: Table, many: bool) -> Option<RawSite> {
+        let (name, hosts) = if many {
+            (
+                r.opt_str(
+                    &mut t,
+                    "name",
+                    "the site's short name: lowercase letters, digits and '-', starting with a letter, like \"shop\"",
+                ),
+                r.opt_str_list(&mut t, "hosts", "the name of a host with the web role"),
+            )
+        } else {
+            (Some(None), Some(None))
+        };
         let domain = r.req_str(&mut t, "domain", "the site's DNS name, like \"foobar.com\"");
         let server_names = r.opt_str_list(&mut t, "server_names", RELATIVE_NAME);
         let stack = r.req_str(&mut t, "stack", &crate::spec::Stack::allowed());
@@ -376,6 +501,8 @@ impl RawSite {
         let tls = tls.map(|a| a.and_then(|a| RawTls::read(r, a)));
         Some(RawSite {
             span,
+            name: name?,
+            hosts: hosts?,
             domain: domain?,
             server_names: server_names?,
             stack: stack?,

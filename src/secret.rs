@@ -48,26 +48,60 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Which site a secret belongs to, and how the inventory wrote its sites: the one-site form's keys
+/// (`database.password`) or the `[[sites]]` form's (`sites[1].database.password`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SiteRef {
+    pub index: u16,
+    pub many: bool,
+}
+
+impl SiteRef {
+    /// The one site of the `[site]` form.
+    pub const ONE: SiteRef = SiteRef {
+        index: 0,
+        many: false,
+    };
+
+    /// The inventory key of the site's `table` (`site`, `database`, `dns`, or in the `[[sites]]`
+    /// form `sites[N]`, `sites[N].database`, ...).
+    pub fn key(self, table: &str) -> String {
+        match (self.many, table) {
+            (false, t) => t.to_string(),
+            (true, "site") => format!("sites[{}]", self.index),
+            (true, t) => format!("sites[{}].{t}", self.index),
+        }
+    }
+}
+
 /// Every kind of secret an inventory gives, or provision derives from one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SecretKey {
-    DatabasePassword,
-    ReplicationPassword,
-    /// The private key of a certificate the user provides (`[site.tls]`).
-    TlsKey,
+    DatabasePassword(SiteRef),
+    /// The replication account's: in `[database]` of the one-site form (`many` false), else in
+    /// `[replication]`.
+    ReplicationPassword {
+        many: bool,
+    },
+    /// The private key of a certificate the user provides (the site's `tls`).
+    TlsKey(SiteRef),
     /// The application's own secret for keys and salts, derived from the database password.
-    AppSalt,
+    AppSalt(SiteRef),
 }
 
 impl SecretKey {
     /// How messages and placeholders name it: the inventory's key, or for a derived secret the
     /// template value that holds it.
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            SecretKey::DatabasePassword => "database.password",
-            SecretKey::ReplicationPassword => "database.replication_password",
-            SecretKey::TlsKey => "site.tls.key",
-            SecretKey::AppSalt => "app.salt",
+            SecretKey::DatabasePassword(s) => format!("{}.password", s.key("database")),
+            SecretKey::ReplicationPassword { many: false } => {
+                "database.replication_password".into()
+            }
+            SecretKey::ReplicationPassword { many: true } => "replication.password".into(),
+            SecretKey::TlsKey(s) => format!("{}.tls.key", s.key("site")),
+            SecretKey::AppSalt(s) if !s.many => "app.salt".into(),
+            SecretKey::AppSalt(s) => format!("{}.app.salt", s.key("site")),
         }
     }
 }
@@ -90,7 +124,7 @@ pub struct Secrets {
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: Vec<&str> = self.entries.iter().map(|(k, _)| k.name()).collect();
+        let keys: Vec<String> = self.entries.iter().map(|(k, _)| k.name()).collect();
         write!(f, "Secrets({})", keys.join(", "))
     }
 }
@@ -176,7 +210,7 @@ impl Secrets {
     pub fn redactor(&self) -> Redactor {
         let mut r = Redactor::default();
         for (key, s) in &self.entries {
-            r.add(key.name(), &s.value);
+            r.add(&key.name(), &s.value);
         }
         r.finish();
         r
@@ -344,10 +378,13 @@ d4qk2lXc5m2b7qz9x0X8vJjK8bq6n5f2m1L0c9a8b7c6d5e4f3g2h1i0
     fn registry() -> Secrets {
         let mut s = Secrets::default();
         s.insert(
-            SecretKey::DatabasePassword,
+            SecretKey::DatabasePassword(crate::secret::SiteRef::ONE),
             Secret::new(r#"a'b\c$d"#.into(), "test".into()),
         );
-        s.insert(SecretKey::TlsKey, Secret::new(KEY.into(), "test".into()));
+        s.insert(
+            SecretKey::TlsKey(crate::secret::SiteRef::ONE),
+            Secret::new(KEY.into(), "test".into()),
+        );
         s
     }
 
@@ -427,7 +464,7 @@ d4qk2lXc5m2b7qz9x0X8vJjK8bq6n5f2m1L0c9a8b7c6d5e4f3g2h1i0
     fn masked_json_is_still_json_whatever_the_secret_holds() {
         let mut s = Secrets::default();
         s.insert(
-            SecretKey::DatabasePassword,
+            SecretKey::DatabasePassword(crate::secret::SiteRef::ONE),
             Secret::new(r#"web-01"\"#.into(), "test".into()),
         );
         let r = s.redactor();
@@ -452,12 +489,21 @@ d4qk2lXc5m2b7qz9x0X8vJjK8bq6n5f2m1L0c9a8b7c6d5e4f3g2h1i0
     fn templates_get_a_value_or_its_placeholder_only_for_registered_keys() {
         let s = registry();
         assert_eq!(
-            s.shown(SecretKey::DatabasePassword, true).as_deref(),
+            s.shown(
+                SecretKey::DatabasePassword(crate::secret::SiteRef::ONE),
+                true
+            )
+            .as_deref(),
             Some(r#"a'b\c$d"#)
         );
-        let hidden = s.shown(SecretKey::TlsKey, false).unwrap();
+        let hidden = s
+            .shown(SecretKey::TlsKey(crate::secret::SiteRef::ONE), false)
+            .unwrap();
         assert!(hidden.contains("<secret site.tls.key hidden") && !hidden.contains("PRIVATE"));
-        assert_eq!(s.shown(SecretKey::ReplicationPassword, true), None);
+        assert_eq!(
+            s.shown(SecretKey::ReplicationPassword { many: false }, true),
+            None
+        );
     }
 
     #[test]
@@ -466,7 +512,7 @@ d4qk2lXc5m2b7qz9x0X8vJjK8bq6n5f2m1L0c9a8b7c6d5e4f3g2h1i0
         let (a, b) = (s.stand_ins(0), s.stand_ins(1));
         let v = serde_json::json!({
             "db": { "password": r#"a'b\c$d"#, "name": "foobar" },
-            "shown": [placeholder(SecretKey::TlsKey)],
+            "shown": [placeholder(SecretKey::TlsKey(crate::secret::SiteRef::ONE))],
         });
         let swapped = s.swap_in_json(v, &a);
         let text = swapped.to_string();
@@ -476,7 +522,9 @@ d4qk2lXc5m2b7qz9x0X8vJjK8bq6n5f2m1L0c9a8b7c6d5e4f3g2h1i0
         );
         let pw = swapped["db"]["password"].as_str().unwrap();
         assert_eq!(a.redactor().redact(pw), "<secret database.password hidden>");
-        let other = b.get(SecretKey::DatabasePassword).unwrap();
+        let other = b
+            .get(SecretKey::DatabasePassword(crate::secret::SiteRef::ONE))
+            .unwrap();
         assert!(!other.is(pw) && other.value.len() == pw.len());
     }
 

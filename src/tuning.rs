@@ -32,6 +32,9 @@ pub const CHILDREN_MAX: u64 = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhpWorkers {
+    /// Workers start when requests come and stop when idle (a pool that shares its host with
+    /// other sites' pools), instead of a few always waiting.
+    pub ondemand: bool,
     pub max_children: u64,
     pub start_servers: u64,
     pub min_spare: u64,
@@ -115,12 +118,54 @@ pub fn kept(text: &str, key: &str, comment: &str) -> Option<(u64, Option<String>
     Some((n, why))
 }
 
+/// One site's pool on a host whose PHP workers `sites` pools share: its share of what the host
+/// holds (`total`, sized without a kept value), at least one, on demand, so an idle site holds no
+/// worker and the pools together never hold more than the host's memory takes (unless there are
+/// more sites than that: then one each, and the reason says so). `current` as in `php_workers`.
+pub fn php_share(
+    total: &PhpWorkers,
+    sites: u64,
+    current: Option<(u64, Option<String>)>,
+) -> PhpWorkers {
+    let sites = sites.max(1);
+    let share = (total.max_children / sites).max(1);
+    let pool = |max_children: u64, why: String| PhpWorkers {
+        ondemand: true,
+        max_children,
+        start_servers: 0,
+        min_spare: 0,
+        max_spare: 0,
+        why,
+    };
+    if let Some((c, why)) = current {
+        if c > 0 && share.abs_diff(c) * 5 <= c {
+            return pool(
+                c,
+                why.unwrap_or_else(|| format!("kept: {share} is within 20 % of it")),
+            );
+        }
+    }
+    let over = if total.max_children < sites {
+        " (more sites than the memory holds workers for: one each)"
+    } else {
+        ""
+    };
+    pool(
+        share,
+        format!(
+            "{}; shared by the {sites} sites of this host: {} / {sites} = {share}{over}, started on demand",
+            total.why, total.max_children
+        ),
+    )
+}
+
 /// Idle workers by the cores (what can run at once), not by the ceiling: a large machine's pool
 /// starts small and grows with its load.
 fn spares(children: u64, cores: u32, why: String) -> PhpWorkers {
     let cores = u64::from(cores.max(1));
     let max_spare = (4 * cores).clamp(3, children);
     PhpWorkers {
+        ondemand: false,
         max_children: children,
         start_servers: (2 * cores).clamp(2, max_spare),
         min_spare: cores.clamp(1, max_spare),

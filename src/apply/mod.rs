@@ -328,7 +328,7 @@ fn gather(
     let req = probe
         .request_for(release)
         .ok_or_else(|| HostError::Facts(format!("no probe for {}", release.describe())))?;
-    let facts = facts::parse(&text, &req).map_err(|e| HostError::Facts(e.0))?;
+    let mut facts = facts::parse(&text, &req).map_err(|e| HostError::Facts(e.0))?;
     let desired = if first.paths.iter().any(|p| p.from_previous) {
         renderer
             .host(host, release, &facts)
@@ -336,6 +336,7 @@ fn gather(
     } else {
         first
     };
+    probe_unasked(ctx, host, t, &desired, &req, &mut facts)?;
     let read = renderer.with_cx(host, release, |cx| {
         let mut read = Read::default();
         for c in ctx.registry.for_host(ctx.spec, host) {
@@ -347,6 +348,48 @@ fn gather(
         read
     });
     Ok((desired, facts, read))
+}
+
+/// Paths the render made knowing the facts that the probe did not ask about (what a site that
+/// left the inventory had here: only the facts name it) are asked about in a second round trip,
+/// which only such a run makes.
+fn probe_unasked(
+    ctx: &Context,
+    host: &Host,
+    t: &mut dyn Transport,
+    desired: &Desired,
+    asked: &facts::ProbeRequest,
+    facts: &mut Facts,
+) -> Result<(), HostError> {
+    let known: std::collections::HashSet<&str> =
+        asked.paths.iter().map(|(p, _)| p.as_str()).collect();
+    let mut more = Desired::new(&host.name);
+    more.paths = desired
+        .paths
+        .iter()
+        .filter(|p| !known.contains(p.path.as_str()))
+        .cloned()
+        .collect();
+    if more.paths.is_empty() {
+        return Ok(());
+    }
+    let req = facts::ProbeRequest::for_desired(&more);
+    let script = req.script();
+    ctx.reporter
+        .command(&host.name, &format!("sh -s <<'EOF'\n{script}EOF"));
+    let out = t
+        .exec(&as_root(ctx, host, "sh -s"), script.as_bytes())
+        .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
+    if out.status != 0 {
+        return Err(HostError::Facts(format!(
+            "the second facts probe failed (exit {}): {}",
+            out.status,
+            ctx.redactor.redact(out.text().trim())
+        )));
+    }
+    let second = facts::parse(&out.text(), &req).map_err(|e| HostError::Facts(e.0))?;
+    facts.paths.extend(second.paths);
+    Ok(())
 }
 
 /// Why this run must not change `host`, if it must not: it would stop serving hosts the inventory

@@ -57,14 +57,17 @@ fn run(ctx: &Context, host: &Host, command: &str, stdin: &[u8]) -> Result<String
     Ok(text)
 }
 
-/// The dump script's run on `host`: the path of the dump it made.
+/// The dump script's run on `host`: the paths of the dumps it made (one per site's database).
 fn dump(ctx: &Context, host: &Host, label: &str) -> Result<String, HostError> {
     let out = run(ctx, host, &format!("{SCRIPT} {label}"), b"")?;
-    out.lines()
-        .last()
-        .filter(|l| l.starts_with(DIR))
-        .map(str::to_string)
-        .ok_or_else(|| HostError::Apply(format!("{SCRIPT} printed no dump: {}", out.trim())))
+    let made: Vec<&str> = out.lines().filter(|l| l.starts_with(DIR)).collect();
+    if made.is_empty() {
+        return Err(HostError::Apply(format!(
+            "{SCRIPT} printed no dump: {}",
+            out.trim()
+        )));
+    }
+    Ok(made.join(" "))
 }
 
 fn failed(host: &Host, e: HostError) -> ExitCode {
@@ -162,9 +165,15 @@ pub fn restore(registry: &Registry, a: &RestoreArgs) -> Result<ExitCode> {
     drop(progress);
     match steps {
         Ok(kept) => {
+            // A dump's name starts with its database's (`<db>-<label>-<time>.sql.gz`).
+            let db = from
+                .rsplit('/')
+                .next()
+                .and_then(|f| f.split('-').next())
+                .unwrap_or("the database");
             ui::line(&format!(
-                "{}: restored {} from {}:{from}; the database before it: {kept}",
-                primary.name, spec.database.name, source.name
+                "{}: restored {db} from {}:{from}; the databases before it: {kept}",
+                primary.name, source.name
             ));
             Ok(ExitCode::SUCCESS)
         }

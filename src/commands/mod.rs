@@ -7,6 +7,7 @@ mod hosts;
 mod init;
 mod promote;
 mod render;
+mod sites;
 
 use crate::cli::{Cli, Command, Common, HostArgs};
 use crate::component::Registry;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Promote(p) => promote::promote(&registry, &p),
         Command::Backup(b) => backup::backup(&registry, &b),
         Command::Restore(r) => backup::restore(&registry, &r),
+        Command::DeleteSite(d) => sites::delete_site(&registry, &d),
         Command::Init(a) => init::init(&a),
         Command::Completions(a) => init::completions(&a),
         Command::Man => init::man(),

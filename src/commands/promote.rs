@@ -309,7 +309,7 @@ fn steps(
     if let Err(Failed(why)) = on(
         ctx,
         &mut conns[0],
-        switchover::demote_command(ctx.spec, &frozen.binlog_pos),
+        switchover::demote_command(&frozen.binlog_pos),
         "could not record the position the old primary follows from",
     ) {
         return Ok(Switched::OldPrimaryNotDemoted(why));

@@ -26,11 +26,16 @@ pub fn validate(registry: &Registry, c: &Common) -> Result<ExitCode> {
     };
     Renderer::new(registry, &spec, &templates, &opts)
         .all(&|h| release_of(h, CURRENT_STABLE), &|_| Box::new(Unknown))?;
+    let sites: Vec<String> = spec
+        .sites
+        .iter()
+        .map(|s| format!("{} (stack {})", s.domain, s.stack.name()))
+        .collect();
     ui::line(&format!(
-        "{}: valid: site {} (stack {}), {} host(s)",
+        "{}: valid: site{} {}, {} host(s)",
         c.inventory.display(),
-        spec.site.domain,
-        spec.site.stack.name(),
+        if sites.len() == 1 { "" } else { "s" },
+        sites.join(", "),
         spec.hosts.len()
     ));
     Ok(ExitCode::SUCCESS)

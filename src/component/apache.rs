@@ -1,12 +1,12 @@
-//! Apache. In `lamp` it keeps the threaded event MPM and hands `.php` to PHP-FPM through
-//! `proxy_fcgi`; in `nginx-apache` it is the application server behind Nginx, on loopback, running
-//! PHP itself with mod_php (which needs the prefork MPM) and logging the client address through
-//! `mod_remoteip`. Modules are managed as `mods-enabled` links, exactly what `a2enmod` leaves.
+//! Apache, with the threaded event MPM, handing `.php` to each site's own PHP-FPM pool through
+//! `proxy_fcgi`: in `lamp` as the web server in front; in `nginx-apache` as the application server
+//! behind Nginx, on loopback, logging the client address through `mod_remoteip`. Modules are
+//! managed as `mods-enabled` links, exactly what `a2enmod` leaves.
 
 use super::{Component, Cx, Out, Scope, SiteCx};
 use crate::desired::Handler;
 use crate::render::RenderError;
-use crate::spec::Spec;
+use crate::spec::Site;
 use serde_json::{json, Map, Value};
 
 /// Apache's port behind Nginx in the nginx-apache stack (loopback only).
@@ -15,11 +15,15 @@ const BACKEND_PORT: u16 = 8080;
 pub struct Apache;
 pub static APACHE: Apache = Apache;
 
-/// Without PHP-FPM in the stack, Apache runs the PHP code itself (mod_php).
-fn runs_php_itself(spec: &Spec) -> bool {
-    !super::STACKS
-        .iter()
-        .any(|(n, list)| *n == spec.site.stack.name() && list.contains(&"php-fpm"))
+/// Whether Apache is the web server in front on this host (`lamp`), rather than the application
+/// server behind Nginx (`nginx-apache`): the sites of one host agree on it (see `spec`).
+fn in_front(cx: &Cx) -> bool {
+    cx.spec.sites_on(cx.host).any(|s| s.stack.name() == "lamp")
+}
+
+/// Whether Apache ends TLS for `site`: it is in front, and no load balancer ends it.
+fn ends_tls(cx: &Cx, site: &Site) -> bool {
+    site.stack.name() == "lamp" && super::tls::on_web(cx.spec, site)
 }
 
 impl Component for Apache {
@@ -41,110 +45,87 @@ impl Component for Apache {
         ctx.insert("apache".into(), json!({ "port": BACKEND_PORT }));
     }
 
-    /// With mod_php, each of Apache's processes is a PHP worker: their sizes, like PHP-FPM's.
-    fn probe(&self, cx: &Cx) -> Option<String> {
-        runs_php_itself(cx.spec).then(|| super::php::workers_probe("apache2"))
-    }
-
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
-        let domain = cx.spec.site.domain.as_str();
         let v = super::php::version(cx)?;
+        let front = in_front(cx);
+        let any_tls = cx.spec.sites_on(cx.host).any(|s| ends_tls(cx, s));
         out.service("apache2", "apache2", "/run/apache2/apache2.pid", "apache2");
-        // Apache ends TLS when it is the web server in front (no Nginx before it).
-        let ends_tls = super::tls::on_web(cx.spec) && !runs_php_itself(cx.spec);
-        if ends_tls {
-            super::tls::install(
-                cx,
-                out,
-                "/etc/apache2",
-                Handler::reload("apache2"),
-                "apache2",
-            )?;
-        }
         // Listening addresses and modules only take effect on a restart.
         out.file(
             "/etc/apache2/ports.conf",
-            cx.render("apache/ports.conf", &[("ends_tls", ends_tls.into())])?,
+            cx.render(
+                "apache/ports.conf",
+                &[
+                    ("ends_tls", any_tls.into()),
+                    ("in_front", front.into()),
+                    ("apache", json!({ "port": BACKEND_PORT })),
+                ],
+            )?,
         )
         .notify(Handler::restart("apache2"))
         .checked_by("apache2");
-        let mut site = out.scope(Handler::reload("apache2"), "apache2");
-        site.file(
-            format!("/etc/apache2/sites-available/{domain}.conf"),
-            cx.render("apache/site.conf", &[("ends_tls", ends_tls.into())])?,
-        );
-        // With mod_php, the prefork MPM's limits, in a file of their own: the probe reads it back
-        // every time (the value kept when close), so it is small.
-        const MPM: &str = "/etc/apache2/conf-available/provision-mpm.conf";
-        const MPM_ENABLED: &str = "/etc/apache2/conf-enabled/provision-mpm.conf";
-        if runs_php_itself(cx.spec) {
-            let t = prefork_tuning(cx, MPM);
-            let tune = json!({
-                "why": t.why,
-                "max_workers": t.max_children,
-                "start_servers": t.start_servers,
-                "min_spare": t.min_spare,
-                "max_spare": t.max_spare,
-            });
-            site.file(MPM, cx.render("apache/mpm.conf", &[("tune", tune)])?)
-                .from_previous();
-            site.link(MPM_ENABLED, "../conf-available/provision-mpm.conf");
+        let mut files = out.scope(Handler::reload("apache2"), "apache2");
+        let status = "/etc/apache2/sites-available/provision-status.conf";
+        let status_on = "/etc/apache2/sites-enabled/provision-status.conf";
+        if front {
+            let pools: Vec<Value> = cx
+                .spec
+                .sites_on(cx.host)
+                .map(|s| json!({ "site": s.name, "socket": super::php::socket(cx.release.php, s) }))
+                .collect();
+            files.file(
+                status,
+                cx.render("apache/status.conf", &[("fpm", pools.into())])?,
+            );
+            files.link(status_on, "../sites-available/provision-status.conf");
         } else {
-            site.absent(MPM_ENABLED);
-            site.absent(MPM);
+            files.absent(status_on);
+            files.absent(status);
         }
-        site.link(
-            format!("/etc/apache2/sites-enabled/{domain}.conf"),
-            format!("../sites-available/{domain}.conf"),
-        );
-        site.absent("/etc/apache2/sites-enabled/000-default.conf");
+        // Every site's PHP runs in its own PHP-FPM pool: mod_php (which ran every site as
+        // www-data, in Apache's processes) and its prefork MPM's limits are gone.
+        files.absent("/etc/apache2/conf-enabled/provision-mpm.conf");
+        files.absent("/etc/apache2/conf-available/provision-mpm.conf");
+        files.absent("/etc/apache2/sites-enabled/000-default.conf");
+        for g in super::app::gone(cx) {
+            for dir in ["sites-enabled", "sites-available"] {
+                files
+                    .absent(format!("/etc/apache2/{dir}/{}.conf", g.domain))
+                    .because(super::app::gone_because(&g));
+            }
+        }
         let php_mod = format!("php{v}");
-        let modules: &[(&str, bool, bool)] = if runs_php_itself(cx.spec) {
-            &[
-                ("mpm_event", true, false),
-                ("mpm_prefork", true, true),
-                ("", true, true), // mod_php
-                ("remoteip", false, true),
-            ]
-        } else {
-            &[
-                ("", true, false), // mod_php
-                ("mpm_prefork", true, false),
-                ("mpm_event", true, true),
-                ("proxy", true, true),
-                ("proxy_fcgi", false, true),
+        let mut modules: Vec<(&str, bool, bool)> = vec![
+            (php_mod.as_str(), true, false),
+            ("mpm_prefork", true, false),
+            ("mpm_event", true, true),
+            ("proxy", true, true),
+            ("proxy_fcgi", false, true),
+        ];
+        if front {
+            modules.extend([
                 // server-status on the loopback status VirtualHost.
                 ("status", true, true),
                 // Cache headers and compression of static files.
                 ("expires", false, true),
                 ("deflate", true, true),
-            ]
-        };
+            ]);
+        } else {
+            modules.push(("remoteip", false, true));
+        }
         // TLS (mod_ssl and its session cache), the redirect to HTTPS and HSTS; left as they are
         // without TLS, as other sites of the host may use them.
-        let tls_modules: &[(&str, bool, bool)] = if ends_tls {
-            &[
+        if any_tls {
+            modules.extend([
                 ("ssl", true, true),
                 ("socache_shmcb", false, true),
                 ("rewrite", false, true),
                 ("headers", false, true),
-            ]
-        } else {
-            &[]
-        };
-        let mut mods = out.scope(Handler::restart("apache2"), "apache2");
-        for (name, with_conf, enabled) in modules.iter().chain(tls_modules) {
-            let name = if name.is_empty() {
-                php_mod.as_str()
-            } else {
-                name
-            };
-            module(&mut mods, name, *with_conf, *enabled);
+            ]);
         }
-        if runs_php_itself(cx.spec) {
-            out.package(format!("libapache2-mod-php{v}"));
-            super::php::opcache(cx, out, "apache2", Handler::reload("apache2"))?;
-            out.reloads_code(Handler::reload("apache2"));
+        let mut mods = out.scope(Handler::restart("apache2"), "apache2");
+        for (name, with_conf, enabled) in modules {
+            module(&mut mods, name, with_conf, enabled);
         }
         out.validator(
             "apache2",
@@ -153,13 +134,31 @@ impl Component for Apache {
         );
         Ok(())
     }
-}
 
-/// The prefork MPM's limits with mod_php: every process is a PHP worker, so they are sized like a
-/// PHP-FPM pool (`php::workers`). Debian's stock MaxRequestWorkers, 150, is more PHP workers than
-/// a small host holds.
-fn prefork_tuning(cx: &Cx, path: &str) -> crate::tuning::PhpWorkers {
-    super::php::workers(cx, path, "apache", "MaxRequestWorkers ", "# ")
+    fn render_site(&self, cx: &Cx, site: &Site, out: &mut Out) -> Result<(), RenderError> {
+        let domain = site.domain.as_str();
+        let tls = ends_tls(cx, site);
+        if tls {
+            super::tls::install(
+                cx,
+                site,
+                out,
+                "/etc/apache2",
+                Handler::reload("apache2"),
+                "apache2",
+            )?;
+        }
+        let mut files = out.scope(Handler::reload("apache2"), "apache2");
+        files.file(
+            format!("/etc/apache2/sites-available/{domain}.conf"),
+            cx.render("apache/site.conf", &[("ends_tls", tls.into())])?,
+        );
+        files.link(
+            format!("/etc/apache2/sites-enabled/{domain}.conf"),
+            format!("../sites-available/{domain}.conf"),
+        );
+        Ok(())
+    }
 }
 
 /// Enables (or disables) a module the Debian way: `mods-enabled/X.load` (and `.conf`) linking to

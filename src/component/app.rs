@@ -8,26 +8,101 @@ use super::{Component, Cx, Out, SiteCx};
 use crate::desired::HealthCheck;
 use crate::render::RenderError;
 use crate::secret::SecretKey;
-use crate::spec::{App, AppConfig, Spec};
+use crate::spec::{App, AppConfig, Site};
 use crate::tree::{Entry, Kind, Tree};
 use serde_json::{json, Map, Value};
 
 pub struct AppComponent;
 pub static APP: AppComponent = AppComponent;
 
-pub fn config_path(spec: &Spec) -> String {
-    format!("/etc/provision/sites/{}/config.php", spec.site.domain)
+/// The site's configuration directory: readable by the site's own user only.
+pub fn config_dir(site: &Site) -> String {
+    format!("/etc/provision/sites/{}", site.domain)
+}
+
+pub fn config_path(site: &Site) -> String {
+    format!("{}/config.php", config_dir(site))
+}
+
+/// The site's record on a web host that serves it (no secret): what provision knows of a site
+/// once it left the inventory.
+fn record_path(site: &Site) -> String {
+    format!("{}/site", config_dir(site))
+}
+
+/// Where the record of a site that left the inventory is kept, for `provision delete-site`.
+pub const RETIRED: &str = "/var/lib/provision/retired";
+
+/// A site this host served that the inventory no longer has: its domain and its record's lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gone {
+    pub domain: String,
+    pub record: Vec<(String, String)>,
+}
+
+impl Gone {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.record
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The sites this host served (their records, from the app component's probe) that it does not
+/// serve now: each one's vhost, pool and configuration go, its data stays (see `render`).
+pub fn gone(cx: &Cx) -> Vec<Gone> {
+    let Some(lines) = cx.now.facts("app") else {
+        return Vec::new();
+    };
+    let mut out: Vec<Gone> = Vec::new();
+    for line in &lines {
+        let mut f = line.splitn(3, ' ');
+        let (Some(domain), Some(k), Some(v)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        // Only names provision could have written: they reach paths and commands.
+        if crate::names::DomainName::parse(domain).is_err()
+            || cx
+                .spec
+                .sites_on(cx.host)
+                .any(|s| s.domain.as_str() == domain)
+        {
+            continue;
+        }
+        match out.iter_mut().find(|g| g.domain == domain) {
+            Some(g) => g.record.push((k.to_string(), v.to_string())),
+            None => out.push(Gone {
+                domain: domain.to_string(),
+                record: vec![(k.to_string(), v.to_string())],
+            }),
+        }
+    }
+    out
+}
+
+/// The site's record: what a host keeps of it once it leaves the inventory (no secret).
+fn record(site: &Site) -> String {
+    format!(
+        "name {}\ndocument_root {}\ndatabase {}\ndatabase_user {}\n",
+        site.name, site.document_root, site.database.name, site.database.user
+    )
+}
+
+/// The reason a path of a gone site goes.
+pub fn gone_because(g: &Gone) -> String {
+    format!("site {} left the inventory", g.domain)
 }
 
 /// Where the application's config files live; the release links to them.
-fn configs_dir(spec: &Spec) -> String {
-    format!("/etc/provision/sites/{}/app", spec.site.domain)
+fn configs_dir(site: &Site) -> String {
+    format!("{}/app", config_dir(site))
 }
 
 /// The directory the web server serves: the live release (or its public subdirectory).
-pub fn web_root(spec: &Spec) -> String {
-    let base = &spec.site.document_root;
-    match &spec.site.app_options.public {
+pub fn web_root(site: &Site) -> String {
+    let base = &site.document_root;
+    match &site.app_options.public {
         Some(p) => format!("{base}/current/{p}"),
         None => format!("{base}/current"),
     }
@@ -36,8 +111,8 @@ pub fn web_root(spec: &Spec) -> String {
 /// The URL paths of the config files inside the served directory (PHP ones: others are refused
 /// by the inventory's checks): never a page, so the web server refuses them by path too, in front
 /// of PHP. The front controller, should the user render it, stays a page.
-fn config_urls(spec: &Spec) -> Vec<String> {
-    let opts = &spec.site.app_options;
+fn config_urls(site: &Site) -> Vec<String> {
+    let opts = &site.app_options;
     let front = format!("/{}", opts.front_controller);
     opts.configs
         .iter()
@@ -46,18 +121,18 @@ fn config_urls(spec: &Spec) -> Vec<String> {
         .collect()
 }
 
-pub fn demo_message(spec: &Spec) -> String {
+pub fn demo_message(site: &Site) -> String {
     format!(
         "Hello from MariaDB: the database of {} answers",
-        spec.site.domain
+        site.domain
     )
 }
 
 /// The site's page through `address`, as `[site.health_check]` says: by default `/` answers 200,
 /// and with the demo app it shows the database row. Where TLS ends at `address` (`tls`): over
 /// HTTPS, and plain HTTP must redirect there.
-pub fn site_checks(cx: &Cx, address: &str, tls: bool) -> Vec<HealthCheck> {
-    let page = site_check(cx, address);
+pub fn site_checks(site: &Site, address: &str, tls: bool) -> Vec<HealthCheck> {
+    let page = site_check(site, address);
     if !tls {
         return vec![page];
     }
@@ -84,18 +159,17 @@ pub fn site_checks(cx: &Cx, address: &str, tls: bool) -> Vec<HealthCheck> {
     vec![page, redirect]
 }
 
-fn site_check(cx: &Cx, address: &str) -> HealthCheck {
-    let spec = cx.spec;
-    let c = &spec.site.health_check;
-    let expect = match (&c.expect, &spec.site.app) {
+fn site_check(site: &Site, address: &str) -> HealthCheck {
+    let c = &site.health_check;
+    let expect = match (&c.expect, &site.app) {
         (Some(e), _) => Some(e.clone()),
-        (None, App::Demo) => Some(demo_message(spec)),
+        (None, App::Demo) => Some(demo_message(site)),
         (None, App::Files(_)) => None,
     };
     HealthCheck::Http {
         address: address.to_string(),
         port: 80,
-        host_header: spec.site.fqdns()[0].clone(),
+        host_header: site.fqdns()[0].clone(),
         path: c.path.clone(),
         status: c.status,
         expect,
@@ -173,35 +247,77 @@ impl Component for AppComponent {
         &["mariadb"]
     }
 
-    fn context(&self, site: &SiteCx, ctx: &mut Map<String, Value>) {
-        let spec = site.spec;
+    fn context(&self, cx: &SiteCx, ctx: &mut Map<String, Value>) {
+        let (spec, site) = (cx.spec, cx.site);
         let db_host = if spec.db_is_local() {
             "localhost".to_string()
         } else {
             spec.db_primary().internal_address().to_string()
         };
-        let base = &spec.site.document_root;
+        let base = &site.document_root;
         ctx.insert(
             "app".into(),
             json!({
                 "db_host": db_host,
-                "config_path": config_path(spec),
-                "web_root": web_root(spec),
+                "config_dir": config_dir(site),
+                "config_path": config_path(site),
+                "web_root": web_root(site),
                 "base": base,
                 "shared": format!("{base}/shared"),
-                "php": spec.site.app_options.php,
-                "front_controller": spec.site.app_options.front_controller,
-                "config_urls": config_urls(spec),
-                "salt": site.opts.secret(&spec.secrets, SecretKey::AppSalt).unwrap_or_default(),
+                "php": site.app_options.php,
+                "front_controller": site.app_options.front_controller,
+                "config_urls": config_urls(site),
+                "salt": cx.opts.secret(&spec.secrets, SecretKey::AppSalt(site.at)).unwrap_or_default(),
             }),
         );
     }
 
+    /// The records of the sites under /etc/provision/sites: `<domain> <key> <value>` lines
+    /// (builtins only; the records are a few lines each).
+    fn probe(&self, _cx: &Cx) -> Option<String> {
+        Some(
+            "for f in /etc/provision/sites/*/site; do [ -f \"$f\" ] || continue; d=${f%/site}; d=${d##*/}; \
+             while IFS= read -r l; do echo \"$d $l\"; done < \"$f\"; done"
+                .into(),
+        )
+    }
+
+    /// A site this host no longer serves stops being served here (each component that served it
+    /// removes its part, with the reason); its configuration goes, its record is kept under
+    /// `RETIRED`, and its document root, uploads, database and user stay until
+    /// `provision delete-site` removes them after a backup.
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
-        let spec = cx.spec;
-        let opts = &spec.site.app_options;
-        let base = &spec.site.document_root;
-        let mut entries: Vec<Entry> = match &spec.site.app {
+        for g in gone(cx) {
+            let kept = format!(
+                "{}; kept: its document root{}, uploads, database{} and Unix user{} (provision delete-site --domain {} removes them, after a backup)",
+                gone_because(&g),
+                g.get("document_root").map(|d| format!(" {d}")).unwrap_or_default(),
+                g.get("database").map(|d| format!(" {d}")).unwrap_or_default(),
+                g.get("name").map(|d| format!(" {d}")).unwrap_or_default(),
+                g.domain
+            );
+            out.absent(format!("/etc/provision/sites/{}", g.domain))
+                .because(kept);
+            out.dir(RETIRED).mode(0o700);
+            let record: String = g.record.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+            out.file(format!("{RETIRED}/{}", g.domain), record)
+                .mode(0o600)
+                .because(format!(
+                    "{}: its record, for provision delete-site",
+                    gone_because(&g)
+                ));
+        }
+        Ok(())
+    }
+
+    /// The site's code, configuration and checks. Its base directory is the site user's, readable
+    /// by the web server (group www-data) and by no other site; its configuration is readable by
+    /// the site's user alone.
+    fn render_site(&self, cx: &Cx, site: &Site, out: &mut Out) -> Result<(), RenderError> {
+        let opts = &site.app_options;
+        let base = &site.document_root;
+        let user = site.name.as_str();
+        let mut entries: Vec<Entry> = match &site.app {
             App::Demo => vec![Tree::file(
                 "index.php",
                 0o644,
@@ -222,16 +338,17 @@ impl Component for AppComponent {
                 })
                 .collect(),
         };
-        out.dir(base.clone());
+        out.dir(base.clone()).mode(0o750).owned(user, "www-data");
         out.dir(format!("{base}/releases"));
         if !opts.shared.is_empty() {
             out.dir(format!("{base}/shared"));
             for d in with_ancestors(opts.shared.iter().map(String::as_str)) {
-                // Only the shared directories themselves are the application's to write.
+                // Only the shared directories themselves are the application's to write; what it
+                // writes there keeps the web server's group (setgid), so it can be served.
                 let writable = opts.shared.contains(&d);
                 let p = out.dir(format!("{base}/shared/{d}"));
                 if writable {
-                    p.owned("www-data", "www-data");
+                    p.mode(0o2750).owned(user, "www-data");
                 }
             }
             // (Their content in the source was left out above.)
@@ -244,23 +361,24 @@ impl Component for AppComponent {
         }
         out.dir("/etc/provision");
         out.dir("/etc/provision/sites");
-        out.dir(format!("/etc/provision/sites/{}", spec.site.domain))
-            .mode(0o750)
-            .owned("root", "www-data");
-        out.file(config_path(spec), cx.render("app/config.php", &[])?)
+        out.dir(config_dir(site)).mode(0o750).owned("root", user);
+        out.file(record_path(site), record(site))
             .mode(0o640)
-            .owned("root", "www-data")
+            .owned("root", user);
+        out.file(config_path(site), cx.render("app/config.php", &[])?)
+            .mode(0o640)
+            .owned("root", user)
             .sensitive()
             .code()
             .checked_by("php-lint");
         if !opts.configs.is_empty() {
-            let dir = configs_dir(spec);
-            out.dir(dir.clone()).mode(0o750).owned("root", "www-data");
+            let dir = configs_dir(site);
+            out.dir(dir.clone()).mode(0o750).owned("root", user);
             let parents = opts.configs.iter().filter_map(|c| c.path.rsplit_once('/'));
             for d in with_ancestors(parents.map(|(parent, _)| parent)) {
                 out.dir(format!("{dir}/{d}"))
                     .mode(0o750)
-                    .owned("root", "www-data");
+                    .owned("root", user);
             }
             for c in &opts.configs {
                 let text = render_config(cx, c, cx.base)?;
@@ -269,7 +387,7 @@ impl Component for AppComponent {
                 let p = out
                     .file(path.clone(), text)
                     .mode(0o640)
-                    .owned("root", "www-data")
+                    .owned("root", user)
                     .sensitive()
                     .code();
                 if c.path.ends_with(".php") {
@@ -290,7 +408,11 @@ impl Component for AppComponent {
         // realpath cache start afresh).
         out.link(format!("{base}/current"), format!("releases/{id}"))
             .code();
-        for c in site_checks(cx, &cx.host.ssh.address, super::tls::on_web(cx.spec)) {
+        for c in site_checks(
+            site,
+            &cx.host.ssh.address,
+            super::tls::on_web(cx.spec, site),
+        ) {
             out.check(c);
         }
         Ok(())

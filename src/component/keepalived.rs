@@ -135,12 +135,14 @@ impl Component for Keepalived {
             ),
             &[],
         );
-        for c in super::app::site_checks(
-            cx,
-            &lb.floating_address.to_string(),
-            super::tls::on_lb(cx.spec),
-        ) {
-            out.check(c);
+        for site in &cx.spec.sites {
+            for c in super::app::site_checks(
+                site,
+                &lb.floating_address.to_string(),
+                super::tls::on_lb(cx.spec, site),
+            ) {
+                out.check(c);
+            }
         }
         Ok(())
     }

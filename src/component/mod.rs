@@ -45,11 +45,28 @@ pub const STACKS: &[(&str, &[&str])] = &[
     ),
     (
         "nginx-apache",
-        &["hardening", "firewall", "nginx", "apache", "php", "app"],
+        &[
+            "hardening",
+            "firewall",
+            "nginx",
+            "apache",
+            "php",
+            "php-fpm",
+            "app",
+        ],
     ),
 ];
 
-/// A role is a list of components; `web` takes the site's stack.
+/// The components of a stack (none for a name that is not one).
+pub fn stack_components(stack: &str) -> &'static [&'static str] {
+    STACKS
+        .iter()
+        .find(|(n, _)| *n == stack)
+        .map(|(_, list)| *list)
+        .unwrap_or(&[])
+}
+
+/// A role is a list of components; `web` takes the stacks of the sites it serves.
 pub const ROLES: &[(Role, &[&str])] = &[
     (Role::Db, &["hardening", "firewall", "mariadb", "backup"]),
     (
@@ -168,8 +185,21 @@ pub trait Component: Sync {
     /// Site-wide values the templates read (`php.socket`, `db.name`, ...), whatever the host.
     fn context(&self, _site: &SiteCx, _ctx: &mut Map<String, Value>) {}
 
-    /// What this component puts on a host it applies to.
+    /// What this component puts on a host it applies to, for the host as a whole (once, whatever
+    /// sites the host serves: nginx.conf, the MariaDB server, the zones of every site).
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), crate::render::RenderError>;
+
+    /// What it puts on a web host for one site the host serves (a vhost, a PHP pool, the
+    /// application): called once per site whose stack has this component, with `cx` showing
+    /// that site's template values.
+    fn render_site(
+        &self,
+        _cx: &Cx,
+        _site: &crate::spec::Site,
+        _out: &mut Out,
+    ) -> Result<(), crate::render::RenderError> {
+        Ok(())
+    }
 
     /// A read-only shell snippet for the facts probe; its output lines come back to `needs`.
     fn probe(&self, _cx: &Cx) -> Option<String> {
@@ -280,12 +310,13 @@ impl Registry {
         &self.components
     }
 
-    /// The components a host runs, in dependency order.
+    /// The components a host runs, in dependency order: those of every site's stack it serves,
+    /// and of its roles.
     pub fn for_host(&self, spec: &Spec, host: &Host) -> Vec<&'static dyn Component> {
         let mut names: Vec<&str> = Vec::new();
         if host.has(Role::Web) {
-            if let Some((_, list)) = STACKS.iter().find(|(n, _)| *n == spec.site.stack.name()) {
-                names.extend(list.iter());
+            for site in spec.sites_on(host) {
+                names.extend(stack_components(site.stack.name()));
             }
         }
         for (role, list) in &self.roles {
@@ -294,6 +325,20 @@ impl Registry {
             }
         }
         self.components
+            .iter()
+            .filter(|c| names.contains(&c.name()))
+            .copied()
+            .collect()
+    }
+
+    /// Of a host's `components`, those `site`'s stack has, in dependency order.
+    pub fn for_site(
+        &self,
+        site: &crate::spec::Site,
+        components: &[&'static dyn Component],
+    ) -> Vec<&'static dyn Component> {
+        let names = stack_components(site.stack.name());
+        components
             .iter()
             .filter(|c| names.contains(&c.name()))
             .copied()

@@ -5,6 +5,7 @@
 use super::{Component, Cx, Out};
 use crate::desired::Handler;
 use crate::render::RenderError;
+use crate::spec::Site;
 
 pub struct Nginx;
 pub static NGINX: Nginx = Nginx;
@@ -26,7 +27,6 @@ impl Component for Nginx {
     }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
-        let domain = cx.spec.site.domain.as_str();
         out.service("nginx", "nginx", "/run/nginx.pid", "nginx");
         let mut files = out.scope(Handler::reload("nginx"), "nginx");
         let (workers, why) = crate::tuning::nginx_workers(cx.host_size());
@@ -39,6 +39,43 @@ impl Component for Nginx {
         )?;
         // Sized from the facts: always read back, so the plan compares with what the host has.
         files.file("/etc/nginx/nginx.conf", main).from_previous();
+        let pools: Vec<serde_json::Value> = cx
+            .spec
+            .sites_on(cx.host)
+            .map(|s| {
+                serde_json::json!({
+                    "site": s.name,
+                    "socket": super::php::socket(cx.release.php, s),
+                })
+            })
+            .collect();
+        files.file(
+            "/etc/nginx/sites-available/provision-status.conf",
+            cx.render("nginx/status.conf", &[("fpm", pools.into())])?,
+        );
+        files.link(
+            "/etc/nginx/sites-enabled/provision-status.conf",
+            "../sites-available/provision-status.conf",
+        );
+        files.absent("/etc/nginx/sites-enabled/default");
+        for g in super::app::gone(cx) {
+            for dir in ["sites-enabled", "sites-available"] {
+                files
+                    .absent(format!("/etc/nginx/{dir}/{}.conf", g.domain))
+                    .because(super::app::gone_because(&g));
+            }
+        }
+        out.validator(
+            "nginx",
+            "nginx -t -q -c {root}/etc/nginx/nginx.conf",
+            &["/etc/nginx"],
+        );
+        Ok(())
+    }
+
+    fn render_site(&self, cx: &Cx, site: &Site, out: &mut Out) -> Result<(), RenderError> {
+        let domain = site.domain.as_str();
+        let mut files = out.scope(Handler::reload("nginx"), "nginx");
         files.file(
             format!("/etc/nginx/sites-available/{domain}.conf"),
             cx.render("nginx/site.conf", &[])?,
@@ -47,17 +84,18 @@ impl Component for Nginx {
             format!("/etc/nginx/sites-enabled/{domain}.conf"),
             format!("../sites-available/{domain}.conf"),
         );
-        files.absent("/etc/nginx/sites-enabled/default");
         // Nginx is in front of everything else on a web host: TLS ends here unless load balancers
         // end it.
-        if super::tls::on_web(cx.spec) {
-            super::tls::install(cx, out, "/etc/nginx", Handler::reload("nginx"), "nginx")?;
+        if super::tls::on_web(cx.spec, site) {
+            super::tls::install(
+                cx,
+                site,
+                out,
+                "/etc/nginx",
+                Handler::reload("nginx"),
+                "nginx",
+            )?;
         }
-        out.validator(
-            "nginx",
-            "nginx -t -q -c {root}/etc/nginx/nginx.conf",
-            &["/etc/nginx"],
-        );
         Ok(())
     }
 }

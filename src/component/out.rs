@@ -10,9 +10,10 @@ use crate::render::{RenderError, RenderOptions};
 use crate::spec::{Host, Spec};
 use serde_json::Value;
 
-/// What a component sees while making the site-wide template values.
+/// What a component sees while making one site's template values.
 pub struct SiteCx<'a> {
     pub spec: &'a Spec,
+    pub site: &'a crate::spec::Site,
     pub opts: &'a RenderOptions,
     /// The release the values are for (hosts of one inventory may run different ones).
     pub release: Release,
@@ -26,10 +27,17 @@ pub struct Cx<'a> {
     pub release: Release,
     pub templates: &'a Templates,
     pub opts: &'a RenderOptions,
-    /// Site-wide template values (every component's `context`) plus `host`.
+    /// The site being rendered (`Component::render_site`); `None` for what is the host's as a
+    /// whole (`Component::render`).
+    pub site: Option<&'a crate::spec::Site>,
+    /// Template values plus `host`: the site's (every component's `context` for it) while a site
+    /// is rendered; for the host as a whole, `sites` (each site's values) and `host`.
     pub base: &'a tera::Context,
-    /// The site-wide values of `base` as JSON, without `host`.
+    /// The values of `base` as JSON, without `host`.
     pub values: &'a serde_json::Value,
+    /// Every site's template values, by its place in `Spec::sites`: what `render_for` renders a
+    /// site's file with from what is the host's as a whole (a zone, a database's bootstrap).
+    pub sites: &'a [tera::Context],
     /// What the host has now (nothing in the first render, before the facts).
     pub now: &'a dyn crate::render::Now,
 }
@@ -38,6 +46,30 @@ impl Cx<'_> {
     /// The host's cores and memory, once the probe has told them.
     pub fn host_size(&self) -> Option<crate::tuning::HostSize> {
         crate::tuning::HostSize::parse(&self.now.facts("host")?)
+    }
+
+    /// Renders a template with `site`'s values and `host`, plus `extra` values when given.
+    pub fn render_for(
+        &self,
+        site: &crate::spec::Site,
+        name: &str,
+        extra: &[(&str, Value)],
+    ) -> Result<String, RenderError> {
+        let mut ctx = self
+            .sites
+            .get(usize::from(site.at.index))
+            .cloned()
+            .unwrap_or_default();
+        ctx.insert("host", &crate::render::host_values(self.host));
+        for (k, v) in extra {
+            ctx.insert(k.to_string(), v);
+        }
+        self.templates
+            .render(name, &ctx)
+            .map_err(|e| RenderError::Template {
+                host: self.host.name.clone(),
+                message: e.0,
+            })
     }
 
     /// Renders a template with the base context, plus `extra` values when given.
@@ -265,6 +297,7 @@ impl<'a> Out<'a> {
             validator: None,
             from_previous: false,
             code: false,
+            because: None,
         });
         let p = self.d.paths.last_mut().expect("just pushed");
         PathBuilder { p }
@@ -317,6 +350,12 @@ impl PathBuilder<'_> {
 
     pub fn checked_by(self, v: &str) -> Self {
         self.p.validator = Some(v.to_string());
+        self
+    }
+
+    /// Why the path is as it must be: said with its change in the plan.
+    pub fn because(self, why: impl Into<String>) -> Self {
+        self.p.because = Some(why.into());
         self
     }
 

@@ -5,7 +5,7 @@
 use super::{Component, Cx, Out, SiteCx};
 use crate::desired::Handler;
 use crate::render::RenderError;
-use crate::spec::Spec;
+use crate::spec::Site;
 use serde_json::{json, Map, Value};
 
 pub struct Php;
@@ -18,46 +18,62 @@ pub static PHP_FPM: PhpFpm = PhpFpm;
 /// override), but only as what the release ships: nothing installs another PHP.
 pub fn version(cx: &Cx) -> Result<String, RenderError> {
     let ships = cx.release.php;
-    match &cx.spec.site.php_version {
-        Some(v) if v != ships => Err(RenderError::Release {
-            host: cx.host.name.clone(),
-            message: format!(
-                "site.php_version is {v}, but {} ships PHP {ships}; remove site.php_version or set it to \"{ships}\"",
-                cx.release.describe()
-            ),
-        }),
-        _ => Ok(ships.to_string()),
+    let sites: Vec<&Site> = match cx.site {
+        Some(s) => vec![s],
+        None => cx.spec.sites_on(cx.host).collect(),
+    };
+    for site in sites {
+        if let Some(v) = site.php_version.as_ref().filter(|v| *v != ships) {
+            return Err(RenderError::Release {
+                host: cx.host.name.clone(),
+                message: format!(
+                    "{}.php_version is {v}, but {} ships PHP {ships}; remove it or set it to \"{ships}\"",
+                    site.key("site"),
+                    cx.release.describe()
+                ),
+            });
+        }
     }
+    Ok(ships.to_string())
 }
 
-fn socket(spec: &Spec, version: &str) -> String {
-    socket_path(version, spec.site.domain.as_str())
+/// The site's PHP-FPM socket: only the web server may connect to it. Named by the site's short
+/// name, which always fits a socket path (the domain would not: see the test).
+pub fn socket(version: &str, site: &Site) -> String {
+    socket_path(version, &site.name)
 }
 
-fn socket_path(version: &str, domain: &str) -> String {
-    format!("/run/php/php{version}-fpm-{domain}.sock")
+fn socket_path(version: &str, name: &str) -> String {
+    format!("/run/php/php{version}-fpm-{name}.sock")
 }
 
 /// The opcache settings of the PHP that serves the site (`sapi`: `fpm` or `apache2`), sized from
 /// the release (`tuning::opcache`), reloaded by `reload`, checked with PHP's own ini parser.
 pub fn opcache(cx: &Cx, out: &mut Out, sapi: &str, reload: Handler) -> Result<(), RenderError> {
     let v = version(cx)?;
-    let (files, bytes) = match &cx.spec.site.app {
-        crate::spec::App::Files(files) => files
-            .iter()
-            .filter(|f| f.path.ends_with(".php"))
-            .fold((0u64, 0u64), |(n, b), f| {
-                (n + 1, b + f.content.len() as u64)
-            }),
-        crate::spec::App::Demo => (1, 4096),
-    };
+    // One opcache for every site the host serves: room for all their PHP.
+    let (mut files, mut bytes, mut shared) = (0u64, 0u64, false);
+    for site in cx.spec.sites_on(cx.host) {
+        let (n, b) = match &site.app {
+            crate::spec::App::Files(list) => list
+                .iter()
+                .filter(|f| f.path.ends_with(".php"))
+                .fold((0u64, 0u64), |(n, b), f| {
+                    (n + 1, b + f.content.len() as u64)
+                }),
+            crate::spec::App::Demo => (1, 4096),
+        };
+        files += n;
+        bytes += b;
+        shared |= !site.app_options.shared.is_empty();
+    }
     let t = crate::tuning::opcache(files, bytes);
     let values = json!({
         "memory_mib": t.memory_mib,
         "interned_mib": t.interned_mib,
         "max_files": t.max_files,
         "why": t.why,
-        "shared": !cx.spec.site.app_options.shared.is_empty(),
+        "shared": shared,
     });
     out.file(
         format!("/etc/php/{v}/{sapi}/conf.d/90-provision-opcache.ini"),
@@ -74,19 +90,21 @@ pub fn opcache(cx: &Cx, out: &mut Out, sapi: &str, reload: Handler) -> Result<()
     Ok(())
 }
 
-/// Longest path a Unix socket can bind to: `sun_path` is 108 bytes including the final NUL.
-const SOCKET_PATH_MAX: usize = 107;
-
 impl Component for Php {
     fn name(&self) -> &'static str {
         "php"
     }
 
-    fn context(&self, site: &SiteCx, ctx: &mut Map<String, Value>) {
-        let v = site.release.php;
+    fn context(&self, cx: &SiteCx, ctx: &mut Map<String, Value>) {
+        let v = cx.release.php;
         ctx.insert(
             "php".into(),
-            json!({ "version": v, "socket": socket(site.spec, v) }),
+            json!({
+                "version": v,
+                "socket": socket(v, cx.site),
+                "state": state_dir(cx.site),
+                "log_dir": log_dir(cx.site),
+            }),
         );
     }
 
@@ -96,10 +114,12 @@ impl Component for Php {
         out.package(format!("php{v}-mysql"));
         // The application's extensions (the opcache the release lint uses is always there).
         let mut extra: Vec<&str> = vec!["opcache"];
-        for (_, pkg) in &cx.spec.site.app_options.extensions {
-            if let Some(p) = pkg {
-                if *p != "mysql" && !extra.contains(p) {
-                    extra.push(p);
+        for site in cx.spec.sites_on(cx.host) {
+            for (_, pkg) in &site.app_options.extensions {
+                if let Some(p) = pkg {
+                    if *p != "mysql" && !extra.contains(p) {
+                        extra.push(p);
+                    }
                 }
             }
         }
@@ -116,20 +136,6 @@ impl Component for PhpFpm {
     fn name(&self) -> &'static str {
         "php-fpm"
     }
-    fn domain_limit(&self) -> Option<super::DomainLimit> {
-        // The version may come from the host later: bound with the longest one the inventory accepts.
-        let longest = "9".repeat(crate::names::PHP_VERSION_MAX_LEN);
-        let max = SOCKET_PATH_MAX - socket_path(&longest, "").len();
-        Some(super::DomainLimit {
-            max,
-            why: format!(
-                "the PHP-FPM socket {} must fit the {SOCKET_PATH_MAX} bytes of a Unix socket path (with a PHP version of up to {} characters); or stack \"nginx-apache\", which has no socket",
-                socket_path("<version>", "<domain>"),
-                longest.len()
-            ),
-        })
-    }
-
     fn after(&self) -> &'static [&'static str] {
         &["mariadb"]
     }
@@ -141,7 +147,6 @@ impl Component for PhpFpm {
     }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
-        let spec = cx.spec;
         let v = version(cx)?;
         let fpm = format!("php{v}-fpm");
         out.service(
@@ -150,18 +155,6 @@ impl Component for PhpFpm {
             &format!("/run/php/php{v}-fpm.pid"),
             &format!("php-fpm{v}"),
         );
-        let pool = format!("/etc/php/{v}/fpm/pool.d/{}.conf", spec.site.domain);
-        let t = workers(cx, &pool, "php-fpm", "pm.max_children = ", "; ");
-        let tune = json!({
-            "why": t.why,
-            "max_children": t.max_children,
-            "start_servers": t.start_servers,
-            "min_spare": t.min_spare,
-            "max_spare": t.max_spare,
-        });
-        out.scope(Handler::reload(&fpm), "php-fpm")
-            .file(pool, cx.render("php/pool.conf", &[("tune", tune)])?)
-            .from_previous();
         // The stock php-fpm.conf includes pool.d by absolute path; a throwaway main config pointed
         // at the staged pool.d checks exactly the pools that would go live.
         out.validator(
@@ -171,11 +164,70 @@ impl Component for PhpFpm {
             ),
             &[&format!("/etc/php/{v}/fpm")],
         );
+        for g in super::app::gone(cx) {
+            out.absent(format!("/etc/php/{v}/fpm/pool.d/{}.conf", g.domain))
+                .notify(Handler::reload(&fpm))
+                .because(super::app::gone_because(&g));
+        }
         opcache(cx, out, "fpm", Handler::reload(&fpm))?;
         // opcache keeps compiled code: a reload makes new, or restored, code count at once.
         out.reloads_code(Handler::reload(&fpm));
         Ok(())
     }
+
+    /// The site's own pool, running as the site's own user, confined to the site's files.
+    fn render_site(&self, cx: &Cx, site: &Site, out: &mut Out) -> Result<(), RenderError> {
+        let v = version(cx)?;
+        let fpm = format!("php{v}-fpm");
+        let pool = format!("/etc/php/{v}/fpm/pool.d/{}.conf", site.domain);
+        let sites = cx.spec.sites_on(cx.host).count() as u64;
+        let t = workers(cx, &pool, "php-fpm", &site.name, sites);
+        let tune = json!({
+            "why": t.why,
+            "ondemand": t.ondemand,
+            "max_children": t.max_children,
+            "start_servers": t.start_servers,
+            "min_spare": t.min_spare,
+            "max_spare": t.max_spare,
+        });
+        out.scope(Handler::reload(&fpm), "php-fpm")
+            .file(pool, cx.render("php/pool.conf", &[("tune", tune)])?)
+            .from_previous();
+        isolation(site, out)?;
+        Ok(())
+    }
+}
+
+/// Where a site's PHP keeps its sessions and temporary files: its own, unreadable by the others.
+pub fn state_dir(site: &Site) -> String {
+    format!("/var/lib/php-sites/{}", site.name)
+}
+
+/// Where a site's PHP writes its error log.
+pub fn log_dir(site: &Site) -> String {
+    format!("/var/log/php-sites/{}", site.name)
+}
+
+/// The site's own user, and the directories only it may use: its sessions, temporary and
+/// upload files, and its PHP error log.
+pub(super) fn isolation(site: &Site, out: &mut Out) -> Result<(), RenderError> {
+    out.account(
+        &site.name,
+        &site.document_root,
+        &format!("site {}", site.domain),
+    )?;
+    for base in ["/var/lib/php-sites", "/var/log/php-sites"] {
+        out.dir(base);
+    }
+    let state = state_dir(site);
+    out.dir(state.clone()).mode(0o750).owned("root", &site.name);
+    for d in ["sessions", "tmp"] {
+        out.dir(format!("{state}/{d}"))
+            .mode(0o700)
+            .owned(&site.name, &site.name);
+    }
+    out.dir(log_dir(site)).mode(0o750).owned(&site.name, "adm");
+    Ok(())
 }
 
 /// The PHP workers this host holds (`tuning::php_workers`): from its memory, the workers' size
@@ -186,19 +238,22 @@ pub(super) fn workers(
     cx: &Cx,
     path: &str,
     facts: &str,
-    key: &str,
-    comment: &str,
+    user: &str,
+    sites: u64,
 ) -> crate::tuning::PhpWorkers {
-    let current = cx
-        .now
-        .file(path)
-        .and_then(|c| crate::tuning::kept(&String::from_utf8_lossy(&c), key, comment));
+    let current = cx.now.file(path).and_then(|c| {
+        crate::tuning::kept(&String::from_utf8_lossy(&c), "pm.max_children = ", "; ")
+    });
     let worker = cx
         .now
         .facts(facts)
-        .and_then(|ps| crate::tuning::worker_mib(&ps, "www-data"));
+        .and_then(|ps| crate::tuning::worker_mib(&ps, user));
     let with_db = cx.host.has(crate::spec::Role::Db) || cx.host.has(crate::spec::Role::DbReplica);
-    crate::tuning::php_workers(cx.host_size(), worker, with_db, current)
+    if sites <= 1 {
+        return crate::tuning::php_workers(cx.host_size(), worker, with_db, current);
+    }
+    let total = crate::tuning::php_workers(cx.host_size(), worker, with_db, None);
+    crate::tuning::php_share(&total, sites, current)
 }
 
 /// What `ps -o user=,rss= -C COMM` prints (the processes' user and resident kB), read from /proc
@@ -214,4 +269,20 @@ pub(super) fn workers_probe(comm: &str) -> String {
          [ -n \"$r\" ] && echo \"$n $r\"; done",
         comm = crate::quote::shell_word(comm)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Longest path a Unix socket can bind to: `sun_path` is 108 bytes including the final NUL.
+    const SOCKET_PATH_MAX: usize = 107;
+
+    #[test]
+    fn the_longest_site_name_fits_a_socket_path_with_the_longest_php_version() {
+        let version = "9".repeat(crate::names::PHP_VERSION_MAX_LEN);
+        let name = "a".repeat(32);
+        assert!(crate::spec::parse_site_name(&name).is_ok());
+        assert!(socket_path(&version, &name).len() <= SOCKET_PATH_MAX);
+    }
 }

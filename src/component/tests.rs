@@ -108,9 +108,9 @@ fn haproxy_reports_each_web_server_and_fails_without_an_answer() {
     let stat = [
         "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status",
         "site,FRONTEND,,,0,1,2000,3,0,0,0,0,0,,,,,OPEN",
-        "web,web-01,0,0,0,1,,3,0,0,,0,,0,0,0,0,UP",
-        "web,web-02,0,0,0,1,,3,0,0,,0,,0,0,0,0,DOWN",
-        "web,BACKEND,0,0,0,1,200,3,0,0,0,0,,0,0,0,0,UP",
+        "web-foobar-com,web-01,0,0,0,1,,3,0,0,,0,,0,0,0,0,UP",
+        "web-foobar-com,web-02,0,0,0,1,,3,0,0,,0,,0,0,0,0,DOWN",
+        "web-foobar-com,BACKEND,0,0,0,1,200,3,0,0,0,0,,0,0,0,0,UP",
     ];
     assert_eq!(
         report("haproxy", "lb-01", &stat),
@@ -129,13 +129,13 @@ fn haproxy_lets_go_of_web_servers_the_inventory_no_longer_names() {
     let stat: Vec<String> = [
         "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status",
         "site,FRONTEND,,,0,1,2000,3,0,0,0,0,0,,,,,OPEN",
-        "web,web-01,0,0,0,1,,3,0,0,,0,,0,0,0,0,UP",
-        "web,web-02,0,0,0,1,,3,0,0,,0,,0,0,0,0,DOWN",
-        "web,web-03,0,0,2,1,,3,0,0,,0,,0,0,0,0,UP",
-        "web,web-04,0,0,0,1,,3,0,0,,0,,0,0,0,0,MAINT",
-        "web,web-05,0,0,0,1,,3,0,0,,0,,0,0,0,0,DRAIN",
-        "web,x;shutdown,0,0,0,1,,3,0,0,,0,,0,0,0,0,UP",
-        "web,BACKEND,0,0,0,1,200,3,0,0,0,0,,0,0,0,0,UP",
+        "web-foobar-com,web-01,0,0,0,1,,3,0,0,,0,,0,0,0,0,UP",
+        "web-foobar-com,web-02,0,0,0,1,,3,0,0,,0,,0,0,0,0,DOWN",
+        "web-foobar-com,web-03,0,0,2,1,,3,0,0,,0,,0,0,0,0,UP",
+        "web-foobar-com,web-04,0,0,0,1,,3,0,0,,0,,0,0,0,0,MAINT",
+        "web-foobar-com,web-05,0,0,0,1,,3,0,0,,0,,0,0,0,0,DRAIN",
+        "web-foobar-com,x;shutdown,0,0,0,1,,3,0,0,,0,,0,0,0,0,UP",
+        "web-foobar-com,BACKEND,0,0,0,1,200,3,0,0,0,0,,0,0,0,0,UP",
     ]
     .map(String::from)
     .to_vec();
@@ -152,9 +152,13 @@ fn haproxy_lets_go_of_web_servers_the_inventory_no_longer_names() {
     let targets: Vec<&str> = leaving.iter().map(|l| l.target.as_str()).collect();
     assert_eq!(targets, ["web-03", "web-05"]);
     let close = &leaving[0].close;
-    let drain = close.find("set server web/web-03 state drain").unwrap();
+    let drain = close
+        .find("set server web-foobar-com/web-03 state drain")
+        .unwrap();
     let wait = close.find("show stat").unwrap();
-    let maint = close.find("set server web/web-03 state maint").unwrap();
+    let maint = close
+        .find("set server web-foobar-com/web-03 state maint")
+        .unwrap();
     assert!(drain < wait && wait < maint, "{close}");
     // Nothing is said when no server is left over, or HAProxy did not answer.
     assert!(on_lb_example(|spec, r, renderer| {

@@ -13,7 +13,7 @@ use crate::desired::Handler;
 use crate::quote::shell_word;
 use crate::render::RenderError;
 use crate::secret::SecretKey;
-use crate::spec::{Role, Spec, Tls, TlsCert};
+use crate::spec::{Role, Site, Spec, Tls, TlsCert};
 use serde_json::{json, Map, Value};
 
 /// Days a self-signed certificate is valid. It stands in until a real one is given; renewing it
@@ -27,24 +27,24 @@ pub const CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SH
 /// Strict-Transport-Security with `hsts = true`: two years, as Mozilla's profile says.
 pub const HSTS: &str = "max-age=63072000";
 
-/// Whether TLS ends on the load balancers (there are some) rather than the web servers.
-pub fn on_lb(spec: &Spec) -> bool {
-    spec.site.tls.is_some() && spec.hosts_with(Role::Lb).next().is_some()
+/// Whether the site's TLS ends on the load balancers (there are some) rather than the web servers.
+pub fn on_lb(spec: &Spec, site: &Site) -> bool {
+    site.tls.is_some() && spec.hosts_with(Role::Lb).next().is_some()
 }
 
-/// Whether TLS ends on the web servers.
-pub fn on_web(spec: &Spec) -> bool {
-    spec.site.tls.is_some() && !on_lb(spec)
+/// Whether the site's TLS ends on the web servers.
+pub fn on_web(spec: &Spec, site: &Site) -> bool {
+    site.tls.is_some() && !on_lb(spec, site)
 }
 
 /// The certificate file, relative to the config directory of the server that reads it. A
 /// self-signed one is named by the names it covers: new names, a new certificate.
-pub fn file(spec: &Spec, tls: &Tls) -> String {
-    let domain = spec.site.domain.as_str();
+pub fn file(site: &Site, tls: &Tls) -> String {
+    let domain = site.domain.as_str();
     match &tls.cert {
         TlsCert::SelfSigned => format!(
             "tls/{domain}.self-signed-{}.pem",
-            Tls::self_signed_tag(&spec.site.fqdns())
+            Tls::self_signed_tag(&site.fqdns())
         ),
         TlsCert::Provided(_) => format!("tls/{domain}.pem"),
     }
@@ -54,13 +54,13 @@ pub fn file(spec: &Spec, tls: &Tls) -> String {
 pub const FILE_SUFFIX: &str = ".self-signed-0123456789ab.pem";
 
 /// `tls` in the templates: where it ends, the file, HSTS.
-pub fn context(site: &SiteCx, ctx: &mut Map<String, Value>) {
-    let spec = site.spec;
-    let v = match &spec.site.tls {
+pub fn context(cx: &SiteCx, ctx: &mut Map<String, Value>) {
+    let (spec, site) = (cx.spec, cx.site);
+    let v = match &site.tls {
         Some(t) => json!({
-            "web": on_web(spec),
-            "lb": on_lb(spec),
-            "file": file(spec, t),
+            "web": on_web(spec, site),
+            "lb": on_lb(spec, site),
+            "file": file(site, t),
             "hsts": if t.hsts { Value::from(HSTS) } else { Value::Null },
             "ciphers": CIPHERS,
         }),
@@ -69,26 +69,27 @@ pub fn context(site: &SiteCx, ctx: &mut Map<String, Value>) {
     ctx.insert("tls".into(), v);
 }
 
-/// Puts the certificate (with its key, in one file mode 0600 root) into `dir`, the config
+/// Puts the site's certificate (with its key, in one file mode 0600 root) into `dir`, the config
 /// directory of the server that ends TLS on this host; a change notifies `notify` and is read by
 /// `validator`. The user's certificate travels from the inventory; a self-signed one is made on the
 /// host (`openssl req`), its key never leaving it.
 pub fn install(
     cx: &Cx,
+    site: &Site,
     out: &mut Out,
     dir: &str,
     notify: Handler,
     validator: &str,
 ) -> Result<(), RenderError> {
-    let Some(tls) = &cx.spec.site.tls else {
+    let Some(tls) = &site.tls else {
         return Ok(());
     };
-    let path = format!("{dir}/{}", file(cx.spec, tls));
+    let path = format!("{dir}/{}", file(site, tls));
     out.dir(format!("{dir}/tls")).mode(0o700);
     match &tls.cert {
         TlsCert::Provided(p) => {
             // A render without --reveal-secrets writes the placeholder instead of the key.
-            let Some(key) = cx.opts.secret(&cx.spec.secrets, SecretKey::TlsKey) else {
+            let Some(key) = cx.opts.secret(&cx.spec.secrets, SecretKey::TlsKey(site.at)) else {
                 return Err(RenderError::Template {
                     host: cx.host.name.clone(),
                     message: "the inventory's certificate has no key registered (a bug)".into(),
@@ -103,7 +104,7 @@ pub fn install(
         }
         TlsCert::SelfSigned => {
             out.package("openssl");
-            let names = cx.spec.site.fqdns();
+            let names = site.fqdns();
             let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
             let command = format!(
                 "umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days {SELF_SIGNED_DAYS} -subj {} -addext {} -keyout \"$OUT.key\" -out \"$OUT.crt\" 2>&1 && cat \"$OUT.key\" \"$OUT.crt\" > \"$OUT\" && rm -f \"$OUT.key\" \"$OUT.crt\"",

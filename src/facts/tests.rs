@@ -136,6 +136,7 @@ fn secret_files_are_never_compared_by_a_hash_in_the_probe() {
         validator: None,
         from_previous: false,
         code: false,
+        because: None,
     });
     let r = ProbeRequest::for_desired(&d);
     assert_eq!(r.paths, [("/etc/secret.php".to_string(), None)]);
@@ -206,6 +207,7 @@ fn desired_with(paths: &[(&str, &str)], packages: &[&str]) -> crate::desired::De
             validator: None,
             from_previous: false,
             code: false,
+            because: None,
         });
     }
     d

@@ -95,6 +95,10 @@ pub(super) fn path_change(
     redactor: &Redactor,
 ) -> Option<Change> {
     let change = |action, reason: String, diff| {
+        let reason = match &p.because {
+            Some(why) => format!("{reason}: {why}"),
+            None => reason,
+        };
         Some(Change {
             path: p.path.clone(),
             action,

@@ -14,6 +14,7 @@ fn path(p: &str, state: PathState, notify: Vec<Handler>, validator: Option<&str>
         validator: validator.map(str::to_string),
         from_previous: false,
         code: false,
+        because: None,
     }
 }
 
@@ -163,7 +164,7 @@ fn converged() -> Facts {
 fn redactor() -> Redactor {
     let mut s = Secrets::default();
     s.insert(
-        SecretKey::DatabasePassword,
+        SecretKey::DatabasePassword(crate::secret::SiteRef::ONE),
         Secret::new("hunter2".into(), "test".into()),
     );
     s.redactor()
@@ -325,7 +326,10 @@ fn key_lines(pem: &str) -> Vec<&str> {
 fn a_provided_tls_key_reaches_no_diff_on_either_side() {
     let (old_key, key) = (ec_key(), ec_key());
     let mut s = Secrets::default();
-    s.insert(SecretKey::TlsKey, Secret::new(key.clone(), "test".into()));
+    s.insert(
+        SecretKey::TlsKey(crate::secret::SiteRef::ONE),
+        Secret::new(key.clone(), "test".into()),
+    );
     let path = "/etc/nginx/tls/foobar.com.pem";
     let cert =
         |body: &str| format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n");

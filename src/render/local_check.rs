@@ -236,6 +236,7 @@ mod tests {
             validator: Some("reads".into()),
             from_previous: false,
             code: false,
+            because: None,
         }];
         d
     }

@@ -111,6 +111,7 @@ pub struct Renderer<'a> {
     templates: &'a Templates,
     opts: &'a RenderOptions,
     bases: Vec<Base>,
+    site_contexts: Vec<SiteContexts>,
     /// Finds the secrets of the inventory in rendered files (see `mark_secret_files`).
     redactor: crate::secret::Redactor,
 }
@@ -119,8 +120,29 @@ pub struct Renderer<'a> {
 /// renders a user's template again from, with other secrets: see `component::app`).
 struct Base {
     release: Release,
+    /// The site's index in `Spec::sites`; `None`: the host as a whole (`sites`: every site's).
+    site: Option<usize>,
     context: tera::Context,
     values: serde_json::Value,
+}
+
+/// Every site's context for one release, in `Spec::sites` order.
+struct SiteContexts {
+    release: Release,
+    contexts: Vec<tera::Context>,
+}
+
+impl Base {
+    fn new(release: Release, site: Option<usize>, values: serde_json::Value) -> Base {
+        let context =
+            tera::Context::from_serialize(&values).unwrap_or_else(|_| tera::Context::new());
+        Base {
+            release,
+            site,
+            context,
+            values,
+        }
+    }
 }
 
 impl<'a> Renderer<'a> {
@@ -130,45 +152,60 @@ impl<'a> Renderer<'a> {
         templates: &'a Templates,
         opts: &'a RenderOptions,
     ) -> Renderer<'a> {
-        let bases = SUPPORTED
-            .into_iter()
-            .map(|release| {
-                let values = base_values(registry, spec, opts, release);
-                let context =
-                    tera::Context::from_serialize(&values).unwrap_or_else(|_| tera::Context::new());
-                Base {
-                    release,
-                    context,
-                    values,
-                }
-            })
-            .collect();
+        let mut bases = Vec::new();
+        let mut site_contexts = Vec::new();
+        for release in SUPPORTED {
+            let sites: Vec<serde_json::Value> = spec
+                .sites
+                .iter()
+                .map(|site| site_values(registry, spec, site, opts, release))
+                .collect();
+            let mut contexts = Vec::new();
+            for (i, v) in sites.iter().enumerate() {
+                let b = Base::new(release, Some(i), v.clone());
+                contexts.push(b.context.clone());
+                bases.push(b);
+            }
+            site_contexts.push(SiteContexts { release, contexts });
+            bases.push(Base::new(release, None, json!({ "sites": sites })));
+        }
         Renderer {
             registry,
             spec,
             templates,
             opts,
             bases,
+            site_contexts,
             redactor: spec.secrets.redactor(),
         }
     }
 
-    fn base(&self, release: Release) -> &Base {
-        self.bases
+    fn site_contexts(&self, release: Release) -> &[tera::Context] {
+        self.site_contexts
             .iter()
-            .find(|b| b.release == release)
-            .unwrap_or(&self.bases[0])
+            .find(|s| s.release == release)
+            .map(|s| s.contexts.as_slice())
+            .unwrap_or(&[])
     }
 
-    /// One host, for `release`, knowing what `now` says of the host.
+    fn base(&self, release: Release, site: Option<usize>) -> &Base {
+        self.bases
+            .iter()
+            .find(|b| b.release == release && b.site == site)
+            .or_else(|| self.bases.iter().find(|b| b.site == site))
+            .expect("a base for every site and the host")
+    }
+
+    /// One host, for `release`, knowing what `now` says of the host: what is the host's as a whole
+    /// once, then each site it serves.
     pub fn host(
         &self,
         host: &Host,
         release: Release,
         now: &dyn Now,
     ) -> Result<Desired, RenderError> {
-        let site = self.base(release);
-        let mut base = site.context.clone();
+        let hb = self.base(release, None);
+        let mut base = hb.context.clone();
         base.insert("host", &host_values(host));
         let cx = Cx {
             spec: self.spec,
@@ -176,8 +213,10 @@ impl<'a> Renderer<'a> {
             release,
             templates: self.templates,
             opts: self.opts,
+            site: None,
             base: &base,
-            values: &site.values,
+            values: &hb.values,
+            sites: self.site_contexts(release),
             now,
         };
         let mut d = Desired::new(&host.name);
@@ -196,6 +235,28 @@ impl<'a> Renderer<'a> {
             }
             if let Some(b) = c.probe_beside(&cx) {
                 d.besides.push((c.name().to_string(), b));
+            }
+        }
+        for (i, site) in self.spec.sites.iter().enumerate() {
+            if !site.served_by(host) {
+                continue;
+            }
+            let sb = self.base(release, Some(i));
+            let mut base = sb.context.clone();
+            base.insert("host", &host_values(host));
+            let scx = Cx {
+                site: Some(site),
+                base: &base,
+                values: &sb.values,
+                ..cx
+            };
+            for c in self.registry.for_site(site, &components) {
+                let mut out = Out {
+                    d: &mut d,
+                    component: c.name(),
+                    code_reloaders: &mut code_reloaders,
+                };
+                c.render_site(&scx, site, &mut out)?;
             }
         }
         for p in d.paths.iter_mut().filter(|p| p.code) {
@@ -243,14 +304,17 @@ impl<'a> Renderer<'a> {
 
     /// The component context a host's facts are read in (`Component::needs`).
     pub fn with_cx<T>(&self, host: &Host, release: Release, f: impl FnOnce(&Cx) -> T) -> T {
+        let b = self.base(release, None);
         let cx = Cx {
             spec: self.spec,
             host,
             release,
             templates: self.templates,
             opts: self.opts,
-            base: &self.base(release).context,
-            values: &self.base(release).values,
+            site: None,
+            base: &b.context,
+            values: &b.values,
+            sites: self.site_contexts(release),
             now: &Unknown,
         };
         f(&cx)
@@ -267,23 +331,24 @@ pub fn host_values(host: &Host) -> serde_json::Value {
     json!({ "name": host.name, "public_address": host.public_address.to_string() })
 }
 
-/// Site-wide template values for one release: `site` and every component's own.
-fn base_values(
+/// One site's template values for one release: `site` and every component's own for it.
+fn site_values(
     registry: &Registry,
     spec: &Spec,
+    site: &crate::spec::Site,
     opts: &RenderOptions,
     release: Release,
 ) -> serde_json::Value {
-    let site = &spec.site;
     let mut values = Map::new();
     values.insert(
         "site".into(),
         json!({
+            "name": site.name,
             "domain": site.domain.as_str(),
             "fqdns": site.fqdns(),
             "stack": site.stack.name(),
             "document_root": site.document_root,
-            "web_root": crate::component::app::web_root(spec),
+            "web_root": crate::component::app::web_root(site),
             "micro_cache": site.micro_cache,
             // A name nginx takes for a cache zone and in a variable: letters, digits, `_`.
             "cache_zone": format!("micro_{}", site.domain.as_str().replace(['.', '-'], "_")),
@@ -291,6 +356,7 @@ fn base_values(
     );
     let cx = SiteCx {
         spec,
+        site,
         opts,
         release,
     };
@@ -347,7 +413,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             dir.path().join("nginx/nginx.conf"),
-            text + "# {{ db.password | upper }} {{ app.salt }}\n",
+            text + "# {{ sites[0].db.password | upper }} {{ sites[0].app.salt }}\n",
         )
         .unwrap();
         let overridden = Templates::load(Some(dir.path())).unwrap();

@@ -249,6 +249,7 @@ mod tests {
             validator: None,
             from_previous: false,
             code: false,
+            because: None,
         }
     }
 

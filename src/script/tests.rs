@@ -18,6 +18,7 @@ fn conf() -> ManagedPath {
         validator: Some("php-lint".into()),
         from_previous: false,
         code: true,
+        because: None,
     }
 }
 
@@ -443,6 +444,7 @@ fn a_new_release_travels_after_the_script_and_is_read_back_by_offset() {
         validator: None,
         from_previous: false,
         code: false,
+        because: None,
     };
     let (mut p, mut d) = plan();
     d.paths.push(marker.clone());

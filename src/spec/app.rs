@@ -86,14 +86,17 @@ impl Checker<'_> {
     /// stable across deploys and hosts, derived from the database password (HMAC-SHA256 over the
     /// domain), so the inventory needs no second secret. Registered like the password it comes from.
     pub(super) fn app_salt(&mut self, domain: &crate::names::DomainName) {
-        let Some(pw) = self.secrets.get(SecretKey::DatabasePassword) else {
+        let Some(pw) = self.secrets.get(SecretKey::DatabasePassword(self.at)) else {
             return;
         };
         let salt = pw.derive(
             &[b"provision app salt\0", domain.as_str().as_bytes()],
-            "derived from database.password".into(),
+            format!(
+                "derived from {}",
+                SecretKey::DatabasePassword(self.at).name()
+            ),
         );
-        self.secrets.insert(SecretKey::AppSalt, salt);
+        self.secrets.insert(SecretKey::AppSalt(self.at), salt);
     }
 
     /// The application: `[site.app]`, or the older `site.app_dir`, or the demo page.

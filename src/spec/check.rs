@@ -23,6 +23,8 @@ pub(super) struct Checker<'a> {
     inventory: PathBuf,
     /// The secrets read so far, each registered as it is read.
     pub secrets: Secrets,
+    /// The site being checked: its secrets' keys, and the keys its errors are given.
+    pub at: crate::secret::SiteRef,
 }
 
 /// A file the inventory names that must never be deployed as part of the application: a password
@@ -47,6 +49,7 @@ impl<'a> Checker<'a> {
             base,
             inventory: inventory.to_path_buf(),
             secrets: Secrets::default(),
+            at: crate::secret::SiteRef::ONE,
         }
     }
 
@@ -105,15 +108,32 @@ impl<'a> Checker<'a> {
 
     pub fn spec(&mut self, raw: RawInventory, path: &Path) -> Option<Spec> {
         let protected = self.protected(&raw);
-        let site = self.site(&raw.site, &protected);
-        let database = self.database(&raw.database, &raw.hosts);
         let hosts = self.hosts(&raw.hosts);
-        let dns = self.dns(&raw.dns, site.as_ref().map(|s| &s.domain));
-        if let Some(hosts) = &hosts {
-            self.topology(&raw, hosts, dns.as_ref());
+        let mut sites = Vec::new();
+        let mut every_site = true;
+        for (i, def) in raw.sites.iter().enumerate() {
+            self.at = crate::secret::SiteRef {
+                index: i as u16,
+                many: raw.many,
+            };
+            let (errors, warnings) = (self.errors.len(), self.warnings.len());
+            let site = self.site(def, &protected, hosts.as_deref());
+            if let (Some(site), Some(hosts)) = (&site, &hosts) {
+                self.zone(def, site, hosts);
+            }
+            self.rekey(errors, warnings);
+            match site {
+                Some(s) => sites.push(s),
+                None => every_site = false,
+            }
         }
-        if let (Some(site), Some(dns), Some(hosts)) = (&site, &dns, &hosts) {
-            self.zone(&raw, site, dns, hosts);
+        self.at = crate::secret::SiteRef::ONE;
+        let replication = self.replication(&raw);
+        if let Some(hosts) = &hosts {
+            self.topology(&raw, hosts);
+            if every_site {
+                self.across_sites(&raw, &sites, hosts);
+            }
         }
         let lb = self.lb(&raw, hosts.as_deref());
         let backup = match &raw.backup {
@@ -129,15 +149,11 @@ impl<'a> Checker<'a> {
             (Some(_), None) => None,
             (None, _) => Some(None),
         };
-        if let Some(site) = &site {
-            self.app_salt(&site.domain);
-        }
         let warnings = std::mem::take(&mut self.warnings);
         Some(Spec {
             source: path.to_path_buf(),
-            site: site?,
-            database: database?,
-            dns: dns?,
+            sites: every_site.then_some(sites)?,
+            replication: replication?,
             lb: lb?,
             firewall: firewall?,
             backup: backup?,
@@ -148,6 +164,38 @@ impl<'a> Checker<'a> {
         })
     }
 
+    /// The errors and warnings recorded since (`errors`, `warnings`) were found checking the site
+    /// `self.at` with the one-site form's keys (`site.domain`, `database.name`): in the
+    /// `[[sites]]` form they are that site's (`sites[1].domain`, `sites[1].database.name`).
+    fn rekey(&mut self, errors: usize, warnings: usize) {
+        let at = self.at;
+        if !at.many {
+            return;
+        }
+        let rekey = |key: &mut String| {
+            for table in ["site", "database", "dns", "app"] {
+                let rest = match key.strip_prefix(table) {
+                    Some(r) if r.is_empty() || r.starts_with('.') || r.starts_with('[') => r,
+                    _ => continue,
+                };
+                // The one-site form's `app` values live under `site` in a [[sites]] table.
+                let base = if table == "app" {
+                    format!("{}.app", at.key("site"))
+                } else {
+                    at.key(table)
+                };
+                *key = format!("{base}{rest}");
+                return;
+            }
+        };
+        for e in &mut self.errors[errors..] {
+            rekey(&mut e.key);
+        }
+        for w in &mut self.warnings[warnings..] {
+            rekey(&mut w.key);
+        }
+    }
+
     /// The files the inventory names, as far as they exist: what cannot be found on disk cannot be
     /// inside the application directory either.
     fn protected(&self, raw: &RawInventory) -> Vec<Protected> {
@@ -155,14 +203,33 @@ impl<'a> Checker<'a> {
             self.inventory.clone(),
             format!("the inventory file {}", self.inventory.display()),
         )];
-        let d = &raw.database;
-        for (f, key) in [
-            (&d.password_file, "database.password_file"),
-            (
+        let mut secret_files: Vec<(&Option<Spanned<String>>, String)> = Vec::new();
+        for (i, def) in raw.sites.iter().enumerate() {
+            let at = crate::secret::SiteRef {
+                index: i as u16,
+                many: raw.many,
+            };
+            let d = &def.database;
+            secret_files.push((
+                &d.password_file,
+                format!("{}.password_file", at.key("database")),
+            ));
+            secret_files.push((
                 &d.replication_password_file,
-                "database.replication_password_file",
-            ),
-        ] {
+                format!("{}.replication_password_file", at.key("database")),
+            ));
+            if let Some(k) = def.site.tls.as_ref().and_then(|t| t.key.as_ref()) {
+                let p = self.opened_path(k.get_ref());
+                named.push((
+                    p.clone(),
+                    format!("the TLS key {} ({}.tls.key)", p.display(), at.key("site")),
+                ));
+            }
+        }
+        if let Some(r) = &raw.replication {
+            secret_files.push((&r.password_file, "replication.password_file".into()));
+        }
+        for (f, key) in secret_files {
             if let Some(f) = f {
                 let p = self.opened_path(f.get_ref());
                 named.push((
@@ -170,13 +237,6 @@ impl<'a> Checker<'a> {
                     format!("the password file {} ({key})", p.display()),
                 ));
             }
-        }
-        if let Some(k) = raw.site.tls.as_ref().and_then(|t| t.key.as_ref()) {
-            let p = self.opened_path(k.get_ref());
-            named.push((
-                p.clone(),
-                format!("the TLS key {} (site.tls.key)", p.display()),
-            ));
         }
         for (i, h) in raw.hosts.iter().enumerate() {
             for (f, what, key) in [

@@ -5,7 +5,7 @@ use super::check::Checker;
 use super::sources::SECRET_FILE_LIMIT;
 use super::{Database, Replication};
 use crate::error::shown;
-use crate::inventory::{RawDatabase, RawHost};
+use crate::inventory::{RawDatabase, RawInventory};
 use crate::names::*;
 use crate::secret::{check_secret_value, Secret, SecretKey};
 use std::ops::Range;
@@ -46,69 +46,125 @@ fn user_name(v: &str) -> Result<String, crate::error::Allowed> {
 }
 
 impl Checker<'_> {
-    pub(super) fn database(&mut self, d: &RawDatabase, hosts: &[RawHost]) -> Option<Database> {
+    /// The site's database and its user; the password is registered as the site's.
+    pub(super) fn database(&mut self, d: &RawDatabase) -> Option<Database> {
         let name = self.check(&d.name, "database.name", database_name);
         let user = self.check(&d.user, "database.user", user_name);
         let password = self.secret(
             &d.password_env,
             &d.password_file,
+            "database",
             "password",
             d.span.clone(),
         );
-        let wants_replica = hosts.iter().any(|h| {
+        if self.at.many {
+            for (v, k) in [
+                (&d.replication_user, "replication_user"),
+                (&d.replication_password_env, "replication_password_env"),
+                (&d.replication_password_file, "replication_password_file"),
+            ] {
+                if let Some(v) = v {
+                    self.fail(v.span(), &format!("database.{k}"), "found a replication key in a site's database; allowed: the replication account once for every site, in [replication] (user, password_env or password_file)".into());
+                }
+            }
+        }
+        self.secrets
+            .insert(SecretKey::DatabasePassword(self.at), password?);
+        Some(Database {
+            name: name?,
+            user: user?,
+        })
+    }
+
+    /// The replication account, when a replica needs one or the inventory gives one: `[database]`'s
+    /// replication keys in the one-site form, `[replication]` in the `[[sites]]` form.
+    pub(super) fn replication(&mut self, raw: &RawInventory) -> Option<Option<Replication>> {
+        let wants_replica = raw.hosts.iter().any(|h| {
             h.roles
                 .get_ref()
                 .iter()
                 .any(|r| r.get_ref() == "db-replica")
         });
-        let given = d.replication_password_env.is_some()
-            || d.replication_password_file.is_some()
-            || d.replication_user.is_some();
-        let replication = if wants_replica || given {
-            let ruser = match &d.replication_user {
-                Some(u) => self.check(u, "database.replication_user", user_name),
-                None => Some("replicator".to_string()),
-            };
-            if let (Some(u), Some(r)) = (&user, &ruser) {
-                if u.eq_ignore_ascii_case(r) {
-                    // Point at the key the user wrote; without replication_user, at database.user.
-                    let (span, key, other) = match &d.replication_user {
-                        Some(ru) => (ru.span(), "database.replication_user", "database.user"),
-                        None => (
-                            d.user.span(),
-                            "database.user",
-                            "the default replication_user",
-                        ),
-                    };
-                    self.fail(span, key, format!(
-                        "found {}, the same as {other}; allowed: a replication user other than the application user, which must not hold replication privileges",
-                        shown(r)
-                    ));
-                }
+        let (user, env, file, span, table) = match (&raw.replication, raw.many) {
+            (Some(r), true) => (
+                &r.user,
+                &r.password_env,
+                &r.password_file,
+                r.span.clone(),
+                "replication",
+            ),
+            (None, true) if wants_replica => {
+                self.fail(0..0, "replication", "missing: a \"db-replica\" host needs the replication account; allowed: a [replication] table with user and password_env or password_file".into());
+                return None;
             }
-            let rpw = self.secret(
-                &d.replication_password_env,
-                &d.replication_password_file,
-                "replication_password",
-                d.span.clone(),
-            );
-            self.secrets.insert(SecretKey::ReplicationPassword, rpw?);
-            Some(Replication { user: ruser? })
-        } else {
-            None
+            (Some(r), false) => {
+                self.fail(r.span.clone(), "replication", "found [replication] with the one-site form; allowed: database.replication_user and database.replication_password_env or _file".into());
+                return None;
+            }
+            (None, _) if raw.many => return Some(None),
+            (None, _) => {
+                let d = &raw.sites.first()?.database;
+                let given = d.replication_password_env.is_some()
+                    || d.replication_password_file.is_some()
+                    || d.replication_user.is_some();
+                if !wants_replica && !given {
+                    return Some(None);
+                }
+                (
+                    &d.replication_user,
+                    &d.replication_password_env,
+                    &d.replication_password_file,
+                    d.span.clone(),
+                    "database",
+                )
+            }
         };
-        self.secrets.insert(SecretKey::DatabasePassword, password?);
-        Some(Database {
-            name: name?,
-            user: user?,
-            replication,
-        })
+        let (user_key, prefix) = if table == "replication" {
+            ("replication.user", "password")
+        } else {
+            ("database.replication_user", "replication_password")
+        };
+        let ruser = match user {
+            Some(u) => self.check(u, user_key, user_name),
+            None => Some("replicator".to_string()),
+        };
+        for (i, def) in raw.sites.iter().enumerate() {
+            let site_user = def.database.user.get_ref();
+            let Some(r) = &ruser else { break };
+            if !site_user.eq_ignore_ascii_case(r) {
+                continue;
+            }
+            let at = crate::secret::SiteRef {
+                index: i as u16,
+                many: raw.many,
+            };
+            let users = format!("{}.user", at.key("database"));
+            // Point at the key the user wrote; without a replication user, at the site's user.
+            let (span, key, other) = match user {
+                Some(ru) => (ru.span(), user_key.to_string(), users),
+                None => (
+                    def.database.user.span(),
+                    users,
+                    "the default replication_user".to_string(),
+                ),
+            };
+            self.fail(span, &key, format!(
+                "found {}, the same as {other}; allowed: a replication user other than the application user, which must not hold replication privileges",
+                shown(r)
+            ));
+        }
+        let rpw = self.secret(env, file, table, prefix, span);
+        self.secrets
+            .insert(SecretKey::ReplicationPassword { many: raw.many }, rpw?);
+        Some(Some(Replication { user: ruser? }))
     }
 
+    /// A secret from `{key}_env` or `{key}_file` of `table`.
     fn secret(
         &mut self,
         env: &Option<Spanned<String>>,
         file: &Option<Spanned<String>>,
+        table: &str,
         key: &str,
         table_span: Range<usize>,
     ) -> Option<Secret> {
@@ -117,7 +173,7 @@ impl Checker<'_> {
                 let span = e.span().start.max(f.span().start)..e.span().end.max(f.span().end);
                 self.fail(
                     span,
-                    &format!("database.{key}_env"),
+                    &format!("{table}.{key}_env"),
                     format!("both {key}_env and {key}_file are set; allowed: exactly one of them"),
                 );
                 None
@@ -125,13 +181,13 @@ impl Checker<'_> {
             (None, None) => {
                 self.fail(
                     table_span,
-                    "database",
+                    table,
                     format!("no {key}: allowed: {key}_env = \"VARIABLE\" or {key}_file = \"path\""),
                 );
                 None
             }
             (Some(e), None) => {
-                let k = format!("database.{key}_env");
+                let k = format!("{table}.{key}_env");
                 let name = self.check(e, &k, parse_env_name)?;
                 let origin = format!("environment variable {name}");
                 match self.sources.env_var(&name) {
@@ -143,7 +199,7 @@ impl Checker<'_> {
                 }
             }
             (None, Some(f)) => {
-                let k = format!("database.{key}_file");
+                let k = format!("{table}.{key}_file");
                 let rel = self.check(f, &k, parse_local_path)?;
                 let full = self.opened_path(&rel);
                 let origin = format!("file {}", full.display());

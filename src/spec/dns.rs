@@ -5,7 +5,7 @@
 use super::check::Checker;
 use super::{Dns, Host, Record, RecordKind, Role, Site};
 use crate::error::shown;
-use crate::inventory::{RawDns, RawInventory, RawRecord, RECORD_TYPES, TTL};
+use crate::inventory::{RawDns, RawRecord, RawSiteDef, RECORD_TYPES, TTL};
 use crate::names::*;
 use std::collections::BTreeMap;
 
@@ -121,7 +121,8 @@ impl Checker<'_> {
 
     /// Zone-wide rules. A CNAME makes its name an alias, so nothing else may live at that name
     /// (RFC 1034 3.6.2), and the zone's apex always has its SOA and NS records.
-    pub(super) fn zone(&mut self, raw: &RawInventory, site: &Site, dns: &Dns, hosts: &[Host]) {
+    pub(super) fn zone(&mut self, raw: &RawSiteDef, site: &Site, hosts: &[Host]) {
+        let dns = &site.dns;
         // Each name in the zone, with what render puts there: (description, record index if any).
         let mut owners: BTreeMap<String, Vec<(String, Option<usize>)>> = BTreeMap::new();
         let mut at = |name: &str, what: String, record: Option<usize>| {

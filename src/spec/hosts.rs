@@ -2,7 +2,7 @@
 //! the hosts make together.
 
 use super::check::Checker;
-use super::{Dns, Host, Role, Ssh, SshConfigFile, SshUnset};
+use super::{Host, Role, Ssh, SshConfigFile, SshUnset};
 use crate::error::shown;
 use crate::inventory::{
     RawHost, RawInventory, RawLab, RawSsh, CONNECT_TIMEOUT, LAB_NETWORK, PORT, PROXY_JUMP, ROLES,
@@ -166,9 +166,13 @@ impl Checker<'_> {
     }
 
     /// Role combinations that cannot work, reported at the host's `roles` key.
-    pub(super) fn topology(&mut self, raw: &RawInventory, hosts: &[Host], dns: Option<&Dns>) {
+    pub(super) fn topology(&mut self, raw: &RawInventory, hosts: &[Host]) {
         let span_of = |i: usize| raw.hosts[i].roles.span();
-        let whole = raw.site.stack.span();
+        let whole = raw
+            .sites
+            .first()
+            .map(|s| s.site.stack.span())
+            .unwrap_or(0..0);
         if hosts.is_empty() {
             self.fail(
                 whole,
@@ -248,9 +252,13 @@ impl Checker<'_> {
             let i = hosts.iter().position(|h| h.has(Role::Lb)).unwrap_or(0);
             self.fail(span_of(i), &format!("hosts[{i}].roles"), "an \"lb\" host with no \"web\" hosts to balance; allowed: lb together with one or more web hosts".into());
         }
-        if let Some(dns) = dns {
-            if count(Role::Dns) == 0 && dns.nameservers.is_empty() {
-                self.fail(raw.dns.soa_contact.span(), "dns.nameservers", "no name server: no host has the \"dns\" role and dns.nameservers is empty; allowed: one of them".into());
+        for (i, def) in raw.sites.iter().enumerate() {
+            if count(Role::Dns) == 0 && def.dns.nameservers.is_empty() {
+                let at = crate::secret::SiteRef {
+                    index: i as u16,
+                    many: raw.many,
+                };
+                self.fail(def.dns.soa_contact.span(), &format!("{}.nameservers", at.key("dns")), "no name server: no host has the \"dns\" role and dns.nameservers is empty; allowed: one of them".into());
             }
         }
     }

@@ -24,6 +24,8 @@ mod hosts;
 mod lb;
 pub mod reader;
 mod site;
+pub use site::{document_root_problem, parse_site_name};
+mod sites;
 mod sources;
 mod syntax;
 mod tls;
@@ -47,9 +49,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub source: PathBuf,
-    pub site: Site,
-    pub database: Database,
-    pub dns: Dns,
+    /// Every site, in inventory order: the one of `[site]`, or each `[[sites]]` table.
+    pub sites: Vec<Site>,
+    /// The account replicas follow the primary with (`[replication]`, or in the one-site form
+    /// `[database]`'s replication keys), when there is a replica.
+    pub replication: Option<Replication>,
     /// The floating address of two load balancers (`[lb]`), when there are two.
     pub lb: Option<Lb>,
     /// The hosts' firewall (`[firewall]`), when asked for.
@@ -105,8 +109,19 @@ impl Stack {
     }
 }
 
+/// A site: one object, with its names, stack, application, database, zone and certificate, served
+/// by some of the web hosts, isolated from the other sites on them (its own Unix user, PHP pool,
+/// logs and database account).
 #[derive(Debug, Clone)]
 pub struct Site {
+    /// The site's short name: its Unix user and group, its PHP pool, its log and state directories.
+    pub name: String,
+    /// Where the inventory has it, for keys in messages and for its secrets.
+    pub at: crate::secret::SiteRef,
+    /// The web hosts that serve it, by name (`sites.hosts`; default every web host).
+    pub hosts: Vec<String>,
+    pub database: Database,
+    pub dns: Dns,
     pub domain: DomainName,
     /// Names relative to the domain (`www`, or `@` for the apex), first is the primary.
     pub server_names: Vec<String>,
@@ -139,6 +154,16 @@ impl Site {
     /// Fully qualified names the web server answers to, in inventory order.
     pub fn fqdns(&self) -> Vec<String> {
         fqdns(&self.domain, &self.server_names)
+    }
+
+    /// The inventory key of this site's `table` (`site`, `database`, `dns`; `sites[N]...`).
+    pub fn key(&self, table: &str) -> String {
+        self.at.key(table)
+    }
+
+    /// Whether `host` serves this site.
+    pub fn served_by(&self, host: &Host) -> bool {
+        self.hosts.contains(&host.name)
     }
 }
 
@@ -232,9 +257,8 @@ impl AppFile {
 #[derive(Debug, Clone)]
 pub struct Database {
     pub name: String,
-    pub user: String,
     /// Its password is `SecretKey::DatabasePassword` in `Spec::secrets`.
-    pub replication: Option<Replication>,
+    pub user: String,
 }
 
 /// Its password is `SecretKey::ReplicationPassword` in `Spec::secrets`.
@@ -428,6 +452,20 @@ impl Spec {
         self.hosts_with(Role::Db)
             .next()
             .expect("validated: one db host")
+    }
+
+    /// The sites `host` serves (as a web host), in inventory order.
+    pub fn sites_on<'a>(&'a self, host: &'a Host) -> impl Iterator<Item = &'a Site> + 'a {
+        self.sites.iter().filter(move |s| s.served_by(host))
+    }
+
+    pub fn site(&self, name: &str) -> Option<&Site> {
+        self.sites.iter().find(|s| s.name == name)
+    }
+
+    /// The web hosts that serve `site`.
+    pub fn hosts_of<'a>(&'a self, site: &'a Site) -> impl Iterator<Item = &'a Host> + 'a {
+        self.hosts.iter().filter(move |h| site.served_by(h))
     }
 
     /// True when every web host is also the database host: MariaDB then listens on 127.0.0.1 only.

@@ -44,6 +44,27 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// Whether the table has `key`, without asking for it.
+    pub fn has(&self, key: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(k, _)| k.get_ref().as_ref() == key)
+    }
+
+    /// Where `key` is written in the file, if it is.
+    fn span_of(&self, key: &str) -> Option<Range<usize>> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(k, v)| {
+                if k.span().is_empty() {
+                    v.span()
+                } else {
+                    k.span()
+                }
+            })
+    }
+
     pub fn key(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()
@@ -77,6 +98,21 @@ impl<'m> Reader<'m> {
 
     fn fail(&mut self, span: Range<usize>, key: &str, message: String) {
         self.errors.push(self.map.error(span, key, message));
+    }
+
+    /// A problem of the file as a whole at `span`.
+    pub fn fail_at(&mut self, span: Range<usize>, key: &str, message: String) {
+        self.fail(span, key, message);
+    }
+
+    /// `key` is in `t` beside `other`, which excludes it; `allowed` says what may be written.
+    pub fn conflict(&mut self, t: &Table, key: &str, other: &str, allowed: &str) {
+        let span = t.span_of(key).unwrap_or_else(|| t.span.clone());
+        self.fail(
+            span,
+            &t.key(key),
+            format!("found beside {other}; allowed: {allowed}"),
+        );
     }
 
     fn wrong(&mut self, v: &Value, key: &str, allowed: &str) {

@@ -3,9 +3,9 @@
 //! checked here too, so a domain that is valid DNS but too long for them fails at validate.
 
 use super::check::{Checker, Protected};
-use super::{App, AppCheck, AppFile, Site, Stack};
+use super::{App, AppCheck, AppFile, Host, Role, Site, Stack};
 use crate::error::shown;
-use crate::inventory::RawSite;
+use crate::inventory::{RawSite, RawSiteDef};
 use crate::names::*;
 use toml::Spanned;
 
@@ -66,7 +66,15 @@ pub fn document_root_problem(p: &str) -> Option<String> {
 }
 
 impl Checker<'_> {
-    pub(super) fn site(&mut self, s: &RawSite, protected: &[Protected]) -> Option<Site> {
+    /// One site with its database and zone, checked with the one-site form's keys (`spec` gives
+    /// a `[[sites]]` table's errors its own keys); `hosts` are the inventory's, when they checked.
+    pub(super) fn site(
+        &mut self,
+        def: &RawSiteDef,
+        protected: &[Protected],
+        hosts: Option<&[Host]>,
+    ) -> Option<Site> {
+        let s = &def.site;
         let domain = self.check(&s.domain, "site.domain", DomainName::parse_zone);
         let stack = self.check(&s.stack, "site.stack", Stack::parse);
         let domain = match (domain, stack) {
@@ -109,9 +117,21 @@ impl Checker<'_> {
             }
             None => Some(None),
         };
+        let database = self.database(&def.database);
+        let dns = self.dns(&def.dns, domain.as_ref());
+        let name = self.site_name(s, domain.as_ref());
+        let served = self.served_by(s, hosts);
+        if let (Some(d), Some(_)) = (&domain, &database) {
+            self.app_salt(d);
+        }
         // Every check above has run (and recorded its errors): taking the pair apart first is fine.
         let (app, app_options) = app?;
         Some(Site {
+            name: name?,
+            at: self.at,
+            hosts: served?,
+            database: database?,
+            dns: dns?,
             domain: domain?,
             server_names: server_names?,
             stack: stack?,
@@ -123,6 +143,90 @@ impl Checker<'_> {
             micro_cache: micro_cache?,
             tls: tls?,
         })
+    }
+
+    /// The site's short name (`sites.name`), or one made from the domain: `foobar.com` is
+    /// `foobar-com`. It names the site's Unix user and group, so it must be one.
+    fn site_name(&mut self, s: &RawSite, domain: Option<&DomainName>) -> Option<String> {
+        match (&s.name, domain) {
+            (Some(n), _) => self.check(n, "site.name", parse_site_name),
+            (None, Some(d)) => {
+                let made: String = d.as_str().replace('.', "-").chars().take(32).collect();
+                let made = made.trim_end_matches('-').to_string();
+                match parse_site_name(&made) {
+                    Ok(n) => Some(n),
+                    Err(allowed) => {
+                        self.fail(
+                            s.domain.span(),
+                            "site.name",
+                            format!(
+                                "the name made from the domain, {}, cannot name the site; allowed: set name, {allowed}",
+                                shown(&made)
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// The web hosts that serve the site: `sites.hosts`, each a host with the `web` role, or by
+    /// default every web host.
+    fn served_by(&mut self, s: &RawSite, hosts: Option<&[Host]>) -> Option<Vec<String>> {
+        let hosts = hosts?;
+        let Some(list) = &s.hosts else {
+            return Some(
+                hosts
+                    .iter()
+                    .filter(|h| h.has(Role::Web))
+                    .map(|h| h.name.clone())
+                    .collect(),
+            );
+        };
+        let web: Vec<&str> = hosts
+            .iter()
+            .filter(|h| h.has(Role::Web))
+            .map(|h| h.name.as_str())
+            .collect();
+        if list.get_ref().is_empty() {
+            self.fail(list.span(), "site.hosts", format!("found an empty list; allowed: the names of web hosts that serve the site ({}), or no hosts key for all of them", web.join(", ")));
+            return None;
+        }
+        let mut out: Vec<String> = Vec::new();
+        let mut ok = true;
+        for (i, n) in list.get_ref().iter().enumerate() {
+            let key = format!("site.hosts[{i}]");
+            let name = n.get_ref();
+            let why = if out.contains(name) {
+                Some("it is named twice".to_string())
+            } else {
+                match hosts.iter().find(|h| h.name == *name) {
+                    None => Some("no [[hosts]] entry has that name".to_string()),
+                    Some(h) if !h.has(Role::Web) => {
+                        Some("that host has no \"web\" role".to_string())
+                    }
+                    Some(_) => None,
+                }
+            };
+            match why {
+                Some(why) => {
+                    self.fail(
+                        n.span(),
+                        &key,
+                        format!(
+                            "found {} ({why}); allowed: a web host of the inventory: {}",
+                            shown(name),
+                            web.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+                None => out.push(name.clone()),
+            }
+        }
+        ok.then_some(out)
     }
 
     /// `[site.health_check]`: a path of the site, a status, a text. Without it: `/`, 200, and with
@@ -326,4 +430,62 @@ impl Checker<'_> {
         }
         ok.then_some(App::Files(out))
     }
+}
+
+/// Debian's own accounts and groups, and provision's: a site's user must be none of them.
+const SYSTEM_ACCOUNTS: [&str; 32] = [
+    "root",
+    "daemon",
+    "bin",
+    "sys",
+    "sync",
+    "games",
+    "man",
+    "lp",
+    "mail",
+    "news",
+    "uucp",
+    "proxy",
+    "www-data",
+    "backup",
+    "list",
+    "irc",
+    "gnats",
+    "nobody",
+    "nogroup",
+    "messagebus",
+    "sshd",
+    "mysql",
+    "bind",
+    "haproxy",
+    "adm",
+    "staff",
+    "users",
+    "sudo",
+    "shadow",
+    "utmp",
+    "tty",
+    "disk",
+];
+
+/// A site's short name: a Unix user name of Debian's kind (lowercase letters, digits and `-`,
+/// starting with a letter, at most 32 characters), not an account the system has.
+pub fn parse_site_name(v: &str) -> Result<String, crate::error::Allowed> {
+    let ok = !v.is_empty()
+        && v.len() <= 32
+        && v.starts_with(|c: char| c.is_ascii_lowercase())
+        && !v.ends_with('-')
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        return Err("a name of lowercase letters, digits and '-', starting with a letter, at most 32 characters, like \"shop\" (it names the site's Unix user)".into());
+    }
+    if SYSTEM_ACCOUNTS.contains(&v) || v.starts_with("systemd-") {
+        return Err(format!(
+            "a name that is not a system account ({} and systemd-*)",
+            SYSTEM_ACCOUNTS.join(", ")
+        )
+        .into());
+    }
+    Ok(v.to_string())
 }

@@ -7,6 +7,7 @@ mod fuzz;
 mod hosts;
 mod rendered;
 mod shape;
+mod sites;
 
 /// Sources from memory. A path is its own identity, unless `same` says two paths are one file.
 #[derive(Default)]
@@ -95,13 +96,13 @@ fn one_error(from: &str, to: &str) -> SpecError {
 #[test]
 fn the_good_inventory_parses_with_defaults() {
     let s = parse(GOOD).unwrap();
-    assert_eq!(s.site.domain.as_str(), "foobar.com");
-    assert_eq!(s.site.document_root, "/var/www/foobar.com");
-    assert_eq!(s.site.php_version, None);
+    assert_eq!(s.sites[0].domain.as_str(), "foobar.com");
+    assert_eq!(s.sites[0].document_root, "/var/www/foobar.com");
+    assert_eq!(s.sites[0].php_version, None);
     assert_eq!(s.hosts[0].ssh.user, "root");
     assert!(s
         .secrets
-        .get(SecretKey::DatabasePassword)
+        .get(SecretKey::DatabasePassword(crate::secret::SiteRef::ONE))
         .unwrap()
         .is(r#"p'a"s$s\w;o{r}d$(x)"#));
     assert!(s.db_is_local());
@@ -200,7 +201,7 @@ fn a_secret_file_loses_one_trailing_newline_only() {
     let s = Spec::parse(&text, Path::new("inv.toml"), &f).unwrap();
     assert!(s
         .secrets
-        .get(SecretKey::DatabasePassword)
+        .get(SecretKey::DatabasePassword(crate::secret::SiteRef::ONE))
         .unwrap()
         .is(" spaced $pw "));
 }

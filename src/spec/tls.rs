@@ -272,7 +272,7 @@ impl Checker<'_> {
         // redactor's mask of the whole key then leaves that line as it is.
         let key_pem = String::from_utf8_lossy(&key_pem).trim_end().to_string();
         self.secrets.insert(
-            SecretKey::TlsKey,
+            SecretKey::TlsKey(self.at),
             Secret::new(key_pem, format!("file {kp}")),
         );
         Some(Provided {

@@ -84,9 +84,13 @@ fn render_with(c: &'static SitePool) -> Result<provision::desired::Desired, Rend
 #[test]
 fn an_account_a_component_asks_for_is_rendered_once_and_listed_in_the_manifest() {
     let d = render_with(&SHOP).unwrap();
+    // The example's own site has its account too (foobar-com, from its domain).
     assert_eq!(
-        d.accounts,
-        [Account {
+        d.accounts
+            .iter()
+            .filter(|a| a.name == "provshop")
+            .collect::<Vec<_>>(),
+        [&Account {
             name: "provshop".into(),
             home: "/var/www/provshop".into(),
             comment: "site provshop.example.com".into(),
@@ -100,7 +104,8 @@ fn an_account_a_component_asks_for_is_rendered_once_and_listed_in_the_manifest()
         user: "provshop",
         homes: &["/var/www/provshop", "/var/www/provshop"],
     };
-    assert_eq!(render_with(&TWICE).unwrap().accounts.len(), 1);
+    let twice = render_with(&TWICE).unwrap().accounts;
+    assert_eq!(twice.iter().filter(|a| a.name == "provshop").count(), 1);
 }
 
 #[test]
@@ -142,7 +147,7 @@ fn a_pool_run_by_a_desired_account_passes_render_check_and_fails_without_it() {
     };
     let with = php(&d);
     assert!(with.ok, "{}", with.output);
-    d.accounts.clear();
+    d.accounts.retain(|a| a.name != "provshop");
     let without = php(&d);
     assert!(!without.ok);
     assert!(

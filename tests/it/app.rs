@@ -191,14 +191,14 @@ fn releases(dir: &Path, inv: &Path, addr: &str, host: &str) {
     assert!(head.contains("cache-control: max-age=2592000"), "{head}");
     assert!(head.contains("content-encoding: gzip"), "{head}");
     assert!(ssh(addr, "php -m").contains("intl"));
-    // The config file holds the password, readable by PHP only.
+    // The config file holds the password, readable by the site's PHP only (its own user).
     assert_eq!(
         ssh(
             addr,
             "stat -c '%a %U:%G' /etc/provision/sites/foobar.com/app/config/db.php"
         )
         .trim(),
-        "640 root:www-data"
+        "640 root:foobar-com"
     );
 
     // Unchanged: nothing sent, nothing done.

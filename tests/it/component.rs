@@ -34,7 +34,8 @@ impl Component for Example {
             "/run/example.pid",
             "example-daemon",
         );
-        out.file(CONF, format!("site = {}\n", cx.spec.site.domain))
+        let sites: Vec<&str> = cx.spec.sites.iter().map(|s| s.domain.as_str()).collect();
+        out.file(CONF, format!("sites = {}\n", sites.join(" ")))
             .notify(Handler::reload("example"))
             .checked_by("example");
         out.validator(
@@ -81,7 +82,7 @@ fn a_component_added_in_one_file_appears_in_render_facts_plan_and_apply() {
         .host(host, DEBIAN_13, &provision::render::Unknown)
         .unwrap();
     let conf = d.path(CONF).expect("the component's file is rendered");
-    assert_eq!(conf.state.content().unwrap(), b"site = foobar.com\n");
+    assert_eq!(conf.state.content().unwrap(), b"sites = foobar.com\n");
     assert!(d
         .services
         .iter()

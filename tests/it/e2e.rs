@@ -66,7 +66,7 @@ fn lifecycle(inventory: &str, addr: &str, broken_template: &str, drift_file: &st
     );
     let logged = ssh(
         addr,
-        "grep -h 'foobar.com demo page: database error' /var/log/php*-fpm.log /var/log/apache2/*error.log 2>/dev/null; true",
+        "grep -h 'foobar.com demo page: database error' /var/log/php-sites/*/error.log 2>/dev/null; true",
     );
     assert!(logged.contains("Access denied"), "not logged: {logged:?}");
     let done = Run::new(&["plan", "-i", &inv]).output().status(2);
@@ -437,16 +437,16 @@ fn status_on_loopback_only(inv: &str, addr: &str) {
         .unwrap_or("")
         .to_string();
     let expected: &[(&str, &str)] = match stack.as_str() {
-        "lemp" => &[
+        // Each site's pool under its name (the lab's site is foobar.com's, named foobar-com).
+        "lemp" | "nginx-apache" => &[
             ("/nginx_status", "Active connections"),
-            ("/fpm-status", "pool:"),
-            ("/fpm-ping", "pong"),
+            ("/fpm-status/foobar-com", "pool:"),
+            ("/fpm-ping/foobar-com", "pong"),
         ],
-        "nginx-apache" => &[("/nginx_status", "Active connections")],
         "lamp" => &[
             ("/server-status?auto", "Scoreboard:"),
-            ("/fpm-status", "pool:"),
-            ("/fpm-ping", "pong"),
+            ("/fpm-status/foobar-com", "pool:"),
+            ("/fpm-ping/foobar-com", "pong"),
         ],
         other => panic!("{inv}: stack {other:?}"),
     };
@@ -459,7 +459,7 @@ fn status_on_loopback_only(inv: &str, addr: &str) {
         std::net::TcpStream::connect_timeout(&outside, std::time::Duration::from_secs(2)).is_err(),
         "{outside} answers from outside"
     );
-    for path in ["/fpm-status", "/nginx_status", "/server-status"] {
+    for path in ["/fpm-status/foobar-com", "/nginx_status", "/server-status"] {
         let (_, body) = provision::health::http_get(
             format!("{addr}:80").parse().unwrap(),
             "www.foobar.com",
@@ -1165,7 +1165,7 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
     for lb in ["198.18.0.20", "198.18.0.26"] {
         let stats = loopback_get(lb, "/haproxy_status;csv");
         assert!(
-            stats.contains("web,web1,") && stats.contains("web,web2,"),
+            stats.contains("web-foobar-com,web1,") && stats.contains("web-foobar-com,web2,"),
             "{lb}: {stats}"
         );
         let outside: std::net::SocketAddr = format!("{lb}:8090").parse().unwrap();
@@ -1356,7 +1356,7 @@ fn a_failed_web_host_stops_the_roll_and_stays_out_of_the_pool(inv: &str) {
             "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock",
         );
         stat.lines()
-            .find(|l| l.starts_with(&format!("web,{web},")))
+            .find(|l| l.starts_with(&format!("web-foobar-com,{web},")))
             .and_then(|l| l.split(',').nth(17))
             .unwrap_or("")
             .to_string()
@@ -1534,7 +1534,7 @@ fn a_web_host_joins_and_leaves_under_load_and_no_request_fails(inv: &str) {
             "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock",
         );
         assert!(
-            !stat.contains("web,web3,"),
+            !stat.contains("web-foobar-com,web3,"),
             "{b} still balances to web3: {stat}"
         );
     }

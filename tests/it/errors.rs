@@ -225,12 +225,7 @@ fn what_would_fail_at_render_fails_at_validate() {
         (
             "domain = \"foobar.com\"".to_string(),
             format!("domain = \"{}\"", long(253)),
-            ":2:10: site.domain: found a domain of 253 characters with stack \"lemp\"; allowed: at most 80 characters: the PHP-FPM socket",
-        ),
-        (
-            "domain = \"foobar.com\"".to_string(),
-            format!("domain = \"{}\"", long(100)),
-            ":2:10: site.domain: found a domain of 100 characters with stack \"lemp\"; allowed: at most 80 characters: the PHP-FPM socket /run/php/php<version>-fpm-<domain>.sock",
+            ":2:10: site.domain: found a domain of 253 characters with stack \"lemp\"; allowed: at most 226 characters: the self-signed certificate Nginx reads is named <domain>.self-signed-0123456789ab.pem",
         ),
         (
             "stack = \"lemp\"".to_string(),

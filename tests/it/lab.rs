@@ -65,12 +65,21 @@ pub fn page(addr: &str) -> (u16, String) {
 /// to the same URL over HTTPS (the lab inventories end TLS there), over HTTPS (SNI and the
 /// certificate's names checked, see `health::get`).
 pub fn site_get(addr: &str, path: &str) -> Result<(u16, String), provision::health::CheckFailed> {
+    site_get_for(addr, "www.foobar.com", path)
+}
+
+/// `site_get` for the site named `host`.
+pub fn site_get_for(
+    addr: &str,
+    host: &str,
+    path: &str,
+) -> Result<(u16, String), provision::health::CheckFailed> {
     let at = |port: u16| format!("{addr}:{port}").parse().unwrap();
-    let plain = provision::health::get(at(80), "www.foobar.com", path, false)?;
+    let plain = provision::health::get(at(80), host, path, false)?;
     if plain.status == 301
-        && plain.location.as_deref() == Some(format!("https://www.foobar.com{path}").as_str())
+        && plain.location.as_deref() == Some(format!("https://{host}{path}").as_str())
     {
-        let tls = provision::health::get(at(443), "www.foobar.com", path, true)?;
+        let tls = provision::health::get(at(443), host, path, true)?;
         return Ok((tls.status, tls.body));
     }
     Ok((plain.status, plain.body))

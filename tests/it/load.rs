@@ -48,10 +48,15 @@ impl Load {
     /// `clients` at once against `addr` (port 80, or 443 when it redirects there) with the site's Host header; a response counts as good
     /// with status 200 and `expect` in its body.
     pub fn start(addr: &str, clients: usize, expect: &str, max: Duration) -> Load {
+        Load::start_for(addr, "www.foobar.com", clients, expect, max)
+    }
+
+    /// `start`, for the site named `host` (the Host header and, over HTTPS, the name asked for).
+    pub fn start_for(addr: &str, host: &str, clients: usize, expect: &str, max: Duration) -> Load {
         let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let (addr, expect) = (addr.to_string(), expect.to_string());
+        let (addr, host, expect) = (addr.to_string(), host.to_string(), expect.to_string());
         let flag = stop.clone();
-        let handle = std::thread::spawn(move || run(&addr, clients, &expect, max, &flag));
+        let handle = std::thread::spawn(move || run(&addr, &host, clients, &expect, max, &flag));
         Load { stop, handle }
     }
 
@@ -61,7 +66,14 @@ impl Load {
     }
 }
 
-fn run(addr: &str, clients: usize, expect: &str, max: Duration, stop: &AtomicBool) -> Tally {
+fn run(
+    addr: &str,
+    host: &str,
+    clients: usize,
+    expect: &str,
+    max: Duration,
+    stop: &AtomicBool,
+) -> Tally {
     let start = Instant::now();
     let ok = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
@@ -69,15 +81,14 @@ fn run(addr: &str, clients: usize, expect: &str, max: Duration, stop: &AtomicBoo
     // Over HTTPS when the site redirects there (each request a new TLS connection, as a new
     // visitor's).
     let plain: std::net::SocketAddr = format!("{addr}:80").parse().expect("a lab address");
-    let tls =
-        provision::health::get(plain, "www.foobar.com", "/", false).is_ok_and(|a| a.status == 301);
+    let tls = provision::health::get(plain, host, "/", false).is_ok_and(|a| a.status == 301);
     let port = if tls { 443 } else { 80 };
     let target: std::net::SocketAddr = format!("{addr}:{port}").parse().expect("a lab address");
     std::thread::scope(|s| {
         for _ in 0..clients {
             s.spawn(|| {
                 while !stop.load(Ordering::SeqCst) && start.elapsed() < max {
-                    let res = provision::health::get(target, "www.foobar.com", "/", tls);
+                    let res = provision::health::get(target, host, "/", tls);
                     let why = match res {
                         Ok(a) if a.status == 200 && a.body.contains(expect) => None,
                         Ok(a) => Some(format!("status {} or no row", a.status)),

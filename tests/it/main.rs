@@ -13,6 +13,7 @@ mod guard;
 mod lab;
 mod load;
 mod render;
+mod sites;
 mod ssh;
 mod trust;
 mod undo;

@@ -664,3 +664,73 @@ fn every_rendered_nginx_config_passes_the_auditor() {
     }
     assert!(audited >= 7, "only {audited} Nginx configs audited");
 }
+
+/// `inventories/sites.toml` as its comments say to use it: WordPress made into a directory
+/// beside it, then rendered and checked by the real tools (two pools, two vhosts, two zones, two
+/// databases on one host), and its Nginx configs audited.
+#[test]
+fn the_many_sites_example_renders_and_passes_the_real_validators() {
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = std::process::Command::new(root().join("tests/apps/wordpress/prepare"))
+        .arg(dir.path().join("wordpress"))
+        .output()
+        .unwrap();
+    assert!(
+        prepared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&prepared.stderr)
+    );
+    for f in [
+        "secrets/example_db_password",
+        "wordpress/wp-config.php.tera",
+    ] {
+        let to = dir.path().join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(inventory(f), to).unwrap();
+    }
+    let inv = dir.path().join("sites.toml");
+    std::fs::copy(inventory("sites.toml"), &inv).unwrap();
+    let out = dir.path().join("out");
+    let done = Run::new(&["render", "--check", "-i"])
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .status(0);
+    let stdout = done.stdout();
+    for want in [
+        "nginx: ok",
+        "php-fpm: ok",
+        "php-lint: ok",
+        "mariadb: ok",
+        "bind: ok",
+    ] {
+        assert!(
+            stdout.contains(&format!("web-01: {want}")),
+            "{want}:\n{stdout}"
+        );
+    }
+    let host = out.join("web-01");
+    for (path, holds) in [
+        ("etc/php/8.4/fpm/pool.d/shop.example.conf", "user = shop"),
+        ("etc/php/8.4/fpm/pool.d/blog.example.conf", "user = blog"),
+        (
+            "etc/nginx/sites-available/shop.example.conf",
+            "server_name www.shop.example shop.example;",
+        ),
+        (
+            "etc/nginx/sites-available/blog.example.conf",
+            "server_name www.blog.example;",
+        ),
+        ("etc/bind/named.conf.local", "zone \"blog.example\""),
+        (
+            "var/lib/provision/sql/blog.sql",
+            "GRANT ALL PRIVILEGES ON `blog`.* TO 'blog'@'localhost';",
+        ),
+    ] {
+        let text = std::fs::read_to_string(host.join(path)).unwrap();
+        assert!(text.contains(holds), "{path}: no {holds:?} in\n{text}");
+    }
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"name\": \"shop\"") && manifest.contains("\"name\": \"blog\""));
+}

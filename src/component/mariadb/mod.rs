@@ -18,7 +18,7 @@ use crate::health::CheckFailed;
 use crate::quote::sql_string;
 use crate::render::RenderError;
 use crate::secret::SecretKey;
-use crate::spec::{App, Host, Role, Spec};
+use crate::spec::{App, Host, Role, Site, Spec};
 use serde_json::{json, Map, Value};
 
 pub struct Primary;
@@ -31,25 +31,30 @@ const ROLE_CNF: &str = "/etc/mysql/mariadb.conf.d/61-provision-role.cnf";
 const PORT: u16 = 3306;
 pub(super) const IRREVERSIBLE: &str = "database changes (accounts, passwords, tables) stay as they are: a rollback runs the restored bootstrap again, which sets the earlier passwords back";
 
-/// The hosts the application's database user may connect from: `localhost` when the database only
-/// serves its own host, else every web host's internal address.
-pub fn clients(spec: &Spec) -> Vec<String> {
+/// The hosts a site's database user may connect from: `localhost` when the database only serves
+/// its own host, else the internal address of every web host that serves the site.
+pub fn clients(spec: &Spec, site: &Site) -> Vec<String> {
     if spec.db_is_local() {
         vec!["localhost".into()]
     } else {
-        spec.hosts_with(Role::Web)
+        spec.hosts_of(site)
             .map(|w| w.internal_address().to_string())
             .collect()
     }
 }
 
-/// Every (user, host) account the primary must have: the application's, and the replicas'.
+/// Every (user, host) account the primary must have: each site's, and the replicas'.
 pub fn accounts(spec: &Spec) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = clients(spec)
-        .into_iter()
-        .map(|c| (spec.database.user.clone(), c))
+    let mut out: Vec<(String, String)> = spec
+        .sites
+        .iter()
+        .flat_map(|site| {
+            clients(spec, site)
+                .into_iter()
+                .map(|c| (site.database.user.clone(), c))
+        })
         .collect();
-    if let Some(r) = &spec.database.replication {
+    if let Some(r) = &spec.replication {
         out.extend(
             spec.hosts_with(Role::DbReplica)
                 .map(|h| (r.user.clone(), h.internal_address().to_string())),
@@ -58,8 +63,19 @@ pub fn accounts(spec: &Spec) -> Vec<(String, String)> {
     out
 }
 
-pub(super) fn sql_path(spec: &Spec) -> String {
-    format!("/var/lib/provision/sql/{}.sql", spec.database.name)
+/// A site's bootstrap SQL on the primary (its database, its accounts).
+pub(super) fn sql_path(site: &Site) -> String {
+    format!("/var/lib/provision/sql/{}.sql", site.database.name)
+}
+
+/// The primary's bootstrap: every site's SQL, one after the other (each is idempotent).
+fn bootstrap_command(spec: &Spec) -> String {
+    let runs: Vec<String> = spec
+        .sites
+        .iter()
+        .map(|s| format!("mariadb < {}", crate::quote::shell_word(&sql_path(s))))
+        .collect();
+    runs.join(" && ")
 }
 
 /// A server id of the host's own, from its name (FNV-1a, in 1..=2^32-2): stable whatever hosts are
@@ -74,15 +90,18 @@ pub fn server_id(host: &Host) -> u32 {
     h % 4_294_967_294 + 1
 }
 
-/// The values both kinds of server render with; `db` in the templates.
-pub(super) fn db_values(cx: &Cx, host: &Host) -> Value {
+/// The values both kinds of server render with; `db` in the templates: the server's, and with a
+/// site, that site's database (its name, user, clients, demo table).
+pub(super) fn db_values(cx: &Cx, host: &Host, site: Option<&Site>) -> Value {
     let spec = cx.spec;
     let replicas: Vec<&Host> = spec.hosts_with(Role::DbReplica).collect();
     let is_primary = host.has(Role::Db);
-    let mut db = cx
-        .base
-        .get("db")
-        .map(|v| serde_json::to_value(v).unwrap_or(Value::Null));
+    let mut db = site.and_then(|s| {
+        cx.sites
+            .get(usize::from(s.at.index))
+            .and_then(|c| c.get("db"))
+            .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+    });
     let mut m = match db.take() {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
@@ -103,7 +122,11 @@ pub(super) fn db_values(cx: &Cx, host: &Host) -> Value {
     let (pool, why) = crate::tuning::buffer_pool(cx.host_size(), !host.has(Role::Web));
     m.insert("buffer_pool".into(), json!(pool));
     m.insert("buffer_pool_why".into(), json!(why));
-    m.insert("clients".into(), json!(clients(spec)));
+    if let Some(site) = site {
+        m.insert("clients".into(), json!(clients(spec, site)));
+        m.insert("demo".into(), json!(matches!(site.app, App::Demo)));
+        m.insert("demo_message".into(), json!(super::app::demo_message(site)));
+    }
     m.insert(
         "replicas".into(),
         json!(replicas
@@ -115,8 +138,6 @@ pub(super) fn db_values(cx: &Cx, host: &Host) -> Value {
         "primary".into(),
         json!(spec.db_primary().internal_address().to_string()),
     );
-    m.insert("demo".into(), json!(matches!(spec.site.app, App::Demo)));
-    m.insert("demo_message".into(), json!(super::app::demo_message(spec)));
     Value::Object(m)
 }
 
@@ -139,7 +160,7 @@ pub(super) fn server(cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
             ),
         });
     }
-    let db = db_values(cx, cx.host);
+    let db = db_values(cx, cx.host, None);
     out.service(
         "mariadb",
         "mariadb-server",
@@ -171,11 +192,23 @@ pub(super) fn server(cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
     );
     out.dir("/var/lib/provision").mode(0o700);
     out.dir("/var/lib/provision/sql").mode(0o700);
-    let sql = sql_path(spec);
-    out.file(&sql, cx.render("mariadb/bootstrap.sql", &[("db", db)])?)
+    // The primary: one file per site's database. A replica: its own bootstrap (what it follows),
+    // the server's alone, in the first site's file.
+    let sites: Vec<&Site> = if cx.host.has(Role::Db) {
+        spec.sites.iter().collect()
+    } else {
+        spec.sites.first().into_iter().collect()
+    };
+    for site in sites {
+        let db = db_values(cx, cx.host, Some(site));
+        out.file(
+            sql_path(site),
+            cx.render_for(site, "mariadb/bootstrap.sql", &[("db", db)])?,
+        )
         .mode(0o600)
         .sensitive()
         .notify(Handler::run(STEP));
+    }
     Ok(())
 }
 
@@ -184,18 +217,18 @@ impl Component for Primary {
         "mariadb"
     }
 
-    fn context(&self, site: &SiteCx, ctx: &mut Map<String, Value>) {
-        let spec = site.spec;
-        let repl = spec.database.replication.as_ref();
-        let secret = |key| site.opts.secret(&spec.secrets, key).unwrap_or_default();
+    fn context(&self, cx: &SiteCx, ctx: &mut Map<String, Value>) {
+        let (spec, site) = (cx.spec, cx.site);
+        let repl = spec.replication.as_ref();
+        let secret = |key| cx.opts.secret(&spec.secrets, key).unwrap_or_default();
         ctx.insert(
             "db".into(),
             json!({
-                "name": spec.database.name,
-                "user": spec.database.user,
-                "password": secret(SecretKey::DatabasePassword),
+                "name": site.database.name,
+                "user": site.database.user,
+                "password": secret(SecretKey::DatabasePassword(site.at)),
                 "replication_user": repl.map(|r| r.user.clone()).unwrap_or_default(),
-                "replication_password": secret(SecretKey::ReplicationPassword),
+                "replication_password": secret(SecretKey::ReplicationPassword { many: site.at.many }),
             }),
         );
     }
@@ -203,11 +236,7 @@ impl Component for Primary {
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         server(cx, out)?;
         // As root over the local socket (unix_socket authentication, Debian's default).
-        out.step(
-            STEP,
-            format!("mariadb < {}", crate::quote::shell_word(&sql_path(cx.spec))),
-            Some(IRREVERSIBLE),
-        );
+        out.step(STEP, bootstrap_command(cx.spec), Some(IRREVERSIBLE));
         // The server is checked where it is used: from each web host (a host that serves only
         // itself is checked by its own page).
         if !cx.spec.db_is_local() {
@@ -244,18 +273,24 @@ impl Component for Primary {
         names.sort();
         names.dedup();
         let users: Vec<String> = names.iter().map(|u| sql_string(u)).collect();
+        let dbs: Vec<String> = spec
+            .sites
+            .iter()
+            .map(|s| sql_string(&s.database.name))
+            .collect();
         let sql = format!(
-            "SELECT 'db', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}; \
+            "SELECT 'db', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({}); \
              SELECT 'user', User, Host FROM mysql.user WHERE User IN ({});",
-            sql_string(&spec.database.name),
+            dbs.join(", "),
             users.join(", ")
         );
         let mut sql = format!("SELECT 'up'; {sql}");
-        if matches!(spec.site.app, App::Demo) {
+        for site in spec.sites.iter().filter(|s| matches!(s.app, App::Demo)) {
             // Last, and with --force: a missing table fails only this statement.
             sql.push_str(&format!(
-                " SELECT 'demorow', COUNT(*) FROM `{}`.provision_demo WHERE id = 1;",
-                spec.database.name
+                " SELECT 'demorow', {}, COUNT(*) FROM `{}`.provision_demo WHERE id = 1;",
+                sql_string(&site.database.name),
+                site.database.name
             ));
         }
         // One client run, beside the probe's find (it is the probe's slowest process: 6 ms, half
@@ -268,16 +303,28 @@ impl Component for Primary {
     }
 
     fn stops_serving(&self, cx: &Cx, lines: &[String]) -> Vec<String> {
-        DbFacts::parse(lines)
+        let mut gone: Vec<String> = DbFacts::parse(lines)
             .stale(&accounts(cx.spec))
-            .filter(|(user, host)| *user == cx.spec.database.user && host != "localhost")
+            .filter(|(user, host)| {
+                cx.spec.sites.iter().any(|s| s.database.user == *user) && host != "localhost"
+            })
             .map(|(_, host)| host.clone())
-            .collect()
+            .collect();
+        gone.sort();
+        gone.dedup();
+        gone
     }
 
     fn needs(&self, cx: &Cx, lines: &[String]) -> Vec<Need> {
         let facts = DbFacts::parse(lines);
-        let reason = facts.reason(&accounts(cx.spec), matches!(cx.spec.site.app, App::Demo));
+        let sites = &cx.spec.sites;
+        let names: Vec<&str> = sites.iter().map(|s| s.database.name.as_str()).collect();
+        let demo: Vec<&str> = sites
+            .iter()
+            .filter(|s| matches!(s.app, App::Demo))
+            .map(|s| s.database.name.as_str())
+            .collect();
+        let reason = facts.reason(&names, &accounts(cx.spec), &demo);
         reason
             .map(|reason| Need {
                 handler: Handler::run(STEP),
@@ -295,7 +342,8 @@ pub struct DbFacts {
     pub reachable: bool,
     pub databases: Vec<String>,
     pub users: Vec<(String, String)>,
-    pub demo_row: bool,
+    /// The databases whose demo table has its row.
+    pub demo_rows: Vec<String>,
 }
 
 impl DbFacts {
@@ -307,7 +355,7 @@ impl DbFacts {
                 ["up"] => f.reachable = true,
                 ["db", name] => f.databases.push(name.to_string()),
                 ["user", user, host] => f.users.push((user.to_string(), host.to_string())),
-                ["demorow", n] => f.demo_row = n.trim() == "1",
+                ["demorow", db, n] if n.trim() == "1" => f.demo_rows.push(db.to_string()),
                 _ => {}
             }
         }
@@ -325,12 +373,25 @@ impl DbFacts {
     }
 
     /// Why the bootstrap must run although its SQL file is unchanged, if it must.
-    pub fn reason(&self, accounts: &[(String, String)], demo: bool) -> Option<String> {
+    pub fn reason(
+        &self,
+        databases: &[&str],
+        accounts: &[(String, String)],
+        demo: &[&str],
+    ) -> Option<String> {
         if !self.reachable {
             return Some("the database server is not answering yet".into());
         }
-        if self.databases.is_empty() {
-            return Some("the database does not exist".into());
+        let one = databases.len() == 1;
+        if let Some(db) = databases
+            .iter()
+            .find(|d| !self.databases.iter().any(|x| x == *d))
+        {
+            return Some(if one {
+                "the database does not exist".into()
+            } else {
+                format!("the database {db} does not exist")
+            });
         }
         if let Some((user, host)) = accounts.iter().find(|a| !self.users.contains(a)) {
             return Some(format!(
@@ -347,8 +408,15 @@ impl DbFacts {
                 stale.join(", ")
             ));
         }
-        if demo && !self.demo_row {
-            return Some("the demo table has no row".into());
+        if let Some(db) = demo
+            .iter()
+            .find(|d| !self.demo_rows.iter().any(|x| x == *d))
+        {
+            return Some(if one {
+                "the demo table has no row".into()
+            } else {
+                format!("the demo table of {db} has no row")
+            });
         }
         None
     }
@@ -373,10 +441,10 @@ mod tests {
     #[test]
     fn a_converged_server_needs_nothing() {
         let f = DbFacts::parse(&lines(
-            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndemorow\t1\n",
+            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndemorow\tfoobar\t1\n",
         ));
         let acc = vec![("foobar".to_string(), "localhost".to_string())];
-        assert_eq!(f.reason(&acc, true), None);
+        assert_eq!(f.reason(&["foobar"], &acc, &["foobar"]), None);
     }
 
     #[test]
@@ -386,28 +454,37 @@ mod tests {
             ("foobar".to_string(), "10.0.0.5".to_string()),
         ];
         let down = DbFacts::parse(&lines(""));
-        assert!(down.reason(&acc, true).unwrap().contains("not answering"));
+        assert!(down
+            .reason(&["foobar"], &acc, &["foobar"])
+            .unwrap()
+            .contains("not answering"));
         let nodb = DbFacts::parse(&lines("up\n"));
-        assert!(nodb.reason(&acc, true).unwrap().contains("does not exist"));
+        assert!(nodb
+            .reason(&["foobar"], &acc, &["foobar"])
+            .unwrap()
+            .contains("does not exist"));
         let one = DbFacts::parse(&lines(
-            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndemorow\t1",
+            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndemorow\tfoobar\t1",
         ));
         assert_eq!(
-            one.reason(&acc, true).unwrap(),
+            one.reason(&["foobar"], &acc, &["foobar"]).unwrap(),
             "the database account 'foobar'@'10.0.0.5' does not exist"
         );
         let norow = DbFacts::parse(&lines(
-            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\nuser\tfoobar\t10.0.0.5\ndemorow\t0",
+            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\nuser\tfoobar\t10.0.0.5\ndemorow\tfoobar\t0",
         ));
-        assert!(norow.reason(&acc, true).unwrap().contains("no row"));
-        assert_eq!(norow.reason(&acc, false), None);
+        assert!(norow
+            .reason(&["foobar"], &acc, &["foobar"])
+            .unwrap()
+            .contains("no row"));
+        assert_eq!(norow.reason(&["foobar"], &acc, &[]), None);
         // An account of the same user for a host no longer named (a web host removed): dropped.
         let left = DbFacts::parse(&lines(
             "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\nuser\tfoobar\t10.0.0.5\n\
-             user\tfoobar\t10.0.0.9\nuser\tfoobar\t%\ndemorow\t1",
+             user\tfoobar\t10.0.0.9\nuser\tfoobar\t%\ndemorow\tfoobar\t1",
         ));
         assert_eq!(
-            left.reason(&acc, true).unwrap(),
+            left.reason(&["foobar"], &acc, &["foobar"]).unwrap(),
             "for hosts the inventory no longer names, the database account(s) \
              'foobar'@'10.0.0.9', 'foobar'@'%' (dropped)"
         );

@@ -21,23 +21,25 @@ pub static REPLICA: Replica = Replica;
 
 /// How the replica's first copy reaches the primary: a client option file (0600), so the
 /// replication password is never on a command line.
-fn seed_cnf(spec: &Spec) -> String {
-    format!("/var/lib/provision/sql/{}-seed.cnf", spec.database.name)
-}
+const SEED_CNF: &str = "/var/lib/provision/sql/replica-seed.cnf";
 
-/// The marker a seed writes once the copy is loaded whole. It stands beside the bootstrap SQL in
-/// provision's state, not in the database (a table there would be a transaction of the replica's
-/// own, which the others do not have).
-pub fn seed_marker(spec: &Spec) -> String {
-    format!("/var/lib/provision/sql/{}.seeded", spec.database.name)
-}
+/// The marker a seed writes once the copy of every site's database is loaded whole. It stands
+/// beside the bootstrap SQL in provision's state, not in a database (a table there would be a
+/// transaction of the replica's own, which the others do not have). One for the server: a site
+/// added later reaches the replica through the binary log it follows.
+pub const SEED_MARKER: &str = "/var/lib/provision/sql/replica.seeded";
 
-/// The database exists on the server: a marker left by a seed whose data went since (a server
-/// installed again) does not count.
+/// Some site's database exists on the server: a marker left by a seed whose data went since (a
+/// server installed again) does not count.
 fn database_sql(spec: &Spec) -> String {
+    let names: Vec<String> = spec
+        .sites
+        .iter()
+        .map(|s| crate::quote::sql_string(&s.database.name))
+        .collect();
     format!(
-        "SELECT COUNT(*) AS Provision_Database FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}",
-        crate::quote::sql_string(&spec.database.name)
+        "SELECT COUNT(*) > 0 AS Provision_Database FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({})",
+        names.join(", ")
     )
 }
 
@@ -49,27 +51,32 @@ fn database_sql(spec: &Spec) -> String {
 /// replica's, in the primary's GTID domain, which a promotion would hand to the others again.
 /// The marker is written only after the load succeeded.
 fn step_command(spec: &Spec) -> String {
-    let db = &spec.database.name;
+    let dbs: Vec<String> = spec
+        .sites
+        .iter()
+        .map(|s| shell_word(&s.database.name))
+        .collect();
+    let first = spec.sites.first().map(sql_path).unwrap_or_default();
     format!(
         "if ! [ -f {mark} ] || [ \"$(mariadb -NBe {exists})\" != 1 ]; then rm -f {mark}; \
-         f=$(mktemp) && mariadb-dump --defaults-extra-file={cnf} --single-transaction --gtid --master-data=1 --add-drop-database --databases {db_word} > \"$f\" \
+         f=$(mktemp) && mariadb-dump --defaults-extra-file={cnf} --single-transaction --gtid --master-data=1 --add-drop-database --databases {dbs} > \"$f\" \
          && {{ mariadb -e 'STOP SLAVE' > /dev/null 2>&1; mariadb --init-command='SET SESSION sql_log_bin = 0' < \"$f\"; }} && touch {mark}; rc=$?; rm -f \"$f\"; [ $rc = 0 ] || exit 1; fi; \
          mariadb < {sql}",
-        mark = shell_word(&seed_marker(spec)),
+        mark = shell_word(SEED_MARKER),
         exists = shell_word(&database_sql(spec)),
-        cnf = shell_word(&seed_cnf(spec)),
-        db_word = shell_word(db),
-        sql = shell_word(&sql_path(spec)),
+        cnf = shell_word(SEED_CNF),
+        dbs = dbs.join(" "),
+        sql = shell_word(&first),
     )
 }
 
 /// What a replica says of itself, for its facts, its health check and `promote`: its replication
-/// threads, whether the database exists, and whether a seed finished on it (`ReplicaFacts`).
+/// threads, whether a site's database exists, and whether a seed finished on it (`ReplicaFacts`).
 pub fn state_command(spec: &Spec) -> String {
     format!(
         "mariadb -e {}; [ -f {} ] && echo 'Provision_Seeded: yes'; true",
         shell_word(&format!("SHOW SLAVE STATUS\\G {}\\G", database_sql(spec))),
-        shell_word(&seed_marker(spec))
+        shell_word(SEED_MARKER)
     )
 }
 
@@ -85,14 +92,16 @@ impl Component for Replica {
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         server(cx, out)?;
-        let db = super::db_values(cx, cx.host);
-        out.file(
-            seed_cnf(cx.spec),
-            cx.render("mariadb/seed.cnf", &[("db", db)])?,
-        )
-        .mode(0o600)
-        .sensitive()
-        .notify(Handler::run(STEP));
+        let first = cx.spec.sites.first();
+        let db = super::db_values(cx, cx.host, first);
+        let cnf = match first {
+            Some(site) => cx.render_for(site, "mariadb/seed.cnf", &[("db", db)])?,
+            None => cx.render("mariadb/seed.cnf", &[("db", db)])?,
+        };
+        out.file(SEED_CNF, cnf)
+            .mode(0o600)
+            .sensitive()
+            .notify(Handler::run(STEP));
         out.step(STEP, step_command(cx.spec), Some(IRREVERSIBLE));
         out.check(HealthCheck::Remote {
             host: cx.host.name.clone(),
@@ -329,14 +338,14 @@ mod tests {
         let load = c
             .find("mariadb --init-command='SET SESSION sql_log_bin = 0'")
             .unwrap();
-        let mark = format!("&& touch {}", seed_marker(&spec));
+        let mark = format!("&& touch {}", SEED_MARKER);
         assert!(c.find(&mark).unwrap() > load, "{c}");
         assert!(c.contains("--add-drop-database"), "{c}");
         assert!(
-            c.starts_with(&format!("if ! [ -f {} ]", seed_marker(&spec))),
+            c.starts_with(&format!("if ! [ -f {} ]", SEED_MARKER)),
             "{c}"
         );
         // The same command tells the facts, the health check and promote about the marker.
-        assert!(state_command(&spec).contains(&seed_marker(&spec)));
+        assert!(state_command(&spec).contains(SEED_MARKER));
     }
 }

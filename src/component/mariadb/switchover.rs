@@ -75,11 +75,11 @@ pub fn promote_command(primary_state: &str) -> String {
 
 /// Step 4, on the old primary: it follows the new one from its own last transaction. It holds
 /// every row, so it counts as seeded: the apply that makes it a replica must not copy it again.
-pub fn demote_command(spec: &crate::spec::Spec, pos: &str) -> String {
+pub fn demote_command(pos: &str) -> String {
     format!(
         "{} && touch {}",
         sql(&format!("SET GLOBAL gtid_slave_pos = {};", sql_string(pos))),
-        shell_word(&super::replica::seed_marker(spec))
+        shell_word(super::replica::SEED_MARKER)
     )
 }
 
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn positions_reach_the_server_as_sql_strings_in_one_shell_word() {
-        assert!(demote_command(&spec(), "0-1-42").starts_with(
+        assert!(demote_command("0-1-42").starts_with(
             "mariadb -NB -e 'SET GLOBAL gtid_slave_pos = '\\''0-1-42'\\'';' && touch "
         ));
         assert!(promote_command("0-1-42,0-2-3")

@@ -121,7 +121,7 @@ fn an_app_dir_of_application_files_only_is_deployed() {
         tree_file("lib/a.php", "./lib/a.php"),
     ])
     .unwrap();
-    match &s.site.app {
+    match &s.sites[0].app {
         App::Files(files) => {
             let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
             assert_eq!(paths, ["index.php", "lib/a.php"]);
@@ -284,5 +284,9 @@ fn a_password_file_under_the_home_directory_is_found_there() {
         .insert(PathBuf::from("/home/u/.db-pw"), b"pw\n".to_vec());
     let text = GOOD.replace(r#"password_env = "DB_PW""#, r#"password_file = "~/.db-pw""#);
     let s = Spec::parse(&text, Path::new("inv.toml"), &f).unwrap();
-    assert!(s.secrets.get(SecretKey::DatabasePassword).unwrap().is("pw"));
+    assert!(s
+        .secrets
+        .get(SecretKey::DatabasePassword(crate::secret::SiteRef::ONE))
+        .unwrap()
+        .is("pw"));
 }

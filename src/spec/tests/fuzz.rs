@@ -249,7 +249,7 @@ fn safe(s: &str, extra: &str) -> bool {
 
 /// What a valid spec guarantees about the values render writes into configs, SQL and commands.
 fn assert_safe(s: &Spec, label: &str) {
-    let site = &s.site;
+    let site = &s.sites[0];
     assert!(
         safe(site.domain.as_str(), ".-"),
         "{label}: domain {:?}",
@@ -261,7 +261,7 @@ fn assert_safe(s: &Spec, label: &str) {
     for n in site
         .server_names
         .iter()
-        .chain(s.dns.records.iter().map(|r| &r.name))
+        .chain(s.sites[0].dns.records.iter().map(|r| &r.name))
     {
         assert!(safe(n, ".-@"), "{label}: name {n:?}");
     }
@@ -282,10 +282,10 @@ fn assert_safe(s: &Spec, label: &str) {
             assert!(parse_host_path(&format!("/{}", f.path)).is_ok(), "{label}");
         }
     }
-    let db = &s.database;
+    let db = &s.sites[0].database;
     for ident in [&db.name, &db.user]
         .into_iter()
-        .chain(db.replication.as_ref().map(|r| &r.user))
+        .chain(s.replication.as_ref().map(|r| &r.user))
     {
         assert!(
             ident
@@ -294,7 +294,7 @@ fn assert_safe(s: &Spec, label: &str) {
             "{label}: {ident:?}"
         );
     }
-    for r in &s.dns.records {
+    for r in &s.sites[0].dns.records {
         assert!(
             !r.value.chars().any(char::is_control),
             "{label}: {:?}",
@@ -305,7 +305,7 @@ fn assert_safe(s: &Spec, label: &str) {
             "{label}: CNAME at the apex"
         );
     }
-    assert!(safe(&s.dns.soa_contact, ".-_"), "{label}");
+    assert!(safe(&s.sites[0].dns.soa_contact, ".-_"), "{label}");
     for h in &s.hosts {
         assert!(safe(&h.name, "-"), "{label}: host {:?}", h.name);
         assert!(safe(&h.ssh.user, "-_"), "{label}");

@@ -112,7 +112,7 @@ fn dns_records_are_checked_per_type() {
         .replace("\"A\"", "\"TXT\"")
         .replace("VALUE", r#"v=spf1 \"quoted\""#);
     let s = parse(&txt).unwrap();
-    assert_eq!(s.dns.records[0].value, r#""v=spf1 \"quoted\"""#);
+    assert_eq!(s.sites[0].dns.records[0].value, r#""v=spf1 \"quoted\"""#);
 }
 
 /// Each error's position is found by a binary search over line starts; counting lines from the
@@ -282,14 +282,14 @@ fn the_health_check_of_a_users_app_is_configurable_and_checked() {
     ))
     .unwrap();
     assert_eq!(
-        s.site.health_check,
+        s.sites[0].health_check,
         AppCheck {
             path: "/health.php?full=1".into(),
             status: 204,
             expect: Some("ok".into())
         }
     );
-    assert_eq!(parse(GOOD).unwrap().site.health_check.path, "/");
+    assert_eq!(parse(GOOD).unwrap().sites[0].health_check.path, "/");
     let errs = parse(&with("path = \"/a b\"")).unwrap_err().0;
     assert!(
         errs[0]

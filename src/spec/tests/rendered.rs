@@ -94,7 +94,7 @@ fn a_cname_beside_any_other_record_is_refused() {
 #[test]
 fn a_cname_alone_on_its_name_is_accepted() {
     let s = with_records(&[record("shop", "CNAME", "shops.example.net.")]).unwrap();
-    assert_eq!(s.dns.records[0].value, "shops.example.net.");
+    assert_eq!(s.sites[0].dns.records[0].value, "shops.example.net.");
 }
 
 #[test]
@@ -114,26 +114,13 @@ fn a_domain_too_long_for_the_files_named_after_it_is_refused() {
 }
 
 #[test]
-fn a_domain_too_long_for_the_php_fpm_socket_is_refused() {
-    // /run/php/php99.99-fpm-<80 characters>.sock is 107 bytes, the most a socket path may be.
-    assert_eq!(crate::component::domain_limit("lemp").unwrap().max, 80);
-    for stack in ["lemp", "lamp"] {
-        assert!(with_domain(80, stack).is_ok());
-        let errs = with_domain(81, stack).unwrap_err().0;
-        assert_eq!(errs.len(), 1, "{errs:#?}");
-        assert_eq!(errs[0].key, "site.domain");
-        assert_eq!(
-            errs[0].message,
-            format!(
-                "found a domain of 81 characters with stack \"{stack}\"; allowed: at most 80 \
-                 characters: the PHP-FPM socket /run/php/php<version>-fpm-<domain>.sock must fit \
-                 the 107 bytes of a Unix socket path (with a PHP version of up to 5 characters); \
-                 or stack \"nginx-apache\", which has no socket"
-            )
-        );
+fn the_php_fpm_socket_takes_no_length_from_the_domain() {
+    // The socket is named by the site's short name: every stack takes the longest domain the file
+    // names allow.
+    for stack in ["lemp", "lamp", "nginx-apache"] {
+        assert!(with_domain(226, stack).is_ok(), "{stack}");
+        assert!(with_domain(227, stack).is_err(), "{stack}");
     }
-    // mod_php has no socket.
-    assert!(with_domain(81, "nginx-apache").is_ok());
 }
 
 #[test]
@@ -244,6 +231,6 @@ fn document_roots_over_system_or_managed_directories_are_refused() {
             &format!("stack = \"lemp\"\ndocument_root = \"{root}\""),
         );
         let s = parse(&text).unwrap_or_else(|e| panic!("{root}: {e}"));
-        assert_eq!(s.site.document_root, root);
+        assert_eq!(s.sites[0].document_root, root);
     }
 }
