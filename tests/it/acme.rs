@@ -31,9 +31,9 @@ struct Lab {
 /// Debian 12 with systemd on the web host, name servers with BIND 9.18 and 9.20.
 const BOOKWORM: Lab = Lab {
     inv: "tests/acme/lab-acme.toml",
-    web: "198.18.0.102",
-    ns1: "198.18.0.103",
-    ns2: "198.18.0.104",
+    web: "198.18.0.110",
+    ns1: "198.18.0.111",
+    ns2: "198.18.0.112",
     port: "14600",
     systemd: true,
 };

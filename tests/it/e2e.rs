@@ -1101,6 +1101,7 @@ fn lab_a_firewall_that_cuts_ssh_reverts_itself() {
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
+    let _hosts = lb_hosts();
     let inv = "inventories/lab-lb.toml";
     lab(&["down", inv]);
     lab(&["up", inv]);
@@ -1237,6 +1238,7 @@ fn lab_lb_haproxy_over_two_web_hosts_with_a_replica() {
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lb_the_floating_address_moves_within_2s_when_haproxy_dies() {
+    let _hosts = lb_hosts();
     lab_lb_converged();
     the_floating_address_moves_when_haproxy_dies();
 }
@@ -2015,6 +2017,7 @@ fn an_apply_during_a_switchover_is_refused(inv: &str) {
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lb_an_apply_during_a_switchover_is_refused() {
+    let _hosts = lb_hosts();
     an_apply_during_a_switchover_is_refused(lab_lb_converged());
 }
 
@@ -2029,18 +2032,21 @@ fn lab_lb_converged() -> &'static str {
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lb_a_database_side_break_is_rolled_back_on_the_database_host() {
+    let _hosts = lb_hosts();
     a_database_side_break_is_rolled_back_on_the_database_host(lab_lb_converged());
 }
 
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lb_an_unchanged_primary_the_web_hosts_cannot_reach_fails_its_check() {
+    let _hosts = lb_hosts();
     an_unchanged_primary_the_web_hosts_cannot_reach_fails_its_check(lab_lb_converged());
 }
 
 #[test]
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lb_a_seed_killed_mid_load_is_seeded_again_whole() {
+    let _hosts = lb_hosts();
     a_seed_killed_mid_load_is_seeded_again_whole(lab_lb_converged());
 }
 

@@ -9,6 +9,17 @@ const LAB: &str = "tests/lab/lab";
 pub const KEY: &str = "/var/tmp/provision-lab/ssh/id_ed25519";
 pub const KNOWN: &str = "/var/tmp/provision-lab/ssh/known_hosts";
 
+/// The hosts of inventories/lab-lb.toml, which several tests bring to a state of their own (a
+/// converged site, a killed seed, a switchover): they take turns. A test that failed while holding
+/// them leaves the lock poisoned; the next one takes it anyway, as its first step converges again.
+static LB_HOSTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn lb_hosts() -> std::sync::MutexGuard<'static, ()> {
+    LB_HOSTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub fn lab(args: &[&str]) {
     let out = Command::new(root().join(LAB))
         .args(args)

@@ -327,6 +327,7 @@ fn get_at(addr: &str, name: &str, path: &str) -> (u16, String) {
 #[ignore = "needs the lab: run tests/run"]
 fn lab_lb_each_site_goes_to_the_web_hosts_that_serve_it() {
     const VIP: &str = "198.18.0.19";
+    let _hosts = lb_hosts();
     let lb = "inventories/lab-lb.toml";
     lab(&["up", lb]);
     let text = std::fs::read_to_string(root().join(lb)).unwrap();
