@@ -12,4 +12,5 @@ mod load;
 mod render;
 mod ssh;
 mod util;
+mod vagrant;
 mod wordpress;
