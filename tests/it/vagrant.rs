@@ -222,9 +222,9 @@ impl VagrantLab {
         };
         // Made first: whatever `up` started is taken down if it fails half-way.
         let mut lab = VagrantLab { env: Vec::new() };
-        let t0 = Instant::now();
-        run(&["up", "--net", NET, "--mgmt", MGMT]);
-        eprintln!("vagrant-lab up: {:.1} s", t0.elapsed().as_secs_f64());
+        timed("vagrant-lab up", || {
+            run(&["up", "--net", NET, "--mgmt", MGMT])
+        });
         lab.env = run(&["env"])
             .lines()
             .filter_map(|l| l.split_once('='))
@@ -348,31 +348,38 @@ fn refused_before_any_vm(lab: &VagrantLab) {
     assert!(!domains().contains("provision-test-"), "{}", domains());
 }
 
-#[test]
-#[ignore = "needs root, libvirt and QEMU: run tests/run"]
-fn the_vagrant_vm_boots_takes_an_apply_and_leaves_nothing_behind() {
-    let lab = VagrantLab::up();
-    refused_before_any_vm(&lab);
+/// `provision ARGS -i INVENTORY` as the test's user (their key, the database password).
+fn provision(user: &User, args: &[&str], inv: &Path) -> Run {
+    Run::new(args)
+        .arg("-i")
+        .arg(inv)
+        .env("HOME", &path(&user.home()))
+        .env("PROVISION_DB_PASSWORD", &secret())
+}
 
-    let user = User::new(false).with(&lab.env);
-    let mut machine = Machine {
-        user: &user,
-        destroyed: false,
-    };
+/// Runs `what` and says how long it took (the test's measurements).
+fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let t0 = Instant::now();
-    let up = succeeded(
-        user.vagrant("vagrant", &["up", "--provider=libvirt"], &[]),
-        "vagrant up",
-    );
-    eprintln!("vagrant up: {:.1} s", t0.elapsed().as_secs_f64());
+    let out = f();
+    eprintln!("{what}: {:.1} s", t0.elapsed().as_secs_f64());
+    out
+}
+
+/// `vagrant up` from vagrant/, and what makes it a VM: its own kernel, systemd as PID 1, the
+/// address on its own network device.
+fn up(user: &User) {
+    let up = timed("vagrant up", || {
+        succeeded(
+            user.vagrant("vagrant", &["up", "--provider=libvirt"], &[]),
+            "vagrant up",
+        )
+    });
     assert!(
         up.contains(&format!("Debian VM `vagrant` at {ADDR}")),
         "{up}"
     );
-
-    // A real VM: its own kernel, systemd as PID 1, the address on its own network device.
     let facts = vm_ssh(
-        &user,
+        user,
         "uname -r; cat /etc/debian_version; readlink /proc/1/exe; ip -br -4 addr show eth1",
     );
     assert!(
@@ -381,8 +388,10 @@ fn the_vagrant_vm_boots_takes_an_apply_and_leaves_nothing_behind() {
             && facts.contains(&format!("{ADDR}/24")),
         "{facts}"
     );
+}
 
-    // Another project asking for the same address is refused before it makes a VM.
+/// Another project asking for the running VM's address is refused before it makes a VM.
+fn refused_a_taken_address(lab: &VagrantLab) {
     let other = User::new(false).with(&lab.env);
     let out = other.vagrant("vagrant", &["up", "--provider=libvirt"], &[]);
     refused(
@@ -397,18 +406,15 @@ fn the_vagrant_vm_boots_takes_an_apply_and_leaves_nothing_behind() {
         "{}",
         domains()
     );
+}
 
-    let inv = test_inventory(&user);
-    let apply = || {
-        Run::new(&["apply", "-i"])
-            .arg(&inv)
-            .env("HOME", &path(&user.home()))
-            .env("PROVISION_DB_PASSWORD", &secret())
-            .output()
-    };
-    let t0 = Instant::now();
-    let done = apply().status(0);
-    eprintln!("first apply: {:.1} s", t0.elapsed().as_secs_f64());
+/// The first apply, then the site as a visitor sees it: the page with its database row over
+/// HTTPS, DNS; and the firewall on a real kernel: provision's table loaded, SSH still let in from
+/// this machine and Vagrant's own way (the management network).
+fn first_apply(user: &User, inv: &Path) {
+    let done = timed("first apply", || {
+        provision(user, &["apply"], inv).output().status(0)
+    });
     assert_no_secret(&done);
     assert!(
         done.stdout()
@@ -422,26 +428,20 @@ fn the_vagrant_vm_boots_takes_an_apply_and_leaves_nothing_behind() {
         "{status} {body}"
     );
     assert_eq!(dig(ADDR), ADDR);
-    // The firewall on a real kernel: provision's table is loaded, and SSH still gets in, from
-    // this machine and Vagrant's own way (the management network).
-    assert!(vm_ssh(&user, "nft list tables").contains("table inet provision"));
+    assert!(vm_ssh(user, "nft list tables").contains("table inet provision"));
     let out = succeeded(
         user.vagrant("vagrant", &["ssh", "-c", "echo in as $(id -un)"], &[]),
         "vagrant ssh",
     );
     assert!(out.contains("in as vagrant"), "{out}");
+}
 
-    // On this 2 GB VM the first apply sized Apache's prefork workers (mod_php) from an estimate
-    // (48 MiB a worker: none ran yet); now they run and are measured, and that one value is the
-    // only change left (the lab's hosts see this machine's 24 GB, where both sizes hit the
-    // ceiling of 256 and the change never shows).
-    let plan = Run::new(&["plan", "-i"])
-        .arg(&inv)
-        .env("HOME", &path(&user.home()))
-        .env("PROVISION_DB_PASSWORD", &secret())
-        .output()
-        .status(2);
-    let planned = plan.stdout();
+/// Applies until none changes anything. On this 2 GB VM the first apply sized Apache's prefork
+/// workers (mod_php) from an estimate (48 MiB a worker: none ran yet); now they run and are
+/// measured, and that one value is the only change left (the lab's hosts see this machine's
+/// 24 GB, where both sizes hit the ceiling of 256 and the change never shows).
+fn converges(user: &User, inv: &Path) {
+    let planned = provision(user, &["plan"], inv).output().status(2).stdout();
     let changes: Vec<&str> = planned
         .lines()
         .filter(|l| ["  + ", "  ~ ", "  - "].iter().any(|p| l.starts_with(p)))
@@ -456,21 +456,35 @@ fn the_vagrant_vm_boots_takes_an_apply_and_leaves_nothing_behind() {
         planned.contains("(measured: the pool's workers now)"),
         "{planned}"
     );
-    let t0 = Instant::now();
-    apply().status(0);
-    eprintln!("second apply: {:.1} s", t0.elapsed().as_secs_f64());
-    let t0 = Instant::now();
-    let done = apply().status(0);
-    eprintln!("third apply: {:.1} s", t0.elapsed().as_secs_f64());
+    timed("second apply", || {
+        provision(user, &["apply"], inv).output().status(0)
+    });
+    let done = timed("third apply", || {
+        provision(user, &["apply"], inv).output().status(0)
+    });
     assert!(
         done.stdout().contains("Apply: no changes."),
         "{}",
         done.stdout()
     );
+}
 
-    let t0 = Instant::now();
-    machine.destroy();
-    eprintln!("vagrant destroy: {:.1} s", t0.elapsed().as_secs_f64());
+#[test]
+#[ignore = "needs root, libvirt and QEMU: run tests/run"]
+fn the_vagrant_vm_boots_takes_an_apply_and_leaves_nothing_behind() {
+    let lab = VagrantLab::up();
+    refused_before_any_vm(&lab);
+    let user = User::new(false).with(&lab.env);
+    let mut machine = Machine {
+        user: &user,
+        destroyed: false,
+    };
+    up(&user);
+    refused_a_taken_address(&lab);
+    let inv = test_inventory(&user);
+    first_apply(&user, &inv);
+    converges(&user, &inv);
+    timed("vagrant destroy", || machine.destroy());
     assert_eq!(lab.leftovers(), "", "left behind by vagrant destroy");
     let known = std::fs::read_to_string(user.dot("vagrant").join("known_hosts")).unwrap();
     assert!(!known.contains(ADDR), "{known}");
