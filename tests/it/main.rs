@@ -18,4 +18,5 @@ mod ssh;
 mod trust;
 mod undo;
 mod util;
+mod vagrant;
 mod wordpress;
