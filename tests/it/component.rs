@@ -1,7 +1,7 @@
 //! The worked example of a component, written outside the crate: one rendered file, one service,
 //! one validator, one fact and one step. Registered next to the standard components, it shows up in
 //! render, in the facts probe, in the plan and in the apply script, with no edit anywhere else: the
-//! generic pipeline names no service. The README's "Adding a component" walks through it.
+//! generic pipeline names no service. CONTRIBUTING.md, "Adding a component", walks through it.
 
 use provision::component::{Component, Cx, Need, Out, Registry};
 use provision::desired::Handler;
