@@ -288,20 +288,7 @@ fn gather(
         .filter_map(|(r, d)| d.as_ref().ok().map(|d| (*r, d)))
         .collect();
     let probe = Probe::new(&ok);
-    let script = probe.script();
-    ctx.reporter
-        .command(&host.name, &format!("sh -s <<'EOF'\n{script}EOF"));
-    let out = t
-        .exec(&as_root(ctx, host, "sh -s"), script.as_bytes())
-        .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
-    if out.status != 0 {
-        return Err(HostError::Facts(format!(
-            "the facts probe failed (exit {}): {}",
-            out.status,
-            ctx.redactor.redact(out.text().trim())
-        )));
-    }
-    let text = out.text();
+    let text = run_probe(ctx, host, t, &probe.script(), "the facts probe")?;
     let (id, version, codename) = facts::os_of(&text).ok_or_else(|| {
         HostError::Facts("the facts probe did not say which OS the host runs".into())
     })?;
@@ -350,6 +337,30 @@ fn gather(
     Ok((desired, facts, read))
 }
 
+/// Runs a probe's shell program as root and returns what it printed; `what` names the probe in
+/// the error when it fails.
+fn run_probe(
+    ctx: &Context,
+    host: &Host,
+    t: &mut dyn Transport,
+    script: &str,
+    what: &str,
+) -> Result<String, HostError> {
+    ctx.reporter
+        .command(&host.name, &format!("sh -s <<'EOF'\n{script}EOF"));
+    let out = t
+        .exec(&as_root(ctx, host, "sh -s"), script.as_bytes())
+        .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
+    if out.status != 0 {
+        return Err(HostError::Facts(format!(
+            "{what} failed (exit {}): {}",
+            out.status,
+            ctx.redactor.redact(out.text().trim())
+        )));
+    }
+    Ok(out.text())
+}
+
 /// Paths the render made knowing the facts that the probe did not ask about (what a site that
 /// left the inventory had here: only the facts name it) are asked about in a second round trip,
 /// which only such a run makes.
@@ -374,20 +385,8 @@ fn probe_unasked(
         return Ok(());
     }
     let req = facts::ProbeRequest::for_desired(&more);
-    let script = req.script();
-    ctx.reporter
-        .command(&host.name, &format!("sh -s <<'EOF'\n{script}EOF"));
-    let out = t
-        .exec(&as_root(ctx, host, "sh -s"), script.as_bytes())
-        .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
-    if out.status != 0 {
-        return Err(HostError::Facts(format!(
-            "the second facts probe failed (exit {}): {}",
-            out.status,
-            ctx.redactor.redact(out.text().trim())
-        )));
-    }
-    let second = facts::parse(&out.text(), &req).map_err(|e| HostError::Facts(e.0))?;
+    let text = run_probe(ctx, host, t, &req.script(), "the second facts probe")?;
+    let second = facts::parse(&text, &req).map_err(|e| HostError::Facts(e.0))?;
     facts.paths.extend(second.paths);
     Ok(())
 }
