@@ -127,7 +127,21 @@ pub struct RawTls {
     pub certificate: Option<Spanned<String>>,
     pub key: Option<Spanned<String>>,
     pub self_signed: Option<Spanned<bool>>,
+    pub acme: Option<RawAcme>,
     pub hsts: Option<Spanned<bool>>,
+}
+
+/// `[site.tls.acme]`: a certificate from an ACME CA (Let's Encrypt by default), asked for and
+/// renewed on the host.
+#[derive(Debug)]
+pub struct RawAcme {
+    pub span: Range<usize>,
+    pub contact: Option<Spanned<String>>,
+    pub directory: Option<Spanned<String>>,
+    pub challenge: Option<Spanned<String>>,
+    pub names: Option<Spanned<Vec<Spanned<String>>>>,
+    pub ca_bundle: Option<Spanned<String>>,
+    pub test_ca: Option<Spanned<bool>>,
 }
 
 /// `[site.app]`: the user's application and what it needs.
@@ -487,7 +501,7 @@ impl RawSite {
         let tls = r.opt_table(
             &mut t,
             "tls",
-            "a table: [site.tls] with self_signed = true, or certificate and key; and hsts",
+            "a table: [site.tls] with self_signed = true, certificate and key, or acme = { contact = \"...\" }; and hsts",
         );
         let app = r.opt_table(
             &mut t,
@@ -530,15 +544,60 @@ impl RawTls {
             "a PEM file with the certificate's private key, not encrypted; relative to the inventory's directory or absolute",
         );
         let self_signed = r.opt_bool(&mut t, "self_signed");
+        let acme = r.opt_table(
+            &mut t,
+            "acme",
+            "a table: acme = { contact = \"you@example.com\" } with directory, challenge, names, ca_bundle, test_ca",
+        );
         let hsts = r.opt_bool(&mut t, "hsts");
         let span = t.span.clone();
         r.finish(t);
+        let acme = acme.map(|a| a.and_then(|a| RawAcme::read(r, a)));
         Some(RawTls {
             span,
             certificate: certificate?,
             key: key?,
             self_signed: self_signed?,
+            acme: acme?,
             hsts: hsts?,
+        })
+    }
+}
+
+impl RawAcme {
+    fn read(r: &mut Reader, mut t: Table) -> Option<RawAcme> {
+        let contact = r.opt_str(
+            &mut t,
+            "contact",
+            "an e-mail address the CA writes to about the certificates",
+        );
+        let directory = r.opt_str(
+            &mut t,
+            "directory",
+            "the CA's directory URL (https://...), or \"letsencrypt\" (the default) or \"staging\"",
+        );
+        let challenge = r.opt_str(&mut t, "challenge", "\"http-01\" or \"dns-01\"");
+        let names = r.opt_str_list(
+            &mut t,
+            "names",
+            "a name of the site (site.domain or one of site.server_names)",
+        );
+        let ca_bundle = r.opt_str(
+            &mut t,
+            "ca_bundle",
+            "a PEM file with the roots the CA's directory URL is served with (a private or test CA); relative to the inventory's directory or absolute",
+        );
+        let test_ca = r.opt_bool(&mut t, "test_ca");
+        let span = t.span.clone();
+        r.finish(t);
+        Some(RawAcme {
+            span,
+            contact: contact?,
+            directory: directory?,
+            challenge: challenge?,
+            names: names?,
+            ca_bundle: ca_bundle?,
+            test_ca: test_ca?,
         })
     }
 }

@@ -191,12 +191,18 @@ fn host_plan_lines(h: &HostPlan, on: bool) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = |s: &str| lines.push(s.to_string());
     let init = if h.systemd { "systemd" } else { "no systemd" };
+    let notices = |line: &mut dyn FnMut(&str)| {
+        for n in &h.notices {
+            line(&paint(&format!("  ! needs attention: {n}"), "31", on));
+        }
+    };
     if h.is_empty() {
         line(&format!(
             "{} ({}, {init}): no changes",
             paint(&h.host, "1", on),
             h.os
         ));
+        notices(&mut line);
         return lines;
     }
     line(&format!(
@@ -212,6 +218,7 @@ fn host_plan_lines(h: &HostPlan, on: bool) -> Vec<String> {
             on,
         ));
     }
+    notices(&mut line);
     for t in &h.leaving {
         line(&paint(
             &format!(
@@ -450,6 +457,7 @@ mod tests {
             checks: vec![],
             irreversible: vec!["create user shop …: the account stays".into()],
             leaving: vec![],
+            notices: Vec::new(),
         };
         assert_eq!(
             host_plan_lines(&h, false),

@@ -260,6 +260,8 @@ struct Read {
     leaving: Vec<Leaving>,
     /// Addresses of hosts this host stops serving (the inventory no longer names them).
     stops_serving: Vec<String>,
+    /// What needs a look that no change fixes.
+    notices: Vec<String>,
 }
 
 /// Facts in one round trip; the host rendered again with what it has now where the render depends
@@ -331,6 +333,7 @@ fn gather(
             read.needs.extend(c.needs(cx, &lines));
             read.leaving.extend(c.leaving(cx, &lines));
             read.stops_serving.extend(c.stops_serving(cx, &lines));
+            read.notices.extend(c.notices(cx, &lines));
         }
         read
     });
@@ -429,9 +432,15 @@ pub fn prepare(ctx: &Context, host: &Host) -> Result<Prepared, (HostError, Stats
             {
                 return Err((HostError::Refused(why), t.stats()));
             }
-            let Read { needs, leaving, .. } = read;
+            let Read {
+                needs,
+                leaving,
+                notices,
+                ..
+            } = read;
             let mut plan = plan::plan_host(&desired, &facts, &needs, ctx.redactor);
             plan.leaving = leaving.iter().map(|l| l.target.clone()).collect();
+            plan.notices = notices;
             Ok(Prepared {
                 host: host.clone(),
                 transport: t,

@@ -17,10 +17,7 @@ pub const SCRIPT: &str = "/usr/local/sbin/provision-backup";
 /// Where the dumps are kept, on the host that makes them.
 pub const DIR: &str = "/var/backups/provision";
 const STEP: &str = "backup-schedule";
-
-/// Makes the schedule count: the timer enabled and started, or cron running.
-const SCHEDULE: &str = "if [ -d /run/systemd/system ]; then systemctl daemon-reload && systemctl enable --now provision-backup.timer; \
-else service cron status > /dev/null 2>&1 || service cron start; fi";
+const TIMER: &str = "provision-backup.timer";
 
 impl Component for Backup {
     fn name(&self) -> &'static str {
@@ -65,20 +62,13 @@ impl Component for Backup {
         ] {
             out.file(path, render(template)?).notify(run.clone());
         }
-        out.step(STEP, SCHEDULE, None);
+        out.step(STEP, super::schedule::enable(TIMER), None);
         Ok(())
     }
 
     fn probe(&self, cx: &Cx) -> Option<String> {
         cx.spec.backup.as_ref()?;
-        (cx.host.name == cx.spec.backup_host().name).then(|| {
-            // Without systemd: cron's pid file and the process it names (builtins), else what its
-            // init script says.
-            "if [ -d /run/systemd/system ]; then systemctl is-active provision-backup.timer; \
-             else p=; c=; { read -r p < /run/crond.pid; read -r c < \"/proc/$p/comm\"; } 2>/dev/null; \
-             if [ \"$c\" = cron ]; then echo active; elif service cron status > /dev/null 2>&1; then echo active; else echo inactive; fi; fi"
-                .to_string()
-        })
+        (cx.host.name == cx.spec.backup_host().name).then(|| super::schedule::probe(TIMER))
     }
 
     fn needs(&self, cx: &Cx, lines: &[String]) -> Vec<Need> {

@@ -8,6 +8,7 @@
 //! Adding a service is one file here plus its templates: implement `Component`, add it to
 //! `Registry::standard` and to the stack or role it belongs to in `STACKS` / `ROLES`.
 
+mod acme;
 mod apache;
 pub mod app;
 pub mod backup;
@@ -21,6 +22,7 @@ mod nginx;
 pub use mariadb::switchover;
 mod out;
 mod php;
+mod schedule;
 mod tls;
 pub mod zone;
 
@@ -37,11 +39,27 @@ use serde_json::{Map, Value};
 pub const STACKS: &[(&str, &[&str])] = &[
     (
         "lemp",
-        &["hardening", "firewall", "nginx", "php", "php-fpm", "app"],
+        &[
+            "hardening",
+            "firewall",
+            "nginx",
+            "php",
+            "php-fpm",
+            "acme",
+            "app",
+        ],
     ),
     (
         "lamp",
-        &["hardening", "firewall", "apache", "php", "php-fpm", "app"],
+        &[
+            "hardening",
+            "firewall",
+            "apache",
+            "php",
+            "php-fpm",
+            "acme",
+            "app",
+        ],
     ),
     (
         "nginx-apache",
@@ -52,6 +70,7 @@ pub const STACKS: &[(&str, &[&str])] = &[
             "apache",
             "php",
             "php-fpm",
+            "acme",
             "app",
         ],
     ),
@@ -232,6 +251,12 @@ pub trait Component: Sync {
         Vec::new()
     }
 
+    /// Pure: what needs a look by the probe's output lines that no change of an apply fixes (a
+    /// certificate the CA did not give): `plan` says it.
+    fn notices(&self, _cx: &Cx, _lines: &[String]) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Pure: what the probe's output lines say about the service's health (`provision check`).
     fn report(&self, _cx: &Cx, _lines: &[String]) -> Vec<Report> {
         Vec::new()
@@ -272,6 +297,9 @@ impl Registry {
                 &backup::BACKUP,
                 &php::PHP,
                 &php::PHP_FPM,
+                // Before the web servers: its validator gives their staged configuration the
+                // certificate files only it makes, and its step serves one before they reload.
+                &acme::ACME,
                 &apache::APACHE,
                 &nginx::NGINX,
                 &app::APP,

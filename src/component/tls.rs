@@ -47,6 +47,34 @@ pub fn file(site: &Site, tls: &Tls) -> String {
             Tls::self_signed_tag(&site.fqdns())
         ),
         TlsCert::Provided(_) => format!("tls/{domain}.pem"),
+        // Not provision's file: the host's provision-acme writes it (see component/acme.rs).
+        TlsCert::Acme(_) => format!("tls/{domain}.acme.pem"),
+    }
+}
+
+/// Where the site's TLS ends on a web host: the config directory of the server there and its
+/// service (Apache in front of a `lamp` site, else Nginx); none when it does not end on the web
+/// hosts.
+pub fn web_server(spec: &Spec, site: &Site) -> Option<(&'static str, &'static str)> {
+    if !on_web(spec, site) {
+        return None;
+    }
+    Some(if site.stack.name() == "lamp" {
+        ("/etc/apache2", "apache2")
+    } else {
+        ("/etc/nginx", "nginx")
+    })
+}
+
+/// The directory the web server answers the CA's HTTP-01 requests from (its
+/// `.well-known/acme-challenge/`), when the site's certificate comes from an ACME CA.
+pub fn acme_webroot(site: &Site) -> Option<String> {
+    match site.tls.as_ref().map(|t| &t.cert) {
+        Some(TlsCert::Acme(_)) => Some(format!(
+            "/var/lib/provision-acme/challenges/{}",
+            site.domain
+        )),
+        _ => None,
     }
 }
 
@@ -63,8 +91,11 @@ pub fn context(cx: &SiteCx, ctx: &mut Map<String, Value>) {
             "file": file(site, t),
             "hsts": if t.hsts { Value::from(HSTS) } else { Value::Null },
             "ciphers": CIPHERS,
+            "acme": acme_webroot(site).filter(|_| on_web(spec, site)),
         }),
-        None => json!({ "web": false, "lb": false, "file": "", "hsts": null, "ciphers": "" }),
+        None => {
+            json!({ "web": false, "lb": false, "file": "", "hsts": null, "ciphers": "", "acme": null })
+        }
     };
     ctx.insert("tls".into(), v);
 }
@@ -72,7 +103,8 @@ pub fn context(cx: &SiteCx, ctx: &mut Map<String, Value>) {
 /// Puts the site's certificate (with its key, in one file mode 0600 root) into `dir`, the config
 /// directory of the server that ends TLS on this host; a change notifies `notify` and is read by
 /// `validator`. The user's certificate travels from the inventory; a self-signed one is made on the
-/// host (`openssl req`), its key never leaving it.
+/// host (`openssl req`), its key never leaving it; one from an ACME CA is the host's own
+/// provision-acme's (component/acme.rs): provision makes only its directory.
 pub fn install(
     cx: &Cx,
     site: &Site,
@@ -87,6 +119,7 @@ pub fn install(
     let path = format!("{dir}/{}", file(site, tls));
     out.dir(format!("{dir}/tls")).mode(0o700);
     match &tls.cert {
+        TlsCert::Acme(_) => {}
         TlsCert::Provided(p) => {
             // A render without --reveal-secrets writes the placeholder instead of the key.
             let Some(key) = cx.opts.secret(&cx.spec.secrets, SecretKey::TlsKey(site.at)) else {

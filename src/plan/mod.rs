@@ -64,6 +64,10 @@ pub struct HostPlan {
     /// Hosts this one fronts (a balancer's web hosts) that the inventory no longer names: taken
     /// out of service here before any host changes.
     pub leaving: Vec<String>,
+    /// What needs a look that no change of this plan fixes (a certificate the CA did not give):
+    /// said by `plan`, not a change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 impl HostPlan {
@@ -327,6 +331,7 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
         checks: d.checks.clone(),
         irreversible,
         leaving: Vec::new(),
+        notices: Vec::new(),
     }
 }
 

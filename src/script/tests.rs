@@ -69,6 +69,7 @@ fn plan() -> (HostPlan, Desired) {
         checks: vec![],
         irreversible: vec![],
         leaving: vec![],
+        notices: Vec::new(),
     };
     (plan, d)
 }

@@ -121,6 +121,9 @@ impl Checker<'_> {
         let dns = self.dns(&def.dns, domain.as_ref());
         let name = self.site_name(s, domain.as_ref());
         let served = self.served_by(s, hosts);
+        if let (Some(Some(t)), Some(raw), Some(hs), Some(on)) = (&tls, &s.tls, hosts, &served) {
+            self.acme_hosts(t, raw, hs, on);
+        }
         if let (Some(d), Some(_)) = (&domain, &database) {
             self.app_salt(d);
         }

@@ -4,8 +4,9 @@
 //! site answers to, and what follows it in the file are its issuers.
 
 use super::check::Checker;
+use super::{Host, Role};
 use crate::error::shown;
-use crate::inventory::RawTls;
+use crate::inventory::{RawAcme, RawTls};
 use crate::names::parse_local_path;
 use crate::secret::{Secret, SecretKey};
 use openssl::asn1::Asn1Time;
@@ -33,6 +34,46 @@ pub enum TlsCert {
     /// Made on each host that ends TLS, for the site's names; its key never leaves the host.
     SelfSigned,
     Provided(Provided),
+    /// Asked for from an ACME CA and renewed by the host itself (`provision-acme`): the account
+    /// key, the certificate's key and the certificates never leave it.
+    Acme(Acme),
+}
+
+/// Let's Encrypt's directory, the default CA.
+pub const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (`directory = "staging"`): untrusted certificates, generous
+/// rate limits, for trying a setup out.
+pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// How the CA is shown that the host answers for the names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// A token the web server serves on port 80 under /.well-known/acme-challenge/.
+    Http01,
+}
+
+impl Challenge {
+    pub fn name(self) -> &'static str {
+        match self {
+            Challenge::Http01 => "http-01",
+        }
+    }
+}
+
+/// `[site.tls.acme]`, checked.
+#[derive(Debug, Clone)]
+pub struct Acme {
+    /// The e-mail address of the CA account.
+    pub contact: String,
+    /// The CA's directory URL.
+    pub directory: String,
+    pub challenge: Challenge,
+    /// The certificate's names, the first naming its files: the site's names unless the inventory
+    /// lists some of them.
+    pub names: Vec<String>,
+    /// Roots the directory's HTTPS certificate chains to, for a CA the host's trust store does not
+    /// know (PEM, as read; public).
+    pub ca_bundle: Option<String>,
 }
 
 /// The user's certificate. Its private key is `SecretKey::TlsKey` in `Spec::secrets`: only ever
@@ -88,6 +129,29 @@ impl Checker<'_> {
     pub(super) fn tls(&mut self, t: &RawTls, fqdns: Option<&[String]>) -> Option<Tls> {
         let hsts = t.hsts.as_ref().is_some_and(|h| *h.get_ref());
         let self_signed = t.self_signed.as_ref().is_some_and(|s| *s.get_ref());
+        if let Some(a) = &t.acme {
+            if let Some(c) = t.certificate.as_ref().or(t.key.as_ref()) {
+                self.fail(
+                    c.span(),
+                    "site.tls",
+                    "found acme with a certificate or key; allowed: either acme = { ... }, or certificate and key".into(),
+                );
+                return None;
+            }
+            if let Some(s) = t.self_signed.as_ref().filter(|s| *s.get_ref()) {
+                self.fail(
+                    s.span(),
+                    "site.tls",
+                    "found acme with self_signed = true; allowed: either acme = { ... } (a self-signed placeholder serves until the CA's first certificate), or self_signed = true".into(),
+                );
+                return None;
+            }
+            let acme = self.acme(a, fqdns)?;
+            return Some(Tls {
+                cert: TlsCert::Acme(acme),
+                hsts,
+            });
+        }
         let cert = match (&t.certificate, &t.key, self_signed) {
             (None, None, true) => TlsCert::SelfSigned,
             (Some(c), _, true) | (None, Some(c), true) => {
@@ -119,12 +183,151 @@ impl Checker<'_> {
                 self.fail(
                     t.span.clone(),
                     "site.tls",
-                    "no certificate; allowed: self_signed = true, or certificate = \"...\" and key = \"...\"".into(),
+                    "no certificate; allowed: self_signed = true, certificate = \"...\" and key = \"...\", or acme = { contact = \"...\" }".into(),
                 );
                 return None;
             }
         };
         Some(Tls { cert, hsts })
+    }
+
+    /// Where an ACME site's certificate can be asked for: on its one web host. With balancers TLS
+    /// ends on both of them, and with several web hosts and none in front the CA may ask any of them
+    /// for the HTTP-01 token only the asking host holds.
+    pub(super) fn acme_hosts(&mut self, t: &Tls, raw: &RawTls, hosts: &[Host], on: &[String]) {
+        let (TlsCert::Acme(_), Some(a)) = (&t.cert, &raw.acme) else {
+            return;
+        };
+        let lbs: Vec<&str> = hosts
+            .iter()
+            .filter(|h| h.has(Role::Lb))
+            .map(|h| h.name.as_str())
+            .collect();
+        if !lbs.is_empty() {
+            self.fail(a.span.clone(), "site.tls.acme", format!(
+                "TLS ends on the load balancers ({}), and this version of provision cannot yet give both the same certificate from the CA; allowed: acme on sites without load balancers, or self_signed = true or certificate and key with them",
+                lbs.join(", ")
+            ));
+        } else if on.len() > 1 {
+            self.fail(a.span.clone(), "site.tls.acme", format!(
+                "the site is served by {} with no load balancer in front: the CA may ask any of them for the HTTP-01 token only the asking host holds; allowed: acme on a site one web host serves (site.hosts)",
+                on.join(", ")
+            ));
+        }
+    }
+
+    /// `[site.tls.acme]`; `fqdns` as for `tls`.
+    fn acme(&mut self, a: &RawAcme, fqdns: Option<&[String]>) -> Option<Acme> {
+        let test_ca = a.test_ca.as_ref().is_some_and(|t| *t.get_ref());
+        let contact = match &a.contact {
+            Some(c) => self.check(c, "site.tls.acme.contact", parse_contact),
+            None => {
+                self.fail(
+                    a.span.clone(),
+                    "site.tls.acme.contact",
+                    "missing: the CA account's e-mail address (the CA writes about expiring certificates and policy changes); allowed: contact = \"you@example.com\"".into(),
+                );
+                None
+            }
+        };
+        let directory = match &a.directory {
+            Some(d) => self.check(d, "site.tls.acme.directory", |v| {
+                parse_directory(v, test_ca)
+            }),
+            None => Some(LETSENCRYPT.to_string()),
+        };
+        let challenge = match &a.challenge {
+            None => Some(Challenge::Http01),
+            Some(c) if c.get_ref() == "http-01" => Some(Challenge::Http01),
+            Some(c) if c.get_ref() == "dns-01" => {
+                self.fail(c.span(), "site.tls.acme.challenge", "found \"dns-01\", which this version of provision cannot set up yet (the TSIG key and the challenge zone on the dns hosts); allowed: \"http-01\"".into());
+                None
+            }
+            Some(c) => {
+                self.fail(
+                    c.span(),
+                    "site.tls.acme.challenge",
+                    format!(
+                        "found {}; allowed: \"http-01\" (the default) or \"dns-01\"",
+                        shown(c.get_ref())
+                    ),
+                );
+                None
+            }
+        };
+        let names = match (&a.names, fqdns) {
+            (None, Some(f)) => Some(f.to_vec()),
+            (None, None) => None,
+            (Some(list), f) => self.acme_names(list, f),
+        };
+        let ca_bundle = match &a.ca_bundle {
+            Some(v) => {
+                let (path, bytes) = self.tls_file(v, "site.tls.acme.ca_bundle", CERT_FILE_LIMIT)?;
+                match X509::stack_from_pem(&bytes) {
+                    Ok(c) if !c.is_empty() => {
+                        Some(Some(String::from_utf8_lossy(&bytes).into_owned()))
+                    }
+                    _ => {
+                        self.fail(v.span(), "site.tls.acme.ca_bundle", format!(
+                            "{} holds no PEM certificate; allowed: a PEM file of the roots the CA's directory is served with",
+                            path.display()
+                        ));
+                        None
+                    }
+                }
+            }
+            None => Some(None),
+        };
+        Some(Acme {
+            contact: contact?,
+            directory: directory?,
+            challenge: challenge?,
+            names: names?,
+            ca_bundle: ca_bundle?,
+        })
+    }
+
+    /// `site.tls.acme.names`: some of the site's names, no name twice, no wildcard (HTTP-01 cannot
+    /// prove one).
+    fn acme_names(
+        &mut self,
+        list: &Spanned<Vec<Spanned<String>>>,
+        fqdns: Option<&[String]>,
+    ) -> Option<Vec<String>> {
+        if list.get_ref().is_empty() {
+            self.fail(list.span(), "site.tls.acme.names", "found an empty list; allowed: names of the site (site.domain and its server_names), or no names key for all of them".into());
+            return None;
+        }
+        let mut out: Vec<String> = Vec::new();
+        let mut ok = true;
+        for (i, n) in list.get_ref().iter().enumerate() {
+            let key = format!("site.tls.acme.names[{i}]");
+            let name = n.get_ref().to_ascii_lowercase();
+            let problem = if name.starts_with("*.") {
+                Some(format!("found {}, a wildcard, which only challenge \"dns-01\" can prove; allowed: names of the site", shown(n.get_ref())))
+            } else if out.contains(&name) {
+                Some(format!(
+                    "found {} twice; allowed: each name once",
+                    shown(n.get_ref())
+                ))
+            } else {
+                fqdns.filter(|f| !f.contains(&name)).map(|f| {
+                    format!(
+                        "found {}, which the site does not answer to; allowed: {}",
+                        shown(n.get_ref()),
+                        f.join(", ")
+                    )
+                })
+            };
+            match problem {
+                Some(p) => {
+                    self.fail(n.span(), &key, p);
+                    ok = false;
+                }
+                None => out.push(name),
+            }
+        }
+        ok.then_some(out)
     }
 
     /// Reads a file the inventory names, at most `limit` bytes; records why not.
@@ -280,6 +483,57 @@ impl Checker<'_> {
             fingerprint: crate::render::manifest::sha256_hex(&der),
             not_after,
         })
+    }
+}
+
+/// An e-mail address as ACME CAs take it: `local@domain`, the local part of letters, digits and
+/// `.!#$%&'*+/=?^_`{|}~-` (no quotes, no spaces), the domain a DNS name with a dot.
+pub fn parse_contact(v: &str) -> Result<String, crate::error::Allowed> {
+    const ALLOWED: &str = "an e-mail address such as hostmaster@example.com";
+    let (local, domain) = v.rsplit_once('@').ok_or(ALLOWED)?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._%+-!#$&*/=?^`{|}~".contains(&b));
+    let domain_ok = domain.contains('.') && crate::names::DomainName::parse_zone(domain).is_ok();
+    if local_ok && domain_ok && v.len() <= 254 {
+        Ok(v.to_string())
+    } else {
+        Err(ALLOWED.into())
+    }
+}
+
+/// The CA's directory: `letsencrypt`, `staging`, or an `https://` URL (`http://` only for a CA the
+/// inventory marks `test_ca = true`), of the characters RFC 3986 allows in a URL less `$'()`.
+pub fn parse_directory(v: &str, test_ca: bool) -> Result<String, crate::error::Allowed> {
+    let allowed = if test_ca {
+        "\"letsencrypt\", \"staging\", or the directory URL of the CA (https:// or, with test_ca = true, http://)"
+    } else {
+        "\"letsencrypt\", \"staging\", or the directory URL of the CA, https:// (http:// only with test_ca = true)"
+    };
+    match v {
+        "letsencrypt" => return Ok(LETSENCRYPT.to_string()),
+        "staging" => return Ok(LETSENCRYPT_STAGING.to_string()),
+        _ => {}
+    }
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://").filter(|_| test_ca));
+    let ok = rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or("");
+        !host.is_empty()
+            && v.len() <= 1000
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!&*+,;=%".contains(&b))
+    });
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(allowed.into())
     }
 }
 

@@ -475,16 +475,6 @@ fn status_on_loopback_only(inv: &str, addr: &str) {
     }
 }
 
-fn inventory_copy(inv: &str, dir: &Path, edit: &dyn Fn(String) -> String) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(root().join(inv)).unwrap().replace(
-        "\"secrets/",
-        &format!("\"{}/inventories/secrets/", root().display()),
-    );
-    let p = dir.join("inv.toml");
-    std::fs::write(&p, edit(text)).unwrap();
-    p
-}
-
 fn host_name(inv: &str) -> String {
     let text = std::fs::read_to_string(root().join(inv)).unwrap();
     let v: toml::Value = toml::from_str(&text).unwrap();

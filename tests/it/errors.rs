@@ -791,3 +791,82 @@ fn backup_mistakes_are_located() {
     }
     validate_text(&format!("{GOOD}[backup]\n")).status(0);
 }
+
+/// `acme = { ... }` mistakes (issue 24's list) are located errors before any host is touched, and
+/// a good one validates; with balancers, or several web hosts and none in front, acme is refused
+/// until both can serve one certificate.
+#[test]
+fn acme_mistakes_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let acme = |a: &str| tls_inventory(d, &format!("acme = {{ {a} }}"));
+    validate_in(d, &acme("contact = \"hostmaster@foobar.com\"")).status(0);
+    validate_in(
+        d,
+        &acme("contact = \"a@foobar.com\", directory = \"http://198.18.0.111:14000/dir\", test_ca = true, names = [\"foobar.com\"]"),
+    )
+    .status(0);
+    std::fs::write(d.join("notpem"), "hello\n").unwrap();
+    for (a, want) in [
+        ("directory = \"staging\"", "site.tls.acme.contact: missing: the CA account's e-mail address"),
+        ("contact = \"hostmaster\"", "site.tls.acme.contact: found \"hostmaster\"; allowed: an e-mail address"),
+        ("contact = \"a b@foobar.com\"", "site.tls.acme.contact: found \"a b@foobar.com\"; allowed: an e-mail address"),
+        ("contact = \"a@foobar.com\", directory = \"http://ca.example/dir\"", "site.tls.acme.directory: found \"http://ca.example/dir\"; allowed: \"letsencrypt\", \"staging\", or the directory URL of the CA, https:// (http:// only with test_ca = true)"),
+        ("contact = \"a@foobar.com\", directory = \"https://ca.example/$(reboot)\"", "site.tls.acme.directory: found \"https://ca.example/$(reboot)\""),
+        ("contact = \"a@foobar.com\", names = [\"*.foobar.com\"]", "site.tls.acme.names[0]: found \"*.foobar.com\", a wildcard, which only challenge \"dns-01\" can prove"),
+        ("contact = \"a@foobar.com\", names = [\"shop.foobar.com\"]", "site.tls.acme.names[0]: found \"shop.foobar.com\", which the site does not answer to; allowed: www.foobar.com, foobar.com"),
+        ("contact = \"a@foobar.com\", names = []", "site.tls.acme.names: found an empty list"),
+        ("contact = \"a@foobar.com\", challenge = \"tls-alpn-01\"", "site.tls.acme.challenge: found \"tls-alpn-01\"; allowed: \"http-01\" (the default) or \"dns-01\""),
+        ("contact = \"a@foobar.com\", challenge = \"dns-01\"", "site.tls.acme.challenge: found \"dns-01\", which this version of provision cannot set up yet"),
+        ("contact = \"a@foobar.com\", ca_bundle = \"notpem\"", "site.tls.acme.ca_bundle: "),
+        ("contact = \"a@foobar.com\", colour = \"red\"", "site.tls.acme.colour: found an unknown key"),
+    ] {
+        let err = validate_in(d, &acme(a)).status(4).stderr();
+        assert!(err.contains(want) && err.contains("inv.toml:5:"), "{a}: {want}\n{err}");
+    }
+    for (tls, want) in [
+        (
+            "self_signed = true, acme = { contact = \"a@foobar.com\" }",
+            "site.tls: found acme with self_signed = true",
+        ),
+        (
+            "certificate = \"x.crt\", key = \"x.key\", acme = { contact = \"a@foobar.com\" }",
+            "site.tls: found acme with a certificate or key",
+        ),
+    ] {
+        let err = validate_in(d, &tls_inventory(d, tls)).status(4).stderr();
+        assert!(
+            err.contains(want) && err.contains("inv.toml:5:"),
+            "{tls}: {want}\n{err}"
+        );
+    }
+    let host = |name: &str, addr: &str, roles: &str| {
+        format!("[[hosts]]\nname = \"{name}\"\npublic_address = \"{addr}\"\nroles = [{roles}]\nssh = {{ address = \"{addr}\" }}\n")
+    };
+    let two_web = format!(
+        "{}{}",
+        acme("contact = \"a@foobar.com\""),
+        host("web-02", "8.8.8.9", "\"web\", \"app\"")
+    );
+    let err = validate_in(d, &two_web).status(4).stderr();
+    assert!(
+        err.contains(
+            "site.tls.acme: the site is served by web-01, web-02 with no load balancer in front"
+        ),
+        "{err}"
+    );
+    let lbs = format!(
+        "{}{}{}",
+        two_web.replace(
+            "[[hosts]]\nname = \"web-01\"",
+            "[lb]\nfloating_address = \"8.8.8.30/24\"\nvirtual_router_id = 51\n[[hosts]]\nname = \"web-01\""
+        ),
+        host("lb-01", "8.8.8.20", "\"lb\""),
+        host("lb-02", "8.8.8.21", "\"lb\"")
+    );
+    let err = validate_in(d, &lbs).status(4).stderr();
+    assert!(
+        err.contains("site.tls.acme: TLS ends on the load balancers (lb-01, lb-02)"),
+        "{err}"
+    );
+}

@@ -1,6 +1,12 @@
 use crate::util::*;
 
-const EXAMPLES: [&str; 4] = ["single.toml", "lemp.toml", "lamp.toml", "lb.toml"];
+const EXAMPLES: [&str; 5] = [
+    "single.toml",
+    "lemp.toml",
+    "lamp.toml",
+    "lb.toml",
+    "acme.toml",
+];
 
 /// The validators that must have run and passed for each example: a missing tool fails the test.
 fn expected_checks(inv: &str) -> Vec<&'static str> {
@@ -17,6 +23,15 @@ fn expected_checks(inv: &str) -> Vec<&'static str> {
             "php-fpm: ok",
             "php-lint: ok",
             "mariadb: ok",
+            "bind: ok",
+        ],
+        // The ACME script stages a placeholder where Nginx's new configuration names the
+        // certificate provision-acme will keep.
+        "acme.toml" => vec![
+            "acme: ok",
+            "nginx: ok",
+            "php-fpm: ok",
+            "php-lint: ok",
             "bind: ok",
         ],
         "lamp.toml" | "lab-lamp.toml" => vec![
@@ -733,4 +748,40 @@ fn the_many_sites_example_renders_and_passes_the_real_validators() {
     }
     let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
     assert!(manifest.contains("\"name\": \"shop\"") && manifest.contains("\"name\": \"blog\""));
+}
+
+/// An ACME site on the lamp stack: Apache answers the CA's HTTP-01 check on port 80 (not
+/// redirected) and reads the certificate file provision-acme keeps, and `apache2 -t` accepts the
+/// staged tree once the ACME script has put a placeholder there.
+#[test]
+fn an_acme_site_on_apache_answers_the_challenge_and_passes_apache() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory_copy("inventories/lamp.toml", dir.path(), &|t| {
+        t.replace(
+            "tls = { self_signed = true }",
+            "tls = { acme = { contact = \"hostmaster@foobar.com\" } }",
+        )
+    });
+    assert!(std::fs::read_to_string(&inv).unwrap().contains("acme = {"));
+    let out = dir.path().join("out");
+    let done = render_checked(&inv, &out);
+    for want in ["acme: ok", "apache2: ok"] {
+        assert!(done.stdout().contains(want), "{}", done.stdout());
+    }
+    let site =
+        std::fs::read_to_string(out.join("web-01/etc/apache2/sites-available/foobar.com.conf"))
+            .unwrap();
+    for want in [
+        "Alias /.well-known/acme-challenge/ /var/lib/provision-acme/challenges/foobar.com/.well-known/acme-challenge/",
+        "RewriteCond %{REQUEST_URI} !^/\\.well-known/acme-challenge/",
+        "SSLCertificateFile tls/foobar.com.acme.pem",
+    ] {
+        assert!(site.contains(want), "{want}\n{site}");
+    }
+    let conf =
+        std::fs::read_to_string(out.join("web-01/etc/provision/acme/foobar.com.conf")).unwrap();
+    assert!(
+        conf.contains("DEPLOY=/etc/apache2/tls/foobar.com.acme.pem\nSERVICE=apache2\n"),
+        "{conf}"
+    );
 }

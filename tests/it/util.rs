@@ -9,6 +9,28 @@ pub fn inventory(name: &str) -> PathBuf {
     root().join("inventories").join(name)
 }
 
+/// A copy of the inventory `inv` (a path from the top directory) as `dir/inv.toml`, with `edit`
+/// applied and its secrets' paths made absolute.
+pub fn inventory_copy(inv: &str, dir: &Path, edit: &dyn Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(root().join(inv)).unwrap().replace(
+        "\"secrets/",
+        &format!("\"{}/inventories/secrets/", root().display()),
+    );
+    let p = dir.join("inv.toml");
+    std::fs::write(&p, edit(text)).unwrap();
+    p
+}
+
+/// `render --check -i inv --out out`, which must exit 0.
+pub fn render_checked(inv: &Path, out: &Path) -> Done {
+    Run::new(&["render", "--check", "-i"])
+        .arg(inv)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .status(0)
+}
+
 /// A run of the real binary, with the date pinned so zone serials are reproducible.
 pub struct Run {
     cmd: Command,

@@ -1,0 +1,210 @@
+//! Certificates from an ACME CA (`tls = { acme = { ... } }`), asked for and renewed on the web host
+//! that ends the site's TLS, by the host's own `provision-acme` (templates/acme) with Debian's lego.
+//! lego over certbot: one static binary with no plugins to install, HTTP-01 from a webroot and
+//! DNS-01 through RFC 2136 (or its exec hook) in the same client, EC keys, and Debian 12's lego
+//! 4.9.1 is proven against Debian's pebble (tests/it/acme.rs).
+//!
+//! provision writes the script, one configuration per site, the timer (or cron line) and the
+//! HTTP-01 location of the site's port-80 vhost; the account key, the certificate keys and the
+//! certificates are the host's (mode 0600, never in provision's generations or output), so a
+//! rollback never puts an older certificate back. An apply never waits on the CA: before the
+//! server reads its new configuration, `provision-acme ensure` serves the issued certificate or a
+//! self-signed placeholder, and `provision-acme start` asks the CA once the apply has ended; the
+//! certificate then goes live with a reload of that server alone. The staged tree the validators
+//! read gets a placeholder too (`provision-acme stage`), since the live file is not provision's.
+
+use super::{Component, Cx, Need, Out, Report};
+use crate::acme::{CertStatus, Serving};
+use crate::desired::Handler;
+use crate::render::RenderError;
+use crate::spec::{Site, TlsCert};
+use serde_json::json;
+
+pub struct Acme;
+pub static ACME: Acme = Acme;
+
+pub const SCRIPT: &str = "/usr/local/sbin/provision-acme";
+const CONF_DIR: &str = "/etc/provision/acme";
+const TIMER: &str = "provision-acme.timer";
+const SCHEDULE_STEP: &str = "acme-schedule";
+
+/// The step that gives the site's server a certificate now and asks the CA once the apply ends.
+fn step(site: &Site) -> String {
+    format!("acme-{}", site.domain)
+}
+
+/// The sites of this host whose certificate comes from an ACME CA and ends here, with the config
+/// directory and service of the server that reads it.
+fn sites<'a>(cx: &Cx<'a>) -> Vec<(&'a Site, &'static str, &'static str)> {
+    cx.spec
+        .sites_on(cx.host)
+        .filter(|s| matches!(s.tls.as_ref().map(|t| &t.cert), Some(TlsCert::Acme(_))))
+        .filter_map(|s| super::tls::web_server(cx.spec, s).map(|(dir, svc)| (s, dir, svc)))
+        .collect()
+}
+
+/// The minute of the hour cron starts the hourly look (spread by the host's name, so that hosts
+/// provisioned alike do not ask the CA at the same moment; the script sleeps a random while more).
+fn minute(host: &str) -> u32 {
+    let digest = crate::render::manifest::sha256_hex(host.as_bytes());
+    u32::from_str_radix(&digest[..8], 16).unwrap_or(0) % 60
+}
+
+impl Component for Acme {
+    fn name(&self) -> &'static str {
+        "acme"
+    }
+
+    fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
+        if sites(cx).is_empty() {
+            return Ok(());
+        }
+        for p in ["lego", "openssl", "cron"] {
+            out.package(p);
+        }
+        out.file(SCRIPT, cx.render("acme/provision-acme", &[])?)
+            .mode(0o755)
+            .checked_by("acme");
+        let schedule = Handler::run(SCHEDULE_STEP);
+        for unit in ["provision-acme.service", "provision-acme.timer"] {
+            out.file(
+                format!("/etc/systemd/system/{unit}"),
+                cx.render(&format!("acme/{unit}"), &[])?,
+            )
+            .notify(schedule.clone());
+        }
+        let cron = json!({ "minute": minute(&cx.host.name) });
+        out.file(
+            "/etc/cron.d/provision-acme",
+            cx.render("acme/cron", &[("acme", cron)])?,
+        )
+        .notify(schedule);
+        out.step(SCHEDULE_STEP, super::schedule::enable(TIMER), None);
+        // Before the web servers' validators (this component comes first): their staged
+        // configuration names certificate files only provision-acme makes.
+        out.validator("acme", format!("sh {{root}}{SCRIPT} stage {{root}}"), &[]);
+        Ok(())
+    }
+
+    fn render_site(&self, cx: &Cx, site: &Site, out: &mut Out) -> Result<(), RenderError> {
+        let Some((site, dir, service)) = sites(cx).into_iter().find(|(s, ..)| s.at == site.at)
+        else {
+            return Ok(());
+        };
+        let Some(TlsCert::Acme(a)) = site.tls.as_ref().map(|t| &t.cert) else {
+            return Ok(());
+        };
+        let domain = site.domain.as_str();
+        let ca_bundle = a
+            .ca_bundle
+            .as_ref()
+            .map(|_| format!("{CONF_DIR}/{domain}.directory-ca.pem"));
+        let values = json!({
+            "site": domain,
+            "names": a.names,
+            "directory": a.directory,
+            "contact": a.contact,
+            "challenge": a.challenge.name(),
+            "webroot": super::tls::acme_webroot(site),
+            "deploy": format!("{dir}/{}", super::tls::file(site, site.tls.as_ref().expect("an ACME site has TLS"))),
+            "service": service,
+            "plain_reload": "",
+            "ca_bundle": ca_bundle,
+        });
+        let run = Handler::run(&step(site));
+        out.file(
+            format!("{CONF_DIR}/{domain}.conf"),
+            cx.render("acme/site.conf", &[("acme", values)])?,
+        )
+        .notify(run.clone())
+        .checked_by("acme");
+        if let (Some(path), Some(pem)) = (ca_bundle, &a.ca_bundle) {
+            out.file(path, pem.clone()).notify(run);
+        }
+        out.step(
+            &step(site),
+            format!("{SCRIPT} ensure {domain} && {SCRIPT} start {domain}"),
+            None,
+        );
+        Ok(())
+    }
+
+    fn probe(&self, cx: &Cx) -> Option<String> {
+        if sites(cx).is_empty() {
+            return None;
+        }
+        Some(format!(
+            "echo \"schedule $({})\"; echo \"now $(date +%s)\"; [ ! -x {SCRIPT} ] || {SCRIPT} status",
+            super::schedule::probe(TIMER)
+        ))
+    }
+
+    fn needs(&self, cx: &Cx, lines: &[String]) -> Vec<Need> {
+        let ours = sites(cx);
+        if ours.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if !lines.iter().any(|l| l == "schedule active") {
+            out.push(Need {
+                handler: Handler::run(SCHEDULE_STEP),
+                reason: "certificate renewal is not scheduled (its timer, or cron, is not running)"
+                    .into(),
+            });
+        }
+        let status = CertStatus::parse_all(lines);
+        for (site, ..) in ours {
+            let domain = site.domain.as_str();
+            let why = match status.iter().find(|s| s.site == domain) {
+                None => "provision-acme has no state for it".to_string(),
+                Some(s) if s.serving == Serving::Missing => "no certificate file".to_string(),
+                Some(_) => continue,
+            };
+            out.push(Need {
+                handler: Handler::run(&step(site)),
+                reason: format!(
+                    "the certificate of {domain}: {why} (a placeholder serves until the CA's)"
+                ),
+            });
+        }
+        out
+    }
+
+    fn notices(&self, cx: &Cx, lines: &[String]) -> Vec<String> {
+        let now = now_of(lines);
+        let ours = sites(cx);
+        CertStatus::parse_all(lines)
+            .iter()
+            .filter(|s| ours.iter().any(|(site, ..)| site.domain.as_str() == s.site))
+            .filter_map(|s| s.attention(now))
+            .map(|a| format!("certificate of {a}"))
+            .collect()
+    }
+
+    fn report(&self, cx: &Cx, lines: &[String]) -> Vec<Report> {
+        let now = now_of(lines);
+        let status = CertStatus::parse_all(lines);
+        sites(cx)
+            .iter()
+            .map(|(site, ..)| {
+                let domain = site.domain.as_str();
+                match status.iter().find(|s| s.site == domain) {
+                    Some(s) => s.report(now),
+                    None => Report {
+                        ok: false,
+                        text: format!("certificate of {domain}: provision-acme has no state for it (not applied yet?)"),
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// The host's clock, as the probe read it (`now` line).
+fn now_of(lines: &[String]) -> i64 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("now "))
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
