@@ -3,11 +3,11 @@
 //! default). Where none is up, `ssh` runs the command and stays as the master; where one is, the
 //! command goes through its socket directly (`mux`), with no `ssh` client started. A later run
 //! within that time skips the TCP connect, the key exchange and the authentication, and on the
-//! host sshd's per-connection work (its re-exec, PAM, the motd scripts): running `true` through a
-//! lab master takes ~4 ms (7.9 ms through an `ssh` client, whose start alone is 3.7 ms), not the
-//! ~100-200 ms of a new connection. The price, said in `--help`: the host key is checked when the
-//! master connects, not again while it lives, and the control socket (in a directory only this
-//! user can open) is as good as a logged-in session.
+//! host sshd's per-connection work (its re-exec, PAM, the motd scripts), which are most of what a
+//! new connection costs; going through the master's socket directly also saves starting an `ssh`
+//! client, a large share of what is left. The price, said in `--help`: the host key is checked
+//! when the master connects, not again while it lives, and the control socket (in a directory only
+//! this user can open) is as good as a logged-in session.
 //!
 //! The way to the host is `route`'s, as for the ssh2 transport: ssh runs with `-F none` and every
 //! hop's values given on its command line, jump hosts through nested ProxyCommands, so both
