@@ -1,13 +1,17 @@
-//! Exit statuses: what `main` returns, by the phase that failed. Documented in the README.
+//! Exit statuses: what `main` returns, by the phase that failed. Documented in the README
+//! ("Exit statuses"), whose table this one copies.
 //!
 //! | status | meaning |
 //! |---|---|
 //! | 0 | success; `plan`: nothing to change |
-//! | 1 | a host failed: its facts, a refused or stale plan, the apply, or its health checks |
-//! | 2 | `plan`: there are changes to make |
-//! | 3 | a host could not be reached (connection, authentication, host key, lost connection) |
+//! | 1 | a host failed: its facts, a refused or stale plan, the apply, or its health checks; `check`: a check failed |
+//! | 2 | `plan`: there are changes to make (or a host needs attention) |
+//! | 3 | a host could not be reached: connection, authentication, host key, or a connection lost mid-run |
 //! | 4 | the inventory or the command line is invalid |
-//! | 5 | rendering failed: a template, or a rendered config rejected by its validator |
+//! | 5 | rendering failed: a template, a release that cannot give what the inventory asks, or a config rejected by its validator (`render --check`) |
+//!
+//! When hosts fail in different ways, 3 wins (an unreachable host is the likeliest cause of the
+//! rest); 5 only when every failure is a rendering one; else 1 (`for_outcomes`).
 
 use crate::apply::{HostError, HostOutcome};
 use std::process::ExitCode;

@@ -10,7 +10,7 @@ mod roll;
 pub use execute::execute;
 
 pub use history::{history, rollback_host};
-pub use roll::{let_go, roll};
+pub use roll::{let_go, roll, GateError};
 
 use crate::component::{Leaving, Need, Registry};
 use crate::desired::Desired;

@@ -9,6 +9,42 @@ use super::{as_root, execute, not_run, Context, HostError, HostOutcome, Prepared
 use crate::component::Gate;
 use crate::release::CURRENT_STABLE;
 use crate::render::{RenderOptions, Renderer};
+use crate::transport::TransportError;
+
+/// Why a gate script on a fronting host failed: the roll stops there. `what` is what the gate
+/// was to do (`drained web1`).
+#[derive(Debug)]
+pub enum GateError {
+    /// The script could not be run on `host`.
+    Transport {
+        host: String,
+        what: String,
+        error: TransportError,
+    },
+    /// It ran and exited with `status`; `output` is what it said.
+    Failed {
+        host: String,
+        what: String,
+        status: i32,
+        output: String,
+    },
+}
+
+impl std::fmt::Display for GateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GateError::Transport { host, what, error } => write!(f, "{host}: {what}: {error}"),
+            GateError::Failed {
+                host,
+                what,
+                status,
+                output,
+            } => write!(f, "{host}: {what} failed (exit {status}): {output}"),
+        }
+    }
+}
+
+impl std::error::Error for GateError {}
 
 /// A host whose components front others, with the gates it holds for them.
 struct Front<'p> {
@@ -63,7 +99,7 @@ fn gate(
     target: &str,
     which: fn(&Gate) -> &str,
     what: &str,
-) -> Result<(), String> {
+) -> Result<(), GateError> {
     for (t, g) in f.gates.iter().filter(|(t, _)| t == target) {
         run_gate(ctx, f.host, which(g), &format!("{what} {t}"))?;
     }
@@ -71,19 +107,24 @@ fn gate(
 }
 
 /// Runs a gate script as root on the fronting host `p`; `what` is said when it is done.
-fn run_gate(ctx: &Context, p: &mut Prepared, script: &str, what: &str) -> Result<(), String> {
+fn run_gate(ctx: &Context, p: &mut Prepared, script: &str, what: &str) -> Result<(), GateError> {
     let name = p.host.name.clone();
     ctx.reporter.command(&name, script);
     let out = p
         .transport
         .exec(&as_root(ctx, &p.host, "sh -s"), script.as_bytes())
-        .map_err(|e| format!("{name}: {what}: {e}"))?;
+        .map_err(|error| GateError::Transport {
+            host: name.clone(),
+            what: what.to_string(),
+            error,
+        })?;
     if out.status != 0 {
-        return Err(format!(
-            "{name}: {what} failed (exit {}): {}",
-            out.status,
-            out.text().trim()
-        ));
+        return Err(GateError::Failed {
+            host: name,
+            what: what.to_string(),
+            status: out.status,
+            output: out.text().trim().to_string(),
+        });
     }
     ctx.reporter.note(&name, what);
     Ok(())
@@ -92,7 +133,7 @@ fn run_gate(ctx: &Context, p: &mut Prepared, script: &str, what: &str) -> Result
 /// Takes the hosts the inventory no longer names out of the fronting hosts' service, before any
 /// host changes: the same run stops serving them elsewhere (the database's grants and ruleset),
 /// and requests they still held would then fail. An error stops the run with nothing changed.
-pub fn let_go(ctx: &Context, ready: &mut [Prepared]) -> Result<(), String> {
+pub fn let_go(ctx: &Context, ready: &mut [Prepared]) -> Result<(), GateError> {
     for p in ready.iter_mut() {
         for l in std::mem::take(&mut p.leaving) {
             let what = format!(
@@ -138,7 +179,7 @@ pub fn roll(
         for t in &changing {
             for f in fronts.iter_mut() {
                 if let Err(e) = gate(ctx, f, t, |g| &g.close, "drained") {
-                    stopped = Some(e);
+                    stopped = Some(e.to_string());
                 }
             }
             closed.push(t.clone());
@@ -177,7 +218,7 @@ pub fn roll(
             };
             for f in fronts.iter_mut() {
                 if let Err(e) = gate(ctx, f, &o.host, which, what) {
-                    stopped.get_or_insert(e);
+                    stopped.get_or_insert(e.to_string());
                 }
             }
             if let Some(e) = &o.error {

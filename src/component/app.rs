@@ -195,10 +195,10 @@ fn with_ancestors<'a>(rels: impl Iterator<Item = &'a str>) -> Vec<String> {
 }
 
 fn render_config(cx: &Cx, c: &AppConfig, ctx: &tera::Context) -> Result<String, RenderError> {
-    crate::render::templates::render_user_template(&c.file, &c.template, ctx).map_err(|message| {
+    crate::render::templates::render_user_template(&c.file, &c.template, ctx).map_err(|e| {
         RenderError::Template {
             host: cx.host.name.clone(),
-            message,
+            message: e.to_string(),
         }
     })
 }

@@ -68,7 +68,7 @@ impl Cx<'_> {
             .render(name, &ctx)
             .map_err(|e| RenderError::Template {
                 host: self.host.name.clone(),
-                message: e.0,
+                message: e.to_string(),
             })
     }
 
@@ -85,7 +85,7 @@ impl Cx<'_> {
         };
         text.map_err(|e| RenderError::Template {
             host: self.host.name.clone(),
-            message: e.0,
+            message: e.to_string(),
         })
     }
 }

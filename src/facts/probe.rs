@@ -256,7 +256,7 @@ fn add_paths(paths: &[(String, Option<String>)], s: &mut String) {
 /// find and sha256sum answer in the order asked, the order of `$want`, so their lines are taken
 /// from the front in step with it (find's, split into the positional parameters once the paths
 /// are no longer needed). Never searched for: dash's `${x#*PATTERN}` costs the square of the
-/// match's offset (6 ms for one line of a 2.5 KB `find` answer: most of a no-op's probe).
+/// match's offset (on a long `find` answer, one such search was most of a no-op's probe).
 /// The two processes come first and print nothing: the background commands run meanwhile.
 const FIND_AND_SUMS: &str = "found=$(find \"$@\" /var/lib/apt/lists /var/lib/dpkg/status /var/lib/dpkg/updates -maxdepth 1 \\( -path '/var/lib/apt/lists/*' -name '*Packages*' -printf '@aptm %T@\\n' \\) \
   -o -path '/var/lib/apt/lists/*' -o -path /var/lib/apt/lists -o \\( \\( -path /var/lib/dpkg/status -o -path /var/lib/dpkg/updates \\) -printf '@dpkgdb %p %i %C@ %s\\n' -prune \\) \
@@ -293,8 +293,8 @@ fi\n";
 /// with what it depends on (inode, change time and size of dpkg's status file and of its journal
 /// directory, from the find above: its last lines, left in the positional parameters, and the
 /// names asked), and read back with builtins while that
-/// is unchanged. dpkg-query parses the whole status file (4 ms and one process of a no-op on a
-/// lab host, more on a server with more packages); dpkg replaces the file (a new inode) or adds to
+/// is unchanged. dpkg-query parses the whole status file (a process of its own, and time that grows
+/// with the packages installed); dpkg replaces the file (a new inode) or adds to
 /// the journal on every change. The key is taken before dpkg-query runs, so a change in between
 /// only makes the next probe ask again. A cache without its end line (cut short) is not used.
 const DPKG: &str = "if [ -n \"$pkgs\" ]; then\n\

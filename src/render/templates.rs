@@ -3,17 +3,81 @@
 //! registered here, so a template can write any value into SQL, PHP or a shell word safely.
 
 use include_dir::{include_dir, Dir};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tera::{Kwargs, State, Tera};
 
 static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
+/// Why the templates could not be loaded, or one could not be rendered.
 #[derive(Debug)]
-pub struct TemplateError(pub String);
+pub enum TemplateError {
+    ReadOverride {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// `--templates DIR` is not a directory.
+    NotADirectory(PathBuf),
+    ReadDir {
+        dir: PathBuf,
+        error: std::io::Error,
+    },
+    /// A file under `--templates DIR` whose name is none of `allowed`.
+    UnknownOverride {
+        path: PathBuf,
+        allowed: Vec<String>,
+    },
+    /// The templates, embedded and overridden, do not parse together.
+    Load(tera::Error),
+    Render {
+        name: String,
+        error: tera::Error,
+    },
+    /// A user's template (an application's config file) does not parse.
+    UserParse {
+        file: String,
+        error: tera::Error,
+    },
+    UserRender {
+        file: String,
+        error: tera::Error,
+    },
+}
 
 impl std::fmt::Display for TemplateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            TemplateError::ReadOverride { path, error } => {
+                write!(
+                    f,
+                    "cannot read template override {}: {error}",
+                    path.display()
+                )
+            }
+            TemplateError::NotADirectory(dir) => {
+                write!(f, "--templates {}: not a directory", dir.display())
+            }
+            TemplateError::ReadDir { dir, error } => {
+                write!(f, "cannot read {}: {error}", dir.display())
+            }
+            TemplateError::UnknownOverride { path, allowed } => write!(
+                f,
+                "template override {} matches no template; allowed names: {}",
+                path.display(),
+                allowed.join(", ")
+            ),
+            TemplateError::Load(e) => write!(f, "templates: {}", error_chain(e)),
+            TemplateError::Render { name, error } => {
+                write!(f, "template {name}: {}", error_chain(error))
+            }
+            TemplateError::UserParse { file, error } => write!(
+                f,
+                "the template {file} does not parse: {}",
+                error_chain(error)
+            ),
+            TemplateError::UserRender { file, error } => {
+                write!(f, "the template {file}: {}", error_chain(error))
+            }
+        }
     }
 }
 
@@ -49,12 +113,8 @@ impl Templates {
                 .and_then(|f| f.contents_utf8())
                 .unwrap_or_default();
             let text = match overrides.map(|d| d.join(name)) {
-                Some(p) if p.is_file() => std::fs::read_to_string(&p).map_err(|e| {
-                    TemplateError(format!(
-                        "cannot read template override {}: {e}",
-                        p.display()
-                    ))
-                })?,
+                Some(p) if p.is_file() => std::fs::read_to_string(&p)
+                    .map_err(|error| TemplateError::ReadOverride { path: p, error })?,
                 _ => embedded.to_string(),
             };
             sources.push((name.clone(), text));
@@ -67,28 +127,30 @@ impl Templates {
         register_filters(&mut tera);
         // All at once: a template may include another (tera resolves includes as it adds).
         tera.add_raw_templates(sources.iter().map(|(n, t)| (n.as_str(), t.as_str())))
-            .map_err(|e| TemplateError(format!("templates: {}", error_chain(&e))))?;
+            .map_err(TemplateError::Load)?;
         Ok(Templates { tera })
     }
 
     pub fn render(&self, name: &str, ctx: &tera::Context) -> Result<String, TemplateError> {
         self.tera
             .render(name, ctx)
-            .map_err(|e| TemplateError(format!("template {name}: {}", error_chain(&e))))
+            .map_err(|error| TemplateError::Render {
+                name: name.to_string(),
+                error,
+            })
     }
 }
 
 fn check_overrides(dir: &Path, names: &[String]) -> Result<(), TemplateError> {
     if !dir.is_dir() {
-        return Err(TemplateError(format!(
-            "--templates {}: not a directory",
-            dir.display()
-        )));
+        return Err(TemplateError::NotADirectory(dir.to_path_buf()));
     }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d)
-            .map_err(|e| TemplateError(format!("cannot read {}: {e}", d.display())))?;
+        let entries = std::fs::read_dir(&d).map_err(|error| TemplateError::ReadDir {
+            dir: d.clone(),
+            error,
+        })?;
         for entry in entries.flatten() {
             let p = entry.path();
             if p.is_dir() {
@@ -100,11 +162,10 @@ fn check_overrides(dir: &Path, names: &[String]) -> Result<(), TemplateError> {
                     .to_string_lossy()
                     .into_owned();
                 if !names.contains(&rel) {
-                    return Err(TemplateError(format!(
-                        "template override {} matches no template; allowed names: {}",
-                        p.display(),
-                        names.join(", ")
-                    )));
+                    return Err(TemplateError::UnknownOverride {
+                        path: p,
+                        allowed: names.to_vec(),
+                    });
                 }
             }
         }
@@ -125,25 +186,35 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// A user's template (an application's config file) on its own: filters registered, no HTML
 /// escaping.
-fn user_tera(file: &str, text: &str) -> Result<Tera, String> {
+fn user_tera(file: &str, text: &str) -> Result<Tera, TemplateError> {
     let mut tera = Tera::new();
     tera.autoescape_on(Vec::<&str>::new());
     register_filters(&mut tera);
     tera.add_raw_template(file, text)
-        .map_err(|e| format!("the template {file} does not parse: {}", error_chain(&e)))?;
+        .map_err(|error| TemplateError::UserParse {
+            file: file.to_string(),
+            error,
+        })?;
     Ok(tera)
 }
 
 /// Parses a user's template, for the inventory's checks.
-pub fn check_user_template(file: &str, text: &str) -> Result<(), String> {
+pub fn check_user_template(file: &str, text: &str) -> Result<(), TemplateError> {
     user_tera(file, text).map(|_| ())
 }
 
 /// Renders a user's template; a variable it names that the context lacks is an error naming it.
-pub fn render_user_template(file: &str, text: &str, ctx: &tera::Context) -> Result<String, String> {
+pub fn render_user_template(
+    file: &str,
+    text: &str,
+    ctx: &tera::Context,
+) -> Result<String, TemplateError> {
     user_tera(file, text)?
         .render(file, ctx)
-        .map_err(|e| format!("the template {file}: {}", error_chain(&e)))
+        .map_err(|error| TemplateError::UserRender {
+            file: file.to_string(),
+            error,
+        })
 }
 
 /// A filter's input as text; a value the context lacks is an error, not "" (tera passes an undefined
@@ -197,6 +268,10 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("nginx")).unwrap();
         std::fs::write(dir.path().join("nginx/sitee.conf"), "x").unwrap();
         let err = Templates::load(Some(dir.path())).err().unwrap();
-        assert!(err.0.contains("matches no template"), "{}", err.0);
+        assert!(
+            matches!(&err, TemplateError::UnknownOverride { path, .. } if path.ends_with("nginx/sitee.conf")),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("matches no template"), "{err}");
     }
 }

@@ -343,7 +343,7 @@ impl Checker<'_> {
         };
         let file = path.display().to_string();
         if let Err(e) = crate::render::templates::check_user_template(&file, &text) {
-            self.fail(t.span(), key, e);
+            self.fail(t.span(), key, e.to_string());
             return None;
         }
         Some((file, text))

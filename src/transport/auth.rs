@@ -20,7 +20,86 @@ const PROMPTS: usize = 3;
 /// connecting in parallel ask once, one at a time.
 static PASSPHRASES: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
 
-pub fn authenticate(session: &ssh2::Session, hop: &Hop) -> Result<(), String> {
+/// Why no key got the hop's user in: every way that was tried, and why it failed.
+#[derive(Debug)]
+pub struct AuthError(pub Vec<Attempt>);
+
+/// One way of authenticating that failed.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The agent offered this many keys and the server refused them all.
+    AgentRefused(usize),
+    Agent(ssh2::Error),
+    /// An identity file the hop names that cannot be read.
+    Unreadable(PathBuf),
+    Key {
+        file: PathBuf,
+        error: KeyError,
+    },
+    /// Neither an agent nor a key file to try.
+    Nothing,
+}
+
+/// Why one identity file did not authenticate.
+#[derive(Debug)]
+pub enum KeyError {
+    /// The server (or libssh2, reading the file) refused it.
+    Refused(ssh2::Error),
+    WrongPassphrase,
+    NoTerminal {
+        file: PathBuf,
+    },
+    Terminal(std::io::Error),
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("authentication failed: ")?;
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{a}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attempt::AgentRefused(n) => write!(f, "{n} ssh-agent key(s) refused"),
+            Attempt::Agent(e) => write!(f, "ssh-agent: {e}"),
+            Attempt::Unreadable(file) => write!(f, "{}: cannot read it", file.display()),
+            Attempt::Key { file, error } => write!(f, "{}: {error}", file.display()),
+            Attempt::Nothing => f.write_str(
+                "no ssh-agent (SSH_AUTH_SOCK) and no key file (~/.ssh/id_*; set hosts.ssh.identity_file or IdentityFile)",
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::Refused(e) => write!(f, "refused ({})", e.message()),
+            KeyError::WrongPassphrase => write!(f, "wrong passphrase, {PROMPTS} times"),
+            KeyError::NoTerminal { file } => write!(
+                f,
+                "the key is protected by a passphrase and there is no terminal to ask for it: \
+                 add it to ssh-agent (ssh-add {}) and run again with SSH_AUTH_SOCK set",
+                file.display()
+            ),
+            KeyError::Terminal(e) => {
+                write!(f, "cannot read the passphrase from the terminal: {e}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+pub fn authenticate(session: &ssh2::Session, hop: &Hop) -> Result<(), AuthError> {
     let home = super::route::home();
     let files: Vec<PathBuf> = if hop.identity_files.is_empty() {
         DEFAULT_KEYS
@@ -39,8 +118,8 @@ pub fn authenticate(session: &ssh2::Session, hop: &Hop) -> Result<(), String> {
         match agent_auth(session, hop, &blobs, &mut offered) {
             Ok(true) => return Ok(()),
             Ok(false) if offered.is_empty() => {}
-            Ok(false) => tried.push(format!("{} ssh-agent key(s) refused", offered.len())),
-            Err(e) => tried.push(format!("ssh-agent: {e}")),
+            Ok(false) => tried.push(Attempt::AgentRefused(offered.len())),
+            Err(e) => tried.push(Attempt::Agent(e)),
         }
     }
     for (file, blob) in files.iter().zip(&blobs) {
@@ -49,22 +128,22 @@ pub fn authenticate(session: &ssh2::Session, hop: &Hop) -> Result<(), String> {
         }
         let Ok(text) = std::fs::read(file) else {
             if !hop.identity_files.is_empty() {
-                tried.push(format!("{}: cannot read it", file.display()));
+                tried.push(Attempt::Unreadable(file.clone()));
             }
             continue;
         };
         match file_auth(session, hop, file, &text) {
             Ok(()) => return Ok(()),
-            Err(e) => tried.push(format!("{}: {e}", file.display())),
+            Err(error) => tried.push(Attempt::Key {
+                file: file.clone(),
+                error,
+            }),
         }
     }
     if tried.is_empty() {
-        tried.push(
-            "no ssh-agent (SSH_AUTH_SOCK) and no key file (~/.ssh/id_*; set hosts.ssh.identity_file or IdentityFile)"
-                .into(),
-        );
+        tried.push(Attempt::Nothing);
     }
-    Err(format!("authentication failed: {}", tried.join("; ")))
+    Err(AuthError(tried))
 }
 
 /// Offers the agent's keys (only the hop's own when IdentitiesOnly); true when one was accepted.
@@ -92,15 +171,14 @@ fn agent_auth(
     Ok(false)
 }
 
-fn file_auth(session: &ssh2::Session, hop: &Hop, file: &Path, text: &[u8]) -> Result<(), String> {
+fn file_auth(session: &ssh2::Session, hop: &Hop, file: &Path, text: &[u8]) -> Result<(), KeyError> {
     if let Some(key) = super::ed25519::key(file, text) {
-        return super::ed25519::authenticate(session, &hop.user, &key)
-            .map_err(|e| format!("refused ({})", e.message()));
+        return super::ed25519::authenticate(session, &hop.user, &key).map_err(KeyError::Refused);
     }
     if !is_encrypted(text) {
         return session
             .userauth_pubkey_file(&hop.user, None, file, None)
-            .map_err(|e| format!("refused ({})", e.message()));
+            .map_err(KeyError::Refused);
     }
     for attempt in 0..PROMPTS {
         let pass = passphrase(file, attempt > 0)?;
@@ -110,14 +188,14 @@ fn file_auth(session: &ssh2::Session, hop: &Hop, file: &Path, text: &[u8]) -> Re
             Err(e) if e.code() == ssh2::ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_FILE) => {
                 forget(file);
             }
-            Err(e) => return Err(format!("refused ({})", e.message())),
+            Err(e) => return Err(KeyError::Refused(e)),
         }
     }
-    Err(format!("wrong passphrase, {PROMPTS} times"))
+    Err(KeyError::WrongPassphrase)
 }
 
 /// The passphrase for `file`: typed earlier in this run, else asked on the terminal.
-fn passphrase(file: &Path, again: bool) -> Result<String, String> {
+fn passphrase(file: &Path, again: bool) -> Result<String, KeyError> {
     let mut known = PASSPHRASES.lock().unwrap_or_else(|e| e.into_inner());
     if !again {
         if let Some((_, p)) = known.iter().find(|(f, _)| f == file) {
@@ -126,11 +204,9 @@ fn passphrase(file: &Path, again: bool) -> Result<String, String> {
     }
     // SAFETY: isatty only looks at the descriptor.
     if unsafe { libc::isatty(libc::STDIN_FILENO) } != 1 {
-        return Err(format!(
-            "the key is protected by a passphrase and there is no terminal to ask for it: \
-             add it to ssh-agent (ssh-add {}) and run again with SSH_AUTH_SOCK set",
-            file.display()
-        ));
+        return Err(KeyError::NoTerminal {
+            file: file.to_path_buf(),
+        });
     }
     let prompt = if again {
         format!(
@@ -140,8 +216,7 @@ fn passphrase(file: &Path, again: bool) -> Result<String, String> {
     } else {
         format!("Enter passphrase for key '{}': ", file.display())
     };
-    let p = ask_without_echo(&prompt)
-        .map_err(|e| format!("cannot read the passphrase from the terminal: {e}"))?;
+    let p = ask_without_echo(&prompt).map_err(KeyError::Terminal)?;
     known.retain(|(f, _)| f != file);
     known.push((file.to_path_buf(), p.clone()));
     Ok(p)

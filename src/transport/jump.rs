@@ -48,13 +48,68 @@ impl RxClock {
     }
 }
 
+/// Why a jump bridge could not be set up, or why its pump stopped by itself.
+#[derive(Debug)]
+pub enum JumpError {
+    /// The jump host `via` refused or failed the channel to `to` (`host:port`).
+    Channel {
+        via: String,
+        to: String,
+        error: ssh2::Error,
+    },
+    SocketPair(std::io::Error),
+    Thread(std::io::Error),
+    /// The jump host's session failed while the pump carried bytes.
+    Lost {
+        via: String,
+        error: std::io::Error,
+    },
+    Keepalive {
+        via: String,
+        error: ssh2::Error,
+    },
+    Poll {
+        via: String,
+        error: std::io::Error,
+    },
+    /// The jump host closed the channel to `to`.
+    Closed {
+        via: String,
+        to: String,
+    },
+}
+
+impl std::fmt::Display for JumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JumpError::Channel { via, to, error } => {
+                write!(f, "{via} cannot open a connection to {to} ({error})")
+            }
+            JumpError::SocketPair(e) => write!(f, "a socketpair for the jump: {e}"),
+            JumpError::Thread(e) => write!(f, "a thread for the jump: {e}"),
+            JumpError::Lost { via, error } => {
+                write!(f, "the connection to {via} was lost ({error})")
+            }
+            JumpError::Keepalive { via, error } => {
+                write!(f, "the connection to {via} was lost ({error})")
+            }
+            JumpError::Poll { via, error } => {
+                write!(f, "waiting on the connection to {via}: {error}")
+            }
+            JumpError::Closed { via, to } => write!(f, "{via} closed the connection to {to}"),
+        }
+    }
+}
+
+impl std::error::Error for JumpError {}
+
 /// How much the pump holds in each direction before it stops reading that side.
 const BUFFER: usize = 256 * 1024;
 
 pub struct Bridge {
     thread: Option<JoinHandle<()>>,
     /// Why the pump stopped by itself (the jump host is gone, it closed the connection).
-    reason: Arc<Mutex<Option<String>>>,
+    reason: Arc<Mutex<Option<JumpError>>>,
     rx: RxClock,
 }
 
@@ -67,17 +122,19 @@ impl Bridge {
         via: &str,
         host: &str,
         port: u16,
-    ) -> Result<(Bridge, UnixStream), String> {
+    ) -> Result<(Bridge, UnixStream), JumpError> {
         let channel = session
             .channel_direct_tcpip(host, port, None)
-            .map_err(|e| format!("{via} cannot open a connection to {host}:{port} ({e})"))?;
+            .map_err(|error| JumpError::Channel {
+                via: via.to_string(),
+                to: format!("{host}:{port}"),
+                error,
+            })?;
         session.set_keepalive(true, KEEPALIVE_SECS);
         session.set_timeout(0);
         session.set_blocking(false);
-        let (mine, theirs) =
-            UnixStream::pair().map_err(|e| format!("a socketpair for the jump: {e}"))?;
-        mine.set_nonblocking(true)
-            .map_err(|e| format!("a socketpair for the jump: {e}"))?;
+        let (mine, theirs) = UnixStream::pair().map_err(JumpError::SocketPair)?;
+        mine.set_nonblocking(true).map_err(JumpError::SocketPair)?;
         let reason = Arc::new(Mutex::new(None));
         let rx = RxClock::default();
         let pump = Pump {
@@ -97,7 +154,7 @@ impl Bridge {
                     *r.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
                 }
             })
-            .map_err(|e| format!("a thread for the jump: {e}"))?;
+            .map_err(JumpError::Thread)?;
         Ok((
             Bridge {
                 thread: Some(thread),
@@ -117,7 +174,8 @@ impl Bridge {
         self.reason
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .as_ref()
+            .map(JumpError::to_string)
     }
 }
 
@@ -157,7 +215,7 @@ fn would_block(e: &std::io::Error) -> bool {
 impl Pump {
     /// Carries bytes both ways until one side ends. Returns why, when it is not the next hop's
     /// session closing (the normal end).
-    fn run(mut self) -> Option<String> {
+    fn run(mut self) -> Option<JumpError> {
         let mut up: Vec<u8> = Vec::new(); // from the next hop's session, toward the host
         let mut down: Vec<u8> = Vec::new(); // from the host, toward the next hop's session
         let mut buf = vec![0u8; 32 * 1024];
@@ -178,9 +236,7 @@ impl Pump {
                         progress = true;
                     }
                     Err(e) if would_block(&e) => {}
-                    Err(e) => {
-                        return Some(format!("the connection to {} was lost ({e})", self.via))
-                    }
+                    Err(error) => return Some(self.lost(error)),
                 }
             }
             if !down.is_empty() {
@@ -194,7 +250,10 @@ impl Pump {
                 }
             } else if remote_eof {
                 self.finish();
-                return Some(format!("{} closed the connection to {}", self.via, self.to));
+                return Some(JumpError::Closed {
+                    via: self.via.clone(),
+                    to: self.to.clone(),
+                });
             }
             if up.len() < BUFFER && !local_eof {
                 match (&self.sock).read(&mut buf) {
@@ -217,9 +276,7 @@ impl Pump {
                         progress |= n > 0;
                     }
                     Err(e) if would_block(&e) => {}
-                    Err(e) => {
-                        return Some(format!("the connection to {} was lost ({e})", self.via))
-                    }
+                    Err(error) => return Some(self.lost(error)),
                 }
             } else if local_eof {
                 self.finish();
@@ -242,11 +299,14 @@ impl Pump {
     /// Sleeps until a side it wants can move or the next keepalive is due. The jump host's
     /// socket is watched only for what the pump wants of it, so a full buffer never turns
     /// readiness it will not use into a busy loop.
-    fn wait(&self, want: Want) -> Result<(), String> {
+    fn wait(&self, want: Want) -> Result<(), JumpError> {
         let next = self
             .session
             .keepalive_send()
-            .map_err(|e| format!("the connection to {} was lost ({e})", self.via))?;
+            .map_err(|error| JumpError::Keepalive {
+                via: self.via.clone(),
+                error,
+            })?;
         let (blocked, cap) = poll_timeout(&self.session, next);
         let mut jump_events = 0;
         if want.channel_read {
@@ -279,10 +339,20 @@ impl Pump {
         if rc < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(format!("waiting on the connection to {}: {e}", self.via));
+                return Err(JumpError::Poll {
+                    via: self.via.clone(),
+                    error: e,
+                });
             }
         }
         Ok(())
+    }
+
+    fn lost(&self, error: std::io::Error) -> JumpError {
+        JumpError::Lost {
+            via: self.via.clone(),
+            error,
+        }
     }
 
     /// Closes the channel and the jump host's session, giving it two seconds at most.

@@ -1,7 +1,7 @@
 //! OpenSSH's multiplexing protocol (PROTOCOL.mux in OpenSSH's source), the client's side of a
 //! "passenger" session: a command run over a control master's connection without starting an
-//! `ssh` client for it. The client's start alone (its libraries, OpenSSL) was 3.7 ms of a 34 ms
-//! kept `plan` on a lab host; the master does the same work either way.
+//! `ssh` client for it. Starting the client alone (its libraries, OpenSSL) was a noticeable share
+//! of a kept `plan` on a lab host, and buys nothing: the master does the same work either way.
 //!
 //! The exchange: both sides say hello (protocol 4); the client asks for a session (no tty, no
 //! forwarding, no escape character) and passes its stdin, stdout and stderr over the socket

@@ -3,11 +3,11 @@
 //! default). Where none is up, `ssh` runs the command and stays as the master; where one is, the
 //! command goes through its socket directly (`mux`), with no `ssh` client started. A later run
 //! within that time skips the TCP connect, the key exchange and the authentication, and on the
-//! host sshd's per-connection work (its re-exec, PAM, the motd scripts): running `true` through a
-//! lab master takes ~4 ms (7.9 ms through an `ssh` client, whose start alone is 3.7 ms), not the
-//! ~100-200 ms of a new connection. The price, said in `--help`: the host key is checked when the
-//! master connects, not again while it lives, and the control socket (in a directory only this
-//! user can open) is as good as a logged-in session.
+//! host sshd's per-connection work (its re-exec, PAM, the motd scripts), which are most of what a
+//! new connection costs; going through the master's socket directly also saves starting an `ssh`
+//! client, a large share of what is left. The price, said in `--help`: the host key is checked
+//! when the master connects, not again while it lives, and the control socket (in a directory only
+//! this user can open) is as good as a logged-in session.
 //!
 //! The way to the host is `route`'s, as for the ssh2 transport: ssh runs with `-F none` and every
 //! hop's values given on its command line, jump hosts through nested ProxyCommands, so both
@@ -50,10 +50,10 @@ impl OpenSshTransport {
 
     fn open(ssh: &Ssh, policy: HostKeyPolicy, persist_secs: Option<u32>) -> Result<Self> {
         let plain = format!("{}@{}:{}", ssh.user, ssh.address, ssh.port);
-        let err = |e: String| TransportError(format!("{plain}: {e}"));
-        let config = route::config_for(ssh).map_err(|e| err(e.to_string()))?;
-        let hops = route::route(ssh, config.as_ref()).map_err(err)?;
-        let dir = control_dir().map_err(err)?;
+        let err = |e: &dyn std::fmt::Display| TransportError(format!("{plain}: {e}"));
+        let config = route::config_for(ssh).map_err(|e| err(&e))?;
+        let hops = route::route(ssh, config.as_ref()).map_err(|e| err(&e))?;
+        let dir = control_dir().map_err(|e| err(&e))?;
         let last = hops.len() - 1;
         // ssh sends a ProxyCommand's stderr to /dev/null when ControlPersist is on: a jump host's
         // refusal (its host key) would go unsaid. It goes to a file of this run instead.
@@ -220,10 +220,45 @@ fn bracket(host: &str) -> String {
     }
 }
 
+/// Why the control sockets' directory cannot be used.
+#[derive(Debug)]
+enum ControlDirError {
+    Create {
+        dir: PathBuf,
+        error: std::io::Error,
+    },
+    Read {
+        dir: PathBuf,
+        error: std::io::Error,
+    },
+    /// Not a directory, or another's, or others may open it.
+    Unsafe {
+        dir: PathBuf,
+    },
+}
+
+impl std::fmt::Display for ControlDirError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlDirError::Create { dir, error } => {
+                write!(f, "creating {}: {error}", dir.display())
+            }
+            ControlDirError::Read { dir, error } => write!(f, "reading {}: {error}", dir.display()),
+            ControlDirError::Unsafe { dir } => write!(
+                f,
+                "{} must be a directory of yours that only you can open (mode 0700) to hold reused SSH connections",
+                dir.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ControlDirError {}
+
 /// Where the control sockets live: a directory of this user's, which nobody else may open
 /// (`$XDG_RUNTIME_DIR/provision-ssh`, else `~/.cache/provision-ssh`). One that exists with other
 /// rights or another owner is refused, not used.
-fn control_dir() -> std::result::Result<PathBuf, String> {
+fn control_dir() -> std::result::Result<PathBuf, ControlDirError> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
@@ -234,16 +269,18 @@ fn control_dir() -> std::result::Result<PathBuf, String> {
         .recursive(true)
         .mode(0o700)
         .create(&dir)
-        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let meta =
-        std::fs::symlink_metadata(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        .map_err(|error| ControlDirError::Create {
+            dir: dir.clone(),
+            error,
+        })?;
+    let meta = std::fs::symlink_metadata(&dir).map_err(|error| ControlDirError::Read {
+        dir: dir.clone(),
+        error,
+    })?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     if !meta.is_dir() || meta.uid() != me || meta.permissions().mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} must be a directory of yours that only you can open (mode 0700) to hold reused SSH connections",
-            dir.display()
-        ));
+        return Err(ControlDirError::Unsafe { dir });
     }
     Ok(dir)
 }

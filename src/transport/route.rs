@@ -11,7 +11,7 @@
 
 use super::known_hosts::known_hosts_name;
 use super::ssh_config::{
-    expand, parse_jumps, ConfigError, HostConfig, Jump, SshConfig, Strict, Tokens,
+    expand, parse_jumps, ConfigError, HostConfig, Jump, SshConfig, Strict, Tokens, WordError,
 };
 use crate::spec::{Ssh, SshConfigFile};
 use std::path::{Path, PathBuf};
@@ -20,6 +20,42 @@ use std::time::Duration;
 
 /// More hops than this is a ProxyJump loop in the ssh_config, most likely.
 const MAX_HOPS: usize = 8;
+
+/// Why no way to the host could be made of the inventory and the ssh_config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// An IdentityFile or UserKnownHostsFile with a `%` token that cannot be expanded.
+    Token(WordError),
+    /// A ProxyJump value that is not a jump list: the host's (`of` None) or a jump host's own.
+    ProxyJump {
+        value: String,
+        of: Option<String>,
+        error: WordError,
+    },
+    TooManyHops,
+}
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteError::Token(e) => write!(f, "{e}"),
+            RouteError::ProxyJump { value, of, error } => {
+                write!(f, "ProxyJump {value:?}")?;
+                if let Some(host) = of {
+                    write!(f, " of {host}")?;
+                }
+                write!(f, ": allowed: {error}")
+            }
+            RouteError::TooManyHops => write!(
+                f,
+                "ProxyJump leads through more than {} jump hosts (a ProxyJump loop in the ssh_config?)",
+                MAX_HOPS - 1
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
 
 /// One SSH server on the way: a jump host, or the host itself (the last hop).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +186,7 @@ fn apply(ssh: &mut Ssh, hc: &HostConfig) {
 }
 
 /// Every hop from this machine to the host, the host last.
-pub fn route(ssh: &Ssh, config: Option<&SshConfig>) -> Result<Vec<Hop>, String> {
+pub fn route(ssh: &Ssh, config: Option<&SshConfig>) -> Result<Vec<Hop>, RouteError> {
     let empty = SshConfig::default();
     let config = config.unwrap_or(&empty);
     let home = home();
@@ -200,22 +236,19 @@ pub fn route(ssh: &Ssh, config: Option<&SshConfig>) -> Result<Vec<Hop>, String> 
         connect_timeout: Duration::from_secs(u64::from(ssh.connect_timeout_secs)),
     };
     let jumps = match ssh.proxy_jump.as_deref().or(hc.proxy_jump.as_deref()) {
-        Some(j) => parse_jumps(j).map_err(|e| format!("ProxyJump {j:?}: allowed: {e}"))?,
+        Some(j) => parse_jumps(j).map_err(|error| RouteError::ProxyJump {
+            value: j.to_string(),
+            of: None,
+            error,
+        })?,
         None => Vec::new(),
     };
     let mut hops = chain(&jumps, ssh, config, &home, 0)?;
     hops.push(target);
     if hops.len() > MAX_HOPS {
-        return Err(too_many());
+        return Err(RouteError::TooManyHops);
     }
     Ok(hops)
-}
-
-fn too_many() -> String {
-    format!(
-        "ProxyJump leads through more than {} jump hosts (a ProxyJump loop in the ssh_config?)",
-        MAX_HOPS - 1
-    )
 }
 
 /// The hops of a jump list: the first jump host's own way first, then the list in order.
@@ -225,29 +258,32 @@ fn chain(
     config: &SshConfig,
     home: &Path,
     depth: usize,
-) -> Result<Vec<Hop>, String> {
+) -> Result<Vec<Hop>, RouteError> {
     if depth >= MAX_HOPS {
-        return Err(too_many());
+        return Err(RouteError::TooManyHops);
     }
     let mut hops = Vec::new();
     for (i, j) in jumps.iter().enumerate() {
         let hc = config.lookup(&j.host);
         if i == 0 {
             if let Some(own) = &hc.proxy_jump {
-                let own = parse_jumps(own)
-                    .map_err(|e| format!("ProxyJump {own:?} of {}: allowed: {e}", j.host))?;
+                let own = parse_jumps(own).map_err(|error| RouteError::ProxyJump {
+                    value: own.clone(),
+                    of: Some(j.host.clone()),
+                    error,
+                })?;
                 hops.extend(chain(&own, ssh, config, home, depth + 1)?);
             }
         }
         hops.push(jump_hop(j, &hc, ssh, home)?);
         if hops.len() >= MAX_HOPS {
-            return Err(too_many());
+            return Err(RouteError::TooManyHops);
         }
     }
     Ok(hops)
 }
 
-fn jump_hop(j: &Jump, hc: &HostConfig, ssh: &Ssh, home: &Path) -> Result<Hop, String> {
+fn jump_hop(j: &Jump, hc: &HostConfig, ssh: &Ssh, home: &Path) -> Result<Hop, RouteError> {
     let hostname = hc.hostname.clone().unwrap_or_else(|| j.host.clone());
     let port = j.port.or(hc.port).unwrap_or(22);
     let user = j
@@ -297,15 +333,15 @@ fn jump_hop(j: &Jump, hc: &HostConfig, ssh: &Ssh, home: &Path) -> Result<Hop, St
     })
 }
 
-fn expand_all(files: &[String], t: &Tokens) -> Result<Vec<PathBuf>, String> {
+fn expand_all(files: &[String], t: &Tokens) -> Result<Vec<PathBuf>, RouteError> {
     files
         .iter()
-        .map(|f| expand(f, t).map(PathBuf::from))
+        .map(|f| expand(f, t).map(PathBuf::from).map_err(RouteError::Token))
         .collect()
 }
 
 /// UserKnownHostsFile's files, else ssh's default `~/.ssh/known_hosts`.
-fn known_hosts_files(files: Option<&[String]>, t: &Tokens) -> Result<Vec<PathBuf>, String> {
+fn known_hosts_files(files: Option<&[String]>, t: &Tokens) -> Result<Vec<PathBuf>, RouteError> {
     match files {
         Some(f) => expand_all(f, t),
         None => Ok(vec![t.home.join(".ssh/known_hosts")]),

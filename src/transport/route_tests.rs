@@ -113,7 +113,8 @@ fn a_chain_follows_the_first_jump_hosts_own_proxy_jump_only() {
 fn a_proxy_jump_loop_is_an_error() {
     let c = config("Host a\n  ProxyJump b\nHost b\n  ProxyJump a\n");
     let e = route(&ssh("a"), Some(&c)).unwrap_err();
-    assert!(e.contains("loop"), "{e}");
+    assert_eq!(e, RouteError::TooManyHops);
+    assert!(e.to_string().contains("loop"), "{e}");
 }
 
 #[test]

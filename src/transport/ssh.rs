@@ -4,7 +4,7 @@
 //! loop sends keepalives and never gives up on silence: a dead peer is cut off by the kernel
 //! through TCP_USER_TIMEOUT, or, behind a jump host, when its keepalives go unanswered.
 
-use super::connect;
+use super::connect::{self, ConnectError};
 use super::jump::{Bridge, RxClock};
 use super::route;
 use super::{HostKeyPolicy, LineSplitter, Output, Result, Stats, Transport, TransportError};
@@ -51,7 +51,7 @@ impl SshTransport {
         let mut bridges = Vec::new();
         let mut link = None;
         for (i, hop) in hops.iter().enumerate() {
-            let jump = |e: String| {
+            let jump = |e: ConnectError| {
                 if i == last {
                     TransportError(format!("{target}: {e}"))
                 } else {

@@ -17,7 +17,7 @@
 //!   IdentityFile and UserKnownHostsFile.
 
 use std::path::{Path, PathBuf};
-pub use words::{expand, expand_tilde, parse_jumps, Jump, Tokens};
+pub use words::{expand, expand_tilde, parse_jumps, Jump, Tokens, WordError};
 use words::{glob, match_conds, matches_list, patterns, split_line, yes_no};
 
 mod words;
@@ -147,7 +147,7 @@ impl SshConfig {
                 keyword: keyword.to_string(),
                 message,
             };
-            let Some((keyword, args)) = split_line(raw).map_err(|m| err("", m))? else {
+            let Some((keyword, args)) = split_line(raw).map_err(|m| err("", m.to_string()))? else {
                 continue;
             };
             let key = keyword.to_ascii_lowercase();
@@ -170,7 +170,7 @@ impl SshConfig {
                 }
                 "match" => {
                     let mut conds = outer.to_vec();
-                    conds.extend(match_conds(&args).map_err(|m| err(&keyword, m))?);
+                    conds.extend(match_conds(&args).map_err(|m| err(&keyword, m.to_string()))?);
                     self.sections.push(Section {
                         conds,
                         values: Vec::new(),
@@ -226,12 +226,12 @@ impl SshConfig {
                     }
                 }
                 "identityfile" => Value::IdentityFile(need_one(&args)?),
-                "identitiesonly" => {
-                    Value::IdentitiesOnly(yes_no(&need_one(&args)?).map_err(|m| err(&keyword, m))?)
-                }
-                "hashknownhosts" => {
-                    Value::HashKnownHosts(yes_no(&need_one(&args)?).map_err(|m| err(&keyword, m))?)
-                }
+                "identitiesonly" => Value::IdentitiesOnly(
+                    yes_no(&need_one(&args)?).map_err(|m| err(&keyword, m.to_string()))?,
+                ),
+                "hashknownhosts" => Value::HashKnownHosts(
+                    yes_no(&need_one(&args)?).map_err(|m| err(&keyword, m.to_string()))?,
+                ),
                 "proxyjump" => {
                     let v = need_one(&args)?;
                     parse_jumps(&v)

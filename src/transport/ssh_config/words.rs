@@ -4,9 +4,50 @@
 use super::Cond;
 use std::path::{Path, PathBuf};
 
+/// Why a word of an ssh_config line, or a value of the inventory read the same way, is refused.
+/// The message is what follows `file:line: keyword: ` (or the inventory's key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WordError {
+    UnterminatedQuote,
+    /// `Match host` or `Match originalhost` with no patterns after it.
+    NoPatterns {
+        criterion: String,
+    },
+    NotYesNo {
+        found: String,
+    },
+    /// A `%` token OpenSSH has and provision does not expand.
+    UnsupportedToken {
+        word: String,
+        token: char,
+    },
+    LonePercent {
+        word: String,
+    },
+    /// A ProxyJump list that is not one: what is allowed.
+    Jumps,
+}
+
+impl std::fmt::Display for WordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WordError::UnterminatedQuote => f.write_str("an unterminated quote"),
+            WordError::NoPatterns { criterion } => write!(f, "{criterion} without patterns"),
+            WordError::NotYesNo { found } => write!(f, "found {found:?}; allowed: yes or no"),
+            WordError::UnsupportedToken { word, token } => {
+                write!(f, "{word:?}: the token %{token} is not supported")
+            }
+            WordError::LonePercent { word } => write!(f, "{word:?}: a lone % at the end"),
+            WordError::Jumps => f.write_str(JUMPS_ALLOWED),
+        }
+    }
+}
+
+impl std::error::Error for WordError {}
+
 /// One line as (keyword, arguments): `Keyword value`, `Keyword=value`, double-quoted arguments,
 /// a word starting with `#` ends the line. `None` for blank lines and comments.
-pub(super) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
+pub(super) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, WordError> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
@@ -42,7 +83,7 @@ pub(super) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, St
             chars.next();
         }
         if quoted {
-            return Err("an unterminated quote".into());
+            return Err(WordError::UnterminatedQuote);
         }
         args.push(word);
     }
@@ -57,16 +98,16 @@ pub(super) fn patterns(args: &[String]) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn match_conds(args: &[String]) -> Result<Vec<Cond>, String> {
+pub(super) fn match_conds(args: &[String]) -> Result<Vec<Cond>, WordError> {
     let mut conds = Vec::new();
     let mut it = args.iter();
     while let Some(criterion) = it.next() {
         match criterion.to_ascii_lowercase().as_str() {
             "all" => {}
             "host" | "originalhost" => {
-                let list = it
-                    .next()
-                    .ok_or_else(|| format!("{criterion} without patterns"))?;
+                let list = it.next().ok_or_else(|| WordError::NoPatterns {
+                    criterion: criterion.clone(),
+                })?;
                 let p = patterns(std::slice::from_ref(list));
                 conds.push(if criterion.eq_ignore_ascii_case("host") {
                     Cond::MatchHost(p)
@@ -87,11 +128,13 @@ pub(super) fn match_conds(args: &[String]) -> Result<Vec<Cond>, String> {
     Ok(conds)
 }
 
-pub(super) fn yes_no(v: &str) -> Result<bool, String> {
+pub(super) fn yes_no(v: &str) -> Result<bool, WordError> {
     match v.to_ascii_lowercase().as_str() {
         "yes" | "true" => Ok(true),
         "no" | "false" => Ok(false),
-        _ => Err(format!("found {v:?}; allowed: yes or no")),
+        _ => Err(WordError::NotYesNo {
+            found: v.to_string(),
+        }),
     }
 }
 
@@ -168,7 +211,7 @@ pub struct Tokens<'a> {
 }
 
 /// `~` and `%` tokens; an unknown token is an error, as in OpenSSH.
-pub fn expand(s: &str, t: &Tokens) -> Result<String, String> {
+pub fn expand(s: &str, t: &Tokens) -> Result<String, WordError> {
     let s = expand_tilde(s, t.home);
     let mut out = String::new();
     let mut chars = s.chars();
@@ -187,8 +230,8 @@ pub fn expand(s: &str, t: &Tokens) -> Result<String, String> {
             Some('d') => out.push_str(&t.home.display().to_string()),
             // SAFETY: getuid cannot fail.
             Some('i') => out.push_str(&unsafe { libc::getuid() }.to_string()),
-            Some(other) => return Err(format!("{s:?}: the token %{other} is not supported")),
-            None => return Err(format!("{s:?}: a lone % at the end")),
+            Some(token) => return Err(WordError::UnsupportedToken { word: s, token }),
+            None => return Err(WordError::LonePercent { word: s }),
         }
     }
     Ok(out)
@@ -206,25 +249,25 @@ const JUMPS_ALLOWED: &str =
     "\"none\" or comma-separated jump hosts, each [user@]host[:port] (an address in [ ] for IPv6)";
 
 /// A ProxyJump value: `none` is no jump at all.
-pub fn parse_jumps(v: &str) -> Result<Vec<Jump>, String> {
+pub fn parse_jumps(v: &str) -> Result<Vec<Jump>, WordError> {
     if v.eq_ignore_ascii_case("none") {
         return Ok(Vec::new());
     }
     v.split(',').map(parse_jump).collect()
 }
 
-fn parse_jump(s: &str) -> Result<Jump, String> {
+fn parse_jump(s: &str) -> Result<Jump, WordError> {
     let s = s.strip_prefix("ssh://").unwrap_or(s);
     let (user, hostport) = match s.rsplit_once('@') {
         Some((u, h)) => (Some(u.to_string()), h),
         None => (None, s),
     };
     let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or(JUMPS_ALLOWED)?;
+        let (h, after) = rest.split_once(']').ok_or(WordError::Jumps)?;
         match after.strip_prefix(':') {
             Some(p) => (h, Some(p)),
             None if after.is_empty() => (h, None),
-            None => return Err(JUMPS_ALLOWED.into()),
+            None => return Err(WordError::Jumps),
         }
     } else {
         match hostport.split_once(':') {
@@ -237,7 +280,7 @@ fn parse_jump(s: &str) -> Result<Jump, String> {
             p.parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or(JUMPS_ALLOWED)?,
+                .ok_or(WordError::Jumps)?,
         ),
         None => None,
     };
@@ -251,7 +294,7 @@ fn parse_jump(s: &str) -> Result<Jump, String> {
             .as_deref()
             .is_some_and(|u| !plain(u) || u.contains(':'))
     {
-        return Err(JUMPS_ALLOWED.into());
+        return Err(WordError::Jumps);
     }
     Ok(Jump {
         user,
