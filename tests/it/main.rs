@@ -17,6 +17,7 @@ mod faults;
 mod guard;
 mod lab;
 mod load;
+mod readme;
 mod render;
 mod sites;
 mod ssh;

@@ -56,6 +56,12 @@ impl Run {
         self
     }
 
+    /// Runs in `dir` instead of the repository's top directory.
+    pub fn dir(mut self, dir: &Path) -> Run {
+        self.cmd.current_dir(dir);
+        self
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Run {
         self.cmd.env(k, v);
         self
