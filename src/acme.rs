@@ -9,20 +9,34 @@
 
 use crate::component::Report;
 
-/// The challenge zone of a site whose certificate is asked for over DNS-01: `_acme-challenge.
-/// <domain>`, served by the dns hosts next to the site's zone. named owns its records (dynamic
-/// updates), so provision's zone file of the site is never rewritten by named.
+/// The challenge zones of a site whose certificate is asked for over DNS-01: one for each name
+/// the CA asks a TXT record of (`_acme-challenge.<name>`, the name without its `*.`), each
+/// delegated from the site's zone to the dns hosts, where named owns its records (dynamic updates)
+/// and the site's TSIG key may change its apex's TXT records and nothing else. A zone per name, not
+/// one zone with CNAMEs into it: an authoritative-only server does not chase a CNAME into another
+/// zone, and a CA's resolver need not either; provision's zone file is never written by named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeZone {
-    /// `_acme-challenge.<domain>`, without the final dot.
-    pub zone: String,
-    /// The names whose TXT records the site's key may change (the update-policy), fully qualified
-    /// without the final dot: the zone's apex for the domain and `*.<domain>`, `<label>.<zone>` for
-    /// any other name.
-    pub names: Vec<String>,
-    /// CNAME records for the site's zone, relative to the domain: `_acme-challenge.<label>` to
-    /// `<label>.<zone>.`. The zone also delegates `_acme-challenge` to the dns hosts (NS).
-    pub cnames: Vec<(String, String)>,
+    /// The zones, fully qualified without the final dot, in the order of the names.
+    pub zones: Vec<String>,
+    /// Their owners in the site's zone, relative to the domain (`_acme-challenge`,
+    /// `_acme-challenge.shop`): each delegated (NS) to the dns hosts.
+    pub owners: Vec<String>,
+}
+
+/// The name of the TSIG key that may change a site's challenge records (on the dns hosts and in
+/// the web hosts' nsupdate).
+pub fn tsig_key_name(domain: &str) -> String {
+    format!("acme-{domain}")
+}
+
+/// The TSIG key of `domain` as named and nsupdate read it (`secret`: base64; the derived key's
+/// hex digits are base64 too).
+pub fn tsig_key_file(domain: &str, secret: &str) -> String {
+    format!(
+        "key \"{}\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret}\";\n}};\n",
+        tsig_key_name(domain)
+    )
 }
 
 /// A name of the site that is not in its domain: no challenge record of its zone can prove it.
@@ -45,35 +59,27 @@ impl std::fmt::Display for OutsideDomain {
 impl std::error::Error for OutsideDomain {}
 
 impl ChallengeZone {
-    /// The challenge zone of `domain` for a certificate of `names` (`*.` allowed), in their order.
+    /// The challenge zones of `domain` for a certificate of `names` (`*.` allowed), in their order.
     pub fn new(domain: &str, names: &[String]) -> Result<ChallengeZone, OutsideDomain> {
-        let zone = format!("_acme-challenge.{domain}");
         let mut out = ChallengeZone {
-            zone: zone.clone(),
-            names: Vec::new(),
-            cnames: Vec::new(),
+            zones: Vec::new(),
+            owners: Vec::new(),
         };
         for n in names {
             let base = n.strip_prefix("*.").unwrap_or(n);
-            let (record, cname) = if base == domain {
-                (zone.clone(), None)
+            let owner = if base == domain {
+                "_acme-challenge".to_string()
             } else if let Some(label) = base.strip_suffix(&format!(".{domain}")) {
-                let target = format!("{label}.{zone}");
-                (
-                    target.clone(),
-                    Some((format!("_acme-challenge.{label}"), format!("{target}."))),
-                )
+                format!("_acme-challenge.{label}")
             } else {
                 return Err(OutsideDomain {
                     name: n.clone(),
                     domain: domain.to_string(),
                 });
             };
-            if !out.names.contains(&record) {
-                out.names.push(record);
-            }
-            if let Some(c) = cname.filter(|c| !out.cnames.contains(c)) {
-                out.cnames.push(c);
+            if !out.owners.contains(&owner) {
+                out.zones.push(format!("{owner}.{domain}"));
+                out.owners.push(owner);
             }
         }
         Ok(out)

@@ -87,6 +87,9 @@ pub enum SecretKey {
     TlsKey(SiteRef),
     /// The application's own secret for keys and salts, derived from the database password.
     AppSalt(SiteRef),
+    /// The TSIG key that lets a site's web hosts change its DNS-01 challenge records on the dns
+    /// hosts, derived from the database password (the web hosts hold that already).
+    AcmeTsig(SiteRef),
 }
 
 impl SecretKey {
@@ -102,6 +105,7 @@ impl SecretKey {
             SecretKey::TlsKey(s) => format!("{}.tls.key", s.key("site")),
             SecretKey::AppSalt(s) if !s.many => "app.salt".into(),
             SecretKey::AppSalt(s) => format!("{}.app.salt", s.key("site")),
+            SecretKey::AcmeTsig(s) => format!("{}.tls.acme.tsig", s.key("site")),
         }
     }
 }

@@ -5,7 +5,7 @@ fn names(v: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn the_challenge_zone_holds_the_apex_and_wildcard_at_its_apex_and_other_names_under_it() {
+fn each_challenge_name_is_a_zone_of_its_own_delegated_from_the_site_zone() {
     let z = ChallengeZone::new(
         "foobar.com",
         &names(&[
@@ -17,32 +17,24 @@ fn the_challenge_zone_holds_the_apex_and_wildcard_at_its_apex_and_other_names_un
         ]),
     )
     .unwrap();
-    assert_eq!(z.zone, "_acme-challenge.foobar.com");
+    // The apex and its wildcard share one challenge name; so does a name and the wildcard of it.
     assert_eq!(
-        z.names,
+        z.zones,
         names(&[
             "_acme-challenge.foobar.com",
-            "www._acme-challenge.foobar.com",
-            "shop._acme-challenge.foobar.com",
-            "a.shop._acme-challenge.foobar.com",
+            "_acme-challenge.www.foobar.com",
+            "_acme-challenge.shop.foobar.com",
+            "_acme-challenge.a.shop.foobar.com",
         ])
     );
     assert_eq!(
-        z.cnames,
-        vec![
-            (
-                "_acme-challenge.www".to_string(),
-                "www._acme-challenge.foobar.com.".to_string()
-            ),
-            (
-                "_acme-challenge.shop".to_string(),
-                "shop._acme-challenge.foobar.com.".to_string()
-            ),
-            (
-                "_acme-challenge.a.shop".to_string(),
-                "a.shop._acme-challenge.foobar.com.".to_string()
-            ),
-        ]
+        z.owners,
+        names(&[
+            "_acme-challenge",
+            "_acme-challenge.www",
+            "_acme-challenge.shop",
+            "_acme-challenge.a.shop",
+        ])
     );
 }
 

@@ -17,7 +17,8 @@ use super::{Component, Cx, Need, Out, Report};
 use crate::acme::{CertStatus, Serving};
 use crate::desired::Handler;
 use crate::render::RenderError;
-use crate::spec::{Site, TlsCert};
+use crate::secret::SecretKey;
+use crate::spec::{Challenge, Role, Site, TlsCert};
 use serde_json::json;
 
 pub struct Acme;
@@ -62,6 +63,11 @@ impl Component for Acme {
         for p in ["lego", "openssl", "cron"] {
             out.package(p);
         }
+        let dns01 = |s: &&Site| matches!(s.tls.as_ref().map(|t| &t.cert), Some(TlsCert::Acme(a)) if a.challenge == Challenge::Dns01);
+        if sites(cx).iter().map(|(s, ..)| s).any(dns01) {
+            // nsupdate and dig, for the challenge records.
+            out.package("bind9-dnsutils");
+        }
         out.file(SCRIPT, cx.render("acme/provision-acme", &[])?)
             .mode(0o755)
             .checked_by("acme");
@@ -99,7 +105,8 @@ impl Component for Acme {
             .ca_bundle
             .as_ref()
             .map(|_| format!("{CONF_DIR}/{domain}.directory-ca.pem"));
-        let values = json!({
+        let tsig = format!("{CONF_DIR}/{domain}.tsig");
+        let mut values = json!({
             "site": domain,
             "names": a.names,
             "directory": a.directory,
@@ -112,6 +119,22 @@ impl Component for Acme {
             "ca_bundle": ca_bundle,
         });
         let run = Handler::run(&step(site));
+        if a.challenge == Challenge::Dns01 {
+            let zones = crate::acme::ChallengeZone::new(domain, &a.names)
+                .map(|z| z.zones)
+                .unwrap_or_default();
+            values["dns_zones"] = json!(zones);
+            values["dns_servers"] = json!(cx
+                .spec
+                .hosts_with(Role::Dns)
+                .map(|h| h.public_address.to_string())
+                .collect::<Vec<_>>());
+            values["tsig_key"] = json!(tsig);
+            out.file(&tsig, tsig_key_file(cx, site)?)
+                .mode(0o600)
+                .sensitive()
+                .notify(run.clone());
+        }
         out.file(
             format!("{CONF_DIR}/{domain}.conf"),
             cx.render("acme/site.conf", &[("acme", values)])?,
@@ -197,6 +220,22 @@ impl Component for Acme {
                 }
             })
             .collect()
+    }
+}
+
+/// The TSIG key file of a DNS-01 site (its secret masked unless secrets are revealed), as named
+/// and nsupdate read it.
+pub(super) fn tsig_key_file(cx: &Cx, site: &Site) -> Result<String, RenderError> {
+    let domain = site.domain.as_str();
+    match cx
+        .opts
+        .secret(&cx.spec.secrets, SecretKey::AcmeTsig(site.at))
+    {
+        Some(secret) => Ok(crate::acme::tsig_key_file(domain, &secret)),
+        None => Err(RenderError::Template {
+            host: cx.host.name.clone(),
+            message: format!("the DNS-01 site {domain} has no TSIG key registered (a bug)"),
+        }),
     }
 }
 

@@ -4,9 +4,11 @@
 
 use super::zone::{next_serial, Zone};
 use super::{Component, Cx, Out};
+use crate::acme::ChallengeZone;
 use crate::desired::{Handler, HealthCheck};
+use crate::quote::shell_word;
 use crate::render::RenderError;
-use crate::spec::{RecordKind, Role, Site, Spec};
+use crate::spec::{Challenge, RecordKind, Role, Site, Spec, TlsCert};
 use serde_json::{json, Value};
 use std::net::IpAddr;
 
@@ -15,6 +17,32 @@ pub static BIND: Bind = Bind;
 
 pub fn zone_path(site: &Site) -> String {
     format!("/etc/bind/db.{}", site.domain)
+}
+
+/// The DNS-01 challenge zone of a site whose certificate is asked for that way.
+fn challenge_zone(site: &Site) -> Option<ChallengeZone> {
+    match site.tls.as_ref().map(|t| &t.cert) {
+        Some(TlsCert::Acme(a)) if a.challenge == Challenge::Dns01 => {
+            // validate refused names outside the domain.
+            ChallengeZone::new(site.domain.as_str(), &a.names).ok()
+        }
+        _ => None,
+    }
+}
+
+/// The name servers of the site's zone, as the zone names them (`ns1.<domain>.`, ..., then the
+/// inventory's outside ones), and the address records of provision's own.
+fn nameservers(spec: &Spec, site: &Site) -> (Vec<String>, Vec<Value>) {
+    let domain = site.domain.as_str();
+    let mut names = Vec::new();
+    let mut records = Vec::new();
+    for (i, ns) in spec.hosts_with(Role::Dns).enumerate() {
+        let label = format!("ns{}", i + 1);
+        names.push(format!("{label}.{domain}."));
+        records.push(address_record(&label, ns.public_address));
+    }
+    names.extend(site.dns.nameservers.iter().map(|n| format!("{n}.")));
+    (names, records)
 }
 
 /// Where the site's names point: the floating address of two load balancers, the load balancer
@@ -77,11 +105,15 @@ impl Component for Bind {
                     .collect(),
             });
         }
+        let acme = self.challenge_zones(cx, out)?;
         let mut files = out.scope(Handler::reload("named"), "bind");
         files
             .file(
                 "/etc/bind/named.conf.local",
-                cx.render("bind/named.conf.local", &[("zones", zones.into())])?,
+                cx.render(
+                    "bind/named.conf.local",
+                    &[("zones", zones.into()), ("acme", acme.into())],
+                )?,
             )
             .owned("root", "bind");
         files
@@ -105,18 +137,78 @@ impl Component for Bind {
 }
 
 impl Bind {
+    /// The DNS-01 challenge zones (issue 24): for each site that asks, its TSIG key, a zone for
+    /// each challenge name (written once, then named's: dynamic updates) and `named.conf.acme`,
+    /// where the key may change the TXT records at their apexes and nothing else. Whether any.
+    fn challenge_zones(&self, cx: &Cx, out: &mut Out) -> Result<bool, RenderError> {
+        let mut keys = Vec::new();
+        let mut zones = Vec::new();
+        for site in &cx.spec.sites {
+            let Some(cz) = challenge_zone(site) else {
+                continue;
+            };
+            let domain = site.domain.as_str();
+            let key_file = format!("/etc/bind/provision-acme-{domain}.key");
+            out.scope(Handler::reload("named"), "bind")
+                .file(&key_file, super::acme::tsig_key_file(cx, site)?)
+                .owned("root", "bind")
+                .mode(0o640)
+                .sensitive();
+            keys.push(key_file);
+            // Only provision's own name servers serve the challenge zones.
+            let (mut nameservers, _) = nameservers(cx.spec, site);
+            nameservers.truncate(cx.spec.hosts_with(Role::Dns).count());
+            for zone in &cz.zones {
+                let file = format!("/var/lib/bind/db.{zone}");
+                let text = cx.render(
+                    "acme/challenge-zone.db",
+                    &[(
+                        "zone",
+                        json!({
+                            "site": domain,
+                            "zone": zone,
+                            "primary_ns": nameservers.first().cloned().unwrap_or_default(),
+                            "soa_contact": site.dns.soa_contact,
+                            "nameservers": nameservers,
+                        }),
+                    )],
+                )?;
+                // named writes the zone (and its journal) from then on: made once, never
+                // rewritten.
+                out.made(
+                    &file,
+                    format!("printf '%s' {} > \"$OUT\"", shell_word(&text)),
+                    format!("the challenge zone {zone}, then named's"),
+                )
+                .owned("bind", "bind")
+                .notify(Handler::reload("named"))
+                .checked_by("bind");
+                zones.push(json!({
+                    "zone": zone,
+                    "file": file,
+                    "key": crate::acme::tsig_key_name(domain),
+                }));
+            }
+        }
+        if zones.is_empty() {
+            return Ok(false);
+        }
+        out.scope(Handler::reload("named"), "bind")
+            .file(
+                "/etc/bind/named.conf.acme",
+                cx.render(
+                    "acme/named.conf.acme",
+                    &[("acme", json!({ "keys": keys, "zones": zones }))],
+                )?,
+            )
+            .owned("root", "bind");
+        Ok(true)
+    }
+
     /// One site's zone file: its path and content. The serial moves only when the records change.
     fn zone(&self, cx: &Cx, site: &Site) -> Result<(String, String), RenderError> {
         let spec = cx.spec;
-        let domain = site.domain.as_str();
-        let mut nameservers = Vec::new();
-        let mut records = Vec::new();
-        for (i, ns) in spec.hosts_with(Role::Dns).enumerate() {
-            let label = format!("ns{}", i + 1);
-            nameservers.push(format!("{label}.{domain}."));
-            records.push(address_record(&label, ns.public_address));
-        }
-        nameservers.extend(site.dns.nameservers.iter().map(|n| format!("{n}.")));
+        let (nameservers, mut records) = nameservers(spec, site);
         let targets = www_targets(spec, site);
         for name in &site.server_names {
             for a in &targets {
@@ -125,6 +217,15 @@ impl Bind {
         }
         for r in &site.dns.records {
             records.push(json!({ "name": r.name, "kind": format!("{:?}", r.kind), "value": r.value, "ttl": r.ttl.unwrap_or(0) }));
+        }
+        // DNS-01: each challenge name delegated to its own zone on these same name servers.
+        if let Some(cz) = challenge_zone(site) {
+            let own = spec.hosts_with(Role::Dns).count();
+            for owner in &cz.owners {
+                for ns in &nameservers[..own] {
+                    records.push(json!({ "name": owner, "kind": "NS", "value": ns, "ttl": 0 }));
+                }
+            }
         }
         let path = zone_path(site);
         let mut dns = json!({

@@ -13,7 +13,7 @@ use crate::desired::Handler;
 use crate::quote::shell_word;
 use crate::render::RenderError;
 use crate::secret::SecretKey;
-use crate::spec::{Role, Site, Spec, Tls, TlsCert};
+use crate::spec::{Challenge, Role, Site, Spec, Tls, TlsCert};
 use serde_json::{json, Map, Value};
 
 /// Days a self-signed certificate is valid. It stands in until a real one is given; renewing it
@@ -67,10 +67,10 @@ pub fn web_server(spec: &Spec, site: &Site) -> Option<(&'static str, &'static st
 }
 
 /// The directory the web server answers the CA's HTTP-01 requests from (its
-/// `.well-known/acme-challenge/`), when the site's certificate comes from an ACME CA.
+/// `.well-known/acme-challenge/`), when the site's certificate comes from an ACME CA over HTTP-01.
 pub fn acme_webroot(site: &Site) -> Option<String> {
     match site.tls.as_ref().map(|t| &t.cert) {
-        Some(TlsCert::Acme(_)) => Some(format!(
+        Some(TlsCert::Acme(a)) if a.challenge == Challenge::Http01 => Some(format!(
             "/var/lib/provision-acme/challenges/{}",
             site.domain
         )),

@@ -86,17 +86,34 @@ impl Checker<'_> {
     /// stable across deploys and hosts, derived from the database password (HMAC-SHA256 over the
     /// domain), so the inventory needs no second secret. Registered like the password it comes from.
     pub(super) fn app_salt(&mut self, domain: &crate::names::DomainName) {
+        self.derived(SecretKey::AppSalt(self.at), b"provision app salt\0", domain);
+    }
+
+    /// The TSIG key of a site whose certificate is asked for over DNS-01, derived like the salt
+    /// (another label): the web hosts that write the challenge records hold the database password
+    /// already, and no key has to travel from the dns hosts to them.
+    pub(super) fn acme_tsig(&mut self, domain: &crate::names::DomainName) {
+        self.derived(
+            SecretKey::AcmeTsig(self.at),
+            b"provision acme tsig\0",
+            domain,
+        );
+    }
+
+    /// Registers `key`: HMAC-SHA256 keyed with the site's database password over `label` and the
+    /// domain (nothing when the password has its own error).
+    fn derived(&mut self, key: SecretKey, label: &[u8], domain: &crate::names::DomainName) {
         let Some(pw) = self.secrets.get(SecretKey::DatabasePassword(self.at)) else {
             return;
         };
-        let salt = pw.derive(
-            &[b"provision app salt\0", domain.as_str().as_bytes()],
+        let secret = pw.derive(
+            &[label, domain.as_str().as_bytes()],
             format!(
                 "derived from {}",
                 SecretKey::DatabasePassword(self.at).name()
             ),
         );
-        self.secrets.insert(SecretKey::AppSalt(self.at), salt);
+        self.secrets.insert(key, secret);
     }
 
     /// The application: `[site.app]`, or the older `site.app_dir`, or the demo page.

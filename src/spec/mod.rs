@@ -30,7 +30,7 @@ mod sources;
 mod syntax;
 mod tls;
 pub use firewall::Firewall;
-pub use tls::{covers, dns_names, Provided, Tls, TlsCert};
+pub use tls::{covers, dns_names, Acme, Challenge, Provided, Tls, TlsCert};
 
 pub use sources::{
     read_capped, FileKey, Sources, SystemSources, TreeFile, FIFO_WAIT, INVENTORY_LIMIT,

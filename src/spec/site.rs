@@ -113,7 +113,8 @@ impl Checker<'_> {
                     (Some(d), Some(n)) => Some(super::fqdns(d, n)),
                     _ => None,
                 };
-                Some(Some(self.tls(t, names.as_deref())?))
+                let d = domain.as_ref().map(|d| d.as_str());
+                Some(Some(self.tls(t, d, names.as_deref())?))
             }
             None => Some(None),
         };
@@ -126,6 +127,12 @@ impl Checker<'_> {
         }
         if let (Some(d), Some(_)) = (&domain, &database) {
             self.app_salt(d);
+            if let Some(Some(t)) = &tls {
+                if matches!(&t.cert, super::TlsCert::Acme(a) if a.challenge == super::tls::Challenge::Dns01)
+                {
+                    self.acme_tsig(d);
+                }
+            }
         }
         // Every check above has run (and recorded its errors): taking the pair apart first is fine.
         let (app, app_options) = app?;

@@ -50,12 +50,16 @@ pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.
 pub enum Challenge {
     /// A token the web server serves on port 80 under /.well-known/acme-challenge/.
     Http01,
+    /// A TXT record in the site's challenge zone on the `dns` hosts, written with the site's TSIG
+    /// key (RFC 2136): wildcards too, and no web host needs to be reachable by the CA.
+    Dns01,
 }
 
 impl Challenge {
     pub fn name(self) -> &'static str {
         match self {
             Challenge::Http01 => "http-01",
+            Challenge::Dns01 => "dns-01",
         }
     }
 }
@@ -126,7 +130,12 @@ pub fn dns_names(cert: &X509Ref) -> Vec<String> {
 impl Checker<'_> {
     /// `[site.tls]`; `fqdns` are the site's names when they are valid (else name coverage is not
     /// checked: their own error is already recorded).
-    pub(super) fn tls(&mut self, t: &RawTls, fqdns: Option<&[String]>) -> Option<Tls> {
+    pub(super) fn tls(
+        &mut self,
+        t: &RawTls,
+        domain: Option<&str>,
+        fqdns: Option<&[String]>,
+    ) -> Option<Tls> {
         let hsts = t.hsts.as_ref().is_some_and(|h| *h.get_ref());
         let self_signed = t.self_signed.as_ref().is_some_and(|s| *s.get_ref());
         if let Some(a) = &t.acme {
@@ -146,7 +155,7 @@ impl Checker<'_> {
                 );
                 return None;
             }
-            let acme = self.acme(a, fqdns)?;
+            let acme = self.acme(a, domain, fqdns)?;
             return Some(Tls {
                 cert: TlsCert::Acme(acme),
                 hsts,
@@ -191,13 +200,18 @@ impl Checker<'_> {
         Some(Tls { cert, hsts })
     }
 
-    /// Where an ACME site's certificate can be asked for: on its one web host. With balancers TLS
-    /// ends on both of them, and with several web hosts and none in front the CA may ask any of them
-    /// for the HTTP-01 token only the asking host holds.
+    /// Where an ACME site's certificate can be asked for. With balancers TLS ends on both of them
+    /// (not yet); over HTTP-01 on its one web host (with several and none in front the CA may ask
+    /// any of them for the token only the asking host holds); over DNS-01 on every web host, each
+    /// its own certificate, through the challenge zone the `dns` hosts serve.
     pub(super) fn acme_hosts(&mut self, t: &Tls, raw: &RawTls, hosts: &[Host], on: &[String]) {
-        let (TlsCert::Acme(_), Some(a)) = (&t.cert, &raw.acme) else {
+        let (TlsCert::Acme(acme), Some(a)) = (&t.cert, &raw.acme) else {
             return;
         };
+        if acme.challenge == Challenge::Dns01 && !hosts.iter().any(|h| h.has(Role::Dns)) {
+            let span = a.challenge.as_ref().map_or(a.span.clone(), |c| c.span());
+            self.fail(span, "site.tls.acme.challenge", "found \"dns-01\", but no host has the \"dns\" role: the site's challenge zone needs name servers provision manages; allowed: \"http-01\", or a host with roles = [\"dns\"]".into());
+        }
         let lbs: Vec<&str> = hosts
             .iter()
             .filter(|h| h.has(Role::Lb))
@@ -208,16 +222,21 @@ impl Checker<'_> {
                 "TLS ends on the load balancers ({}), and this version of provision cannot yet give both the same certificate from the CA; allowed: acme on sites without load balancers, or self_signed = true or certificate and key with them",
                 lbs.join(", ")
             ));
-        } else if on.len() > 1 {
+        } else if on.len() > 1 && acme.challenge == Challenge::Http01 {
             self.fail(a.span.clone(), "site.tls.acme", format!(
-                "the site is served by {} with no load balancer in front: the CA may ask any of them for the HTTP-01 token only the asking host holds; allowed: acme on a site one web host serves (site.hosts)",
+                "the site is served by {} with no load balancer in front: the CA may ask any of them for the HTTP-01 token only the asking host holds; allowed: acme on a site one web host serves (site.hosts), or challenge = \"dns-01\"",
                 on.join(", ")
             ));
         }
     }
 
     /// `[site.tls.acme]`; `fqdns` as for `tls`.
-    fn acme(&mut self, a: &RawAcme, fqdns: Option<&[String]>) -> Option<Acme> {
+    fn acme(
+        &mut self,
+        a: &RawAcme,
+        domain: Option<&str>,
+        fqdns: Option<&[String]>,
+    ) -> Option<Acme> {
         let test_ca = a.test_ca.as_ref().is_some_and(|t| *t.get_ref());
         let contact = match &a.contact {
             Some(c) => self.check(c, "site.tls.acme.contact", parse_contact),
@@ -239,10 +258,7 @@ impl Checker<'_> {
         let challenge = match &a.challenge {
             None => Some(Challenge::Http01),
             Some(c) if c.get_ref() == "http-01" => Some(Challenge::Http01),
-            Some(c) if c.get_ref() == "dns-01" => {
-                self.fail(c.span(), "site.tls.acme.challenge", "found \"dns-01\", which this version of provision cannot set up yet (the TSIG key and the challenge zone on the dns hosts); allowed: \"http-01\"".into());
-                None
-            }
+            Some(c) if c.get_ref() == "dns-01" => Some(Challenge::Dns01),
             Some(c) => {
                 self.fail(
                     c.span(),
@@ -255,10 +271,10 @@ impl Checker<'_> {
                 None
             }
         };
-        let names = match (&a.names, fqdns) {
-            (None, Some(f)) => Some(f.to_vec()),
-            (None, None) => None,
-            (Some(list), f) => self.acme_names(list, f),
+        let names = match (&a.names, fqdns, challenge) {
+            (None, Some(f), _) => Some(f.to_vec()),
+            (None, None, _) | (_, _, None) => None,
+            (Some(list), f, Some(c)) => self.acme_names(list, domain, f, c),
         };
         let ca_bundle = match &a.ca_bundle {
             Some(v) => {
@@ -287,12 +303,15 @@ impl Checker<'_> {
         })
     }
 
-    /// `site.tls.acme.names`: some of the site's names, no name twice, no wildcard (HTTP-01 cannot
-    /// prove one).
+    /// `site.tls.acme.names`, no name twice: with HTTP-01 some of the site's names (no wildcard,
+    /// which it cannot prove); with DNS-01 the domain and any name under it, wildcards too (its
+    /// challenge zone proves them).
     fn acme_names(
         &mut self,
         list: &Spanned<Vec<Spanned<String>>>,
+        domain: Option<&str>,
         fqdns: Option<&[String]>,
+        challenge: Challenge,
     ) -> Option<Vec<String>> {
         if list.get_ref().is_empty() {
             self.fail(list.span(), "site.tls.acme.names", "found an empty list; allowed: names of the site (site.domain and its server_names), or no names key for all of them".into());
@@ -303,7 +322,15 @@ impl Checker<'_> {
         for (i, n) in list.get_ref().iter().enumerate() {
             let key = format!("site.tls.acme.names[{i}]");
             let name = n.get_ref().to_ascii_lowercase();
-            let problem = if name.starts_with("*.") {
+            let problem = if out.contains(&name) {
+                Some(format!(
+                    "found {} twice; allowed: each name once",
+                    shown(n.get_ref())
+                ))
+            } else if challenge == Challenge::Dns01 {
+                dns01_name_problem(&name, domain)
+                    .map(|allowed| format!("found {}; allowed: {allowed}", shown(n.get_ref())))
+            } else if name.starts_with("*.") {
                 Some(format!("found {}, a wildcard, which only challenge \"dns-01\" can prove; allowed: names of the site", shown(n.get_ref())))
             } else if out.contains(&name) {
                 Some(format!(
@@ -484,6 +511,20 @@ impl Checker<'_> {
             not_after,
         })
     }
+}
+
+/// Why a DNS-01 certificate name is refused, if it is: a DNS name (a leading `*.` allowed) in the
+/// site's `domain` (unknown when its own error is recorded: then only the form is checked).
+fn dns01_name_problem(name: &str, domain: Option<&str>) -> Option<String> {
+    let base = name.strip_prefix("*.").unwrap_or(name);
+    let allowed =
+        "the site's domain or a name under it, each optionally a wildcard (*.shop.example.com)";
+    if crate::names::DomainName::parse(base).is_err() {
+        return Some(allowed.to_string());
+    }
+    let domain = domain?;
+    let inside = base == domain || base.ends_with(&format!(".{domain}"));
+    (!inside).then(|| format!("{allowed}; {base} is not in {domain}"))
 }
 
 /// An e-mail address as ACME CAs take it: `local@domain`, the local part of letters, digits and

@@ -806,6 +806,16 @@ fn acme_mistakes_are_located() {
         &acme("contact = \"a@foobar.com\", directory = \"http://198.18.0.111:14000/dir\", test_ca = true, names = [\"foobar.com\"]"),
     )
     .status(0);
+    // DNS-01: wildcards and names beyond the site's own, in its domain; needs a dns host.
+    let dns01 = acme("contact = \"a@foobar.com\", challenge = \"dns-01\", names = [\"foobar.com\", \"*.foobar.com\", \"*.shop.foobar.com\"]");
+    validate_in(d, &dns01).status(0);
+    let err = validate_in(d, &dns01.replace("\"db\", \"dns\"]", "\"db\"]"))
+        .status(4)
+        .stderr();
+    assert!(
+        err.contains("site.tls.acme.challenge: found \"dns-01\", but no host has the \"dns\" role"),
+        "{err}"
+    );
     std::fs::write(d.join("notpem"), "hello\n").unwrap();
     for (a, want) in [
         ("directory = \"staging\"", "site.tls.acme.contact: missing: the CA account's e-mail address"),
@@ -817,7 +827,9 @@ fn acme_mistakes_are_located() {
         ("contact = \"a@foobar.com\", names = [\"shop.foobar.com\"]", "site.tls.acme.names[0]: found \"shop.foobar.com\", which the site does not answer to; allowed: www.foobar.com, foobar.com"),
         ("contact = \"a@foobar.com\", names = []", "site.tls.acme.names: found an empty list"),
         ("contact = \"a@foobar.com\", challenge = \"tls-alpn-01\"", "site.tls.acme.challenge: found \"tls-alpn-01\"; allowed: \"http-01\" (the default) or \"dns-01\""),
-        ("contact = \"a@foobar.com\", challenge = \"dns-01\"", "site.tls.acme.challenge: found \"dns-01\", which this version of provision cannot set up yet"),
+        ("contact = \"a@foobar.com\", challenge = \"dns-01\", names = [\"*.foobar.org\"]", "site.tls.acme.names[0]: found \"*.foobar.org\"; allowed: the site's domain or a name under it, each optionally a wildcard (*.shop.example.com); foobar.org is not in foobar.com"),
+        ("contact = \"a@foobar.com\", challenge = \"dns-01\", names = [\"*.*.foobar.com\"]", "site.tls.acme.names[0]: found \"*.*.foobar.com\"; allowed: the site's domain or a name under it"),
+        ("contact = \"a@foobar.com\", names = [\"foobar.com\", \"foobar.com\"]", "site.tls.acme.names[1]: found \"foobar.com\" twice"),
         ("contact = \"a@foobar.com\", ca_bundle = \"notpem\"", "site.tls.acme.ca_bundle: "),
         ("contact = \"a@foobar.com\", colour = \"red\"", "site.tls.acme.colour: found an unknown key"),
     ] {

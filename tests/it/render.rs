@@ -785,3 +785,60 @@ fn an_acme_site_on_apache_answers_the_challenge_and_passes_apache() {
         "{conf}"
     );
 }
+
+/// An ACME site over DNS-01 with wildcards: the dns host serves a challenge zone for each name
+/// the CA asks about (the TSIG key may change only their apexes' TXT records), the site's zone
+/// delegates each, the web host's nsupdate has the same key; BIND and
+/// Nginx accept the staged tree, and the key is masked in the rendered files.
+#[test]
+fn an_acme_site_over_dns01_gets_its_challenge_zone_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory_copy("inventories/acme.toml", dir.path(), &|t| {
+        t.replace(
+            "acme = { contact = \"hostmaster@foobar.com\" }",
+            "acme = { contact = \"hostmaster@foobar.com\", challenge = \"dns-01\", names = [\"foobar.com\", \"*.foobar.com\", \"*.shop.foobar.com\"] }",
+        )
+    });
+    let out = dir.path().join("out");
+    let done = render_checked(&inv, &out);
+    for want in ["acme: ok", "nginx: ok", "bind: ok"] {
+        assert!(done.stdout().contains(want), "{}", done.stdout());
+    }
+    let read = |p: &str| std::fs::read_to_string(out.join("web-01").join(p)).unwrap();
+    let policy = read("etc/bind/named.conf.acme");
+    for want in [
+        "zone \"_acme-challenge.foobar.com\" {",
+        "zone \"_acme-challenge.shop.foobar.com\" {",
+        "grant \"acme-foobar.com\" name _acme-challenge.foobar.com. TXT;",
+        "grant \"acme-foobar.com\" name _acme-challenge.shop.foobar.com. TXT;",
+    ] {
+        assert!(policy.contains(want), "{want}\n{policy}");
+    }
+    assert_eq!(policy.matches("grant ").count(), 2, "{policy}");
+    assert!(read("etc/bind/named.conf.local").contains("include \"/etc/bind/named.conf.acme\";"));
+    let zone = read("etc/bind/db.foobar.com");
+    for want in [
+        "_acme-challenge IN NS ns1.foobar.com.",
+        "_acme-challenge.shop IN NS ns1.foobar.com.",
+    ] {
+        assert!(zone.contains(want), "{want}\n{zone}");
+    }
+    for key in [
+        "etc/bind/provision-acme-foobar.com.key",
+        "etc/provision/acme/foobar.com.tsig",
+    ] {
+        assert!(
+            read(key).contains("secret \"<secret site.tls.acme.tsig hidden"),
+            "{key}: {}",
+            read(key)
+        );
+    }
+    let conf = read("etc/provision/acme/foobar.com.conf");
+    assert!(
+        conf.contains("CHALLENGE=dns-01\n")
+            && conf.contains(
+                "DNS_ZONES='_acme-challenge.foobar.com _acme-challenge.shop.foobar.com'\n"
+            ),
+        "{conf}"
+    );
+}
