@@ -399,12 +399,12 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
                     let _ = writeln!(s, "handler {line} run {} {}", q(name), q(cmd));
                 }
                 (Target::Service(name), action) => {
+                    // A service is started, never run (a step's action).
                     let verb = match action {
-                        Action::Reload => "reload",
-                        Action::Restart => "restart",
-                        Action::Start | Action::Run => "start",
-                        Action::Stop => "stop",
-                    };
+                        Action::Run => Action::Start,
+                        other => other,
+                    }
+                    .verb();
                     let plain = d
                         .services
                         .iter()
