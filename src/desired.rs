@@ -358,14 +358,14 @@ pub struct Validator {
 }
 
 impl Validator {
-    pub fn command_for_root(&self, root: &str) -> String {
-        self.command
-            .replace("{root}", &crate::quote::shell_word(root))
-    }
-
-    pub fn command_for_file(&self, root: &str, file: &str) -> String {
-        self.command_for_root(root)
-            .replace("{file}", &crate::quote::shell_word(file))
+    /// The command to run: `{root}` replaced by `root` as the shell reads it (a quoted path, or
+    /// `"$R"` in the apply script), and, for a per-file validator, `{file}` by the file it checks.
+    pub fn command_in(&self, root: &str, file: Option<&str>) -> String {
+        let command = self.command.replace("{root}", root);
+        match file {
+            Some(file) => command.replace("{file}", &crate::quote::shell_word(file)),
+            None => command,
+        }
     }
 }
 

@@ -337,14 +337,11 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
                     c.desired.validator.as_deref() == Some(v.name.as_str())
                         && matches!(c.desired.state, PathState::File { .. })
                 }) {
-                    let cmd = v
-                        .command
-                        .replace("{root}", root)
-                        .replace("{file}", &q(&c.path));
+                    let cmd = v.command_in(root, Some(&c.path));
                     let _ = writeln!(s, "validate {} {}", q(&v.name), q(&cmd));
                 }
             } else {
-                let cmd = v.command.replace("{root}", root);
+                let cmd = v.command_in(root, None);
                 let _ = writeln!(s, "validate {} {}", q(&v.name), q(&cmd));
             }
         }
