@@ -121,6 +121,15 @@ fn the_probe_quotes_every_path_and_is_valid_sh() {
 }
 
 #[test]
+fn the_dpkg_cache_is_in_the_state_directory() {
+    let script = req().script();
+    for redirect in ["<", ">"] {
+        let cache = format!("{redirect} {}/dpkg.cache", crate::host_state::DIR);
+        assert!(script.contains(&cache), "{cache}");
+    }
+}
+
+#[test]
 fn secret_files_are_never_compared_by_a_hash_in_the_probe() {
     let mut d = crate::desired::Desired::new("h");
     d.paths.push(crate::desired::ManagedPath {

@@ -96,6 +96,11 @@ fn sh_n(script: &str) {
 }
 
 #[test]
+fn the_library_keeps_its_state_in_the_state_directory() {
+    assert!(LIBRARY.contains(&format!("\nP={}\n", crate::host_state::DIR)));
+}
+
+#[test]
 fn every_script_is_valid_sh() {
     let (p, d) = plan();
     sh_n(&apply_script(&p, &d, &runner()));
