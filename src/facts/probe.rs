@@ -4,6 +4,7 @@
 
 use crate::component::Beside;
 use crate::desired::{Desired, PathState};
+use crate::facts::SYSTEMD_TEST;
 use crate::host_state;
 use crate::quote::shell_word;
 use crate::release::Release;
@@ -135,7 +136,7 @@ impl ProbeRequest {
             // pid file and the process it names (what the init scripts' status does, without
             // running them).
             s.push_str(&format!(
-                "if [ -d /run/systemd/system ]; then\n\
+                "if {SYSTEMD_TEST}; then\n\
                    st=$(systemctl is-active {names} 2>/dev/null)\n\
                    for n in {names}; do l=${{st%%\"$nl\"*}}; echo \"@svc $n ${{l:-unknown}}\"; case \"$st\" in *\"$nl\"*) st=${{st#*\"$nl\"}} ;; *) st= ;; esac; done\n\
                  else\n"
@@ -365,15 +366,15 @@ impl Probe {
 
     /// The probe: a POSIX sh script whose every inventory-derived word is quoted.
     pub fn script(&self) -> String {
-        let mut s = String::from(
+        let mut s = String::from(concat!(
             "#!/bin/sh\n# provision facts probe: reads the host; writes only provision's own state (its key on first contact, dpkg's answer kept)\n\
              export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
              nl='\n'; lists_age=; pkgs=\n\
              tag() { t=$1; o=$2; while [ -n \"$o\" ]; do l=${o%%\"$nl\"*}; echo \"$t $l\"; [ \"$l\" = \"$o\" ] && break; o=${o#*\"$nl\"}; done; }\n\
              . /etc/os-release 2>/dev/null; echo \"@os ${ID:-unknown} ${VERSION_ID:-unknown} ${VERSION_CODENAME:-unknown}\"\n\
-             if [ -d /run/systemd/system ]; then echo '@init systemd'; else echo '@init none'; fi\n\
+             if ", crate::facts::systemd_test!(), "; then echo '@init systemd'; else echo '@init none'; fi\n\
              set -- /sys/devices/system/cpu/cpu[0-9]*; m=0; while read -r k v _; do [ \"$k\" = MemTotal: ] && { m=$v; break; }; done < /proc/meminfo; echo \"@host $# $m\"\n",
-        );
+        ));
         // First: it makes provision's state directory on first contact, which the paths below may
         // include.
         s.push_str(&host_state::probe());
