@@ -17,7 +17,7 @@ macro_rules! state_path {
 pub(crate) use state_path;
 
 /// Provision's state directory on the host. Shell text with no parameter keeps its own copy:
-/// `apply.sh`'s `P=` and the probe's dpkg cache (tests hold them to this).
+/// `script/apply.sh`'s `P=` and `facts/probe/dpkg.sh`'s cache (tests hold them to this).
 pub const DIR: &str = state_path!("");
 /// Held (flock) by the process tree that changes the host: the apply script and its children.
 pub const LOCK: &str = state_path!("/lock");
