@@ -219,6 +219,43 @@ pub enum Action {
     Run,
 }
 
+impl Action {
+    const ALL: [Action; 5] = [
+        Action::Reload,
+        Action::Restart,
+        Action::Start,
+        Action::Stop,
+        Action::Run,
+    ];
+
+    /// Its word in a handler's line (`reload nginx`), the pending file and the host library's
+    /// `handler` calls.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Reload => "reload",
+            Action::Restart => "restart",
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Run => "run",
+        }
+    }
+
+    pub fn from_verb(verb: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.verb() == verb)
+    }
+
+    /// Its place in the order above (a step's run is compared with no service's action).
+    pub fn strength(self) -> u8 {
+        match self {
+            Action::Reload => 1,
+            Action::Restart => 2,
+            Action::Start => 3,
+            Action::Stop => 4,
+            Action::Run => 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "name", rename_all = "lowercase")]
 pub enum Target {
@@ -264,27 +301,15 @@ impl Handler {
 
     /// `reload nginx`, `run mariadb-bootstrap`: how handlers are shown and kept in the pending file.
     pub fn line(&self) -> String {
-        let verb = match self.action {
-            Action::Reload => "reload",
-            Action::Restart => "restart",
-            Action::Start => "start",
-            Action::Stop => "stop",
-            Action::Run => "run",
-        };
-        format!("{verb} {}", self.target_name())
+        format!("{} {}", self.action.verb(), self.target_name())
     }
 
     pub fn parse_line(line: &str) -> Option<Handler> {
         let (verb, name) = line.trim().split_once(' ')?;
-        let action = match verb {
-            "reload" => Action::Reload,
-            "restart" => Action::Restart,
-            "start" => Action::Start,
-            "stop" => Action::Stop,
-            "run" => return Some(Handler::run(name)),
-            _ => return None,
-        };
-        Some(Handler::service(action, name))
+        Some(match Action::from_verb(verb)? {
+            Action::Run => Handler::run(name),
+            action => Handler::service(action, name),
+        })
     }
 }
 
@@ -333,14 +358,14 @@ pub struct Validator {
 }
 
 impl Validator {
-    pub fn command_for_root(&self, root: &str) -> String {
-        self.command
-            .replace("{root}", &crate::quote::shell_word(root))
-    }
-
-    pub fn command_for_file(&self, root: &str, file: &str) -> String {
-        self.command_for_root(root)
-            .replace("{file}", &crate::quote::shell_word(file))
+    /// The command to run: `{root}` replaced by `root` as the shell reads it (a quoted path, or
+    /// `"$R"` in the apply script), and, for a per-file validator, `{file}` by the file it checks.
+    pub fn command_in(&self, root: &str, file: Option<&str>) -> String {
+        let command = self.command.replace("{root}", root);
+        match file {
+            Some(file) => command.replace("{file}", &crate::quote::shell_word(file)),
+            None => command,
+        }
     }
 }
 
@@ -379,4 +404,21 @@ pub enum HealthCheck {
         what: String,
         command: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_handler_line_reads_back_as_the_same_handler() {
+        for action in Action::ALL {
+            let h = match action {
+                Action::Run => Handler::run("mariadb-bootstrap"),
+                a => Handler::service(a, "nginx"),
+            };
+            assert_eq!(Handler::parse_line(&h.line()), Some(h));
+        }
+        assert_eq!(Handler::parse_line("bounce nginx"), None);
+    }
 }

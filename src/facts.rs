@@ -11,6 +11,18 @@ use crate::host_state::HostState;
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The shell test that systemd is PID 1, as a literal (for consts made with `concat!`).
+macro_rules! systemd_test {
+    () => {
+        "[ -d /run/systemd/system ]"
+    };
+}
+pub(crate) use systemd_test;
+
+/// The shell test that systemd is PID 1: services then go through systemctl. `apply.sh` keeps its
+/// own copy (it is embedded whole; a test holds it to this one).
+pub const SYSTEMD_TEST: &str = systemd_test!();
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     pub os_id: String,

@@ -8,27 +8,37 @@
 use crate::desired::Handler;
 use serde::{Deserialize, Serialize};
 
-pub const DIR: &str = "/var/lib/provision";
+/// A path in provision's state directory on the host, as a literal (consts are made with it).
+macro_rules! state_path {
+    ($rest:literal) => {
+        concat!("/var/lib/provision", $rest)
+    };
+}
+pub(crate) use state_path;
+
+/// Provision's state directory on the host. Shell text with no parameter keeps its own copy:
+/// `script/apply.sh`'s `P=` and `facts/probe/dpkg.sh`'s cache (tests hold them to this).
+pub const DIR: &str = state_path!("");
 /// Held (flock) by the process tree that changes the host: the apply script and its children.
-pub const LOCK: &str = "/var/lib/provision/lock";
+pub const LOCK: &str = state_path!("/lock");
 /// Handlers recorded before the swap and removed when they have run.
-pub const PENDING: &str = "/var/lib/provision/pending";
-pub const GENERATIONS: &str = "/var/lib/provision/generations";
+pub const PENDING: &str = state_path!("/pending");
+pub const GENERATIONS: &str = state_path!("/generations");
 /// The id of the newest generation.
-pub const CURRENT: &str = "/var/lib/provision/current";
+pub const CURRENT: &str = state_path!("/current");
 /// Why the host needs attention (an apply not confirmed by its health checks, a failed rollback).
-pub const ATTENTION: &str = "/var/lib/provision/attention";
+pub const ATTENTION: &str = state_path!("/attention");
 /// The token of a generation that put live what can lock the operator out (a ruleset, sshd's
 /// settings) and that no new SSH connection has confirmed yet; its guard rolls it back
 /// `GUARD_SECS` after its apply ended unless one removes it (`confirm_guard`).
-pub const GUARD: &str = "/var/lib/provision/guard";
+pub const GUARD: &str = state_path!("/guard");
 /// Seconds a guarded generation waits, once its apply has ended, for a new SSH connection.
 pub const GUARD_SECS: u32 = 60;
 /// Scripts being run, detached from the SSH connection, and their logs.
-pub const RUNS: &str = "/var/lib/provision/run";
+pub const RUNS: &str = state_path!("/run");
 /// A random per-host key: plans hold keyed digests of secret files, useless without it.
-pub const KEY: &str = "/var/lib/provision/plan.key";
-pub const STAGES: &str = "/var/lib/provision/stage";
+pub const KEY: &str = state_path!("/plan.key");
+pub const STAGES: &str = state_path!("/stage");
 /// Generations kept with their backups (the newest is never pruned).
 pub const KEEP: usize = 10;
 

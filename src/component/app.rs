@@ -31,7 +31,7 @@ fn record_path(site: &Site) -> String {
 }
 
 /// Where the record of a site that left the inventory is kept, for `provision delete-site`.
-pub const RETIRED: &str = "/var/lib/provision/retired";
+pub const RETIRED: &str = crate::host_state::state_path!("/retired");
 
 /// A site this host served that the inventory no longer has: its domain and its record's lines.
 #[derive(Debug, Clone, PartialEq, Eq)]

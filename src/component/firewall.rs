@@ -8,6 +8,7 @@
 
 use super::{Component, Cx, Need, Out};
 use crate::desired::Handler;
+use crate::facts::SYSTEMD_TEST;
 use crate::render::RenderError;
 use crate::spec::{Host, Role};
 use serde_json::json;
@@ -23,13 +24,12 @@ pub const STEP: &str = "firewall";
 /// table). Where the file is not provision's (a rollback put the host's own back, or removed
 /// provision's), provision's table goes: the host is as it was before provision's first ruleset.
 fn step_command() -> String {
-    "if grep -qs '^table inet provision' /etc/nftables.conf; then\n\
+    format!("if grep -qs '^table inet provision' /etc/nftables.conf; then\n\
      \x20   nft -f /etc/nftables.conf || exit 1\n\
-     \x20   if command -v systemctl > /dev/null && [ -d /run/systemd/system ]; then systemctl enable --quiet nftables 2> /dev/null || true; fi\n\
+     \x20   if command -v systemctl > /dev/null && {SYSTEMD_TEST}; then systemctl enable --quiet nftables 2> /dev/null || true; fi\n\
      else\n\
      \x20   nft delete table inet provision 2> /dev/null || true\n\
-     fi\n"
-        .to_string()
+     fi\n")
 }
 
 /// Addresses of `hosts` split by family, as nftables writes them.

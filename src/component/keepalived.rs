@@ -24,9 +24,13 @@ const UNKNOWN_INTERFACE: &str = "eth0";
 /// to a restart there) and its restart starts the new daemon while the old one is still stopping,
 /// which leaves none running (seen on Debian 12).
 const RELOAD: &str = "keepalived-reload";
-const RELOAD_COMMAND: &str = "if [ -d /run/systemd/system ]; then systemctl reload-or-restart keepalived; \
+const RELOAD_COMMAND: &str = concat!(
+    "if ",
+    crate::facts::systemd_test!(),
+    "; then systemctl reload-or-restart keepalived; \
      elif { read -r pid < /run/keepalived.pid && kill -0 \"$pid\"; } 2> /dev/null; then kill -HUP \"$pid\"; \
-     else service keepalived start; fi";
+     else service keepalived start; fi"
+);
 
 /// The interface holding `address`, from `ip -o addr show` lines.
 pub fn interface_of(lines: &[String], address: &str) -> Option<String> {

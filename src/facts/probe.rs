@@ -4,6 +4,7 @@
 
 use crate::component::Beside;
 use crate::desired::{Desired, PathState};
+use crate::facts::SYSTEMD_TEST;
 use crate::host_state;
 use crate::quote::shell_word;
 use crate::release::Release;
@@ -135,7 +136,7 @@ impl ProbeRequest {
             // pid file and the process it names (what the init scripts' status does, without
             // running them).
             s.push_str(&format!(
-                "if [ -d /run/systemd/system ]; then\n\
+                "if {SYSTEMD_TEST}; then\n\
                    st=$(systemctl is-active {names} 2>/dev/null)\n\
                    for n in {names}; do l=${{st%%\"$nl\"*}}; echo \"@svc $n ${{l:-unknown}}\"; case \"$st\" in *\"$nl\"*) st=${{st#*\"$nl\"}} ;; *) st= ;; esac; done\n\
                  else\n"
@@ -258,36 +259,14 @@ fn add_paths(paths: &[(String, Option<String>)], s: &mut String) {
 /// are no longer needed). Never searched for: dash's `${x#*PATTERN}` costs the square of the
 /// match's offset (on a long `find` answer, one such search was most of a no-op's probe).
 /// The two processes come first and print nothing: the background commands run meanwhile.
-const FIND_AND_SUMS: &str = "found=$(find \"$@\" /var/lib/apt/lists /var/lib/dpkg/status /var/lib/dpkg/updates -maxdepth 1 \\( -path '/var/lib/apt/lists/*' -name '*Packages*' -printf '@aptm %T@\\n' \\) \
-  -o -path '/var/lib/apt/lists/*' -o -path /var/lib/apt/lists -o \\( \\( -path /var/lib/dpkg/status -o -path /var/lib/dpkg/updates \\) -printf '@dpkgdb %p %i %C@ %s\\n' -prune \\) \
-  -o \\( -printf '@path %p %y %m %u %g %s %l\\n' -prune \\) 2>/dev/null)\n\
-sums=; [ $# -eq 0 ] || sums=$(sha256sum -- \"$@\" 2>/dev/null)\n";
+///
+/// This and the two programs below are shell files beside this one, sent as they are (so they
+/// hold no comments: those would travel to every host on every probe).
+const FIND_AND_SUMS: &str = include_str!("probe/find_and_sums.sh");
 
-/// What `FIND_AND_SUMS` found, printed, and the files' contents (see there).
-const PATHS_CHECK: &str = "[ -z \"$found\" ] || printf '%s\\n' \"$found\"\n\
-IFS=$nl; set -f; set -- $found; unset IFS; set +f\n\
-if [ -n \"$want\" ]; then\n\
-  cr='\r'\n\
-  while read -r h p; do\n\
-    [ -n \"$p\" ] || continue\n\
-    z=; case ${1-} in \"@path $p \"?\" \"*) x=${1#\"@path $p \"}; shift; case $x in \"f \"*) x=${x#f * * * }; z=${x%% *} ;; esac ;; esac\n\
-    m=; l=${sums%%\"$nl\"*}\n\
-    if [ -n \"$sums\" ] && [ \"${l#*  }\" = \"$p\" ]; then m=${l%%  *}; case $sums in *\"$nl\"*) sums=${sums#*\"$nl\"} ;; *) sums= ;; esac; fi\n\
-    [ \"$h\" != + ] && [ -f \"$p\" ] && [ ! -L \"$p\" ] || continue\n\
-    [ \"$m\" = \"$h\" ] && continue\n\
-    if [ \"$h\" = - ]; then\n\
-      n=0; e=1; t=\n\
-      while :; do l=; IFS= read -r l || { n=$((n + ${#l})); [ -z \"$l\" ] || { e=0; t=\"$t@t $l$nl\"; }; break; }; n=$((n + ${#l} + 1)); t=\"$t@t $l$nl\"; case $l in *\"$cr\"*) n=-1; break ;; esac; done < \"$p\"\n\
-      if [ \"$n\" = \"$z\" ]; then\n\
-        printf '@text %s\\n%s@text-end %s\\n' \"$p\" \"$t\" \"$e\"\n\
-        continue\n\
-      fi\n\
-    fi\n\
-    echo \"@content $p $(base64 -w0 < \"$p\")\"\n\
-  done <<PROVISION_PATHS\n\
-$want\n\
-PROVISION_PATHS\n\
-fi\n";
+/// What `FIND_AND_SUMS` found, printed, and the files' contents (see there). Its `cr` is a literal
+/// carriage return: dash has no `$'\r'`, and a `printf` would be a process.
+const PATHS_CHECK: &str = include_str!("probe/paths_check.sh");
 
 /// The packages' states and versions: dpkg-query's answer, kept in provision's state directory
 /// with what it depends on (inode, change time and size of dpkg's status file and of its journal
@@ -297,22 +276,7 @@ fi\n";
 /// with the packages installed); dpkg replaces the file (a new inode) or adds to
 /// the journal on every change. The key is taken before dpkg-query runs, so a change in between
 /// only makes the next probe ask again. A cache without its end line (cut short) is not used.
-const DPKG: &str = "if [ -n \"$pkgs\" ]; then\n\
-  a=; b=; for l do case $l in \"@dpkgdb /var/lib/dpkg/status \"*) a=${l#\"@dpkgdb /var/lib/dpkg/status \"} ;; \"@dpkgdb /var/lib/dpkg/updates \"*) b=${l#\"@dpkgdb /var/lib/dpkg/updates \"} ;; esac; done\n\
-  k=; [ -z \"$a\" ] || [ -z \"$b\" ] || k=\"$a $b\"\n\
-  key=\"$k $pkgs\"; out=; hit=\n\
-  if [ -n \"$k\" ]; then\n\
-    { IFS= read -r h && [ \"$h\" = \"$key\" ] && while IFS= read -r l; do [ \"$l\" = @end ] && { hit=1; break; }; out=\"$out$l$nl\"; done; } 2>/dev/null < /var/lib/provision/dpkg.cache\n\
-  fi\n\
-  if [ -n \"$hit\" ]; then out=${out%\"$nl\"}; else\n\
-    out=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev} ${Version}\\n' $pkgs 2>/dev/null)\n\
-    [ -z \"$k\" ] || printf '%s\\n%s\\n@end\\n' \"$key\" \"$out\" 2>/dev/null > /var/lib/provision/dpkg.cache\n\
-  fi\n\
-  tag @dpkg \"$out\"\n\
-  missing=; for p in $pkgs; do case \"$nl$out\" in *\"$nl$p ii \"*) ;; *) missing=\"$missing $p\";; esac; done\n\
-  [ -z \"$missing\" ] || { lists_age=1; apt-cache policy $missing 2>/dev/null | \
-  awk '/^[^ ]/ { p = $1; sub(/:$/, \"\", p) } /Candidate:/ && $2 != \"(none)\" { print \"@cand \" p }'; }\n\
-fi\n";
+const DPKG: &str = include_str!("probe/dpkg.sh");
 
 /// One probe for a host whose release is not known yet: what every candidate release would want,
 /// the paths they all share asked once, the rest in a branch per release (`ID-VERSION_ID`). The
@@ -365,15 +329,15 @@ impl Probe {
 
     /// The probe: a POSIX sh script whose every inventory-derived word is quoted.
     pub fn script(&self) -> String {
-        let mut s = String::from(
+        let mut s = String::from(concat!(
             "#!/bin/sh\n# provision facts probe: reads the host; writes only provision's own state (its key on first contact, dpkg's answer kept)\n\
              export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
              nl='\n'; lists_age=; pkgs=\n\
              tag() { t=$1; o=$2; while [ -n \"$o\" ]; do l=${o%%\"$nl\"*}; echo \"$t $l\"; [ \"$l\" = \"$o\" ] && break; o=${o#*\"$nl\"}; done; }\n\
              . /etc/os-release 2>/dev/null; echo \"@os ${ID:-unknown} ${VERSION_ID:-unknown} ${VERSION_CODENAME:-unknown}\"\n\
-             if [ -d /run/systemd/system ]; then echo '@init systemd'; else echo '@init none'; fi\n\
+             if ", crate::facts::systemd_test!(), "; then echo '@init systemd'; else echo '@init none'; fi\n\
              set -- /sys/devices/system/cpu/cpu[0-9]*; m=0; while read -r k v _; do [ \"$k\" = MemTotal: ] && { m=$v; break; }; done < /proc/meminfo; echo \"@host $# $m\"\n",
-        );
+        ));
         // First: it makes provision's state directory on first contact, which the paths below may
         // include.
         s.push_str(&host_state::probe());

@@ -85,6 +85,28 @@ fn parses_every_fact_from_canned_output() {
 }
 
 #[test]
+fn files_read_as_text_come_back_with_or_without_their_final_newline() {
+    // What paths_check.sh prints for a file it could read line by line.
+    let mut r = req();
+    r.paths = vec![("/etc/a".into(), None), ("/etc/b".into(), None)];
+    let out = "@path /etc/a f 644 root root 6 \n@path /etc/b f 644 root root 5 \n\
+@text /etc/a\n@t x = 1\n@text-end 1\n@text /etc/b\n@t \n@t last\n@text-end 0\n@end\n";
+    let f = parse(out, &r).unwrap();
+    assert_eq!(f.content("/etc/a").unwrap(), b"x = 1\n");
+    assert_eq!(f.content("/etc/b").unwrap(), b"\nlast");
+}
+
+#[test]
+fn a_missing_package_apt_has_a_candidate_for_does_not_ask_for_new_lists() {
+    // What dpkg.sh prints: php8.2-fpm is not installed, and apt-cache knows a version of it.
+    let out =
+        "@dpkg nginx ii 1.22.1-9+deb12u1\n@dpkg php8.2-fpm rc 8.2.1\n@cand php8.2-fpm\n@end\n";
+    let f = parse(out, &req()).unwrap();
+    assert_eq!(f.packages["php8.2-fpm"], None);
+    assert!(f.no_candidate.is_empty());
+}
+
+#[test]
 fn a_cut_off_probe_is_an_error() {
     let cut = CANNED.replace("@end\n", "");
     assert!(parse(&cut, &req()).is_err());
@@ -118,6 +140,15 @@ fn the_probe_quotes_every_path_and_is_valid_sh() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_dpkg_cache_is_in_the_state_directory() {
+    let script = req().script();
+    for redirect in ["<", ">"] {
+        let cache = format!("{redirect} {}/dpkg.cache", crate::host_state::DIR);
+        assert!(script.contains(&cache), "{cache}");
+    }
 }
 
 #[test]

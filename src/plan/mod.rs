@@ -349,25 +349,13 @@ fn validators_for(d: &Desired, changes: &[Change]) -> Vec<Validator> {
         .collect()
 }
 
-/// How strongly a handler touches its service: a start (of a stopped service) covers a restart,
-/// which covers a reload.
-fn strength(a: Action) -> u8 {
-    match a {
-        Action::Reload => 1,
-        Action::Restart => 2,
-        Action::Start => 3,
-        Action::Stop => 4,
-        Action::Run => 0,
-    }
-}
-
 fn add_step(steps: &mut Vec<PlannedStep>, h: Handler, reason: String) {
     let same = steps.iter().position(|x| x.handler.target == h.target);
     match same {
         Some(pos) => {
             let existing = &mut steps[pos];
             push_reason(&mut existing.reason, &reason);
-            if strength(existing.handler.action) < strength(h.action) {
+            if existing.handler.action.strength() < h.action.strength() {
                 existing.handler = h;
             }
         }

@@ -45,7 +45,7 @@ pub fn check_host(d: &Desired, stage: &Path) -> std::io::Result<Vec<CheckOutcome
     }
     tree::materialize(d, stage, tree::Into::Overlay)?;
     let accounts = AccountsView::new(&d.accounts)?;
-    let root = stage.to_string_lossy();
+    let root = crate::quote::shell_word(&stage.to_string_lossy());
     let mut out = Vec::new();
     for v in &d.validators {
         // A per-file validator reads every file it is named for (here, all are new).
@@ -71,9 +71,9 @@ pub fn check_host(d: &Desired, stage: &Path) -> std::io::Result<Vec<CheckOutcome
                     }
                 }
             }
-            files.iter().map(|f| v.command_for_file(&root, f)).collect()
+            files.iter().map(|f| v.command_in(&root, Some(f))).collect()
         } else {
-            vec![v.command_for_root(&root)]
+            vec![v.command_in(&root, None)]
         };
         let mut ok = true;
         let mut output = String::new();

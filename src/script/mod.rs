@@ -337,14 +337,11 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
                     c.desired.validator.as_deref() == Some(v.name.as_str())
                         && matches!(c.desired.state, PathState::File { .. })
                 }) {
-                    let cmd = v
-                        .command
-                        .replace("{root}", root)
-                        .replace("{file}", &q(&c.path));
+                    let cmd = v.command_in(root, Some(&c.path));
                     let _ = writeln!(s, "validate {} {}", q(&v.name), q(&cmd));
                 }
             } else {
-                let cmd = v.command.replace("{root}", root);
+                let cmd = v.command_in(root, None);
                 let _ = writeln!(s, "validate {} {}", q(&v.name), q(&cmd));
             }
         }
@@ -399,12 +396,12 @@ pub fn apply_script(plan: &HostPlan, d: &Desired, runner: &Runner) -> String {
                     let _ = writeln!(s, "handler {line} run {} {}", q(name), q(cmd));
                 }
                 (Target::Service(name), action) => {
+                    // A service is started, never run (a step's action).
                     let verb = match action {
-                        Action::Reload => "reload",
-                        Action::Restart => "restart",
-                        Action::Start | Action::Run => "start",
-                        Action::Stop => "stop",
-                    };
+                        Action::Run => Action::Start,
+                        other => other,
+                    }
+                    .verb();
                     let plain = d
                         .services
                         .iter()

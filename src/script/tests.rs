@@ -96,6 +96,16 @@ fn sh_n(script: &str) {
 }
 
 #[test]
+fn the_library_keeps_its_state_in_the_state_directory() {
+    assert!(LIBRARY.contains(&format!("\nP={}\n", crate::host_state::DIR)));
+}
+
+#[test]
+fn the_library_tells_a_systemd_host_as_the_probe_does() {
+    assert!(LIBRARY.contains(&format!("if {}; then", crate::facts::SYSTEMD_TEST)));
+}
+
+#[test]
 fn every_script_is_valid_sh() {
     let (p, d) = plan();
     sh_n(&apply_script(&p, &d, &runner()));

@@ -7,7 +7,6 @@ use super::auth::{self, AuthError};
 use super::known_hosts::{key_types_for, record_key};
 use super::route::Hop;
 use super::ssh::{set_user_timeout, DEAD_PEER_SECS};
-use super::ssh_config::Strict;
 use super::HostKeyPolicy;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::OwnedFd;
@@ -138,8 +137,8 @@ fn tcp_connect(hop: &Hop) -> Result<TcpStream, ConnectError> {
 }
 
 /// The handshake, and the server's key checked against the hop's known_hosts files under the
-/// hop's key name. A changed key is always refused; an unknown one is recorded when the run
-/// (`--trust-new-hosts`) or the hop's StrictHostKeyChecking accepts new keys.
+/// hop's key name. A changed key is always refused; an unknown one is recorded when the hop
+/// accepts new keys (`Hop::accepts_new_key`).
 fn check_host_key(
     session: &mut ssh2::Session,
     hop: &Hop,
@@ -174,9 +173,7 @@ fn check_host_key(
         ssh2::CheckResult::Match => Ok(()),
         ssh2::CheckResult::Mismatch => Err(ConnectError::HostKeyChanged { name, files }),
         ssh2::CheckResult::NotFound | ssh2::CheckResult::Failure => {
-            let accept =
-                policy == HostKeyPolicy::AcceptNew || hop.strict == Some(Strict::AcceptNew);
-            if !accept {
+            if !hop.accepts_new_key(policy) {
                 return Err(ConnectError::UnknownHostKey { name, files });
             }
             let path = &hop.known_hosts[0];

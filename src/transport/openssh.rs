@@ -15,7 +15,6 @@
 
 use super::mux::{self, MuxError};
 use super::route::{self, Hop};
-use super::ssh_config::Strict;
 use super::{read_lines, HostKeyPolicy, Output, Result, Stats, Transport, TransportError};
 use crate::quote::shell_word;
 use crate::spec::Ssh;
@@ -142,12 +141,15 @@ fn hop_args(
     proxy_errors: Option<&std::path::Path>,
 ) -> Vec<String> {
     let hop = &hops[i];
-    let accept_new = policy == HostKeyPolicy::AcceptNew || hop.strict == Some(Strict::AcceptNew);
     let mut o = vec![
         "BatchMode=yes".to_string(),
         format!(
             "StrictHostKeyChecking={}",
-            if accept_new { "accept-new" } else { "yes" }
+            if hop.accepts_new_key(policy) {
+                "accept-new"
+            } else {
+                "yes"
+            }
         ),
         format!("ConnectTimeout={}", hop.connect_timeout.as_secs().max(1)),
         // A dead peer is given up on after about 40 s of silence, as with the ssh2 transport.

@@ -13,6 +13,7 @@ use super::known_hosts::known_hosts_name;
 use super::ssh_config::{
     expand, parse_jumps, ConfigError, HostConfig, Jump, SshConfig, Strict, Tokens, WordError,
 };
+use super::HostKeyPolicy;
 use crate::spec::{Ssh, SshConfigFile};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -89,6 +90,12 @@ impl Hop {
     /// The name the key has in known_hosts, for messages.
     pub fn key_name(&self) -> String {
         known_hosts_name(&self.key_host, self.key_port)
+    }
+
+    /// An unknown host key is accepted and recorded when the run (`--trust-new-hosts`) or the
+    /// hop's StrictHostKeyChecking accepts new keys; a changed key never is.
+    pub fn accepts_new_key(&self, policy: HostKeyPolicy) -> bool {
+        policy == HostKeyPolicy::AcceptNew || self.strict == Some(Strict::AcceptNew)
     }
 }
 

@@ -159,3 +159,18 @@ fn load_fills_only_what_the_inventory_left_out() {
     let errors = fill_from_ssh_config(std::iter::once(&mut missing));
     assert!(errors[0].message.contains("cannot read"), "{errors:?}");
 }
+
+#[test]
+fn a_new_host_key_is_accepted_when_the_run_or_the_hops_own_setting_says_so() {
+    let hops = route(
+        &ssh("inner"),
+        Some(&config(&format!(
+            "{LAB}Host bastion\n  StrictHostKeyChecking accept-new\n"
+        ))),
+    )
+    .unwrap();
+    let (b, t) = (&hops[0], &hops[1]);
+    assert!(b.accepts_new_key(HostKeyPolicy::Strict));
+    assert!(!t.accepts_new_key(HostKeyPolicy::Strict));
+    assert!(t.accepts_new_key(HostKeyPolicy::AcceptNew));
+}

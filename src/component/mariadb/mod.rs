@@ -27,6 +27,8 @@ pub static MARIADB: Primary = Primary;
 pub(super) const STEP: &str = "mariadb-bootstrap";
 const CNF: &str = "/etc/mysql/mariadb.conf.d/60-provision.cnf";
 const ROLE_CNF: &str = "/etc/mysql/mariadb.conf.d/61-provision-role.cnf";
+/// The bootstrap SQL of each site, and the replica's seed, in provision's state (0700).
+const SQL_DIR: &str = crate::host_state::state_path!("/sql");
 /// Where the server listens (Debian's default, which provision keeps).
 const PORT: u16 = 3306;
 pub(super) const IRREVERSIBLE: &str = "database changes (accounts, passwords, tables) stay as they are: a rollback runs the restored bootstrap again, which sets the earlier passwords back";
@@ -65,7 +67,7 @@ pub fn accounts(spec: &Spec) -> Vec<(String, String)> {
 
 /// A site's bootstrap SQL on the primary (its database, its accounts).
 pub(super) fn sql_path(site: &Site) -> String {
-    format!("/var/lib/provision/sql/{}.sql", site.database.name)
+    format!("{SQL_DIR}/{}.sql", site.database.name)
 }
 
 /// The primary's bootstrap: every site's SQL, one after the other (each is idempotent).
@@ -190,8 +192,8 @@ pub(super) fn server(cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         ),
         &[],
     );
-    out.dir("/var/lib/provision").mode(0o700);
-    out.dir("/var/lib/provision/sql").mode(0o700);
+    out.dir(crate::host_state::DIR).mode(0o700);
+    out.dir(SQL_DIR).mode(0o700);
     // The primary: one file per site's database. A replica: its own bootstrap (what it follows),
     // the server's alone, in the first site's file.
     let sites: Vec<&Site> = if cx.host.has(Role::Db) {

@@ -21,13 +21,13 @@ pub static REPLICA: Replica = Replica;
 
 /// How the replica's first copy reaches the primary: a client option file (0600), so the
 /// replication password is never on a command line.
-const SEED_CNF: &str = "/var/lib/provision/sql/replica-seed.cnf";
+const SEED_CNF: &str = crate::host_state::state_path!("/sql/replica-seed.cnf");
 
 /// The marker a seed writes once the copy of every site's database is loaded whole. It stands
 /// beside the bootstrap SQL in provision's state, not in a database (a table there would be a
 /// transaction of the replica's own, which the others do not have). One for the server: a site
 /// added later reaches the replica through the binary log it follows.
-pub const SEED_MARKER: &str = "/var/lib/provision/sql/replica.seeded";
+pub const SEED_MARKER: &str = crate::host_state::state_path!("/sql/replica.seeded");
 
 /// Some site's database exists on the server: a marker left by a seed whose data went since (a
 /// server installed again) does not count.

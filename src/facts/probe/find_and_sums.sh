@@ -1,0 +1,2 @@
+found=$(find "$@" /var/lib/apt/lists /var/lib/dpkg/status /var/lib/dpkg/updates -maxdepth 1 \( -path '/var/lib/apt/lists/*' -name '*Packages*' -printf '@aptm %T@\n' \) -o -path '/var/lib/apt/lists/*' -o -path /var/lib/apt/lists -o \( \( -path /var/lib/dpkg/status -o -path /var/lib/dpkg/updates \) -printf '@dpkgdb %p %i %C@ %s\n' -prune \) -o \( -printf '@path %p %y %m %u %g %s %l\n' -prune \) 2>/dev/null)
+sums=; [ $# -eq 0 ] || sums=$(sha256sum -- "$@" 2>/dev/null)
