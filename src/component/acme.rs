@@ -14,7 +14,7 @@
 //! read gets a placeholder too (`provision-acme stage`), since the live file is not provision's.
 
 use super::{Component, Cx, Need, Out, Report};
-use crate::acme::{CertStatus, Serving};
+use crate::acme::{CertStatus, Outcome, Serving};
 use crate::desired::Handler;
 use crate::render::RenderError;
 use crate::secret::SecretKey;
@@ -35,11 +35,24 @@ fn step(site: &Site) -> String {
 }
 
 /// The sites of this host whose certificate comes from an ACME CA and ends here, with the config
-/// directory and service of the server that reads it.
+/// directory and service of the server that reads it: on a load balancer every site whose TLS
+/// ends on the balancers (each balancer asks for its own certificate, over DNS-01, so either can
+/// hold the floating address), on a web host the sites it serves whose TLS ends there.
 fn sites<'a>(cx: &Cx<'a>) -> Vec<(&'a Site, &'static str, &'static str)> {
+    let acme = |s: &&Site| matches!(s.tls.as_ref().map(|t| &t.cert), Some(TlsCert::Acme(_)));
+    if cx.host.has(Role::Lb) {
+        return cx
+            .spec
+            .sites
+            .iter()
+            .filter(acme)
+            .filter(|s| super::tls::on_lb(cx.spec, s))
+            .map(|s| (s, "/etc/haproxy", "haproxy"))
+            .collect();
+    }
     cx.spec
         .sites_on(cx.host)
-        .filter(|s| matches!(s.tls.as_ref().map(|t| &t.cert), Some(TlsCert::Acme(_))))
+        .filter(acme)
         .filter_map(|s| super::tls::web_server(cx.spec, s).map(|(dir, svc)| (s, dir, svc)))
         .collect()
 }
@@ -89,66 +102,9 @@ impl Component for Acme {
         // Before the web servers' validators (this component comes first): their staged
         // configuration names certificate files only provision-acme makes.
         out.validator("acme", format!("sh {{root}}{SCRIPT} stage {{root}}"), &[]);
-        Ok(())
-    }
-
-    fn render_site(&self, cx: &Cx, site: &Site, out: &mut Out) -> Result<(), RenderError> {
-        let Some((site, dir, service)) = sites(cx).into_iter().find(|(s, ..)| s.at == site.at)
-        else {
-            return Ok(());
-        };
-        let Some(TlsCert::Acme(a)) = site.tls.as_ref().map(|t| &t.cert) else {
-            return Ok(());
-        };
-        let domain = site.domain.as_str();
-        let ca_bundle = a
-            .ca_bundle
-            .as_ref()
-            .map(|_| format!("{CONF_DIR}/{domain}.directory-ca.pem"));
-        let tsig = format!("{CONF_DIR}/{domain}.tsig");
-        let mut values = json!({
-            "site": domain,
-            "names": a.names,
-            "directory": a.directory,
-            "contact": a.contact,
-            "challenge": a.challenge.name(),
-            "webroot": super::tls::acme_webroot(site),
-            "deploy": format!("{dir}/{}", super::tls::file(site, site.tls.as_ref().expect("an ACME site has TLS"))),
-            "service": service,
-            "plain_reload": "",
-            "ca_bundle": ca_bundle,
-        });
-        let run = Handler::run(&step(site));
-        if a.challenge == Challenge::Dns01 {
-            let zones = crate::acme::ChallengeZone::new(domain, &a.names)
-                .map(|z| z.zones)
-                .unwrap_or_default();
-            values["dns_zones"] = json!(zones);
-            values["dns_servers"] = json!(cx
-                .spec
-                .hosts_with(Role::Dns)
-                .map(|h| h.public_address.to_string())
-                .collect::<Vec<_>>());
-            values["tsig_key"] = json!(tsig);
-            out.file(&tsig, tsig_key_file(cx, site)?)
-                .mode(0o600)
-                .sensitive()
-                .notify(run.clone());
+        for (site, dir, service) in sites(cx) {
+            site_files(cx, site, dir, service, out)?;
         }
-        out.file(
-            format!("{CONF_DIR}/{domain}.conf"),
-            cx.render("acme/site.conf", &[("acme", values)])?,
-        )
-        .notify(run.clone())
-        .checked_by("acme");
-        if let (Some(path), Some(pem)) = (ca_bundle, &a.ca_bundle) {
-            out.file(path, pem.clone()).notify(run);
-        }
-        out.step(
-            &step(site),
-            format!("{SCRIPT} ensure {domain} && {SCRIPT} start {domain}"),
-            None,
-        );
         Ok(())
     }
 
@@ -181,6 +137,11 @@ impl Component for Acme {
             let why = match status.iter().find(|s| s.site == domain) {
                 None => "provision-acme has no state for it".to_string(),
                 Some(s) if s.serving == Serving::Missing => "no certificate file".to_string(),
+                // Never issued and the last try failed: an apply asks again at once (the timer
+                // would wait for the backoff), as a user running it expects.
+                Some(s) if s.serving == Serving::Placeholder && s.outcome == Outcome::Failed => {
+                    format!("the CA gave none yet ({})", s.error)
+                }
                 Some(_) => continue,
             };
             out.push(Need {
@@ -221,6 +182,71 @@ impl Component for Acme {
             })
             .collect()
     }
+}
+
+/// A site's configuration for provision-acme (and its TSIG key and CA roots where it has them),
+/// and the step that serves a certificate now and asks the CA once the apply has ended.
+fn site_files(
+    cx: &Cx,
+    site: &Site,
+    dir: &str,
+    service: &str,
+    out: &mut Out,
+) -> Result<(), RenderError> {
+    let Some(TlsCert::Acme(a)) = site.tls.as_ref().map(|t| &t.cert) else {
+        return Ok(());
+    };
+    let domain = site.domain.as_str();
+    let ca_bundle = a
+        .ca_bundle
+        .as_ref()
+        .map(|_| format!("{CONF_DIR}/{domain}.directory-ca.pem"));
+    let tsig = format!("{CONF_DIR}/{domain}.tsig");
+    let mut values = json!({
+        "site": domain,
+        "names": a.names,
+        "directory": a.directory,
+        "contact": a.contact,
+        "challenge": a.challenge.name(),
+        "webroot": super::tls::acme_webroot(site),
+        "deploy": format!("{dir}/{}", super::tls::file(site, site.tls.as_ref().expect("an ACME site has TLS"))),
+        "service": service,
+        // Where there is no systemd, HAProxy reloads as provision reloads it (keeping its sockets).
+        "plain_reload": if service == "haproxy" { super::haproxy::PLAIN_RELOAD } else { "" },
+        "ca_bundle": ca_bundle,
+    });
+    let run = Handler::run(&step(site));
+    if a.challenge == Challenge::Dns01 {
+        let zones = crate::acme::ChallengeZone::new(domain, &a.names)
+            .map(|z| z.zones)
+            .unwrap_or_default();
+        values["dns_zones"] = json!(zones);
+        values["dns_servers"] = json!(cx
+            .spec
+            .hosts_with(Role::Dns)
+            .map(|h| h.public_address.to_string())
+            .collect::<Vec<_>>());
+        values["tsig_key"] = json!(tsig);
+        out.file(&tsig, tsig_key_file(cx, site)?)
+            .mode(0o600)
+            .sensitive()
+            .notify(run.clone());
+    }
+    out.file(
+        format!("{CONF_DIR}/{domain}.conf"),
+        cx.render("acme/site.conf", &[("acme", values)])?,
+    )
+    .notify(run.clone())
+    .checked_by("acme");
+    if let (Some(path), Some(pem)) = (ca_bundle, &a.ca_bundle) {
+        out.file(path, pem.clone()).notify(run);
+    }
+    out.step(
+        &step(site),
+        format!("{SCRIPT} ensure {domain} && {SCRIPT} start {domain}"),
+        None,
+    );
+    Ok(())
 }
 
 /// The TSIG key file of a DNS-01 site (its secret masked unless secrets are revealed), as named

@@ -13,6 +13,9 @@ use crate::transport::Output;
 use serde_json::json;
 use std::net::IpAddr;
 
+/// How HAProxy reloads where there is no systemd (see `render`).
+pub const PLAIN_RELOAD: &str = "haproxy -f /etc/haproxy/haproxy.cfg -p /run/haproxy.pid -D -x /run/haproxy/admin.sock -sf $(cat /run/haproxy.pid)";
+
 pub struct Haproxy;
 pub static HAPROXY: Haproxy = Haproxy;
 
@@ -115,10 +118,7 @@ impl Component for Haproxy {
         // the old one closes its, resetting the connections still queued there. `-x` takes the
         // old process's listening sockets over instead (systemd's master-worker mode does that
         // by itself).
-        out.plain_reload(
-            "haproxy",
-            "haproxy -f /etc/haproxy/haproxy.cfg -p /run/haproxy.pid -D -x /run/haproxy/admin.sock -sf $(cat /run/haproxy.pid)",
-        );
+        out.plain_reload("haproxy", PLAIN_RELOAD);
         out.package("socat");
         let mut sites = Vec::new();
         let mut certs = Vec::new();

@@ -95,7 +95,7 @@ pub const ROLES: &[(Role, &[&str])] = &[
     (Role::Dns, &["hardening", "firewall", "bind"]),
     (
         Role::Lb,
-        &["hardening", "firewall", "haproxy", "keepalived"],
+        &["hardening", "firewall", "acme", "haproxy", "keepalived"],
     ),
 ];
 

@@ -39,8 +39,11 @@ fn a_stack_and_the_roles_give_each_host_its_components() {
     );
     assert_eq!(of("db-01"), with(&["mariadb", "backup"]));
     assert_eq!(of("db-02"), with(&["mariadb-replica", "backup"]));
-    assert_eq!(of("lb-01"), with(&["bind", "haproxy", "keepalived"]));
-    assert_eq!(of("lb-02"), with(&["haproxy", "keepalived"]));
+    assert_eq!(
+        of("lb-01"),
+        with(&["acme", "bind", "haproxy", "keepalived"])
+    );
+    assert_eq!(of("lb-02"), with(&["acme", "haproxy", "keepalived"]));
 }
 
 #[test]
@@ -418,6 +421,14 @@ fn acme_asks_for_its_step_and_schedule_by_what_the_host_says() {
         gone.len() == 1 && gone[0].contains("no certificate file"),
         "{gone:?}"
     );
+    // Never issued and the CA refused: an apply asks again; an issued one serving waits for the
+    // timer's backoff.
+    let refused = needs(acme_status("placeholder", "failed"));
+    assert!(
+        refused.len() == 1 && refused[0].contains("the CA gave none yet (acme: error"),
+        "{refused:?}"
+    );
+    assert!(needs(acme_status("issued", "failed")).is_empty());
 }
 
 #[test]

@@ -200,10 +200,11 @@ impl Checker<'_> {
         Some(Tls { cert, hsts })
     }
 
-    /// Where an ACME site's certificate can be asked for. With balancers TLS ends on both of them
-    /// (not yet); over HTTP-01 on its one web host (with several and none in front the CA may ask
-    /// any of them for the token only the asking host holds); over DNS-01 on every web host, each
-    /// its own certificate, through the challenge zone the `dns` hosts serve.
+    /// Where an ACME site's certificate can be asked for. With balancers TLS ends on both of them:
+    /// each asks for its own over DNS-01, so either serves a valid one whenever the floating
+    /// address moves to it (over HTTP-01 the CA would reach whichever holds the address). Without
+    /// them, over HTTP-01 on its one web host (with several the CA may ask any of them for the
+    /// token only the asking host holds), over DNS-01 on every web host, each its own certificate.
     pub(super) fn acme_hosts(&mut self, t: &Tls, raw: &RawTls, hosts: &[Host], on: &[String]) {
         let (TlsCert::Acme(acme), Some(a)) = (&t.cert, &raw.acme) else {
             return;
@@ -217,9 +218,9 @@ impl Checker<'_> {
             .filter(|h| h.has(Role::Lb))
             .map(|h| h.name.as_str())
             .collect();
-        if !lbs.is_empty() {
+        if !lbs.is_empty() && acme.challenge == Challenge::Http01 {
             self.fail(a.span.clone(), "site.tls.acme", format!(
-                "TLS ends on the load balancers ({}), and this version of provision cannot yet give both the same certificate from the CA; allowed: acme on sites without load balancers, or self_signed = true or certificate and key with them",
+                "TLS ends on the load balancers ({}), which each ask for a certificate of their own, and over HTTP-01 the CA reaches only the one holding the floating address; allowed: challenge = \"dns-01\" with load balancers",
                 lbs.join(", ")
             ));
         } else if on.len() > 1 && acme.challenge == Challenge::Http01 {

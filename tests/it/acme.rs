@@ -1229,3 +1229,142 @@ fn lab_acme_dns01_wildcard_through_provision_apply() {
     }
     lab(&["down", &a.inv]);
 }
+
+/// `https://www.foobar.com/` through `addr`, its chain verified against `root` by curl: whether it
+/// answered with the page's database row within 2 s.
+fn verified_page(addr: &str, root: &str) -> bool {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "2", "--cacert", root, "--resolve"])
+        .arg(format!("www.foobar.com:443:{addr}"))
+        .arg("https://www.foobar.com/")
+        .output()
+        .unwrap();
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Hello from MariaDB")
+}
+
+/// Issue 24, item 4: TLS ends on the two balancers of the lab-lb hosts, and each asks pebble for a
+/// certificate of its own over DNS-01 (through the zone the first balancer's BIND serves), so
+/// whichever holds the floating address serves a valid one. Both are verified by curl against
+/// pebble's root, on their own addresses; then HAProxy stops on the holder under HTTPS load
+/// through the floating address, the other takes the address over, and every request from then on
+/// is verified again (the failures: only while the address moves, at most 2 s, counted).
+#[test]
+#[ignore = "needs the lab: run tests/run"]
+fn lab_lb_each_balancer_serves_a_valid_certificate_of_its_own_across_a_failover() {
+    use crate::load::Load;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const VIP: &str = "198.18.0.19";
+    let balancers = [("lb", "198.18.0.20"), ("lb2", "198.18.0.26")];
+    let _hosts = lb_hosts();
+    lab(&["up", "inventories/lab-lb.toml"]);
+    let l = Lab {
+        inv: "",
+        web: "198.18.0.20",
+        ns1: "198.18.0.20",
+        ns2: "198.18.0.20",
+        port: "15000",
+        systemd: true,
+    };
+    let pebble = Pebble::start(&l, "0");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("directory-ca.pem");
+    std::fs::write(&ca, pebble.listener_ca()).unwrap();
+    let inv = inventory_copy("inventories/lab-lb.toml", dir.path(), &|t| {
+        t.replace(
+            "tls = { self_signed = true, hsts = true }",
+            &format!(
+                "tls = {{ hsts = true, acme = {{ contact = \"hostmaster@foobar.com\", directory = \"{}\", ca_bundle = \"{}\", challenge = \"dns-01\" }} }}",
+                pebble.directory,
+                ca.display()
+            ),
+        )
+    });
+    let i = inv.to_string_lossy().into_owned();
+    assert!(std::fs::read_to_string(&inv).unwrap().contains("dns-01"));
+    // Certificates of an earlier run came from another pebble (a new root at each start).
+    for (_, addr) in balancers {
+        ssh(
+            addr,
+            "rm -rf /var/lib/provision-acme /etc/provision/acme /etc/haproxy/tls/*.acme.pem",
+        );
+    }
+    let done = Run::new(&["apply", "-i", &i]).output().status(0);
+    assert!(!format!("{}{}", done.stdout(), done.stderr()).contains("PRIVATE KEY"));
+    let root = pebble.root();
+    let mut serials = Vec::new();
+    for (name, addr) in balancers {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !verified_page(addr, &root) {
+            assert!(
+                Instant::now() < deadline,
+                "{name} serves no certificate pebble issued"
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        serials.push(served(addr, "www.foobar.com"));
+    }
+    assert_ne!(
+        serials[0], serials[1],
+        "the balancers serve one certificate"
+    );
+    let checked = Run::new(&["check", "-i", &i, "--host", "lb", "--host", "lb2"]).output();
+    assert_eq!(
+        checked
+            .stdout()
+            .matches("ok: acme: certificate of foobar.com: www.foobar.com by ")
+            .count(),
+        2,
+        "{}",
+        checked.stdout()
+    );
+
+    // HAProxy stops on the holder under load; every verified probe after the move succeeds.
+    let holds = |addr: &str| ssh(addr, "ip -o addr show").contains(&format!(" {VIP}/"));
+    std::thread::sleep(Duration::from_secs(3));
+    let holder = *balancers
+        .iter()
+        .find(|(_, a)| holds(a))
+        .expect("a balancer holds the floating address");
+    let load = Load::start(VIP, 20, "Hello from MariaDB", Duration::from_secs(60));
+    let stop = AtomicBool::new(false);
+    let t0 = Instant::now();
+    let (probes, stopped_at) = std::thread::scope(|s| {
+        let probing = s.spawn(|| {
+            let mut out = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let at = t0.elapsed().as_secs_f64();
+                out.push((at, verified_page(VIP, &root)));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            out
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        let stopped_at = t0.elapsed().as_secs_f64();
+        ssh(holder.1, "service haproxy stop > /dev/null 2>&1; true");
+        std::thread::sleep(Duration::from_secs(8));
+        stop.store(true, Ordering::SeqCst);
+        (probing.join().unwrap(), stopped_at)
+    });
+    let tally = load.finish();
+    ssh(holder.1, "service haproxy start > /dev/null 2>&1");
+    let failed: Vec<f64> = probes.iter().filter(|p| !p.1).map(|p| p.0).collect();
+    let window = match (failed.first(), failed.last()) {
+        (Some(first), Some(last)) => last - first + 0.1,
+        _ => 0.0,
+    };
+    eprintln!(
+        "HAProxy stopped on {} at {stopped_at:.1} s: {} of {} verified HTTPS probes failed, a window of {window:.2} s; {}",
+        holder.0,
+        failed.len(),
+        probes.len(),
+        tally.line("HTTPS load through the floating address")
+    );
+    let other = balancers.iter().find(|b| b.0 != holder.0).unwrap();
+    assert!(holds(other.1), "{} did not take {VIP}", other.0);
+    assert!(window <= 2.0, "verified HTTPS failed for {window:.2} s");
+    assert!(
+        probes.iter().rev().take(20).all(|p| p.1),
+        "the last verified probes through {VIP} failed: {probes:?}"
+    );
+    assert!(tally.ok > 100, "{tally:?}");
+}

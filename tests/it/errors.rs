@@ -878,7 +878,16 @@ fn acme_mistakes_are_located() {
     );
     let err = validate_in(d, &lbs).status(4).stderr();
     assert!(
-        err.contains("site.tls.acme: TLS ends on the load balancers (lb-01, lb-02)"),
+        err.contains("site.tls.acme: TLS ends on the load balancers (lb-01, lb-02), which each ask for a certificate of their own"),
         "{err}"
     );
+    // Over DNS-01 (a dns host among them) each balancer asks for its own.
+    let dns01 = lbs
+        .replace(
+            "acme = { contact = \"a@foobar.com\" }",
+            "acme = { contact = \"a@foobar.com\", challenge = \"dns-01\" }",
+        )
+        .replace("roles = [\"lb\"]", "roles = [\"lb\", \"dns\"]");
+    assert!(dns01.contains("dns-01"));
+    validate_in(d, &dns01).status(0);
 }
