@@ -1023,26 +1023,38 @@ impl Applied {
 
     /// The inventory with `acme = { contact, directory, ca_bundle<extra> }`.
     fn acme(&self, extra: &str) {
+        self.tls(&format!(
+            "acme = {{ contact = \"hostmaster@foobar.com\", directory = \"{}\", ca_bundle = \"{}\"{extra} }}",
+            self.pebble.directory,
+            self.dir.path().join("directory-ca.pem").display()
+        ));
+    }
+
+    /// The inventory with `[site.tls]` holding `body`.
+    fn tls(&self, body: &str) {
         let text = std::fs::read_to_string(&self.inv).unwrap();
         let head = text.split("\n[[hosts]]").next().unwrap();
         let tail = &text[head.len()..];
         let head = head
-            .replace("server_names = [\"www\"]", "server_names = [\"www\", \"@\"]")
+            .replace(
+                "server_names = [\"www\"]",
+                "server_names = [\"www\", \"@\"]",
+            )
             .lines()
-            .filter(|l| !l.starts_with("tls = ") && !l.starts_with("[site.tls]") && !l.starts_with("acme = "))
+            .filter(|l| {
+                !l.starts_with("tls = ")
+                    && !l.starts_with("[site.tls]")
+                    && !l.starts_with("acme = ")
+            })
             .collect::<Vec<_>>()
             .join("\n")
             .replace(
                 "stack = \"lemp\"\n",
-                &format!(
-                    "stack = \"lemp\"\n[site.tls]\nacme = {{ contact = \"hostmaster@foobar.com\", directory = \"{}\", ca_bundle = \"{}\"{extra} }}\n",
-                    self.pebble.directory,
-                    self.dir.path().join("directory-ca.pem").display()
-                ),
+                &format!("stack = \"lemp\"\n[site.tls]\n{body}\n"),
             );
         std::fs::write(&self.inv, format!("{head}\n{tail}")).unwrap();
         let text = std::fs::read_to_string(&self.inv).unwrap();
-        assert!(text.contains("[site.tls]\nacme = {"), "{text}");
+        assert!(text.contains(&format!("[site.tls]\n{body}")), "{text}");
     }
 
     /// `provision apply`, which must succeed and print no private key; its output.
@@ -1136,6 +1148,23 @@ fn lab_acme_through_provision_apply() {
         .output()
         .status(0);
     assert_eq!(serial(l, "www.foobar.com"), issued);
+
+    // The site leaves ACME: once no server configuration names its certificate, the host's next
+    // run (the timer's) forgets it: configuration, state, file.
+    a.tls("self_signed = true");
+    a.apply();
+    let (_, out) = run_on(l.web, "provision-acme run");
+    assert!(
+        out.contains("foobar.com: no server here serves its certificate any more")
+            && out.contains("foobar.com: no longer on this host"),
+        "{out}"
+    );
+    let (code, _) = run_on(
+        l.web,
+        "ls /etc/provision/acme/foobar.com.conf /var/lib/provision-acme/foobar.com /etc/nginx/tls/foobar.com.acme.pem",
+    );
+    assert_ne!(code, 0, "left behind");
+    assert!(served(l.web, "www.foobar.com").contains("CN=www.foobar.com"));
     lab(&["down", &i]);
 }
 
