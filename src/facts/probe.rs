@@ -8,6 +8,7 @@ use crate::host_state;
 use crate::quote::shell_word;
 use crate::release::Release;
 use crate::render::manifest::sha256_hex;
+use std::collections::HashSet;
 
 /// In place of a hash: the file's content is never read back (a key made on the host).
 pub const NEVER_FETCH: &str = "+";
@@ -32,6 +33,8 @@ pub struct ProbeRequest {
 
 impl ProbeRequest {
     pub fn for_desired(d: &Desired) -> ProbeRequest {
+        // A path several sites declare (a directory they share) is asked once.
+        let mut asked = HashSet::new();
         let paths = d
             .paths
             .iter()
@@ -49,6 +52,7 @@ impl ProbeRequest {
                 };
                 (p.path.clone(), sha)
             })
+            .filter(|p| asked.insert(p.clone()))
             .collect();
         ProbeRequest {
             packages: d.packages.clone(),
@@ -247,46 +251,42 @@ fn add_paths(paths: &[(String, Option<String>)], s: &mut String) {
 
 /// Type, mode, owner and link target of every path and the times of apt's package lists (one
 /// `find`: a managed path is printed and not descended into, the lists directory is read one
-/// level down), and the content of the files whose sha256 differs from the desired one (one
-/// `sha256sum` for all; `base64`, whatever the bytes), or that are always fetched: those are read
-/// line by line with builtins, once (no process; files provision renders are text; dash reads a
-/// byte per system call), and printed when that showed every byte (no carriage return, and the
-/// lines add up to the file's size: `read` drops NULs), else read again with `base64`.
-///
-/// find and sha256sum answer in the order asked, the order of `$want`, so their lines are taken
-/// from the front in step with it (find's, split into the positional parameters once the paths
-/// are no longer needed). Never searched for: dash's `${x#*PATTERN}` costs the square of the
-/// match's offset (on a long `find` answer, one such search was most of a no-op's probe).
-/// The two processes come first and print nothing: the background commands run meanwhile.
+/// level down), and the sha256 of every file (one `sha256sum` for all). The two processes come
+/// first and print nothing: the background commands run meanwhile.
 const FIND_AND_SUMS: &str = "found=$(find \"$@\" /var/lib/apt/lists /var/lib/dpkg/status /var/lib/dpkg/updates -maxdepth 1 \\( -path '/var/lib/apt/lists/*' -name '*Packages*' -printf '@aptm %T@\\n' \\) \
   -o -path '/var/lib/apt/lists/*' -o -path /var/lib/apt/lists -o \\( \\( -path /var/lib/dpkg/status -o -path /var/lib/dpkg/updates \\) -printf '@dpkgdb %p %i %C@ %s\\n' -prune \\) \
   -o \\( -printf '@path %p %y %m %u %g %s %l\\n' -prune \\) 2>/dev/null)\n\
 sums=; [ $# -eq 0 ] || sums=$(sha256sum -- \"$@\" 2>/dev/null)\n";
 
-/// What `FIND_AND_SUMS` found, printed, and the files' contents (see there).
+/// What `FIND_AND_SUMS` found, printed, and the content of the regular files (not links) whose
+/// sha256 differs from the desired one or that are always fetched (`-`), all in one archive:
+/// `@files BASE64(GZIP(TAR))`, every byte as it is, whatever the bytes.
+///
+/// One `awk` picks those files: `$want` (`HASH PATH` lines), then find's and sha256sum's lines,
+/// which answer only for what exists (sha256sum only for files, through links) and in the order
+/// asked, so they are taken from the front in step with `$want`. (A loop of the shell's own over
+/// a thousand paths cost most of a no-op's probe: dash reads a here-document a byte per system
+/// call, and cutting a line off the front of a long string copies the rest.) One `tar` reads them
+/// all (`--hard-dereference`: a file that is a hard link of another comes back whole).
 const PATHS_CHECK: &str = "[ -z \"$found\" ] || printf '%s\\n' \"$found\"\n\
 IFS=$nl; set -f; set -- $found; unset IFS; set +f\n\
 if [ -n \"$want\" ]; then\n\
-  cr='\r'\n\
-  while read -r h p; do\n\
-    [ -n \"$p\" ] || continue\n\
-    z=; case ${1-} in \"@path $p \"?\" \"*) x=${1#\"@path $p \"}; shift; case $x in \"f \"*) x=${x#f * * * }; z=${x%% *} ;; esac ;; esac\n\
-    m=; l=${sums%%\"$nl\"*}\n\
-    if [ -n \"$sums\" ] && [ \"${l#*  }\" = \"$p\" ]; then m=${l%%  *}; case $sums in *\"$nl\"*) sums=${sums#*\"$nl\"} ;; *) sums= ;; esac; fi\n\
-    [ \"$h\" != + ] && [ -f \"$p\" ] && [ ! -L \"$p\" ] || continue\n\
-    [ \"$m\" = \"$h\" ] && continue\n\
-    if [ \"$h\" = - ]; then\n\
-      n=0; e=1; t=\n\
-      while :; do l=; IFS= read -r l || { n=$((n + ${#l})); [ -z \"$l\" ] || { e=0; t=\"$t@t $l$nl\"; }; break; }; n=$((n + ${#l} + 1)); t=\"$t@t $l$nl\"; case $l in *\"$cr\"*) n=-1; break ;; esac; done < \"$p\"\n\
-      if [ \"$n\" = \"$z\" ]; then\n\
-        printf '@text %s\\n%s@text-end %s\\n' \"$p\" \"$t\" \"$e\"\n\
-        continue\n\
-      fi\n\
-    fi\n\
-    echo \"@content $p $(base64 -w0 < \"$p\")\"\n\
-  done <<PROVISION_PATHS\n\
-$want\n\
-PROVISION_PATHS\n\
+  get=$(printf '%s\\n@@found\\n%s\\n@@sums\\n%s\\n' \"$want\" \"$found\" \"$sums\" | awk '\n\
+    $0 == \"@@found\" { s = 1; next }\n\
+    $0 == \"@@sums\" { s = 2; next }\n\
+    s == 0 && $0 != \"\" { n++; h[n] = $1; p[n] = substr($0, length($1) + 2); next }\n\
+    s == 1 { nf++; f[nf] = $0; next }\n\
+    s == 2 { ns++; m[ns] = $0; next }\n\
+    END {\n\
+      j = 1; k = 1\n\
+      for (i = 1; i <= n; i++) {\n\
+        t = \"\"; x = \"\"\n\
+        if (j <= nf && index(f[j], \"@path \" p[i] \" \") == 1 && substr(f[j], length(p[i]) + 9, 1) == \" \") { t = substr(f[j], length(p[i]) + 8, 1); j++ }\n\
+        if (k <= ns && substr(m[k], 67) == p[i]) { x = substr(m[k], 1, 64); k++ }\n\
+        if (t == \"f\" && h[i] != \"+\" && x != h[i]) print p[i]\n\
+      }\n\
+    }')\n\
+  [ -z \"$get\" ] || echo \"@files $(printf '%s\\n' \"$get\" | tar -cPf - --no-recursion --hard-dereference --verbatim-files-from -T - 2>/dev/null | gzip -1c | base64 -w0)\"\n\
 fi\n";
 
 /// The packages' states and versions: dpkg-query's answer, kept in provision's state directory
@@ -331,19 +331,24 @@ impl Probe {
             .iter()
             .map(|(r, d)| (*r, ProbeRequest::for_desired(d)))
             .collect();
-        let common: Vec<(String, Option<String>)> = match requests.first() {
-            Some((_, first)) if requests.len() > 1 => first
-                .paths
-                .iter()
-                .filter(|p| requests.iter().all(|(_, r)| r.paths.contains(p)))
-                .cloned()
-                .collect(),
+        let common: Vec<(String, Option<String>)> = match requests.split_first() {
+            Some(((_, first), rest)) if !rest.is_empty() => {
+                let others: Vec<HashSet<&(String, Option<String>)>> =
+                    rest.iter().map(|(_, r)| r.paths.iter().collect()).collect();
+                first
+                    .paths
+                    .iter()
+                    .filter(|p| others.iter().all(|o| o.contains(p)))
+                    .cloned()
+                    .collect()
+            }
             _ => Vec::new(),
         };
+        let shared: HashSet<&(String, Option<String>)> = common.iter().collect();
         let branches = requests
             .into_iter()
             .map(|(r, mut req)| {
-                req.paths.retain(|p| !common.contains(p));
+                req.paths.retain(|p| !shared.contains(p));
                 (Some(r), req)
             })
             .collect();
