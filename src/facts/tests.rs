@@ -349,6 +349,17 @@ fn the_probe_reads_files_and_pid_files_for_real() {
     ));
     assert_eq!(f.content(&path(&differs)).unwrap(), b"changed by hand\n");
     assert_eq!(f.paths[&path(&d.join("missing.conf"))], PathFact::Absent);
+    // Owner and group by name, as this machine names them.
+    let named = std::process::Command::new("stat")
+        .args(["-c", "%U %G", &path(&same)])
+        .output()
+        .unwrap();
+    let named = String::from_utf8_lossy(&named.stdout);
+    assert!(
+        matches!(&f.paths[&path(&same)], PathFact::File { owner, group, .. } if format!("{owner} {group}") == named.trim()),
+        "{:?} vs {named}",
+        f.paths[&path(&same)]
+    );
     assert_eq!(
         (f.services["up"], f.services["gone"], f.services["wrong"]),
         (true, false, false)
