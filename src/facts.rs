@@ -156,14 +156,21 @@ impl std::fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// A file's content from its lines, as the probe read them (it does so only when the lines show
-/// every byte).
-fn from_text(lines: &[String], final_newline: bool) -> Vec<u8> {
-    let mut bytes = lines.join("\n").into_bytes();
-    if final_newline && !lines.is_empty() {
-        bytes.push(b'\n');
+/// The files in a probe's `@files` archive (base64 of a gzip'd tar), by path.
+fn files_of(b64: &str) -> Option<Vec<(String, Vec<u8>)>> {
+    let gz = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz.as_slice()));
+    let mut files = Vec::new();
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let path = String::from_utf8(entry.path_bytes().into_owned()).ok()?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).ok()?;
+        files.push((path, bytes));
     }
-    bytes
+    Some(files)
 }
 
 /// Parses the probe's output. Unknown lines are ignored (a login banner, a shell's noise), but the
@@ -178,21 +185,7 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
     let (mut lists, mut now): (Option<f64>, Option<f64>) = (None, None);
     // A component snippet's output: the lines between `@@c NAME` and `@@c-end`, whatever they hold.
     let mut section: Option<String> = None;
-    // A file read as text: its path and lines, between `@text PATH` and `@text-end FINAL_NEWLINE`.
-    let mut text: Option<(String, Vec<String>)> = None;
     for line in output.lines() {
-        if let Some((_, lines)) = &mut text {
-            if let Some(l) = line.strip_prefix("@t ") {
-                lines.push(l.to_string());
-                continue;
-            }
-            let (path, lines) = text.take().expect("in a text section");
-            let newline = line.strip_prefix("@text-end ") == Some("1");
-            contents.insert(path, from_text(&lines, newline));
-            if line.starts_with("@text-end ") {
-                continue;
-            }
-        }
         if let Some(component) = &section {
             if line == "@@c-end" {
                 // Like a shell's `$(...)`: trailing empty lines are not output.
@@ -277,14 +270,9 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
                 };
                 f.paths.insert(parts[0].to_string(), fact);
             }
-            "@text" => text = Some((rest.to_string(), Vec::new())),
-            "@content" => {
-                let (path, b64) = rest.split_once(' ').unwrap_or((rest, ""));
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(b64.trim())
-                    .map_err(|_| ParseError(format!("bad base64 content for {path}")))?;
-                contents.insert(path.to_string(), bytes);
-            }
+            "@files" => contents.extend(
+                files_of(rest).ok_or_else(|| ParseError("bad archive of file contents".into()))?,
+            ),
             // The lines of /etc/passwd and /etc/group of the desired accounts' names, as they are.
             "@pw" => {
                 let (name, user) = User::parse(rest)

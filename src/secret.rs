@@ -203,11 +203,13 @@ impl Secrets {
     /// Whether `text` holds one of these secrets (`redactor` is `self.redactor()`), or the
     /// placeholder of one (a render without the values).
     pub fn held_in(&self, redactor: &Redactor, text: &str) -> bool {
+        // Every placeholder starts so: most texts are ruled out by one search.
         redactor.finds(text)
-            || self
-                .entries
-                .iter()
-                .any(|(k, _)| text.contains(&placeholder(*k)))
+            || (text.contains("<secret ")
+                && self
+                    .entries
+                    .iter()
+                    .any(|(k, _)| text.contains(&placeholder(*k))))
     }
 
     /// The redactor for every secret registered here.
@@ -251,6 +253,9 @@ pub const PEM_KEY_MASK: &str = "<private key hidden>";
 #[derive(Debug, Default, Clone)]
 pub struct Redactor {
     needles: Vec<(String, String)>,
+    /// The needles that hold no other (a text holding any needle holds one of these): what
+    /// `finds` looks for.
+    least: Vec<String>,
 }
 
 impl Redactor {
@@ -297,6 +302,19 @@ impl Redactor {
     /// Longest first, so a form that contains another is replaced whole.
     fn finish(&mut self) {
         self.needles.sort_by_key(|n| std::cmp::Reverse(n.0.len()));
+        self.least = self
+            .needles
+            .iter()
+            .enumerate()
+            .filter(|(i, (n, _))| {
+                !self
+                    .needles
+                    .iter()
+                    .enumerate()
+                    .any(|(j, (m, _))| j != *i && m.len() <= n.len() && n.contains(m.as_str()))
+            })
+            .map(|(_, (n, _))| n.clone())
+            .collect();
     }
 
     pub fn redact(&self, text: &str) -> String {
@@ -311,8 +329,7 @@ impl Redactor {
 
     /// Whether `text` holds a secret in a form this redactor masks, or a PEM private key.
     pub fn finds(&self, text: &str) -> bool {
-        self.needles.iter().any(|(n, _)| text.contains(n.as_str()))
-            || text.contains("PRIVATE KEY-----")
+        self.least.iter().any(|n| text.contains(n.as_str())) || text.contains("PRIVATE KEY-----")
     }
 
     /// `redact` on every string of a JSON value, keys included: the result is still JSON whatever
@@ -415,6 +432,19 @@ d4qk2lXc5m2b7qz9x0X8vJjK8bq6n5f2m1L0c9a8b7c6d5e4f3g2h1i0
             assert!(!out.contains("b\\c") && !out.contains("a'b"), "{out}");
             assert!(out.contains("<secret database.password hidden>"), "{out}");
         }
+    }
+
+    #[test]
+    fn every_form_a_redactor_masks_is_found_and_so_is_a_placeholder() {
+        let s = registry();
+        let r = s.redactor();
+        // `finds` looks for fewer needles than `redact` replaces: each form alone still counts.
+        for (needle, _) in &r.needles {
+            assert!(r.finds(&format!("x{needle}y")), "{needle}");
+            assert!(s.held_in(&r, needle), "{needle}");
+        }
+        assert!(s.held_in(&r, &format!("k = {}\n", placeholder(s.entries[0].0))));
+        assert!(!s.held_in(&r, "a'b\\c nothing secret <secret elsewhere>"));
     }
 
     #[test]

@@ -272,19 +272,10 @@ fn gather(
     ctx: &Context,
     host: &Host,
     t: &mut dyn Transport,
+    (renderer, renders): Rendered,
 ) -> Result<(Desired, Facts, Read), HostError> {
     ctx.reporter.phase(&host.name, "facts");
-    let opts = render_opts(ctx);
-    let renderer = Renderer::new(ctx.registry, ctx.spec, ctx.templates, &opts);
     let render_err = |e: &RenderError| HostError::Render(ctx.redactor.redact(&e.to_string()));
-    let candidates: Vec<Release> = match host.release {
-        Some(r) => vec![r],
-        None => SUPPORTED.to_vec(),
-    };
-    let renders: Vec<(Release, Result<Desired, RenderError>)> = candidates
-        .iter()
-        .map(|r| (*r, renderer.host(host, *r, &crate::render::Unknown)))
-        .collect();
     let ok: Vec<(Release, &Desired)> = renders
         .iter()
         .filter_map(|(r, d)| d.as_ref().ok().map(|d| (*r, d)))
@@ -340,6 +331,37 @@ fn gather(
     Ok((desired, facts, read))
 }
 
+/// The renderer of a host, and its render for every release it may run.
+type Rendered<'a> = (Renderer<'a>, Vec<(Release, Result<Desired, RenderError>)>);
+
+/// Connects to `host` while its candidate releases are rendered (the probe asks for all of them;
+/// the handshake leaves this machine's cores idle, and many sites take as long to render).
+fn connect_rendering<'a>(
+    ctx: &'a Context,
+    host: &'a Host,
+    opts: &'a RenderOptions,
+) -> (Result<Box<dyn Transport>, HostError>, Rendered<'a>) {
+    let candidates: Vec<Release> = match host.release {
+        Some(r) => vec![r],
+        None => SUPPORTED.to_vec(),
+    };
+    std::thread::scope(|s| {
+        let rendering = s.spawn(|| {
+            let renderer = Renderer::new(ctx.registry, ctx.spec, ctx.templates, opts);
+            let renders = candidates
+                .iter()
+                .map(|r| (*r, renderer.host(host, *r, &crate::render::Unknown)))
+                .collect();
+            (renderer, renders)
+        });
+        let t = connect(ctx, host);
+        let rendered = rendering
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (t, rendered)
+    })
+}
+
 /// Runs a probe's shell program as root and returns what it printed; `what` names the probe in
 /// the error when it fails.
 fn run_probe(
@@ -351,8 +373,13 @@ fn run_probe(
 ) -> Result<String, HostError> {
     ctx.reporter
         .command(&host.name, &format!("sh -s <<'EOF'\n{script}EOF"));
+    // It travels gzip'd: a many-site probe is mostly paths and hashes (50 sites: 216 KiB, 40
+    // KiB gzip'd).
     let out = t
-        .exec(&as_root(ctx, host, "sh -s"), script.as_bytes())
+        .exec(
+            &as_root(ctx, host, "gzip -dc | sh -s"),
+            &gzip(script.as_bytes()),
+        )
         .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
     if out.status != 0 {
         return Err(HostError::Facts(format!(
@@ -362,6 +389,14 @@ fn run_probe(
         )));
     }
     Ok(out.text())
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes)
+        .and_then(|()| gz.finish())
+        .expect("writing to memory")
 }
 
 /// Paths the render made knowing the facts that the probe did not ask about (what a site that
@@ -424,8 +459,10 @@ fn unfronted(ctx: &Context, host: &Host, gone: &[String]) -> Option<String> {
 /// Connects, gathers and plans one host (read-only).
 pub fn prepare(ctx: &Context, host: &Host) -> Result<Prepared, (HostError, Stats)> {
     let started = Instant::now();
-    let mut t = connect(ctx, host).map_err(|e| (e, Stats::default()))?;
-    match gather(ctx, host, t.as_mut()) {
+    let opts = render_opts(ctx);
+    let (t, rendered) = connect_rendering(ctx, host, &opts);
+    let mut t = t.map_err(|e| (e, Stats::default()))?;
+    match gather(ctx, host, t.as_mut(), rendered) {
         Ok((desired, facts, read)) => {
             if let Some(why) = unfronted(ctx, host, &read.stops_serving)
                 .or_else(|| plan::accounts::refusal(&desired, &facts))

@@ -256,17 +256,16 @@ pub(super) fn workers(
     crate::tuning::php_share(&total, sites, current)
 }
 
-/// What `ps -o user=,rss= -C COMM` prints (the processes' user and resident kB), read from /proc
-/// with builtins only: the probe starts no process for it. `status` is read up to VmRSS only,
-/// and /etc/passwd once per user, not per process (dash reads a byte per system call: the
-/// passwd loop per worker was 0.4 ms each, half of this snippet on a lab host).
+/// What `ps -o user=,rss= -C COMM` prints (the processes' user and resident kB), read from /proc:
+/// the processes found with builtins, their `status` files and /etc/passwd read by one `cat` and
+/// one `awk`, and only when the service runs. (dash reads a byte per system call: with the
+/// workers of 50 sites alive, reading each `status` and /etc/passwd once per user with builtins
+/// took 0.1 s of a no-op's probe.)
 pub(super) fn workers_probe(comm: &str) -> String {
     format!(
-        "pu=; pn=; for d in /proc/[0-9]*; do c=; {{ read -r c < \"$d/comm\"; }} 2>/dev/null; [ \"$c\" = {comm} ] || continue; \
-         u=; r=; {{ while read -r k a _; do case $k in Uid:) u=$a ;; VmRSS:) r=$a; break ;; esac; done < \"$d/status\"; }} 2>/dev/null; \
-         if [ -n \"$pu\" ] && [ \"$u\" = \"$pu\" ]; then n=$pn; else \
-         n=$u; while IFS=: read -r name _ id _; do [ \"$id\" = \"$u\" ] && {{ n=$name; break; }}; done < /etc/passwd; pu=$u; pn=$n; fi; \
-         [ -n \"$r\" ] && echo \"$n $r\"; done",
+        "ps=; for d in /proc/[0-9]*; do c=; {{ read -r c < \"$d/comm\"; }} 2>/dev/null; [ \"$c\" = {comm} ] && ps=\"$ps $d/status\"; done; \
+         [ -z \"$ps\" ] || cat $ps 2>/dev/null | awk 'NR == FNR {{ split($0, f, \":\"); if (!(f[3] in n)) n[f[3]] = f[1]; next }} \
+         $1 == \"Uid:\" {{ u = $2 }} $1 == \"VmRSS:\" {{ print (u in n ? n[u] : u), $2 }}' /etc/passwd -",
         comm = crate::quote::shell_word(comm)
     )
 }

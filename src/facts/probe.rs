@@ -9,6 +9,7 @@ use crate::host_state;
 use crate::quote::shell_word;
 use crate::release::Release;
 use crate::render::manifest::sha256_hex;
+use std::collections::HashSet;
 
 /// In place of a hash: the file's content is never read back (a key made on the host).
 pub const NEVER_FETCH: &str = "+";
@@ -33,6 +34,8 @@ pub struct ProbeRequest {
 
 impl ProbeRequest {
     pub fn for_desired(d: &Desired) -> ProbeRequest {
+        // A path several sites declare (a directory they share) is asked once.
+        let mut asked = HashSet::new();
         let paths = d
             .paths
             .iter()
@@ -50,6 +53,7 @@ impl ProbeRequest {
                 };
                 (p.path.clone(), sha)
             })
+            .filter(|p| asked.insert(p.clone()))
             .collect();
         ProbeRequest {
             packages: d.packages.clone(),
@@ -112,20 +116,25 @@ impl ProbeRequest {
         }
     }
 
-    /// The lines of /etc/passwd and /etc/group named as a desired account, as they are: read with
-    /// builtins (no process; a few kilobytes, a byte per system call in dash), and only when the
-    /// host should have accounts.
+    /// The lines of /etc/passwd and /etc/group named as a desired account, as they are: read by
+    /// one `awk` (with dash's builtins, a byte per system call: a few milliseconds once a host
+    /// has the users of many sites), and only when the host should have accounts.
     fn accounts_section(&self, s: &mut String) {
         if self.accounts.is_empty() {
             return;
         }
-        let names: Vec<String> = self.accounts.iter().map(|n| shell_word(n)).collect();
-        let names = names.join("|");
-        for (file, tag) in [("/etc/passwd", "@pw"), ("/etc/group", "@gr")] {
-            s.push_str(&format!(
-                "{{ while IFS= read -r l || [ -n \"$l\" ]; do case ${{l%%:*}} in {names}) printf '{tag} %s\\n' \"$l\" ;; esac; done < {file}; }} 2>/dev/null\n"
-            ));
-        }
+        // Account names are site names (`spec::parse_site_name`): no space or backslash for awk's
+        // `-v` to read.
+        debug_assert!(self
+            .accounts
+            .iter()
+            .all(|n| !n.is_empty() && !n.contains([' ', '\\'])));
+        let names = shell_word(&self.accounts.join(" "));
+        s.push_str(&format!(
+            "awk -v names={names} 'BEGIN {{ n = split(names, a, \" \"); for (i = 1; i <= n; i++) want[a[i]] }} \
+             {{ k = $0; sub(/:.*/, \"\", k) }} k in want {{ print (FILENAME == \"/etc/passwd\" ? \"@pw \" : \"@gr \") $0 }}' \
+             /etc/passwd /etc/group 2>/dev/null\n"
+        ));
     }
 
     fn services_section(&self, s: &mut String) {
@@ -248,24 +257,23 @@ fn add_paths(paths: &[(String, Option<String>)], s: &mut String) {
 
 /// Type, mode, owner and link target of every path and the times of apt's package lists (one
 /// `find`: a managed path is printed and not descended into, the lists directory is read one
-/// level down), and the content of the files whose sha256 differs from the desired one (one
-/// `sha256sum` for all; `base64`, whatever the bytes), or that are always fetched: those are read
-/// line by line with builtins, once (no process; files provision renders are text; dash reads a
-/// byte per system call), and printed when that showed every byte (no carriage return, and the
-/// lines add up to the file's size: `read` drops NULs), else read again with `base64`.
-///
-/// find and sha256sum answer in the order asked, the order of `$want`, so their lines are taken
-/// from the front in step with it (find's, split into the positional parameters once the paths
-/// are no longer needed). Never searched for: dash's `${x#*PATTERN}` costs the square of the
-/// match's offset (on a long `find` answer, one such search was most of a no-op's probe).
-/// The two processes come first and print nothing: the background commands run meanwhile.
+/// level down), and the sha256 of every file (one `sha256sum` for all). The two processes come
+/// first and print nothing: the background commands run meanwhile.
 ///
 /// This and the two programs below are shell files beside this one, sent as they are (so they
 /// hold no comments: those would travel to every host on every probe).
 const FIND_AND_SUMS: &str = include_str!("probe/find_and_sums.sh");
 
-/// What `FIND_AND_SUMS` found, printed, and the files' contents (see there). Its `cr` is a literal
-/// carriage return: dash has no `$'\r'`, and a `printf` would be a process.
+/// What `FIND_AND_SUMS` found, printed, and the content of the regular files (not links) whose
+/// sha256 differs from the desired one or that are always fetched (`-`), all in one archive:
+/// `@files BASE64(GZIP(TAR))`, every byte as it is, whatever the bytes.
+///
+/// One `awk` picks those files: `$want` (`HASH PATH` lines), then find's and sha256sum's lines,
+/// which answer only for what exists (sha256sum only for files, through links) and in the order
+/// asked, so they are taken from the front in step with `$want`. (A loop of the shell's own over
+/// a thousand paths cost most of a no-op's probe: dash reads a here-document a byte per system
+/// call, and cutting a line off the front of a long string copies the rest.) One `tar` reads them
+/// all (`--hard-dereference`: a file that is a hard link of another comes back whole).
 const PATHS_CHECK: &str = include_str!("probe/paths_check.sh");
 
 /// The packages' states and versions: dpkg-query's answer, kept in provision's state directory
@@ -295,19 +303,24 @@ impl Probe {
             .iter()
             .map(|(r, d)| (*r, ProbeRequest::for_desired(d)))
             .collect();
-        let common: Vec<(String, Option<String>)> = match requests.first() {
-            Some((_, first)) if requests.len() > 1 => first
-                .paths
-                .iter()
-                .filter(|p| requests.iter().all(|(_, r)| r.paths.contains(p)))
-                .cloned()
-                .collect(),
+        let common: Vec<(String, Option<String>)> = match requests.split_first() {
+            Some(((_, first), rest)) if !rest.is_empty() => {
+                let others: Vec<HashSet<&(String, Option<String>)>> =
+                    rest.iter().map(|(_, r)| r.paths.iter().collect()).collect();
+                first
+                    .paths
+                    .iter()
+                    .filter(|p| others.iter().all(|o| o.contains(p)))
+                    .cloned()
+                    .collect()
+            }
             _ => Vec::new(),
         };
+        let shared: HashSet<&(String, Option<String>)> = common.iter().collect();
         let branches = requests
             .into_iter()
             .map(|(r, mut req)| {
-                req.paths.retain(|p| !common.contains(p));
+                req.paths.retain(|p| !shared.contains(p));
                 (Some(r), req)
             })
             .collect();

@@ -26,7 +26,8 @@ fn req() -> ProbeRequest {
 const CANNED: &str = "Welcome banner\n@os debian 12 bookworm\n@init systemd\n@dpkg nginx ii 1.22.1-9+deb12u1\n@dpkg php8.2-fpm rc 8.2.1\n\
 @aptm 1000.5\n@aptm 1080.0\n@now 1200\n@path /etc/nginx/nginx.conf f 644 root root 6 \n\
 @path /etc/nginx/sites-enabled/foobar.com.conf l 777 root root 33 ../sites-available/foobar.com.conf\n\
-@path /var/www/foobar.com d 755 root www-data 4096 \n@content /etc/nginx/nginx.conf aGVsbG8K\n@svc nginx active\n\
+@path /var/www/foobar.com d 755 root www-data 4096 \n@files H4sIAAAAAAAEA+3QTQqAIBCGYdedwhOUkXifiP4gFMqg42dIm5DatHDxzsKBGZWPp+p9V9lxtkc8y87ZQfxbKpTRWlw91LOHkblncV832igh1b8x0r/tm29XKcXqnE/fiNOv/dvbjHdTvyyuyDgg0RBAAAEEEEAAAQQQQAABBBBAAAEEEEAAAQQQQAABBBBAAAEEEEAAAQQQQAABBJICJ6422kQAKAAA\n\
+@svc nginx active\n\
 @@c mariadb\nup\ndb\tfoobar\n\n@@c-end\n@state pending reload nginx\n@state pending reload nginx\n\
 @state key 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n@state current G000003-20261123T000000Z\n@end\n";
 
@@ -82,18 +83,6 @@ fn parses_every_fact_from_canned_output() {
     );
     assert_eq!(f.state.current.as_deref(), Some("G000003-20261123T000000Z"));
     assert!(f.state.key.is_some());
-}
-
-#[test]
-fn files_read_as_text_come_back_with_or_without_their_final_newline() {
-    // What paths_check.sh prints for a file it could read line by line.
-    let mut r = req();
-    r.paths = vec![("/etc/a".into(), None), ("/etc/b".into(), None)];
-    let out = "@path /etc/a f 644 root root 6 \n@path /etc/b f 644 root root 5 \n\
-@text /etc/a\n@t x = 1\n@text-end 1\n@text /etc/b\n@t \n@t last\n@text-end 0\n@end\n";
-    let f = parse(out, &r).unwrap();
-    assert_eq!(f.content("/etc/a").unwrap(), b"x = 1\n");
-    assert_eq!(f.content("/etc/b").unwrap(), b"\nlast");
 }
 
 #[test]
@@ -294,6 +283,22 @@ fn one_probe_asks_every_candidate_release_and_shares_what_they_have_in_common() 
 }
 
 #[test]
+fn a_path_several_sites_declare_is_asked_once() {
+    let mut d = desired_with(&[("/etc/a.conf", "a"), ("/etc/b.conf", "b")], &[]);
+    let shared = d.paths[0].clone();
+    d.paths.push(shared);
+    let r = ProbeRequest::for_desired(&d);
+    let paths: Vec<&str> = r.paths.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, ["/etc/a.conf", "/etc/b.conf"]);
+    assert_eq!(
+        r.script().matches("/etc/a.conf").count(),
+        2,
+        "{}",
+        r.script()
+    );
+}
+
+#[test]
 fn the_release_line_is_read_first() {
     assert_eq!(
         os_of("banner\n@os debian 11 bullseye\n@init none\n"),
@@ -363,6 +368,17 @@ fn the_probe_reads_files_and_pid_files_for_real() {
     ));
     assert_eq!(f.content(&path(&differs)).unwrap(), b"changed by hand\n");
     assert_eq!(f.paths[&path(&d.join("missing.conf"))], PathFact::Absent);
+    // Owner and group by name, as this machine names them.
+    let named = std::process::Command::new("stat")
+        .args(["-c", "%U %G", &path(&same)])
+        .output()
+        .unwrap();
+    let named = String::from_utf8_lossy(&named.stdout);
+    assert!(
+        matches!(&f.paths[&path(&same)], PathFact::File { owner, group, .. } if format!("{owner} {group}") == named.trim()),
+        "{:?} vs {named}",
+        f.paths[&path(&same)]
+    );
     assert_eq!(
         (f.services["up"], f.services["gone"], f.services["wrong"]),
         (true, false, false)
@@ -433,12 +449,11 @@ fn systemd_service_states_and_the_paths_are_both_read() {
 }
 
 #[test]
-fn always_fetched_files_come_back_exactly_as_text_or_marked() {
+fn always_fetched_files_come_back_exactly() {
     // The real probe run by sh over files it must always fetch ("-": sized or sensitive ones):
-    // read line by line with builtins, or with base64 when lines cannot show every byte; either
-    // way every byte comes back. Which way each went shows in the output.
+    // every byte comes back, whatever the bytes, in the one archive.
     let d = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[u8]); 7] = [
+    let cases: [(&str, &[u8]); 8] = [
         ("empty", b""),
         ("newline", b"\n"),
         ("plain", b"a = 1\n  indented\tand tabbed \\ back\\slash\n"),
@@ -446,14 +461,23 @@ fn always_fetched_files_come_back_exactly_as_text_or_marked() {
         ("blank-lines", b"\n\nx\n\n"),
         ("crlf", b"dos\r\nline\r\n"),
         ("nul", b"a\0b\n"),
+        ("-dash", b"named like an option\n"),
     ];
     let path = |n: &str| d.path().join(n).to_string_lossy().into_owned();
     for (n, bytes) in cases {
         std::fs::write(path(n), bytes).unwrap();
     }
+    // A name longer than a tar header holds, and a hard link of another fetched file.
+    let long = d.path().join("l".repeat(120));
+    std::fs::write(&long, "long\n").unwrap();
+    std::fs::hard_link(path("plain"), path("hard")).unwrap();
+    let mut paths: Vec<(String, Option<String>)> =
+        cases.iter().map(|(n, _)| (path(n), None)).collect();
+    paths.push((long.to_string_lossy().into_owned(), None));
+    paths.push((path("hard"), None));
     let r = ProbeRequest {
         packages: vec![],
-        paths: cases.iter().map(|(n, _)| (path(n), None)).collect(),
+        paths,
         services: vec![],
         components: vec![],
         trees: vec![],
@@ -461,18 +485,14 @@ fn always_fetched_files_come_back_exactly_as_text_or_marked() {
         accounts: vec![],
     };
     let text = run_probe(&r);
-    for n in ["crlf", "nul"] {
-        assert!(
-            text.contains(&format!("@content {} ", path(n))),
-            "{n}: {text}"
-        );
-    }
-    assert!(text.contains(&format!("@text {}", path("plain"))), "{text}");
+    assert_eq!(text.matches("@files ").count(), 1, "{text}");
     let f = parse(&text, &r).unwrap();
     for (n, bytes) in cases {
         let got = f.content(&path(n)).unwrap();
         assert_eq!(got, bytes, "{n}");
     }
+    assert_eq!(f.content(&long.to_string_lossy()).unwrap(), b"long\n");
+    assert_eq!(f.content(&path("hard")).unwrap(), cases[2].1);
 }
 
 /// dpkg's answer is kept and read back while dpkg's status file and journal are unchanged and
@@ -587,15 +607,7 @@ fn paths_are_answered_in_step_whatever_lies_between_them() {
         );
     }
     assert_eq!(f.content(&path("differs")).unwrap(), b"changed by hand\n");
-    assert!(
-        text.contains(&format!("@text {}", path("fetched"))),
-        "{text}"
-    );
     assert_eq!(f.content(&path("fetched")).unwrap(), b"kept = 12\n");
-    assert!(
-        text.contains(&format!("@content {} ", path("binary"))),
-        "{text}"
-    );
     assert_eq!(f.content(&path("binary")).unwrap(), b"a\0b\n");
 }
 
