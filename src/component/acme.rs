@@ -18,7 +18,7 @@ use crate::acme::{CertStatus, Outcome, Serving};
 use crate::desired::Handler;
 use crate::render::RenderError;
 use crate::secret::SecretKey;
-use crate::spec::{Challenge, Role, Site, TlsCert};
+use crate::spec::{Acme as AcmeSpec, Challenge, Role, Site, TlsCert};
 use serde_json::json;
 
 pub struct Acme;
@@ -34,26 +34,51 @@ fn step(site: &Site) -> String {
     format!("acme-{}", site.domain)
 }
 
-/// The sites of this host whose certificate comes from an ACME CA and ends here, with the config
-/// directory and service of the server that reads it: on a load balancer every site whose TLS
-/// ends on the balancers (each balancer asks for its own certificate, over DNS-01, so either can
-/// hold the floating address), on a web host the sites it serves whose TLS ends there.
-fn sites<'a>(cx: &Cx<'a>) -> Vec<(&'a Site, &'static str, &'static str)> {
-    let acme = |s: &&Site| matches!(s.tls.as_ref().map(|t| &t.cert), Some(TlsCert::Acme(_)));
+/// A site of this host whose certificate comes from an ACME CA and ends here.
+struct Ours<'a> {
+    site: &'a Site,
+    acme: &'a AcmeSpec,
+    /// The config directory and service of the server that reads the certificate.
+    dir: &'static str,
+    service: &'static str,
+}
+
+/// The sites of this host whose certificate comes from an ACME CA and ends here: on a load
+/// balancer every site whose TLS ends on the balancers (each balancer asks for its own
+/// certificate, over DNS-01, so either can hold the floating address), on a web host the sites
+/// it serves whose TLS ends there.
+fn sites<'a>(cx: &Cx<'a>) -> Vec<Ours<'a>> {
+    let acme = |s: &'a Site| match s.tls.as_ref().map(|t| &t.cert) {
+        Some(TlsCert::Acme(a)) => Some((s, a)),
+        _ => None,
+    };
     if cx.host.has(Role::Lb) {
         return cx
             .spec
             .sites
             .iter()
-            .filter(acme)
             .filter(|s| super::tls::on_lb(cx.spec, s))
-            .map(|s| (s, "/etc/haproxy", "haproxy"))
+            .filter_map(acme)
+            .map(|(site, acme)| Ours {
+                site,
+                acme,
+                dir: "/etc/haproxy",
+                service: "haproxy",
+            })
             .collect();
     }
     cx.spec
         .sites_on(cx.host)
-        .filter(acme)
-        .filter_map(|s| super::tls::web_server(cx.spec, s).map(|(dir, svc)| (s, dir, svc)))
+        .filter_map(acme)
+        .filter_map(|(site, acme)| {
+            let (dir, service) = super::tls::web_server(cx.spec, site)?;
+            Some(Ours {
+                site,
+                acme,
+                dir,
+                service,
+            })
+        })
         .collect()
 }
 
@@ -70,14 +95,14 @@ impl Component for Acme {
     }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
-        if sites(cx).is_empty() {
+        let ours = sites(cx);
+        if ours.is_empty() {
             return Ok(());
         }
         for p in ["lego", "openssl", "cron"] {
             out.package(p);
         }
-        let dns01 = |s: &&Site| matches!(s.tls.as_ref().map(|t| &t.cert), Some(TlsCert::Acme(a)) if a.challenge == Challenge::Dns01);
-        if sites(cx).iter().map(|(s, ..)| s).any(dns01) {
+        if ours.iter().any(|o| o.acme.challenge == Challenge::Dns01) {
             // nsupdate and dig, for the challenge records.
             out.package("bind9-dnsutils");
         }
@@ -102,8 +127,8 @@ impl Component for Acme {
         // Before the web servers' validators (this component comes first): their staged
         // configuration names certificate files only provision-acme makes.
         out.validator("acme", format!("sh {{root}}{SCRIPT} stage {{root}}"), &[]);
-        for (site, dir, service) in sites(cx) {
-            site_files(cx, site, dir, service, out)?;
+        for o in &ours {
+            site_files(cx, o, out)?;
         }
         Ok(())
     }
@@ -132,7 +157,7 @@ impl Component for Acme {
             });
         }
         let status = CertStatus::parse_all(lines);
-        for (site, ..) in ours {
+        for Ours { site, .. } in ours {
             let domain = site.domain.as_str();
             let why = match status.iter().find(|s| s.site == domain) {
                 None => "provision-acme has no state for it".to_string(),
@@ -159,7 +184,7 @@ impl Component for Acme {
         let ours = sites(cx);
         CertStatus::parse_all(lines)
             .iter()
-            .filter(|s| ours.iter().any(|(site, ..)| site.domain.as_str() == s.site))
+            .filter(|s| ours.iter().any(|o| o.site.domain.as_str() == s.site))
             .filter_map(|s| s.attention(now))
             .map(|a| format!("certificate of {a}"))
             .collect()
@@ -170,7 +195,7 @@ impl Component for Acme {
         let status = CertStatus::parse_all(lines);
         sites(cx)
             .iter()
-            .map(|(site, ..)| {
+            .map(|Ours { site, .. }| {
                 let domain = site.domain.as_str();
                 match status.iter().find(|s| s.site == domain) {
                     Some(s) => s.report(now),
@@ -186,16 +211,13 @@ impl Component for Acme {
 
 /// A site's configuration for provision-acme (and its TSIG key and CA roots where it has them),
 /// and the step that serves a certificate now and asks the CA once the apply has ended.
-fn site_files(
-    cx: &Cx,
-    site: &Site,
-    dir: &str,
-    service: &str,
-    out: &mut Out,
-) -> Result<(), RenderError> {
-    let Some(TlsCert::Acme(a)) = site.tls.as_ref().map(|t| &t.cert) else {
-        return Ok(());
-    };
+fn site_files(cx: &Cx, o: &Ours, out: &mut Out) -> Result<(), RenderError> {
+    let Ours {
+        site,
+        acme: a,
+        dir,
+        service,
+    } = *o;
     let domain = site.domain.as_str();
     let ca_bundle = a
         .ca_bundle
@@ -209,7 +231,7 @@ fn site_files(
         "contact": a.contact,
         "challenge": a.challenge.name(),
         "webroot": super::tls::acme_webroot(site),
-        "deploy": format!("{dir}/{}", super::tls::file(site, site.tls.as_ref().expect("an ACME site has TLS"))),
+        "deploy": format!("{dir}/{}", super::tls::acme_file(site)),
         "service": service,
         // Where there is no systemd, HAProxy reloads as provision reloads it (keeping its sockets).
         "plain_reload": if service == "haproxy" { super::haproxy::PLAIN_RELOAD } else { "" },

@@ -48,8 +48,13 @@ pub fn file(site: &Site, tls: &Tls) -> String {
         ),
         TlsCert::Provided(_) => format!("tls/{domain}.pem"),
         // Not provision's file: the host's provision-acme writes it (see component/acme.rs).
-        TlsCert::Acme(_) => format!("tls/{domain}.acme.pem"),
+        TlsCert::Acme(_) => acme_file(site),
     }
+}
+
+/// The certificate file of a site whose certificate comes from an ACME CA (as `file`).
+pub fn acme_file(site: &Site) -> String {
+    format!("tls/{}.acme.pem", site.domain)
 }
 
 /// Where the site's TLS ends on a web host: the config directory of the server there and its
