@@ -1189,6 +1189,17 @@ fn lab_acme_dns01_wildcard_through_provision_apply() {
     let l = &DNS01;
     let a = Applied::new(l, "acme-dns01");
     a.acme(", challenge = \"dns-01\", names = [\"foobar.com\", \"*.foobar.com\", \"*.shop.foobar.com\"]");
+    // Before the apply: a verbose plan (every new file's diff), saved, and the rendered tree.
+    let saved = a.dir.path().join("plan.json");
+    let planned = Run::new(&["plan", "-i", &a.inv, "-v", "--out"])
+        .arg(&saved)
+        .output()
+        .status(2);
+    let rendered = a.dir.path().join("render");
+    let render = Run::new(&["render", "-i", &a.inv, "--out"])
+        .arg(&rendered)
+        .output()
+        .status(0);
     let out = a.apply();
     a.issued(
         l,
@@ -1208,8 +1219,29 @@ fn lab_acme_dns01_wildcard_through_provision_apply() {
     let plan = Run::new(&["plan", "-i", &a.inv, "--json"])
         .output()
         .status(0);
-    for text in [out.as_str(), &plan.stdout(), &plan.stderr()] {
-        assert!(!text.contains(secret), "the TSIG key was printed:\n{text}");
+    let host_logs = ssh(
+        l.web,
+        "cat /var/lib/provision/run/*.log /var/lib/provision-acme/*/log",
+    );
+    assert!(!host_logs.is_empty());
+    let mut seen: Vec<(String, String)> = vec![
+        ("apply".into(), out.clone()),
+        ("plan --json".into(), plan.stdout() + &plan.stderr()),
+        ("plan -v --out".into(), planned.stdout() + &planned.stderr()),
+        ("render".into(), render.stdout() + &render.stderr()),
+        (
+            "the saved plan".into(),
+            std::fs::read_to_string(&saved).unwrap(),
+        ),
+        ("the host's run and ACME logs".into(), host_logs),
+    ];
+    seen.extend(
+        tree(&rendered)
+            .into_iter()
+            .map(|(path, content)| (path, String::from_utf8_lossy(&content).into_owned())),
+    );
+    for (what, text) in &seen {
+        assert!(!text.contains(secret), "{what} shows the TSIG key:\n{text}");
     }
     // The key changes the challenge zones' TXT records at their apexes, and nothing else.
     let update = |zone: &str, name: &str, kind: &str, value: &str| {

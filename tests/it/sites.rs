@@ -329,6 +329,8 @@ fn lab_lb_each_site_goes_to_the_web_hosts_that_serve_it() {
     const VIP: &str = "198.18.0.19";
     let _hosts = lb_hosts();
     let lb = "inventories/lab-lb.toml";
+    // Fresh hosts: another test may have left these promoted.
+    lab(&["down", lb]);
     lab(&["up", lb]);
     let text = std::fs::read_to_string(root().join(lb)).unwrap();
     // The same inventory in the [[sites]] form, then a second site on web2 alone.
@@ -345,16 +347,20 @@ fn lab_lb_each_site_goes_to_the_web_hosts_that_serve_it() {
             &format!("\"{}/inventories/secrets/", root().display()),
         );
     let (sites, hosts) = many.split_once("[lb]").unwrap();
+    let secrets = root().join("inventories/secrets");
     let shop = format!(
         "[[sites]]\nname = \"shop\"\ndomain = \"shop.example\"\nstack = \"lemp\"\nhosts = [\"web2\"]\n\
          tls = {{ self_signed = true }}\n[sites.database]\nname = \"shop\"\nuser = \"shop\"\n\
-         password_file = \"{secrets}/lab_db_password\"\n[sites.dns]\nsoa_contact = \"hostmaster@shop.example\"\n\n\
-         [replication]\npassword_file = \"{secrets}/lab_replication_password\"\n\n",
-        secrets = root().join("inventories/secrets").display()
+         password_file = \"{}/lab_db_password\"\n[sites.dns]\nsoa_contact = \"hostmaster@shop.example\"\n\n",
+        secrets.display()
+    );
+    let replication = format!(
+        "[replication]\npassword_file = \"{}/lab_replication_password\"\n\n",
+        secrets.display()
     );
     let dir = tempfile::tempdir().unwrap();
     let inv = dir.path().join("two-sites.toml");
-    std::fs::write(&inv, format!("{sites}{shop}[lb]{hosts}")).unwrap();
+    std::fs::write(&inv, format!("{sites}{shop}{replication}[lb]{hosts}")).unwrap();
     let inv = inv.to_string_lossy().to_string();
     Run::new(&["apply", "-i", lb]).output().status(0);
     Run::new(&["apply", "-i", &inv]).output().status(0);
@@ -384,10 +390,77 @@ fn lab_lb_each_site_goes_to_the_web_hosts_that_serve_it() {
         "{}",
         check.stdout()
     );
-    // The shop leaves: web2 stops serving it, the balancers no longer route it.
-    Run::new(&["apply", "-i", lb]).output().status(0);
-    Run::new(&["plan", "-i", lb]).output().status(0);
+    every_sites_database_moves_with_a_promotion(&inv, &served_by);
+    // The shop leaves (from the promoted inventory): web2 stops serving it, the balancers no
+    // longer route it.
+    let promoted = std::fs::read_to_string(&inv).unwrap();
+    let without_shop = promoted.replace(&shop, "");
+    assert_ne!(
+        without_shop, promoted,
+        "promote rewrote more than the roles:\n{promoted}"
+    );
+    std::fs::write(&inv, without_shop).unwrap();
+    Run::new(&["apply", "-i", &inv]).output().status(0);
+    Run::new(&["plan", "-i", &inv]).output().status(0);
     let at = format!("{VIP}:80").parse().unwrap();
     let r = provision::health::get(at, "www.shop.example", "/", false).unwrap();
     assert!(!r.body.contains("shop.example"), "{}", r.body);
+    // The databases were moved: the next test of these hosts starts from fresh ones.
+    lab(&["down", lb]);
+}
+
+/// `provision promote --host db2` with two sites: both databases were on db1 and replicated to
+/// db2; afterwards db2 is the writable primary of both, db1 follows it with both, every web host
+/// that serves a site points that site at db2, and both sites answer with their rows.
+fn every_sites_database_moves_with_a_promotion(inv: &str, served_by: &dyn Fn(&str) -> Vec<String>) {
+    const DB1: &str = "198.18.0.23";
+    const DB2: &str = "198.18.0.24";
+    let done = Run::new(&["promote", "-i", inv, "--host", "db2"])
+        .output()
+        .status(0);
+    assert_no_secret(&done);
+    let said = format!("{}{}", done.stdout(), done.stderr());
+    assert!(said.contains("db2: promoted"), "{said}");
+    Run::new(&["plan", "-i", inv]).output().status(0);
+    assert_eq!(ssh(DB2, "mariadb -NBe 'SELECT @@read_only'").trim(), "0");
+    ssh(
+        DB2,
+        "mariadb -e \"INSERT INTO foobar.provision_demo (id, message) VALUES (2, 'foobar, written on db2'); \
+         INSERT INTO shop.provision_demo (id, message) VALUES (2, 'shop, written on db2')\"",
+    );
+    let mut seen = String::new();
+    for _ in 0..40 {
+        seen = ssh(
+            DB1,
+            "mariadb -e 'SHOW SLAVE STATUS\\G'; mariadb -NBe 'SELECT @@read_only; \
+             SELECT message FROM foobar.provision_demo WHERE id = 2; \
+             SELECT message FROM shop.provision_demo WHERE id = 2' 2>&1; true",
+        );
+        if seen.contains("1\nfoobar, written on db2\nshop, written on db2") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(
+        seen.contains(&format!("Master_Host: {DB2}"))
+            && seen.contains("Slave_SQL_Running: Yes")
+            && seen.contains("1\nfoobar, written on db2\nshop, written on db2"),
+        "db1 does not follow db2 read-only with both sites' rows: {seen}"
+    );
+    for (web, domain) in [
+        ("198.18.0.21", "foobar.com"),
+        ("198.18.0.22", "foobar.com"),
+        ("198.18.0.22", "shop.example"),
+    ] {
+        let config = ssh(
+            web,
+            &format!("cat /etc/provision/sites/{domain}/config.php"),
+        );
+        assert!(
+            config.contains(&format!("'host' => '{DB2}'")),
+            "{web} still points {domain} elsewhere"
+        );
+    }
+    assert_eq!(served_by("www.shop.example"), ["web2"]);
+    assert_eq!(served_by("www.foobar.com"), ["web1", "web2"]);
 }
