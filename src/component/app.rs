@@ -12,8 +12,10 @@ use crate::spec::{App, AppConfig, Site};
 use crate::tree::{Entry, Kind, Tree};
 use serde_json::{json, Map, Value};
 
+mod database;
 mod retired;
 
+pub use database::{data as database_data, sql as database_sql};
 pub use retired::{gone, gone_because, Gone, RETIRED};
 use retired::{record, record_path};
 

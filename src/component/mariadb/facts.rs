@@ -8,8 +8,8 @@ pub struct DbFacts {
     pub reachable: bool,
     pub databases: Vec<String>,
     pub users: Vec<(String, String)>,
-    /// The databases whose demo table has its row.
-    pub demo_rows: Vec<String>,
+    /// The databases where the application's data is there (see `app::database_data`).
+    pub data_rows: Vec<String>,
 }
 
 impl DbFacts {
@@ -21,7 +21,7 @@ impl DbFacts {
                 ["up"] => f.reachable = true,
                 ["db", name] => f.databases.push(name.to_string()),
                 ["user", user, host] => f.users.push((user.to_string(), host.to_string())),
-                ["demorow", db, n] if n.trim() == "1" => f.demo_rows.push(db.to_string()),
+                ["datarow", db, n] if n.trim() == "1" => f.data_rows.push(db.to_string()),
                 _ => {}
             }
         }
@@ -43,7 +43,7 @@ impl DbFacts {
         &self,
         databases: &[&str],
         accounts: &[(String, String)],
-        demo: &[&str],
+        data: &[(&str, &str)],
     ) -> Option<String> {
         if !self.reachable {
             return Some("the database server is not answering yet".into());
@@ -74,14 +74,14 @@ impl DbFacts {
                 stale.join(", ")
             ));
         }
-        if let Some(db) = demo
+        if let Some((db, what)) = data
             .iter()
-            .find(|d| !self.demo_rows.iter().any(|x| x == *d))
+            .find(|(d, _)| !self.data_rows.iter().any(|x| x == d))
         {
             return Some(if one {
-                "the demo table has no row".into()
+                format!("{what} has no row")
             } else {
-                format!("the demo table of {db} has no row")
+                format!("{what} of {db} has no row")
             });
         }
         None
@@ -93,13 +93,16 @@ mod tests {
     use super::super::tests::lines;
     use super::*;
 
+    /// The demo app's data in the database `foobar`.
+    const DEMO: [(&str, &str); 1] = [("foobar", "the demo table")];
+
     #[test]
     fn a_converged_server_needs_nothing() {
         let f = DbFacts::parse(&lines(
-            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndemorow\tfoobar\t1\n",
+            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndatarow\tfoobar\t1\n",
         ));
         let acc = vec![("foobar".to_string(), "localhost".to_string())];
-        assert_eq!(f.reason(&["foobar"], &acc, &["foobar"]), None);
+        assert_eq!(f.reason(&["foobar"], &acc, &DEMO), None);
     }
 
     #[test]
@@ -110,36 +113,36 @@ mod tests {
         ];
         let down = DbFacts::parse(&lines(""));
         assert!(down
-            .reason(&["foobar"], &acc, &["foobar"])
+            .reason(&["foobar"], &acc, &DEMO)
             .unwrap()
             .contains("not answering"));
         let nodb = DbFacts::parse(&lines("up\n"));
         assert!(nodb
-            .reason(&["foobar"], &acc, &["foobar"])
+            .reason(&["foobar"], &acc, &DEMO)
             .unwrap()
             .contains("does not exist"));
         let one = DbFacts::parse(&lines(
-            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndemorow\tfoobar\t1",
+            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndatarow\tfoobar\t1",
         ));
         assert_eq!(
-            one.reason(&["foobar"], &acc, &["foobar"]).unwrap(),
+            one.reason(&["foobar"], &acc, &DEMO).unwrap(),
             "the database account 'foobar'@'10.0.0.5' does not exist"
         );
         let norow = DbFacts::parse(&lines(
-            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\nuser\tfoobar\t10.0.0.5\ndemorow\tfoobar\t0",
+            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\nuser\tfoobar\t10.0.0.5\ndatarow\tfoobar\t0",
         ));
         assert!(norow
-            .reason(&["foobar"], &acc, &["foobar"])
+            .reason(&["foobar"], &acc, &DEMO)
             .unwrap()
             .contains("no row"));
         assert_eq!(norow.reason(&["foobar"], &acc, &[]), None);
         // An account of the same user for a host no longer named (a web host removed): dropped.
         let left = DbFacts::parse(&lines(
             "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\nuser\tfoobar\t10.0.0.5\n\
-             user\tfoobar\t10.0.0.9\nuser\tfoobar\t%\ndemorow\tfoobar\t1",
+             user\tfoobar\t10.0.0.9\nuser\tfoobar\t%\ndatarow\tfoobar\t1",
         ));
         assert_eq!(
-            left.reason(&["foobar"], &acc, &["foobar"]).unwrap(),
+            left.reason(&["foobar"], &acc, &DEMO).unwrap(),
             "for hosts the inventory no longer names, the database account(s) \
              'foobar'@'10.0.0.9', 'foobar'@'%' (dropped)"
         );

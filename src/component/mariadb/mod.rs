@@ -1,10 +1,11 @@
 //! MariaDB: the server config (`60-provision.cnf`, read after Debian's own), and an idempotent
 //! bootstrap SQL run as root over the local socket: on the primary the database, the application's
-//! accounts (one per client host), the replication accounts and the demo table. Facts: whether the
-//! server answers, and which of those objects exist, so a database dropped by hand is created
-//! again. The primary writes a binary log from its first apply, so a replica added later can be
-//! seeded from it (see `replica`). Every server's id comes from its host's name: adding or removing
-//! a replica renumbers nobody.
+//! accounts (one per client host), the replication accounts, and what the application keeps in it
+//! (which the app component makes: `app::database_sql`). Facts: whether the server answers, and
+//! which of those objects exist, so a database dropped by hand is created again. The primary writes
+//! a binary log from its first apply, so a replica added later can be seeded from it (see
+//! `replica`). Every server's id comes from its host's name: adding or removing a replica
+//! renumbers nobody.
 
 mod facts;
 mod greeting;
@@ -20,7 +21,7 @@ use crate::health::CheckFailed;
 use crate::quote::sql_string;
 use crate::render::RenderError;
 use crate::secret::SecretKey;
-use crate::spec::{App, Host, Role, Site, Spec};
+use crate::spec::{Host, Role, Site, Spec};
 use serde_json::{json, Map, Value};
 
 pub struct Primary;
@@ -95,7 +96,7 @@ pub fn server_id(host: &Host) -> u32 {
 }
 
 /// The values both kinds of server render with; `db` in the templates: the server's, and with a
-/// site, that site's database (its name, user, clients, demo table).
+/// site, that site's database (its name, user, clients).
 pub(super) fn db_values(cx: &Cx, host: &Host, site: Option<&Site>) -> Value {
     let spec = cx.spec;
     let replicas: Vec<&Host> = spec.hosts_with(Role::DbReplica).collect();
@@ -128,8 +129,6 @@ pub(super) fn db_values(cx: &Cx, host: &Host, site: Option<&Site>) -> Value {
     m.insert("buffer_pool_why".into(), json!(why));
     if let Some(site) = site {
         m.insert("clients".into(), json!(clients(spec, site)));
-        m.insert("demo".into(), json!(matches!(site.app, App::Demo)));
-        m.insert("demo_message".into(), json!(super::app::demo_message(site)));
     }
     m.insert(
         "replicas".into(),
@@ -204,7 +203,9 @@ pub(super) fn server(cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         spec.sites.first().into_iter().collect()
     };
     for site in sites {
-        let db = db_values(cx, cx.host, Some(site));
+        let mut db = db_values(cx, cx.host, Some(site));
+        // What the site's application keeps in its database is the application's to make.
+        db["app_sql"] = json!(super::app::database_sql(cx, site)?);
         out.file(
             sql_path(site),
             cx.render_for(site, "mariadb/bootstrap.sql", &[("db", db)])?,
@@ -289,12 +290,15 @@ impl Component for Primary {
             users.join(", ")
         );
         let mut sql = format!("SELECT 'up'; {sql}");
-        for site in spec.sites.iter().filter(|s| matches!(s.app, App::Demo)) {
+        for site in &spec.sites {
+            let Some(data) = super::app::database_data(site) else {
+                continue;
+            };
             // Last, and with --force: a missing table fails only this statement.
             sql.push_str(&format!(
-                " SELECT 'demorow', {}, COUNT(*) FROM `{}`.provision_demo WHERE id = 1;",
+                " SELECT 'datarow', {}, {};",
                 sql_string(&site.database.name),
-                site.database.name
+                data.count
             ));
         }
         // One client run, beside the probe's find (it is the probe's slowest process: 6 ms, half
@@ -323,12 +327,11 @@ impl Component for Primary {
         let facts = DbFacts::parse(lines);
         let sites = &cx.spec.sites;
         let names: Vec<&str> = sites.iter().map(|s| s.database.name.as_str()).collect();
-        let demo: Vec<&str> = sites
+        let data: Vec<(&str, &str)> = sites
             .iter()
-            .filter(|s| matches!(s.app, App::Demo))
-            .map(|s| s.database.name.as_str())
+            .filter_map(|s| Some((s.database.name.as_str(), super::app::database_data(s)?.what)))
             .collect();
-        let reason = facts.reason(&names, &accounts(cx.spec), &demo);
+        let reason = facts.reason(&names, &accounts(cx.spec), &data);
         reason
             .map(|reason| Need {
                 handler: Handler::run(STEP),
