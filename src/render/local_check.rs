@@ -16,6 +16,8 @@ pub struct CheckOutcome {
     pub output: String,
 }
 
+/// Every validator of `d` run on `stage` (a scratch directory): the live directories they read
+/// copied in, the rendered paths laid over them; one outcome per validator, in their order.
 pub fn check_host(d: &Desired, stage: &Path) -> std::io::Result<Vec<CheckOutcome>> {
     for v in &d.validators {
         for dir in &v.stage {
