@@ -355,9 +355,20 @@ pub struct Validator {
     /// The command checks one file, `{file}` (its path on the host): it runs once per changed file
     /// it reads, not once per apply.
     pub per_file: bool,
+    /// A per-file validator that also reads the files of an application's releases whose path
+    /// ends with this (`.php`), which are no managed paths of their own: `render --check` checks
+    /// them with the rendered files. Not written to the manifest.
+    #[serde(skip)]
+    pub release_files: Option<String>,
 }
 
 impl Validator {
+    /// Also reads the files of releases whose path ends with `suffix` (see `release_files`).
+    pub fn reads_release_files(&mut self, suffix: &str) -> &mut Validator {
+        self.release_files = Some(suffix.to_string());
+        self
+    }
+
     /// The command to run: `{root}` replaced by `root` as the shell reads it (a quoted path, or
     /// `"$R"` in the apply script), and, for a per-file validator, `{file}` by the file it checks.
     pub fn command_in(&self, root: &str, file: Option<&str>) -> String {

@@ -10,6 +10,7 @@ use crate::render::{
     local_check, manifest, release_of, tree, EarlierRender, Now, RenderOptions, Renderer, Unknown,
 };
 use crate::secret::Redactor;
+use crate::spec::Host;
 use crate::ui;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -46,68 +47,22 @@ pub fn render(registry: &Registry, r: &RenderArgs) -> Result<ExitCode> {
     let out = &r.out;
     prepare_out_dir(out)?;
     // Paths whose content depends on what is there now (the zone serial) read the earlier render.
-    let previous =
-        |h: &crate::spec::Host| -> Box<dyn Now> { Box::new(EarlierRender(out.join(&h.name))) };
+    let previous = |h: &Host| -> Box<dyn Now> { Box::new(EarlierRender(out.join(&h.name))) };
     let opts = RenderOptions {
         reveal_secrets: r.reveal_secrets,
         today: zone::today(),
     };
-    let forced = match &r.release {
-        Some(name) => Some(Release::parse(name).map_err(|allowed| {
-            Usage(format!(
-                "--release {name}: not a release provision knows; allowed: {allowed}"
-            ))
-        })?),
-        None => None,
-    };
-    let release = |h: &crate::spec::Host| forced.unwrap_or_else(|| release_of(h, CURRENT_STABLE));
+    let forced = forced_release(r)?;
+    let release = |h: &Host| forced.unwrap_or_else(|| release_of(h, CURRENT_STABLE));
     let hosts = Renderer::new(registry, &spec, &templates, &opts).all(&release, &previous)?;
-    for d in &hosts {
-        let dir = out.join(&d.host);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("removing the earlier render {}", dir.display()))?;
-        }
-        tree::materialize(d, &dir, tree::Into::Fresh)
-            .with_context(|| format!("writing {}", dir.display()))?;
-    }
-    let inventory_name = r.common.inventory.to_string_lossy();
-    let m = manifest::manifest(&inventory_name, r.reveal_secrets, &hosts);
-    let mut w = std::io::BufWriter::new(std::fs::File::create(out.join(MANIFEST))?);
-    serde_json::to_writer_pretty(&mut w, &m)?;
-    std::io::Write::write_all(&mut w, b"\n")?;
-    std::io::Write::flush(&mut w)?;
-    for d in &hosts {
-        ui::line(&format!(
-            "{} ({}): {} paths, {} packages, {} validators -> {}",
-            d.host,
-            d.release.map(|r| r.describe()).unwrap_or_default(),
-            d.paths.len(),
-            d.packages.len(),
-            d.validators.len(),
-            out.join(&d.host).display()
-        ));
-    }
-    ui::line(&format!("manifest: {}", out.join(MANIFEST).display()));
+    write_render(r, &hosts)?;
     if r.check {
         // This machine's tools check configs for its own release (php-fpm8.4 is not here when it
         // runs Debian 12): hosts of another release are checked as rendered for this one, and the
         // output says so. Apply checks every config on its host, with the host's own tools.
         let local = this_machine_release();
-        let check_release = |h: &crate::spec::Host| local.unwrap_or_else(|| release(h));
-        for d in &hosts {
-            if let (Some(target), Some(here)) = (d.release, local) {
-                if target != here {
-                    ui::line(&format!(
-                        "{}: rendered for {}, checked as rendered for {}, this machine's release: the tools here are {}'s",
-                        d.host,
-                        target.describe(),
-                        here.describe(),
-                        here.codename
-                    ));
-                }
-            }
-        }
+        let check_release = |h: &Host| local.unwrap_or_else(|| release(h));
+        say_checked_as(&hosts, local);
         // Check the real bytes (secrets included), so escaping is proven by the tools; show only
         // redacted tool output.
         let opts = RenderOptions {
@@ -121,6 +76,70 @@ pub fn render(registry: &Registry, r: &RenderArgs) -> Result<ExitCode> {
         return check(&real, &redactor);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The release `--release` names, for every host.
+fn forced_release(r: &RenderArgs) -> Result<Option<Release>> {
+    let Some(name) = &r.release else {
+        return Ok(None);
+    };
+    let release = Release::parse(name).map_err(|allowed| {
+        Usage(format!(
+            "--release {name}: not a release provision knows; allowed: {allowed}"
+        ))
+    })?;
+    Ok(Some(release))
+}
+
+/// Each host's tree under `--out` (an earlier render of it replaced) and the manifest, and a line
+/// for each.
+fn write_render(r: &RenderArgs, hosts: &[Desired]) -> Result<()> {
+    let out = &r.out;
+    for d in hosts {
+        let dir = out.join(&d.host);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("removing the earlier render {}", dir.display()))?;
+        }
+        tree::materialize(d, &dir, tree::Into::Fresh)
+            .with_context(|| format!("writing {}", dir.display()))?;
+    }
+    let inventory_name = r.common.inventory.to_string_lossy();
+    let m = manifest::manifest(&inventory_name, r.reveal_secrets, hosts);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out.join(MANIFEST))?);
+    serde_json::to_writer_pretty(&mut w, &m)?;
+    std::io::Write::write_all(&mut w, b"\n")?;
+    std::io::Write::flush(&mut w)?;
+    for d in hosts {
+        ui::line(&format!(
+            "{} ({}): {} paths, {} packages, {} validators -> {}",
+            d.host,
+            d.release.map(|r| r.describe()).unwrap_or_default(),
+            d.paths.len(),
+            d.packages.len(),
+            d.validators.len(),
+            out.join(&d.host).display()
+        ));
+    }
+    ui::line(&format!("manifest: {}", out.join(MANIFEST).display()));
+    Ok(())
+}
+
+/// Says which hosts are checked as rendered for this machine's release (`here`), not their own.
+fn say_checked_as(hosts: &[Desired], here: Option<Release>) {
+    for d in hosts {
+        if let (Some(target), Some(here)) = (d.release, here) {
+            if target != here {
+                ui::line(&format!(
+                    "{}: rendered for {}, checked as rendered for {}, this machine's release: the tools here are {}'s",
+                    d.host,
+                    target.describe(),
+                    here.describe(),
+                    here.codename
+                ));
+            }
+        }
+    }
 }
 
 fn check(hosts: &[Desired], redactor: &Redactor) -> Result<ExitCode> {

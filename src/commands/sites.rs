@@ -65,7 +65,7 @@ impl Retired {
                 format!(
                     "rm -rf {root} /var/lib/php-sites/{n} && if id -u {n} > /dev/null 2>&1; then userdel {n}; fi && rm -f {rec}",
                     n = shell_word(&self.name),
-                    rec = shell_word(&format!("{RETIRED}/{domain}")),
+                    rec = shell_word(&record_of(domain)),
                 ),
                 format!("removing {} and the user {} failed", self.document_root, self.name),
             ),
@@ -144,52 +144,20 @@ pub fn delete_site(registry: &Registry, a: &DeleteSiteArgs) -> Result<ExitCode> 
     let progress = ui::Progress::new(&names, false, a.verbose);
     let ctx = context(registry, &l, run_options(&h, 60), &progress);
     let stamp = chrono_stamp();
-    let record = format!("{RETIRED}/{domain}");
-    let mut found: Option<Retired> = None;
-    let mut made = Vec::new();
-    for web in &webs {
-        let read = on(
-            &ctx,
-            web,
-            &[(
-                format!("if [ -f {r} ]; then cat {r}; fi", r = shell_word(&record)),
-                "reading the site's record failed".into(),
-            )],
-        );
-        let text = match read {
-            Ok(lines) => lines.join("\n"),
-            Err(e) => {
-                drop(progress);
-                return Ok(failed(web, e));
-            }
-        };
-        if text.trim().is_empty() {
-            continue;
-        }
-        let Some(r) = Retired::parse(&text) else {
+    let (r, mut made) = match remove_from_web_hosts(&ctx, &webs, &domain, &stamp) {
+        Ok(Some(removed)) => removed,
+        Ok(None) => {
             drop(progress);
-            return Ok(failed(
-                web,
-                HostError::Refused(format!(
-                    "{record} is not a record provision wrote; nothing was removed"
-                )),
-            ));
-        };
-        match on(&ctx, web, &r.web_commands(&domain, &stamp)) {
-            Ok(lines) => made.extend(lines.into_iter().map(|l| format!("{}: {l}", web.name))),
-            Err(e) => {
-                drop(progress);
-                return Ok(failed(web, e));
-            }
+            return Err(Usage(format!(
+                "--domain {domain}: no web host of the inventory keeps a record of this site ({}); nothing was removed",
+                record_of(&domain)
+            ))
+            .into());
         }
-        found = Some(r);
-    }
-    let Some(r) = found else {
-        drop(progress);
-        return Err(Usage(format!(
-            "--domain {domain}: no web host of the inventory keeps a record of this site ({record}); nothing was removed"
-        ))
-        .into());
+        Err((web, e)) => {
+            drop(progress);
+            return Ok(failed(web, e));
+        }
     };
     let done = on(&ctx, primary, &r.db_commands(&stamp));
     drop(progress);
@@ -207,6 +175,58 @@ pub fn delete_site(registry: &Registry, a: &DeleteSiteArgs) -> Result<ExitCode> 
         }
         Err(e) => Ok(failed(primary, e)),
     }
+}
+
+/// A host that failed, and why.
+type HostFailed<'h> = (&'h Host, HostError);
+
+/// Where a web host keeps the record of the site `domain` once it left the inventory.
+fn record_of(domain: &str) -> String {
+    format!("{RETIRED}/{domain}")
+}
+
+/// On every web host that keeps the site's record: its files backed up, then removed. The record
+/// (the last one read) and what the hosts printed (the backups made, `host: path`); `None` when no
+/// web host keeps a record; the host that failed, with why.
+fn remove_from_web_hosts<'h>(
+    ctx: &Context,
+    webs: &[&'h Host],
+    domain: &str,
+    stamp: &str,
+) -> Result<Option<(Retired, Vec<String>)>, HostFailed<'h>> {
+    let mut found: Option<Retired> = None;
+    let mut made = Vec::new();
+    for web in webs {
+        let Some(r) = read_record(ctx, web, domain).map_err(|e| (*web, e))? else {
+            continue;
+        };
+        let lines = on(ctx, web, &r.web_commands(domain, stamp)).map_err(|e| (*web, e))?;
+        made.extend(lines.into_iter().map(|l| format!("{}: {l}", web.name)));
+        found = Some(r);
+    }
+    Ok(found.map(|r| (r, made)))
+}
+
+/// The site's record on `web`: `None` when it keeps none, refused when it is not one provision wrote.
+fn read_record(ctx: &Context, web: &Host, domain: &str) -> Result<Option<Retired>, HostError> {
+    let record = record_of(domain);
+    let lines = on(
+        ctx,
+        web,
+        &[(
+            format!("if [ -f {r} ]; then cat {r}; fi", r = shell_word(&record)),
+            "reading the site's record failed".into(),
+        )],
+    )?;
+    let text = lines.join("\n");
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    Retired::parse(&text).map(Some).ok_or_else(|| {
+        HostError::Refused(format!(
+            "{record} is not a record provision wrote; nothing was removed"
+        ))
+    })
 }
 
 /// `YYYYMMDDTHHMMSSZ` of now, for the backups' names.

@@ -65,66 +65,11 @@ impl Component for Apache {
         .notify(Handler::restart("apache2"))
         .checked_by("apache2");
         let mut files = out.scope(Handler::reload("apache2"), "apache2");
-        let status = "/etc/apache2/sites-available/provision-status.conf";
-        let status_on = "/etc/apache2/sites-enabled/provision-status.conf";
-        if front {
-            let pools: Vec<Value> = cx
-                .spec
-                .sites_on(cx.host)
-                .map(|s| json!({ "site": s.name, "socket": super::php::socket(cx.release.php, s) }))
-                .collect();
-            files.file(
-                status,
-                cx.render("apache/status.conf", &[("fpm", pools.into())])?,
-            );
-            files.link(status_on, "../sites-available/provision-status.conf");
-        } else {
-            files.absent(status_on);
-            files.absent(status);
-        }
-        // Every site's PHP runs in its own PHP-FPM pool: mod_php (which ran every site as
-        // www-data, in Apache's processes) and its prefork MPM's limits are gone.
-        files.absent("/etc/apache2/conf-enabled/provision-mpm.conf");
-        files.absent("/etc/apache2/conf-available/provision-mpm.conf");
-        files.absent("/etc/apache2/sites-enabled/000-default.conf");
-        for g in super::app::gone(cx) {
-            for dir in ["sites-enabled", "sites-available"] {
-                files
-                    .absent(format!("/etc/apache2/{dir}/{}.conf", g.domain))
-                    .because(super::app::gone_because(&g));
-            }
-        }
+        status_site(cx, &mut files, front)?;
+        retired_files(cx, &mut files);
         let php_mod = format!("php{v}");
-        let mut modules: Vec<(&str, bool, bool)> = vec![
-            (php_mod.as_str(), true, false),
-            ("mpm_prefork", true, false),
-            ("mpm_event", true, true),
-            ("proxy", true, true),
-            ("proxy_fcgi", false, true),
-        ];
-        if front {
-            modules.extend([
-                // server-status on the loopback status VirtualHost.
-                ("status", true, true),
-                // Cache headers and compression of static files.
-                ("expires", false, true),
-                ("deflate", true, true),
-            ]);
-        } else {
-            modules.push(("remoteip", false, true));
-        }
-        // TLS (mod_ssl and its session cache), the redirect to HTTPS and HSTS; left as they are
-        // without TLS, as other sites of the host may use them.
-        if any_tls {
-            modules.extend([
-                ("ssl", true, true),
-                ("socache_shmcb", false, true),
-                ("rewrite", false, true),
-                ("headers", false, true),
-            ]);
-        }
         let mut mods = out.scope(Handler::restart("apache2"), "apache2");
-        for (name, with_conf, enabled) in modules {
+        for (name, with_conf, enabled) in modules(&php_mod, front, any_tls) {
             module(&mut mods, name, with_conf, enabled);
         }
         out.validator(
@@ -163,6 +108,78 @@ impl Component for Apache {
 
 /// Enables (or disables) a module the Debian way: `mods-enabled/X.load` (and `.conf`) linking to
 /// `mods-available`.
+/// In front, the loopback VirtualHost with server-status and every pool's status; behind Nginx, none.
+fn status_site(cx: &Cx, files: &mut Scope, front: bool) -> Result<(), RenderError> {
+    let status = "/etc/apache2/sites-available/provision-status.conf";
+    let status_on = "/etc/apache2/sites-enabled/provision-status.conf";
+    if front {
+        let pools: Vec<Value> = cx
+            .spec
+            .sites_on(cx.host)
+            .map(|s| json!({ "site": s.name, "socket": super::php::socket(cx.release.php, s) }))
+            .collect();
+        files.file(
+            status,
+            cx.render("apache/status.conf", &[("fpm", pools.into())])?,
+        );
+        files.link(status_on, "../sites-available/provision-status.conf");
+    } else {
+        files.absent(status_on);
+        files.absent(status);
+    }
+    Ok(())
+}
+
+/// What Apache no longer serves: mod_php's settings, Debian's default site, and sites that left.
+fn retired_files(cx: &Cx, files: &mut Scope) {
+    // Every site's PHP runs in its own PHP-FPM pool: mod_php (which ran every site as
+    // www-data, in Apache's processes) and its prefork MPM's limits are gone.
+    files.absent("/etc/apache2/conf-enabled/provision-mpm.conf");
+    files.absent("/etc/apache2/conf-available/provision-mpm.conf");
+    files.absent("/etc/apache2/sites-enabled/000-default.conf");
+    for g in super::app::gone(cx) {
+        for dir in ["sites-enabled", "sites-available"] {
+            files
+                .absent(format!("/etc/apache2/{dir}/{}.conf", g.domain))
+                .because(super::app::gone_because(&g));
+        }
+    }
+}
+
+/// Apache's modules: `(name, with a .conf, enabled)`; mod_php (`php_mod`) and the prefork MPM
+/// stay disabled.
+fn modules(php_mod: &str, front: bool, any_tls: bool) -> Vec<(&str, bool, bool)> {
+    let mut modules: Vec<(&str, bool, bool)> = vec![
+        (php_mod, true, false),
+        ("mpm_prefork", true, false),
+        ("mpm_event", true, true),
+        ("proxy", true, true),
+        ("proxy_fcgi", false, true),
+    ];
+    if front {
+        modules.extend([
+            // server-status on the loopback status VirtualHost.
+            ("status", true, true),
+            // Cache headers and compression of static files.
+            ("expires", false, true),
+            ("deflate", true, true),
+        ]);
+    } else {
+        modules.push(("remoteip", false, true));
+    }
+    // TLS (mod_ssl and its session cache), the redirect to HTTPS and HSTS; left as they are
+    // without TLS, as other sites of the host may use them.
+    if any_tls {
+        modules.extend([
+            ("ssl", true, true),
+            ("socache_shmcb", false, true),
+            ("rewrite", false, true),
+            ("headers", false, true),
+        ]);
+    }
+    modules
+}
+
 fn module(mods: &mut Scope, name: &str, with_conf: bool, enabled: bool) {
     let exts: &[&str] = if with_conf {
         &["load", "conf"]

@@ -12,6 +12,13 @@ use crate::spec::{App, AppConfig, Site};
 use crate::tree::{Entry, Kind, Tree};
 use serde_json::{json, Map, Value};
 
+mod database;
+mod retired;
+
+pub use database::{data as database_data, sql as database_sql};
+pub use retired::{gone, gone_because, Gone, RETIRED};
+use retired::{record, record_path};
+
 pub struct AppComponent;
 pub static APP: AppComponent = AppComponent;
 
@@ -22,76 +29,6 @@ pub fn config_dir(site: &Site) -> String {
 
 pub fn config_path(site: &Site) -> String {
     format!("{}/config.php", config_dir(site))
-}
-
-/// The site's record on a web host that serves it (no secret): what provision knows of a site
-/// once it left the inventory.
-fn record_path(site: &Site) -> String {
-    format!("{}/site", config_dir(site))
-}
-
-/// Where the record of a site that left the inventory is kept, for `provision delete-site`.
-pub const RETIRED: &str = crate::host_state::state_path!("/retired");
-
-/// A site this host served that the inventory no longer has: its domain and its record's lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gone {
-    pub domain: String,
-    pub record: Vec<(String, String)>,
-}
-
-impl Gone {
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.record
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// The sites this host served (their records, from the app component's probe) that it does not
-/// serve now: each one's vhost, pool and configuration go, its data stays (see `render`).
-pub fn gone(cx: &Cx) -> Vec<Gone> {
-    let Some(lines) = cx.now.facts("app") else {
-        return Vec::new();
-    };
-    let mut out: Vec<Gone> = Vec::new();
-    for line in &lines {
-        let mut f = line.splitn(3, ' ');
-        let (Some(domain), Some(k), Some(v)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        // Only names provision could have written: they reach paths and commands.
-        if crate::names::DomainName::parse(domain).is_err()
-            || cx
-                .spec
-                .sites_on(cx.host)
-                .any(|s| s.domain.as_str() == domain)
-        {
-            continue;
-        }
-        match out.iter_mut().find(|g| g.domain == domain) {
-            Some(g) => g.record.push((k.to_string(), v.to_string())),
-            None => out.push(Gone {
-                domain: domain.to_string(),
-                record: vec![(k.to_string(), v.to_string())],
-            }),
-        }
-    }
-    out
-}
-
-/// The site's record: what a host keeps of it once it leaves the inventory (no secret).
-fn record(site: &Site) -> String {
-    format!(
-        "name {}\ndocument_root {}\ndatabase {}\ndatabase_user {}\n",
-        site.name, site.document_root, site.database.name, site.database.user
-    )
-}
-
-/// The reason a path of a gone site goes.
-pub fn gone_because(g: &Gone) -> String {
-    format!("site {} left the inventory", g.domain)
 }
 
 /// Where the application's config files live; the release links to them.
@@ -288,26 +225,7 @@ impl Component for AppComponent {
     /// `RETIRED`, and its document root, uploads, database and user stay until
     /// `provision delete-site` removes them after a backup.
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
-        for g in gone(cx) {
-            let kept = format!(
-                "{}; kept: its document root{}, uploads, database{} and Unix user{} (provision delete-site --domain {} removes them, after a backup)",
-                gone_because(&g),
-                g.get("document_root").map(|d| format!(" {d}")).unwrap_or_default(),
-                g.get("database").map(|d| format!(" {d}")).unwrap_or_default(),
-                g.get("name").map(|d| format!(" {d}")).unwrap_or_default(),
-                g.domain
-            );
-            out.absent(format!("/etc/provision/sites/{}", g.domain))
-                .because(kept);
-            out.dir(RETIRED).mode(0o700);
-            let record: String = g.record.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
-            out.file(format!("{RETIRED}/{}", g.domain), record)
-                .mode(0o600)
-                .because(format!(
-                    "{}: its record, for provision delete-site",
-                    gone_because(&g)
-                ));
-        }
+        retired::render(cx, out);
         Ok(())
     }
 
@@ -317,90 +235,14 @@ impl Component for AppComponent {
     fn render_site(&self, cx: &Cx, site: &Site, out: &mut Out) -> Result<(), RenderError> {
         let opts = &site.app_options;
         let base = &site.document_root;
-        let user = site.name.as_str();
-        let mut entries: Vec<Entry> = match &site.app {
-            App::Demo => vec![Tree::file(
-                "index.php",
-                0o644,
-                cx.render("app/index.php", &[])?.into_bytes(),
-            )],
-            App::Files(files) => files
-                .iter()
-                // A shared directory's content lives outside the releases.
-                .filter(|f| {
-                    !opts
-                        .shared
-                        .iter()
-                        .any(|s| f.path == *s || f.path.starts_with(&format!("{s}/")))
-                })
-                .map(|f| {
-                    let mode = if f.executable { 0o755 } else { 0o644 };
-                    Tree::hashed_file(&f.path, mode, f.sha.clone(), f.content.clone())
-                })
-                .collect(),
-        };
-        out.dir(base.clone()).mode(0o750).owned(user, "www-data");
+        let mut entries = release_entries(cx, site)?;
+        out.dir(base.clone())
+            .mode(0o750)
+            .owned(site.name.as_str(), "www-data");
         out.dir(format!("{base}/releases"));
-        if !opts.shared.is_empty() {
-            out.dir(format!("{base}/shared"));
-            for d in with_ancestors(opts.shared.iter().map(String::as_str)) {
-                // Only the shared directories themselves are the application's to write; what it
-                // writes there keeps the web server's group (setgid), so it can be served.
-                let writable = opts.shared.contains(&d);
-                let p = out.dir(format!("{base}/shared/{d}"));
-                if writable {
-                    p.mode(0o2750).owned(user, "www-data");
-                }
-            }
-            // (Their content in the source was left out above.)
-            for s in &opts.shared {
-                entries.push(Entry {
-                    path: s.clone(),
-                    kind: Kind::Link(format!("{base}/shared/{s}")),
-                });
-            }
-        }
-        out.dir("/etc/provision");
-        out.dir("/etc/provision/sites");
-        out.dir(config_dir(site)).mode(0o750).owned("root", user);
-        out.file(record_path(site), record(site))
-            .mode(0o640)
-            .owned("root", user);
-        out.file(config_path(site), cx.render("app/config.php", &[])?)
-            .mode(0o640)
-            .owned("root", user)
-            .sensitive()
-            .code()
-            .checked_by("php-lint");
-        if !opts.configs.is_empty() {
-            let dir = configs_dir(site);
-            out.dir(dir.clone()).mode(0o750).owned("root", user);
-            let parents = opts.configs.iter().filter_map(|c| c.path.rsplit_once('/'));
-            for d in with_ancestors(parents.map(|(parent, _)| parent)) {
-                out.dir(format!("{dir}/{d}"))
-                    .mode(0o750)
-                    .owned("root", user);
-            }
-            for c in &opts.configs {
-                let text = render_config(cx, c, cx.base)?;
-                masks_its_secrets(cx, c)?;
-                let path = format!("{dir}/{}", c.path);
-                let p = out
-                    .file(path.clone(), text)
-                    .mode(0o640)
-                    .owned("root", user)
-                    .sensitive()
-                    .code();
-                if c.path.ends_with(".php") {
-                    p.checked_by("php-lint");
-                }
-                entries.retain(|e| e.path != c.path);
-                entries.push(Entry {
-                    path: c.path.clone(),
-                    kind: Kind::Link(path),
-                });
-            }
-        }
+        shared_dirs(site, out, &mut entries);
+        site_config(cx, site, out)?;
+        user_configs(cx, site, out, &mut entries)?;
         let mut tree = Tree::new(base, entries, opts.release_command.clone(), opts.keep);
         tree.php = Some(format!("php{}", super::php::version(cx)?));
         let (marker, id) = (tree.marker(), tree.id.clone());
@@ -418,4 +260,119 @@ impl Component for AppComponent {
         }
         Ok(())
     }
+}
+
+/// The release's files: the demo page, or the application's files but for what its shared
+/// directories hold.
+fn release_entries(cx: &Cx, site: &Site) -> Result<Vec<Entry>, RenderError> {
+    let opts = &site.app_options;
+    Ok(match &site.app {
+        App::Demo => vec![Tree::file(
+            "index.php",
+            0o644,
+            cx.render("app/index.php", &[])?.into_bytes(),
+        )],
+        App::Files(files) => files
+            .iter()
+            // A shared directory's content lives outside the releases.
+            .filter(|f| {
+                !opts
+                    .shared
+                    .iter()
+                    .any(|s| f.path == *s || f.path.starts_with(&format!("{s}/")))
+            })
+            .map(|f| {
+                let mode = if f.executable { 0o755 } else { 0o644 };
+                Tree::hashed_file(&f.path, mode, f.sha.clone(), f.content.clone())
+            })
+            .collect(),
+    })
+}
+
+/// The shared directories under `<base>/shared`, each linked from the release in its place.
+fn shared_dirs(site: &Site, out: &mut Out, entries: &mut Vec<Entry>) {
+    let opts = &site.app_options;
+    let base = &site.document_root;
+    let user = site.name.as_str();
+    if opts.shared.is_empty() {
+        return;
+    }
+    out.dir(format!("{base}/shared"));
+    for d in with_ancestors(opts.shared.iter().map(String::as_str)) {
+        // Only the shared directories themselves are the application's to write; what it
+        // writes there keeps the web server's group (setgid), so it can be served.
+        let writable = opts.shared.contains(&d);
+        let p = out.dir(format!("{base}/shared/{d}"));
+        if writable {
+            p.mode(0o2750).owned(user, "www-data");
+        }
+    }
+    // (Their content in the source was left out by `release_entries`.)
+    for s in &opts.shared {
+        entries.push(Entry {
+            path: s.clone(),
+            kind: Kind::Link(format!("{base}/shared/{s}")),
+        });
+    }
+}
+
+/// The site's configuration directory, its record and the database settings (`config.php`).
+fn site_config(cx: &Cx, site: &Site, out: &mut Out) -> Result<(), RenderError> {
+    let user = site.name.as_str();
+    out.dir("/etc/provision");
+    out.dir("/etc/provision/sites");
+    out.dir(config_dir(site)).mode(0o750).owned("root", user);
+    out.file(record_path(site), record(site))
+        .mode(0o640)
+        .owned("root", user);
+    out.file(config_path(site), cx.render("app/config.php", &[])?)
+        .mode(0o640)
+        .owned("root", user)
+        .sensitive()
+        .code()
+        .checked_by("php-lint");
+    Ok(())
+}
+
+/// The user's config files, rendered outside the release (they hold secrets) and linked into it
+/// in place of any file of the same path.
+fn user_configs(
+    cx: &Cx,
+    site: &Site,
+    out: &mut Out,
+    entries: &mut Vec<Entry>,
+) -> Result<(), RenderError> {
+    let opts = &site.app_options;
+    let user = site.name.as_str();
+    if opts.configs.is_empty() {
+        return Ok(());
+    }
+    let dir = configs_dir(site);
+    out.dir(dir.clone()).mode(0o750).owned("root", user);
+    let parents = opts.configs.iter().filter_map(|c| c.path.rsplit_once('/'));
+    for d in with_ancestors(parents.map(|(parent, _)| parent)) {
+        out.dir(format!("{dir}/{d}"))
+            .mode(0o750)
+            .owned("root", user);
+    }
+    for c in &opts.configs {
+        let text = render_config(cx, c, cx.base)?;
+        masks_its_secrets(cx, c)?;
+        let path = format!("{dir}/{}", c.path);
+        let p = out
+            .file(path.clone(), text)
+            .mode(0o640)
+            .owned("root", user)
+            .sensitive()
+            .code();
+        if c.path.ends_with(".php") {
+            p.checked_by("php-lint");
+        }
+        entries.retain(|e| e.path != c.path);
+        entries.push(Entry {
+            path: c.path.clone(),
+            kind: Kind::Link(path),
+        });
+    }
+    Ok(())
 }

@@ -49,6 +49,64 @@ pub fn interface_of(lines: &[String], address: &str) -> Option<String> {
     })
 }
 
+/// The interface the floating address goes on: the one `[lb] interface` names (which the host
+/// must have), else the one the host holds its public address on, else `UNKNOWN_INTERFACE`.
+fn interface(cx: &Cx, lb: &crate::spec::Lb) -> Result<String, RenderError> {
+    let lines = cx.now.facts(KEEPALIVED.name());
+    if let (Some(named), Some(lines)) = (&lb.interface, &lines) {
+        if !lines.iter().any(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|n| n.split('@').next() == Some(named))
+        }) {
+            return Err(RenderError::Template {
+                host: cx.host.name.clone(),
+                message: format!("[lb] interface {named}: the host has no such interface"),
+            });
+        }
+    }
+    let learned = lines.and_then(|lines| interface_of(&lines, &cx.host.public_address.to_string()));
+    Ok(lb
+        .interface
+        .clone()
+        .or(learned)
+        .unwrap_or_else(|| UNKNOWN_INTERFACE.to_string()))
+}
+
+/// The template's values: this balancer, its peer, and the first of them has the higher priority.
+fn values(cx: &Cx, lb: &crate::spec::Lb, interface: &str) -> serde_json::Value {
+    let peers: Vec<_> = cx.spec.hosts_with(Role::Lb).collect();
+    let peer = peers
+        .iter()
+        .find(|h| h.name != cx.host.name)
+        .map(|h| h.public_address.to_string())
+        .unwrap_or_default();
+    let first = peers.first().is_some_and(|h| h.name == cx.host.name);
+    json!({
+        "instance": format!("site_{}", lb.virtual_router_id),
+        "interface": interface,
+        "router_id": lb.virtual_router_id,
+        "priority": if first { 150 } else { 100 },
+        "self": cx.host.public_address.to_string(),
+        "peer": peer,
+        "floating": lb.floating_address.to_string(),
+        "prefix": lb.prefix_len,
+    })
+}
+
+/// keepalived -t checks that the script exists and the interface too: the staged script is
+/// pointed at, and where the interface is not there (render --check on another machine) the
+/// check runs in a network namespace of its own that has one by that name.
+fn validator_command(interface: &str) -> String {
+    format!(
+        "f=$(mktemp) && sed -e \"s|/etc/keepalived/|{{root}}/etc/keepalived/|g\" {{root}}/etc/keepalived/keepalived.conf > \"$f\" && \
+         if ip link show {i} > /dev/null 2>&1; then keepalived -t -f \"$f\"; \
+         else unshare -n sh -c \"ip link add {i} type veth peer name pv-check0 && ip link set {i} up && keepalived -t -f $f\"; fi; \
+         rc=$?; rm -f \"$f\"; exit $rc",
+        i = crate::quote::shell_word(interface),
+    )
+}
+
 impl Component for Keepalived {
     fn name(&self) -> &'static str {
         "keepalived"
@@ -60,50 +118,11 @@ impl Component for Keepalived {
     }
 
     fn render(&self, cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
-        let spec = cx.spec;
         // One load balancer has no one to share an address with.
-        let Some(lb) = &spec.lb else {
+        let Some(lb) = &cx.spec.lb else {
             return Ok(());
         };
-        let peers: Vec<_> = spec.hosts_with(Role::Lb).collect();
-        let me = cx.host.public_address.to_string();
-        let peer = peers
-            .iter()
-            .find(|h| h.name != cx.host.name)
-            .map(|h| h.public_address.to_string())
-            .unwrap_or_default();
-        let first = peers.first().is_some_and(|h| h.name == cx.host.name);
-        let learned = cx
-            .now
-            .facts(self.name())
-            .and_then(|lines| interface_of(&lines, &me));
-        if let (Some(named), Some(lines)) = (&lb.interface, cx.now.facts(self.name())) {
-            if !lines.iter().any(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|n| n.split('@').next() == Some(named))
-            }) {
-                return Err(RenderError::Template {
-                    host: cx.host.name.clone(),
-                    message: format!("[lb] interface {named}: the host has no such interface"),
-                });
-            }
-        }
-        let interface = lb
-            .interface
-            .clone()
-            .or(learned)
-            .unwrap_or_else(|| UNKNOWN_INTERFACE.to_string());
-        let values = json!({
-            "instance": format!("site_{}", lb.virtual_router_id),
-            "interface": interface,
-            "router_id": lb.virtual_router_id,
-            "priority": if first { 150 } else { 100 },
-            "self": me,
-            "peer": peer,
-            "floating": lb.floating_address.to_string(),
-            "prefix": lb.prefix_len,
-        });
+        let interface = interface(cx, lb)?;
         out.service(
             "keepalived",
             "keepalived",
@@ -116,7 +135,10 @@ impl Component for Keepalived {
         files
             .file(
                 "/etc/keepalived/keepalived.conf",
-                cx.render("keepalived/keepalived.conf", &[("lb", values)])?,
+                cx.render(
+                    "keepalived/keepalived.conf",
+                    &[("lb", values(cx, lb, &interface))],
+                )?,
             )
             .from_previous();
         files
@@ -125,20 +147,7 @@ impl Component for Keepalived {
                 cx.render("keepalived/check-haproxy", &[])?,
             )
             .mode(0o755);
-        // keepalived -t checks that the script exists and the interface too: the staged script is
-        // pointed at, and where the interface is not there (render --check on another machine) the
-        // check runs in a network namespace of its own that has one by that name.
-        out.validator(
-            "keepalived",
-            format!(
-                "f=$(mktemp) && sed -e \"s|/etc/keepalived/|{{root}}/etc/keepalived/|g\" {{root}}/etc/keepalived/keepalived.conf > \"$f\" && \
-                 if ip link show {i} > /dev/null 2>&1; then keepalived -t -f \"$f\"; \
-                 else unshare -n sh -c \"ip link add {i} type veth peer name pv-check0 && ip link set {i} up && keepalived -t -f $f\"; fi; \
-                 rc=$?; rm -f \"$f\"; exit $rc",
-                i = crate::quote::shell_word(&interface),
-            ),
-            &[],
-        );
+        out.validator("keepalived", validator_command(&interface), &[]);
         for site in &cx.spec.sites {
             for c in super::app::site_checks(
                 site,

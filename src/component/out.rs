@@ -169,18 +169,22 @@ impl<'a> Out<'a> {
             command: command.into(),
             stage: stage.iter().map(|s| s.to_string()).collect(),
             per_file: false,
+            release_files: None,
         });
     }
 
     /// A validator that checks one file at a time (`{file}` in the command): it runs only on the
     /// files that change.
-    pub fn file_validator(&mut self, name: &str, command: impl Into<String>) {
+    pub fn file_validator(&mut self, name: &str, command: impl Into<String>) -> &mut Validator {
         self.d.validators.push(Validator {
             name: name.to_string(),
             command: command.into(),
             stage: Vec::new(),
             per_file: true,
+            release_files: None,
         });
+        let last = self.d.validators.len() - 1;
+        &mut self.d.validators[last]
     }
 
     pub fn step(&mut self, name: &str, command: impl Into<String>, irreversible: Option<&str>) {

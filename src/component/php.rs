@@ -126,8 +126,10 @@ impl Component for Php {
         for p in extra {
             out.package(format!("php{v}-{p}"));
         }
-        // Without php.ini (-n): a syntax check must not depend on the host's extensions.
-        out.file_validator("php-lint", format!("php{v} -n -l {{root}}{{file}}"));
+        // Without php.ini (-n): a syntax check must not depend on the host's extensions. A
+        // release's PHP files too (on the host, `release_lint` checks them in one process).
+        out.file_validator("php-lint", format!("php{v} -n -l {{root}}{{file}}"))
+            .reads_release_files(".php");
         Ok(())
     }
 }

@@ -93,12 +93,14 @@ fn desired() -> Desired {
             command: "nginx -t".into(),
             stage: vec![],
             per_file: false,
+            release_files: None,
         },
         Validator {
             name: "php-lint".into(),
             command: "php -l {root}{file}".into(),
             stage: vec![],
             per_file: true,
+            release_files: None,
         },
     ];
     // The component names in dependency order: the database before the web server.

@@ -2,7 +2,7 @@
 //! read, with the rendered paths laid over it, checked by the real tools. This is what apply does on
 //! the host before anything goes live, done locally for `render --check` and the tests.
 
-use crate::desired::{Account, Desired, PathState};
+use crate::desired::{Account, Desired, PathState, Validator};
 use crate::render::tree;
 use crate::tree::Kind;
 use std::path::{Path, PathBuf};
@@ -16,31 +16,12 @@ pub struct CheckOutcome {
     pub output: String,
 }
 
+/// Every validator of `d` run on `stage` (a scratch directory): the live directories they read
+/// copied in, the rendered paths laid over them; one outcome per validator, in their order.
 pub fn check_host(d: &Desired, stage: &Path) -> std::io::Result<Vec<CheckOutcome>> {
     for v in &d.validators {
         for dir in &v.stage {
-            let from = Path::new(dir);
-            let to = tree::under(stage, dir);
-            if to.exists() {
-                continue;
-            }
-            if !from.is_dir() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("validator {} needs {dir} on this machine (install the package that provides it)", v.name),
-                ));
-            }
-            // Its content into a real directory of the stage: a `dir` that is a link is followed
-            // once (as apply's stage_copy does), so nothing laid over the copy lands in the live tree.
-            std::fs::create_dir_all(&to)?;
-            let status = Command::new("cp")
-                .arg("-a")
-                .arg(from.join("."))
-                .arg(&to)
-                .status()?;
-            if !status.success() {
-                return Err(std::io::Error::other(format!("cp -a {dir}/. failed")));
-            }
+            stage_live_dir(&v.name, dir, stage)?;
         }
     }
     tree::materialize(d, stage, tree::Into::Overlay)?;
@@ -48,58 +29,100 @@ pub fn check_host(d: &Desired, stage: &Path) -> std::io::Result<Vec<CheckOutcome
     let root = crate::quote::shell_word(&stage.to_string_lossy());
     let mut out = Vec::new();
     for v in &d.validators {
-        // A per-file validator reads every file it is named for (here, all are new).
         let commands: Vec<String> = if v.per_file {
-            let mut files: Vec<String> = d
-                .paths
+            files_read(d, v)
                 .iter()
-                .filter(|p| {
-                    p.validator.as_deref() == Some(v.name.as_str()) && p.state.content().is_some()
-                })
-                .map(|p| p.path.clone())
-                .collect();
-            // A release's PHP files: what apply lints on the host (in one process there).
-            if v.name == "php-lint" {
-                for p in &d.paths {
-                    if let PathState::Tree(t) = &p.state {
-                        files.extend(t.entries.iter().filter_map(|e| match e.kind {
-                            Kind::File { .. } if e.path.ends_with(".php") => {
-                                Some(format!("{}/{}", t.dir(), e.path))
-                            }
-                            _ => None,
-                        }));
-                    }
-                }
-            }
-            files.iter().map(|f| v.command_in(&root, Some(f))).collect()
+                .map(|f| v.command_in(&root, Some(f)))
+                .collect()
         } else {
             vec![v.command_in(&root, None)]
         };
-        let mut ok = true;
-        let mut output = String::new();
-        for cmd in commands {
-            let res = match &accounts {
-                Some(view) => view.command(&cmd),
-                None => {
-                    let mut c = Command::new("sh");
-                    c.arg("-c").arg(&cmd);
-                    c
-                }
-            }
-            .output()?;
-            if !res.status.success() {
-                ok = false;
-                output.push_str(&String::from_utf8_lossy(&res.stdout));
-                output.push_str(&String::from_utf8_lossy(&res.stderr));
-            }
-        }
-        out.push(CheckOutcome {
-            validator: v.name.clone(),
-            ok,
-            output,
-        });
+        out.push(run(&v.name, &commands, accounts.as_ref())?);
     }
     Ok(out)
+}
+
+/// The live directory `dir` that validator `name` reads, copied into the stage once.
+fn stage_live_dir(name: &str, dir: &str, stage: &Path) -> std::io::Result<()> {
+    let from = Path::new(dir);
+    let to = tree::under(stage, dir);
+    if to.exists() {
+        return Ok(());
+    }
+    if !from.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("validator {name} needs {dir} on this machine (install the package that provides it)"),
+        ));
+    }
+    // Its content into a real directory of the stage: a `dir` that is a link is followed
+    // once (as apply's stage_copy does), so nothing laid over the copy lands in the live tree.
+    std::fs::create_dir_all(&to)?;
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from.join("."))
+        .arg(&to)
+        .status()?;
+    if !status.success() {
+        return Err(std::io::Error::other(format!("cp -a {dir}/. failed")));
+    }
+    Ok(())
+}
+
+/// The files a per-file validator reads (here, all are new): those it is named for, and the
+/// release files it reads (what apply checks on the host as it builds the release).
+fn files_read(d: &Desired, v: &Validator) -> Vec<String> {
+    let mut files: Vec<String> = d
+        .paths
+        .iter()
+        .filter(|p| p.validator.as_deref() == Some(v.name.as_str()) && p.state.content().is_some())
+        .map(|p| p.path.clone())
+        .collect();
+    if let Some(suffix) = &v.release_files {
+        for p in &d.paths {
+            if let PathState::Tree(t) = &p.state {
+                files.extend(t.entries.iter().filter_map(|e| match e.kind {
+                    Kind::File { .. } if e.path.ends_with(suffix.as_str()) => {
+                        Some(format!("{}/{}", t.dir(), e.path))
+                    }
+                    _ => None,
+                }));
+            }
+        }
+    }
+    files
+}
+
+/// Runs a validator's commands (with the host's accounts when this machine lacks some): it passes
+/// when every one does, and what the failing ones printed is kept.
+fn run(
+    validator: &str,
+    commands: &[String],
+    accounts: Option<&AccountsView>,
+) -> std::io::Result<CheckOutcome> {
+    let mut ok = true;
+    let mut output = String::new();
+    for cmd in commands {
+        let res = match accounts {
+            Some(view) => view.command(cmd),
+            None => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(cmd);
+                c
+            }
+        }
+        .output()?;
+        if !res.status.success() {
+            ok = false;
+            output.push_str(&String::from_utf8_lossy(&res.stdout));
+            output.push_str(&String::from_utf8_lossy(&res.stderr));
+        }
+    }
+    Ok(CheckOutcome {
+        validator: validator.to_string(),
+        ok,
+        output,
+    })
 }
 
 /// `command` (`sh -c`) run in a mount namespace of its own where each `(from, onto)` is
@@ -212,7 +235,7 @@ fn with_accounts(passwd: &str, group: &str, accounts: &[Account]) -> Option<(Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::{ManagedPath, Validator};
+    use crate::desired::ManagedPath;
 
     /// A host whose validator stages `dir` and reads `file` (absolute paths on this machine).
     fn host(dir: &Path, file: &Path) -> Desired {
@@ -222,6 +245,7 @@ mod tests {
             command: format!("grep -q staged {{root}}{}", file.display()),
             stage: vec![dir.to_string_lossy().into_owned()],
             per_file: false,
+            release_files: None,
         }];
         d.paths = vec![ManagedPath {
             path: file.to_string_lossy().into_owned(),

@@ -65,6 +65,7 @@ fn plan() -> (HostPlan, Desired) {
             command: "php -l {root}{file}".into(),
             stage: vec!["/etc/php/8.2/fpm".into()],
             per_file: true,
+            release_files: None,
         }],
         checks: vec![],
         irreversible: vec![],

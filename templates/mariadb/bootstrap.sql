@@ -28,14 +28,8 @@ SET @provision_drop = IF(@provision_stale IS NULL, 'DO 0', CONCAT('DROP USER IF 
 PREPARE provision_drop FROM @provision_drop;
 EXECUTE provision_drop;
 DEALLOCATE PREPARE provision_drop;
-{% if db.demo %}
-CREATE TABLE IF NOT EXISTS `{{ db.name }}`.`provision_demo` (
-    id INT NOT NULL PRIMARY KEY,
-    message VARCHAR(255) NOT NULL
-);
-INSERT INTO `{{ db.name }}`.`provision_demo` (id, message) VALUES (1, {{ db.demo_message | sql_string }})
-    ON DUPLICATE KEY UPDATE message = VALUES(message);
-{% endif %}{% else %}
+{% if db.app_sql %}
+{{ db.app_sql }}{% endif %}{% else %}
 -- Replica of {{ db.primary }}: read-only (a demoted primary becomes so here, without a restart),
 -- following it from its current binary log position (GTID).
 SET GLOBAL read_only = ON;

@@ -1,15 +1,18 @@
 //! MariaDB: the server config (`60-provision.cnf`, read after Debian's own), and an idempotent
 //! bootstrap SQL run as root over the local socket: on the primary the database, the application's
-//! accounts (one per client host), the replication accounts and the demo table. Facts: whether the
-//! server answers, and which of those objects exist, so a database dropped by hand is created
-//! again. The primary writes a binary log from its first apply, so a replica added later can be
-//! seeded from it (see `replica`). Every server's id comes from its host's name: adding or removing
-//! a replica renumbers nobody.
+//! accounts (one per client host), the replication accounts, and what the application keeps in it
+//! (which the app component makes: `app::database_sql`). Facts: whether the server answers, and
+//! which of those objects exist, so a database dropped by hand is created again. The primary writes
+//! a binary log from its first apply, so a replica added later can be seeded from it (see
+//! `replica`). Every server's id comes from its host's name: adding or removing a replica
+//! renumbers nobody.
 
+mod facts;
 mod greeting;
 mod replica;
 pub mod switchover;
 
+pub use facts::DbFacts;
 pub use replica::REPLICA;
 
 use super::{Component, Cx, Need, Out, SiteCx};
@@ -18,7 +21,7 @@ use crate::health::CheckFailed;
 use crate::quote::sql_string;
 use crate::render::RenderError;
 use crate::secret::SecretKey;
-use crate::spec::{App, Host, Role, Site, Spec};
+use crate::spec::{Host, Role, Site, Spec};
 use serde_json::{json, Map, Value};
 
 pub struct Primary;
@@ -93,7 +96,7 @@ pub fn server_id(host: &Host) -> u32 {
 }
 
 /// The values both kinds of server render with; `db` in the templates: the server's, and with a
-/// site, that site's database (its name, user, clients, demo table).
+/// site, that site's database (its name, user, clients).
 pub(super) fn db_values(cx: &Cx, host: &Host, site: Option<&Site>) -> Value {
     let spec = cx.spec;
     let replicas: Vec<&Host> = spec.hosts_with(Role::DbReplica).collect();
@@ -126,8 +129,6 @@ pub(super) fn db_values(cx: &Cx, host: &Host, site: Option<&Site>) -> Value {
     m.insert("buffer_pool_why".into(), json!(why));
     if let Some(site) = site {
         m.insert("clients".into(), json!(clients(spec, site)));
-        m.insert("demo".into(), json!(matches!(site.app, App::Demo)));
-        m.insert("demo_message".into(), json!(super::app::demo_message(site)));
     }
     m.insert(
         "replicas".into(),
@@ -202,7 +203,9 @@ pub(super) fn server(cx: &Cx, out: &mut Out) -> Result<(), RenderError> {
         spec.sites.first().into_iter().collect()
     };
     for site in sites {
-        let db = db_values(cx, cx.host, Some(site));
+        let mut db = db_values(cx, cx.host, Some(site));
+        // What the site's application keeps in its database is the application's to make.
+        db["app_sql"] = json!(super::app::database_sql(cx, site)?);
         out.file(
             sql_path(site),
             cx.render_for(site, "mariadb/bootstrap.sql", &[("db", db)])?,
@@ -287,12 +290,15 @@ impl Component for Primary {
             users.join(", ")
         );
         let mut sql = format!("SELECT 'up'; {sql}");
-        for site in spec.sites.iter().filter(|s| matches!(s.app, App::Demo)) {
+        for site in &spec.sites {
+            let Some(data) = super::app::database_data(site) else {
+                continue;
+            };
             // Last, and with --force: a missing table fails only this statement.
             sql.push_str(&format!(
-                " SELECT 'demorow', {}, COUNT(*) FROM `{}`.provision_demo WHERE id = 1;",
+                " SELECT 'datarow', {}, {};",
                 sql_string(&site.database.name),
-                site.database.name
+                data.count
             ));
         }
         // One client run, beside the probe's find (it is the probe's slowest process: 6 ms, half
@@ -321,12 +327,11 @@ impl Component for Primary {
         let facts = DbFacts::parse(lines);
         let sites = &cx.spec.sites;
         let names: Vec<&str> = sites.iter().map(|s| s.database.name.as_str()).collect();
-        let demo: Vec<&str> = sites
+        let data: Vec<(&str, &str)> = sites
             .iter()
-            .filter(|s| matches!(s.app, App::Demo))
-            .map(|s| s.database.name.as_str())
+            .filter_map(|s| Some((s.database.name.as_str(), super::app::database_data(s)?.what)))
             .collect();
-        let reason = facts.reason(&names, &accounts(cx.spec), &demo);
+        let reason = facts.reason(&names, &accounts(cx.spec), &data);
         reason
             .map(|reason| Need {
                 handler: Handler::run(STEP),
@@ -334,93 +339,6 @@ impl Component for Primary {
             })
             .into_iter()
             .collect()
-    }
-}
-
-/// What the probe learned about the primary's database server.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct DbFacts {
-    /// The server answered queries as root over its socket.
-    pub reachable: bool,
-    pub databases: Vec<String>,
-    pub users: Vec<(String, String)>,
-    /// The databases whose demo table has its row.
-    pub demo_rows: Vec<String>,
-}
-
-impl DbFacts {
-    pub fn parse(lines: &[String]) -> DbFacts {
-        let mut f = DbFacts::default();
-        for line in lines {
-            let cols: Vec<&str> = line.split('\t').collect();
-            match cols.as_slice() {
-                ["up"] => f.reachable = true,
-                ["db", name] => f.databases.push(name.to_string()),
-                ["user", user, host] => f.users.push((user.to_string(), host.to_string())),
-                ["demorow", db, n] if n.trim() == "1" => f.demo_rows.push(db.to_string()),
-                _ => {}
-            }
-        }
-        f
-    }
-
-    /// The accounts the server has that `accounts` does not name. The probe asks only about the
-    /// users of `accounts`, so these are theirs for hosts the inventory no longer names (the
-    /// bootstrap drops them).
-    pub fn stale<'a>(
-        &'a self,
-        accounts: &'a [(String, String)],
-    ) -> impl Iterator<Item = &'a (String, String)> + 'a {
-        self.users.iter().filter(move |a| !accounts.contains(a))
-    }
-
-    /// Why the bootstrap must run although its SQL file is unchanged, if it must.
-    pub fn reason(
-        &self,
-        databases: &[&str],
-        accounts: &[(String, String)],
-        demo: &[&str],
-    ) -> Option<String> {
-        if !self.reachable {
-            return Some("the database server is not answering yet".into());
-        }
-        let one = databases.len() == 1;
-        if let Some(db) = databases
-            .iter()
-            .find(|d| !self.databases.iter().any(|x| x == *d))
-        {
-            return Some(if one {
-                "the database does not exist".into()
-            } else {
-                format!("the database {db} does not exist")
-            });
-        }
-        if let Some((user, host)) = accounts.iter().find(|a| !self.users.contains(a)) {
-            return Some(format!(
-                "the database account '{user}'@'{host}' does not exist"
-            ));
-        }
-        let stale: Vec<String> = self
-            .stale(accounts)
-            .map(|(user, host)| format!("'{user}'@'{host}'"))
-            .collect();
-        if !stale.is_empty() {
-            return Some(format!(
-                "for hosts the inventory no longer names, the database account(s) {} (dropped)",
-                stale.join(", ")
-            ));
-        }
-        if let Some(db) = demo
-            .iter()
-            .find(|d| !self.demo_rows.iter().any(|x| x == *d))
-        {
-            return Some(if one {
-                "the demo table has no row".into()
-            } else {
-                format!("the demo table of {db} has no row")
-            });
-        }
-        None
     }
 }
 
@@ -438,57 +356,5 @@ mod tests {
         let path =
             std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lb.toml"));
         crate::spec::load(path, &crate::spec::SystemSources).unwrap()
-    }
-
-    #[test]
-    fn a_converged_server_needs_nothing() {
-        let f = DbFacts::parse(&lines(
-            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndemorow\tfoobar\t1\n",
-        ));
-        let acc = vec![("foobar".to_string(), "localhost".to_string())];
-        assert_eq!(f.reason(&["foobar"], &acc, &["foobar"]), None);
-    }
-
-    #[test]
-    fn each_missing_object_is_a_reason_to_bootstrap() {
-        let acc = vec![
-            ("foobar".to_string(), "localhost".to_string()),
-            ("foobar".to_string(), "10.0.0.5".to_string()),
-        ];
-        let down = DbFacts::parse(&lines(""));
-        assert!(down
-            .reason(&["foobar"], &acc, &["foobar"])
-            .unwrap()
-            .contains("not answering"));
-        let nodb = DbFacts::parse(&lines("up\n"));
-        assert!(nodb
-            .reason(&["foobar"], &acc, &["foobar"])
-            .unwrap()
-            .contains("does not exist"));
-        let one = DbFacts::parse(&lines(
-            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\ndemorow\tfoobar\t1",
-        ));
-        assert_eq!(
-            one.reason(&["foobar"], &acc, &["foobar"]).unwrap(),
-            "the database account 'foobar'@'10.0.0.5' does not exist"
-        );
-        let norow = DbFacts::parse(&lines(
-            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\nuser\tfoobar\t10.0.0.5\ndemorow\tfoobar\t0",
-        ));
-        assert!(norow
-            .reason(&["foobar"], &acc, &["foobar"])
-            .unwrap()
-            .contains("no row"));
-        assert_eq!(norow.reason(&["foobar"], &acc, &[]), None);
-        // An account of the same user for a host no longer named (a web host removed): dropped.
-        let left = DbFacts::parse(&lines(
-            "up\ndb\tfoobar\nuser\tfoobar\tlocalhost\nuser\tfoobar\t10.0.0.5\n\
-             user\tfoobar\t10.0.0.9\nuser\tfoobar\t%\ndemorow\tfoobar\t1",
-        ));
-        assert_eq!(
-            left.reason(&["foobar"], &acc, &["foobar"]).unwrap(),
-            "for hosts the inventory no longer names, the database account(s) \
-             'foobar'@'10.0.0.9', 'foobar'@'%' (dropped)"
-        );
     }
 }
