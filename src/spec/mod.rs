@@ -5,8 +5,10 @@
 //! - `syntax`: bytes to text (UTF-8 only) and text to a TOML tree, syntax errors located;
 //! - `reader` with `crate::inventory`: the tree to raw types, mistakes of shape (kinds, unknown and
 //!   missing keys) located;
-//! - `check` and `site`, `database`, `hosts`, `dns`: the raw values to strong types, each mistake
-//!   located and explained, including what would only fail later when configs are rendered;
+//! - `check` and `site`, `app` (with `app_source`: the application's files from a directory, an
+//!   archive or git), `tls` (with `certificate`: the user's own), `database`, `hosts`, `lb`, `dns`:
+//!   the raw values to strong types, each mistake located and explained, including what would only
+//!   fail later when configs are rendered;
 //! - `sources`: reading secrets and application files. It is I/O and goes through the `Sources`
 //!   trait, so parsing stays testable without touching the environment or the disk.
 

@@ -138,16 +138,19 @@ impl SshConfig {
     ) -> Result<(), ConfigError> {
         self.open_section(outer.to_vec());
         for (i, raw) in text.lines().enumerate() {
-            let line = Line {
+            let line = At {
                 file: path,
-                number: i + 1,
+                line: i + 1,
+                keyword: "",
             };
-            let Some((keyword, args)) =
-                split_line(raw).map_err(|m| line.error("", m.to_string()))?
+            let Some((keyword, args)) = split_line(raw).map_err(|m| line.error(m.to_string()))?
             else {
                 continue;
             };
-            let at = line.at(&keyword);
+            let at = At {
+                keyword: &keyword,
+                ..line
+            };
             match keyword.to_ascii_lowercase().as_str() {
                 "host" => self.open_section(with(outer, [Cond::Host(patterns(&args))])),
                 "match" => {
@@ -281,39 +284,21 @@ fn with(outer: &[Cond], more: impl IntoIterator<Item = Cond>) -> Vec<Cond> {
     conds
 }
 
-/// A line of a configuration file, for its errors.
-struct Line<'a> {
-    file: &'a Path,
-    number: usize,
-}
-
-impl<'a> Line<'a> {
-    fn error(&self, keyword: &str, message: String) -> ConfigError {
-        ConfigError {
-            file: self.file.to_path_buf(),
-            line: self.number,
-            keyword: keyword.to_string(),
-            message,
-        }
-    }
-
-    fn at(&'a self, keyword: &'a str) -> At<'a> {
-        At {
-            line: self,
-            keyword,
-        }
-    }
-}
-
-/// A keyword as written on its line, for the errors of its values.
+/// Where a keyword is written (`""` for the line as a whole), for the errors of its values.
 struct At<'a> {
-    line: &'a Line<'a>,
+    file: &'a Path,
+    line: usize,
     keyword: &'a str,
 }
 
 impl At<'_> {
     fn error(&self, message: String) -> ConfigError {
-        self.line.error(self.keyword, message)
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: self.line,
+            keyword: self.keyword.to_string(),
+            message,
+        }
     }
 
     /// The one value a keyword takes.
