@@ -3,6 +3,10 @@
 //! through `Secrets` (the registry every secret of a `Spec` is put in, by its key), which gives it
 //! to templates with `Secrets::shown` and builds the `Redactor` from the same entries. A secret a
 //! template can write is therefore one the redactor masks, by construction.
+//!
+//! One file on purpose (under 400 lines of code, then its tests): a `Secret`'s value is private to
+//! this module, so everything that can read one, the registry and the redactor built from it, is
+//! here, to be reviewed in one place.
 
 use std::fmt;
 

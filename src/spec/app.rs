@@ -3,13 +3,11 @@
 //! a release command. Everything is read and checked here, before any host is touched.
 
 use super::check::{Checker, Protected};
-use super::{App, AppConfig, AppFile, AppOptions};
+use super::{App, AppConfig, AppOptions};
 use crate::error::shown;
 use crate::inventory::{RawApp, RawSite};
 use crate::names::{parse_host_path, parse_local_path};
 use crate::secret::SecretKey;
-use std::io::Read;
-use std::path::Path;
 use toml::Spanned;
 
 /// PHP extensions Debian ships, and the package suffix (`php8.4-<suffix>`) for each; `None`: built
@@ -61,14 +59,6 @@ const EXTENSIONS: &[(&str, Option<&str>)] = &[
     ("xsl", Some("xsl")),
     ("zip", Some("zip")),
 ];
-
-/// A source that is an archive rather than a directory, by its name.
-pub fn is_archive(p: &str) -> bool {
-    [".tar", ".tar.gz", ".tgz"].iter().any(|s| p.ends_with(s))
-}
-
-/// Largest application provision reads into memory, archive or directory.
-const APP_MAX_BYTES: u64 = 1 << 30;
 
 fn relative_dir(v: &str) -> Result<String, crate::error::Allowed> {
     let v = v.trim_end_matches('/');
@@ -181,27 +171,43 @@ impl Checker<'_> {
         Some((source, options))
     }
 
+    /// `[site.app]`'s settings, each mistake recorded; `None` if there was one.
     fn app_options(&mut self, a: &RawApp) -> Option<AppOptions> {
-        let mut ok = true;
         let public = match &a.public {
             Some(p) => self.check(p, "site.app.public", relative_dir).map(Some),
             None => Some(None),
         };
         let front_controller = match &a.front_controller {
-            Some(f) => self.check(f, "site.app.front_controller", |v| {
-                let v = relative_dir(v)?;
-                if v.ends_with(".php") {
-                    Ok(v)
-                } else {
-                    Err("a PHP file of the document root, like \"index.php\"".into())
-                }
-            }),
+            Some(f) => self.check(f, "site.app.front_controller", front_controller),
             None => Some(AppOptions::default().front_controller),
         };
-        let mut extensions = Vec::new();
+        let extensions = self.app_extensions(a);
+        let shared = self.app_shared(a);
+        let release_command = self.release_command(a);
+        let keep = match &a.keep {
+            Some(k) => self.int(k, "site.app.keep", crate::inventory::KEEP_RELEASES)? as usize,
+            None => AppOptions::default().keep,
+        };
+        let php = self.app_php(a);
+        // A config inside a shared directory is refused even when another shared one is wrong.
+        let configs = self.app_configs(a, &shared.values);
+        Some(AppOptions {
+            public: public?,
+            front_controller: front_controller?,
+            extensions: extensions.all()?,
+            shared: shared.all()?,
+            release_command: release_command?,
+            keep,
+            php: php.all()?,
+            configs: configs.all()?,
+        })
+    }
+
+    fn app_extensions(&mut self, a: &RawApp) -> Passed<(String, Option<&'static str>)> {
+        let mut out = Passed::new();
         for (i, e) in a.extensions.iter().flat_map(|l| l.get_ref()).enumerate() {
             match EXTENSIONS.iter().find(|(n, _)| *n == e.get_ref().as_str()) {
-                Some((n, pkg)) => extensions.push((n.to_string(), *pkg)),
+                Some((n, pkg)) => out.values.push((n.to_string(), *pkg)),
                 None => {
                     let names: Vec<&str> = EXTENSIONS.iter().map(|(n, _)| *n).collect();
                     self.fail(
@@ -213,18 +219,27 @@ impl Checker<'_> {
                             names.join(", ")
                         ),
                     );
-                    ok = false;
+                    out.all = false;
                 }
             }
         }
-        let mut shared = Vec::new();
+        out
+    }
+
+    fn app_shared(&mut self, a: &RawApp) -> Passed<String> {
+        let mut out = Passed::new();
         for (i, d) in a.shared.iter().flat_map(|l| l.get_ref()).enumerate() {
             match self.check(d, &format!("site.app.shared[{i}]"), relative_dir) {
-                Some(d) => shared.push(d),
-                None => ok = false,
+                Some(d) => out.values.push(d),
+                None => out.all = false,
             }
         }
-        let release_command = match &a.release_command {
+        out
+    }
+
+    /// Outer `None`: the command is refused (recorded).
+    fn release_command(&mut self, a: &RawApp) -> Option<Option<String>> {
+        match &a.release_command {
             Some(c) if c.get_ref().trim().is_empty() || c.get_ref().contains('\0') => {
                 self.fail(
                     c.span(),
@@ -232,39 +247,28 @@ impl Checker<'_> {
                     "found an empty command; allowed: a shell command (remove the key for none)"
                         .into(),
                 );
-                ok = false;
                 None
             }
-            Some(c) => Some(c.get_ref().clone()),
-            None => None,
-        };
-        let keep = match &a.keep {
-            Some(k) => self.int(k, "site.app.keep", crate::inventory::KEEP_RELEASES)? as usize,
-            None => AppOptions::default().keep,
-        };
-        let mut php = Vec::new();
+            Some(c) => Some(Some(c.get_ref().clone())),
+            None => Some(None),
+        }
+    }
+
+    /// `[site.app.php]`: (setting, value) pairs.
+    fn app_php(&mut self, a: &RawApp) -> Passed<(String, String)> {
+        let mut out = Passed::new();
         for (name, span, value) in &a.php {
-            let name_ok = !name.is_empty()
-                && name.len() <= 64
-                && name.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'
-                });
-            if !name_ok {
+            if !php_setting_name(name) {
                 self.fail(
                     span.clone(),
                     &format!("site.app.php.{}", crate::spec::reader::segment(name)),
                     "found an unknown setting name; allowed: a php.ini setting name like memory_limit or upload_max_filesize".into(),
                 );
-                ok = false;
+                out.all = false;
                 continue;
             }
-            // It lands in a pool file or an Apache directive: one word, no quotes or separators.
             let v = value.get_ref();
-            let value_ok = !v.is_empty()
-                && v.len() <= 256
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-/:,+".contains(&b));
-            if !value_ok {
+            if !php_setting_value(v) {
                 self.fail(
                     value.span(),
                     &format!("site.app.php.{name}"),
@@ -273,48 +277,47 @@ impl Checker<'_> {
                         shown(v)
                     ),
                 );
-                ok = false;
+                out.all = false;
                 continue;
             }
-            php.push((name.clone(), v.clone()));
+            out.values.push((name.clone(), v.clone()));
         }
-        let mut configs = Vec::new();
+        out
+    }
+
+    /// `[[site.app.config]]`: each file's path in the release (outside the `shared` directories)
+    /// and its template.
+    fn app_configs(&mut self, a: &RawApp, shared: &[String]) -> Passed<AppConfig> {
+        let mut out = Passed::new();
         for (i, c) in a.config.iter().enumerate() {
             let key = format!("site.app.config[{i}]");
             let path = self.check(&c.path, &format!("{key}.path"), relative_dir);
             let template = self.app_template(&c.template, &format!("{key}.template"));
-            match (path, template) {
-                (Some(path), Some((file, template))) => {
-                    if shared
-                        .iter()
-                        .any(|s| path == *s || path.starts_with(&format!("{s}/")))
-                    {
-                        self.fail(
-                            c.path.span(),
-                            &format!("{key}.path"),
-                            format!("found {}, inside a shared directory; allowed: a path of the release", shown(&path)),
-                        );
-                        ok = false;
-                    }
-                    configs.push(AppConfig {
-                        path,
-                        file,
-                        template,
-                    });
-                }
-                _ => ok = false,
+            let (Some(path), Some((file, template))) = (path, template) else {
+                out.all = false;
+                continue;
+            };
+            if shared
+                .iter()
+                .any(|s| path == *s || path.starts_with(&format!("{s}/")))
+            {
+                self.fail(
+                    c.path.span(),
+                    &format!("{key}.path"),
+                    format!(
+                        "found {}, inside a shared directory; allowed: a path of the release",
+                        shown(&path)
+                    ),
+                );
+                out.all = false;
             }
+            out.values.push(AppConfig {
+                path,
+                file,
+                template,
+            });
         }
-        ok.then_some(AppOptions {
-            public: public?,
-            front_controller: front_controller?,
-            extensions,
-            shared,
-            release_command,
-            keep,
-            php,
-            configs,
-        })
+        out
     }
 
     /// A config file holds what its template writes (the database password, the salt): one in the
@@ -365,192 +368,49 @@ impl Checker<'_> {
         }
         Some((file, text))
     }
+}
 
-    /// An application at a ref of a git repository on this machine: what `git archive` gives (the
-    /// committed files only, never the working tree's).
-    fn app_git(
-        &mut self,
-        g: &Spanned<String>,
-        r: Option<&Spanned<String>>,
-        table: &std::ops::Range<usize>,
-    ) -> Option<App> {
-        let rel = self.check(g, "site.app.git", parse_local_path)?;
-        let Some(r) = r else {
-            self.fail(
-                table.clone(),
-                "site.app.ref",
-                "missing from [site.app]; allowed: the branch, tag or commit of site.app.git to deploy, like \"v1.2\"".into(),
-            );
-            return None;
-        };
-        // It is passed to git as one argument after `--`-free checks: no option, no revision range.
-        let rev = self.check(r, "site.app.ref", |v| {
-            let ok = !v.is_empty()
-                && !v.starts_with('-')
-                && v.len() <= 200
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._/-^~@".contains(&b))
-                && !v.contains("..");
-            if ok {
-                Ok(v.to_string())
-            } else {
-                Err("a branch, tag or commit name of letters, digits and . _ / - ^ ~ @".into())
-            }
-        })?;
-        let repo = self.opened_path(&rel);
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(["archive", "--format=tar"])
-            .arg(format!("{rev}^{{tree}}"))
-            .output();
-        let files = match out {
-            Ok(o) if o.status.success() => read_tar(Box::new(o.stdout.as_slice())),
-            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
-            Err(e) => Err(format!("cannot run git: {e}")),
-        };
-        match files {
-            Ok(f) if !f.is_empty() => Some(App::Files(f)),
-            Ok(_) => {
-                self.fail(
-                    r.span(),
-                    "site.app.ref",
-                    format!("{} of {} has no files", shown(&rev), repo.display()),
-                );
-                None
-            }
-            Err(e) => {
-                self.fail(
-                    g.span(),
-                    "site.app.git",
-                    format!(
-                        "cannot read {} of the git repository {}: {e}",
-                        shown(&rev),
-                        repo.display()
-                    ),
-                );
-                None
-            }
+/// The values of a list that passed their checks, and whether all did (each failure is recorded).
+struct Passed<T> {
+    values: Vec<T>,
+    all: bool,
+}
+
+impl<T> Passed<T> {
+    fn new() -> Self {
+        Passed {
+            values: Vec::new(),
+            all: true,
         }
     }
 
-    /// An application shipped as a tar archive (gzip'd or not): its regular files; a link must
-    /// stay inside it.
-    pub(super) fn app_archive(
-        &mut self,
-        d: &Spanned<String>,
-        key: &str,
-        file: &Path,
-    ) -> Option<App> {
-        match read_archive(file) {
-            Ok(files) if files.is_empty() => {
-                self.fail(
-                    d.span(),
-                    key,
-                    format!("the archive {} has no files", file.display()),
-                );
-                None
-            }
-            Ok(files) => Some(App::Files(files)),
-            Err(e) => {
-                self.fail(
-                    d.span(),
-                    key,
-                    format!("cannot use the archive {}: {e}", file.display()),
-                );
-                None
-            }
-        }
+    /// Every value, or `None` if one failed.
+    fn all(self) -> Option<Vec<T>> {
+        self.all.then_some(self.values)
     }
 }
 
-fn read_archive(file: &Path) -> Result<Vec<AppFile>, String> {
-    let f = std::fs::File::open(file).map_err(|e| e.to_string())?;
-    let name = file.to_string_lossy();
-    let reader: Box<dyn Read> = if name.ends_with(".tar") {
-        Box::new(f)
+fn front_controller(v: &str) -> Result<String, crate::error::Allowed> {
+    let v = relative_dir(v)?;
+    if v.ends_with(".php") {
+        Ok(v)
     } else {
-        Box::new(flate2::read::GzDecoder::new(f))
-    };
-    read_tar(reader)
+        Err("a PHP file of the document root, like \"index.php\"".into())
+    }
 }
 
-fn read_tar(reader: Box<dyn Read + '_>) -> Result<Vec<AppFile>, String> {
-    let mut ar = tar::Archive::new(reader.take(APP_MAX_BYTES));
-    let mut files: Vec<AppFile> = Vec::new();
-    let mut links: Vec<(String, String)> = Vec::new();
-    for e in ar.entries().map_err(|e| e.to_string())? {
-        let mut e = e.map_err(|e| e.to_string())?;
-        let raw = e
-            .path()
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .into_owned();
-        let path = raw
-            .trim_start_matches("./")
-            .trim_end_matches('/')
-            .to_string();
-        if path.is_empty() {
-            continue;
-        }
-        let bad = |why: &str| format!("{} {why}", shown(&path));
-        if crate::tree::entry_path_problem(&path).is_some()
-            || parse_host_path(&format!("/{path}")).is_err()
-        {
-            return Err(bad("is not a name provision deploys; allowed: relative names of letters, digits, '.', '_', '-'"));
-        }
-        match e.header().entry_type() {
-            tar::EntryType::Directory => {}
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mode = e.header().mode().unwrap_or(0o644);
-                let mut content = Vec::new();
-                e.read_to_end(&mut content).map_err(|e| e.to_string())?;
-                files.push(AppFile::new(path, content, mode & 0o111 != 0));
-            }
-            tar::EntryType::Symlink | tar::EntryType::Link => {
-                let target = e
-                    .link_name()
-                    .map_err(|e| e.to_string())?
-                    .map(|l| l.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                links.push((path, target));
-            }
-            other => {
-                return Err(bad(&format!(
-                "is a {other:?} entry; allowed: files, directories and links inside the archive"
-            )))
-            }
-        }
-    }
-    // Links become copies of what they point to, which must be a file of the archive.
-    for (path, target) in links {
-        let resolved = if target.starts_with('/') {
-            None
-        } else {
-            let mut parts: Vec<&str> = path.split('/').collect();
-            parts.pop();
-            let mut ok = true;
-            for c in target.split('/') {
-                match c {
-                    "" | "." => {}
-                    ".." => ok &= parts.pop().is_some(),
-                    c => parts.push(c),
-                }
-            }
-            ok.then(|| parts.join("/"))
-        };
-        let found = resolved.and_then(|r| files.iter().find(|f| f.path == r).cloned());
-        match found {
-            Some(f) => files.push(AppFile { path, ..f }),
-            None => {
-                return Err(format!(
-                    "{} is a link to {}, which is not a file inside the archive; allowed: links to files inside it",
-                    shown(&path),
-                    shown(&target)
-                ))
-            }
-        }
-    }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
+fn php_setting_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+}
+
+/// A value lands in a pool file or an Apache directive: one word, no quotes or separators.
+fn php_setting_value(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 256
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:,+".contains(&b))
 }

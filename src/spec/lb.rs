@@ -5,6 +5,7 @@ use super::check::Checker;
 use super::{Host, Lb, Role};
 use crate::inventory::{RawInventory, ROUTER_ID};
 use std::net::IpAddr;
+use toml::Spanned;
 
 /// `203.0.113.50/24`: an address and a prefix length that fits it.
 fn parse_cidr(v: &str) -> Result<(IpAddr, u8), crate::error::Allowed> {
@@ -14,6 +15,19 @@ fn parse_cidr(v: &str) -> Result<(IpAddr, u8), crate::error::Allowed> {
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix: u8 = p.parse().ok().filter(|p| *p <= max).ok_or(allowed)?;
     Ok((addr, prefix))
+}
+
+/// A network interface's name as Linux allows it.
+fn parse_interface(v: &str) -> Result<String, crate::error::Allowed> {
+    let ok = !v.is_empty()
+        && v.len() <= 15
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err("an interface name: letters, digits and . _ - @, at most 15 characters".into())
+    }
 }
 
 /// Whether `a` lies in `net/prefix` (of `net`'s family).
@@ -81,56 +95,12 @@ impl Checker<'_> {
             }
         };
         let interface = match &t.interface {
-            Some(i) => self
-                .check(i, "lb.interface", |v| {
-                    let ok = !v.is_empty()
-                        && v.len() <= 15
-                        && v.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
-                    if ok {
-                        Ok(v.to_string())
-                    } else {
-                        Err(
-                            "an interface name: letters, digits and . _ - @, at most 15 characters"
-                                .into(),
-                        )
-                    }
-                })
-                .map(Some),
+            Some(i) => self.check(i, "lb.interface", parse_interface).map(Some),
             None => Some(None),
         };
         let (addr, prefix) = floating?;
         if let Some(f) = &t.floating_address {
-            if lbs.len() != 2 {
-                self.fail(
-                    f.span(),
-                    "lb.floating_address",
-                    format!("found with {} \"lb\" host(s); allowed: [lb] with exactly two load balancers", lbs.len()),
-                );
-            }
-            for (i, h) in &lbs {
-                // Clients reach the site at the load balancers' public addresses: the floating
-                // address joins them there.
-                let a = h.public_address;
-                if !in_network(a, addr, prefix) {
-                    self.fail(
-                        f.span(),
-                        "lb.floating_address",
-                        format!(
-                            "{addr}/{prefix} is not in the network of hosts[{i}] ({a}); allowed: an address the load balancers share a network with"
-                        ),
-                    );
-                }
-                if a == addr {
-                    self.fail(
-                        f.span(),
-                        "lb.floating_address",
-                        format!(
-                            "{addr} is hosts[{i}]'s own address; allowed: an address no host has"
-                        ),
-                    );
-                }
-            }
+            self.floating_joins(f, (addr, prefix), &lbs);
         }
         Some(Some(Lb {
             floating_address: addr,
@@ -138,6 +108,47 @@ impl Checker<'_> {
             virtual_router_id: router_id?,
             interface: interface?,
         }))
+    }
+
+    /// The floating address `f` names `addr/prefix`: it joins exactly two load balancers in the
+    /// network of their public addresses, and is none of theirs. Each mistake recorded.
+    fn floating_joins(
+        &mut self,
+        f: &Spanned<String>,
+        (addr, prefix): (IpAddr, u8),
+        lbs: &[(usize, &Host)],
+    ) {
+        if lbs.len() != 2 {
+            self.fail(
+                f.span(),
+                "lb.floating_address",
+                format!(
+                    "found with {} \"lb\" host(s); allowed: [lb] with exactly two load balancers",
+                    lbs.len()
+                ),
+            );
+        }
+        for (i, h) in lbs {
+            // Clients reach the site at the load balancers' public addresses: the floating
+            // address joins them there.
+            let a = h.public_address;
+            if !in_network(a, addr, prefix) {
+                self.fail(
+                    f.span(),
+                    "lb.floating_address",
+                    format!(
+                        "{addr}/{prefix} is not in the network of hosts[{i}] ({a}); allowed: an address the load balancers share a network with"
+                    ),
+                );
+            }
+            if a == addr {
+                self.fail(
+                    f.span(),
+                    "lb.floating_address",
+                    format!("{addr} is hosts[{i}]'s own address; allowed: an address no host has"),
+                );
+            }
+        }
     }
 }
 

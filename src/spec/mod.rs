@@ -5,13 +5,17 @@
 //! - `syntax`: bytes to text (UTF-8 only) and text to a TOML tree, syntax errors located;
 //! - `reader` with `crate::inventory`: the tree to raw types, mistakes of shape (kinds, unknown and
 //!   missing keys) located;
-//! - `check` and `site`, `database`, `hosts`, `dns`: the raw values to strong types, each mistake
-//!   located and explained, including what would only fail later when configs are rendered;
+//! - `check` and `site`, `app` (with `app_source`: the application's files from a directory, an
+//!   archive or git), `tls` (with `certificate`: the user's own), `database`, `hosts`, `lb`, `dns`:
+//!   the raw values to strong types, each mistake located and explained, including what would only
+//!   fail later when configs are rendered;
 //! - `sources`: reading secrets and application files. It is I/O and goes through the `Sources`
 //!   trait, so parsing stays testable without touching the environment or the disk.
 
 mod app;
+mod app_source;
 mod backup;
+mod certificate;
 mod check;
 mod database;
 mod dns;
@@ -21,6 +25,7 @@ mod hardening;
 pub use backup::Backup;
 pub use hardening::Hardening;
 mod hosts;
+pub use hosts::{Host, Role, Ssh, SshConfigFile, SshUnset};
 mod lb;
 pub mod reader;
 mod site;
@@ -29,8 +34,9 @@ mod sites;
 mod sources;
 mod syntax;
 mod tls;
+pub use certificate::Provided;
 pub use firewall::Firewall;
-pub use tls::{covers, dns_names, Acme, Challenge, Provided, Tls, TlsCert};
+pub use tls::{covers, dns_names, Acme, Challenge, Tls, TlsCert};
 
 pub use sources::{
     read_capped, FileKey, Sources, SystemSources, TreeFile, FIFO_WAIT, INVENTORY_LIMIT,
@@ -42,7 +48,6 @@ use crate::inventory::RawInventory;
 use crate::names::DomainName;
 use crate::secret::Secrets;
 use serde::Serialize;
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -294,95 +299,6 @@ pub enum RecordKind {
     MX,
     TXT,
     NS,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    Lb,
-    Web,
-    App,
-    Db,
-    DbReplica,
-    Dns,
-}
-
-impl Role {
-    pub const ALL: [(&'static str, Role); 6] = [
-        ("lb", Role::Lb),
-        ("web", Role::Web),
-        ("app", Role::App),
-        ("db", Role::Db),
-        ("db-replica", Role::DbReplica),
-        ("dns", Role::Dns),
-    ];
-}
-
-#[derive(Debug, Clone)]
-pub struct Host {
-    pub name: String,
-    pub public_address: IpAddr,
-    pub private_address: Option<IpAddr>,
-    pub roles: BTreeSet<Role>,
-    pub ssh: Ssh,
-    /// The release the inventory says the host runs (for `render`; `plan` learns it from the host
-    /// and refuses when the two differ).
-    pub release: Option<crate::release::Release>,
-}
-
-impl Host {
-    pub fn has(&self, role: Role) -> bool {
-        self.roles.contains(&role)
-    }
-
-    /// The address other hosts of the site use to reach this one (database, backends).
-    pub fn internal_address(&self) -> IpAddr {
-        self.private_address.unwrap_or(self.public_address)
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Ssh {
-    /// An IP address, a DNS name, or a `Host` alias of the user's ssh_config. After `load`, an
-    /// alias's HostName (`alias` keeps the alias): what provision reaches the host at, from the
-    /// health checks too.
-    pub address: String,
-    /// The `Host` alias the inventory named, when the ssh_config gave it a HostName.
-    pub alias: Option<String>,
-    /// The inventory's; else, after `load`, the ssh_config's for `address`; else 22.
-    pub port: u16,
-    /// Likewise; else `root`.
-    pub user: String,
-    /// Resolved against the inventory's directory; `~/` expanded by the transport.
-    pub identity_file: Option<PathBuf>,
-    pub known_hosts: Option<PathBuf>,
-    /// Like `port`; else 10.
-    pub connect_timeout_secs: u32,
-    /// Jump hosts as `ssh -J` takes them, or "none"; `None`: the ssh_config's ProxyJump.
-    pub proxy_jump: Option<String>,
-    pub config: SshConfigFile,
-    /// What the inventory left to the ssh_config (and to the defaults above).
-    #[serde(skip)]
-    pub unset: SshUnset,
-}
-
-/// Which OpenSSH client configuration applies to a host (`hosts.ssh.config`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum SshConfigFile {
-    /// `~/.ssh/config`, when there is one.
-    User,
-    /// `"none"`, like `ssh -F none`.
-    None,
-    /// A file that must exist, like `ssh -F FILE`.
-    File(PathBuf),
-}
-
-/// Which of `[hosts.ssh]`'s values with a default the inventory did not give.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SshUnset {
-    pub port: bool,
-    pub user: bool,
-    pub connect_timeout: bool,
 }
 
 /// Reads and validates an inventory file. The file is read like a password file (capped, and a

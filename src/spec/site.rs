@@ -3,7 +3,7 @@
 //! checked here too, so a domain that is valid DNS but too long for them fails at validate.
 
 use super::check::{Checker, Protected};
-use super::{App, AppCheck, AppFile, Host, Role, Site, Stack};
+use super::{AppCheck, Host, Role, Site, Stack};
 use crate::error::shown;
 use crate::inventory::{RawSite, RawSiteDef};
 use crate::names::*;
@@ -95,44 +95,20 @@ impl Checker<'_> {
         };
         let app = self.app(s, protected);
         let health_check = self.health_check(s.health_check.as_ref());
-        let micro_cache = match (&s.micro_cache, &stack) {
-            (Some(m), Some(st)) if *m.get_ref() && st.name() == "lamp" => {
-                self.fail(
-                    m.span(),
-                    "site.micro_cache",
-                    "found true with stack \"lamp\", which has no Nginx to cache in; allowed: false, or stack \"lemp\" or \"nginx-apache\"".into(),
-                );
-                None
-            }
-            (Some(m), _) => Some(*m.get_ref()),
-            (None, _) => Some(false),
-        };
+        let micro_cache = self.micro_cache(s, stack.as_ref());
         let tls = match &s.tls {
-            Some(t) => {
-                let names = match (&domain, &server_names) {
-                    (Some(d), Some(n)) => Some(super::fqdns(d, n)),
-                    _ => None,
-                };
-                let d = domain.as_ref().map(|d| d.as_str());
-                Some(Some(self.tls(t, d, names.as_deref())?))
-            }
-            None => Some(None),
+            Some(t) => Some(self.site_tls(t, domain.as_ref(), server_names.as_deref())?),
+            None => None,
         };
         let database = self.database(&def.database);
         let dns = self.dns(&def.dns, domain.as_ref());
         let name = self.site_name(s, domain.as_ref());
         let served = self.served_by(s, hosts);
-        if let (Some(Some(t)), Some(raw), Some(hs), Some(on)) = (&tls, &s.tls, hosts, &served) {
+        if let (Some(t), Some(raw), Some(hs), Some(on)) = (&tls, &s.tls, hosts, &served) {
             self.acme_hosts(t, raw, hs, on);
         }
         if let (Some(d), Some(_)) = (&domain, &database) {
-            self.app_salt(d);
-            if let Some(Some(t)) = &tls {
-                if matches!(&t.cert, super::TlsCert::Acme(a) if a.challenge == super::tls::Challenge::Dns01)
-                {
-                    self.acme_tsig(d);
-                }
-            }
+            self.derived_secrets(d, tls.as_ref());
         }
         // Every check above has run (and recorded its errors): taking the pair apart first is fine.
         let (app, app_options) = app?;
@@ -151,8 +127,50 @@ impl Checker<'_> {
             php_version: php_version?,
             health_check: health_check?,
             micro_cache: micro_cache?,
-            tls: tls?,
+            tls,
         })
+    }
+
+    /// Micro-caching is Nginx's: a stack without Nginx has none.
+    fn micro_cache(&mut self, s: &RawSite, stack: Option<&Stack>) -> Option<bool> {
+        match (&s.micro_cache, stack) {
+            (Some(m), Some(st)) if *m.get_ref() && st.name() == "lamp" => {
+                self.fail(
+                    m.span(),
+                    "site.micro_cache",
+                    "found true with stack \"lamp\", which has no Nginx to cache in; allowed: false, or stack \"lemp\" or \"nginx-apache\"".into(),
+                );
+                None
+            }
+            (Some(m), _) => Some(*m.get_ref()),
+            (None, _) => Some(false),
+        }
+    }
+
+    /// `[site.tls]`, checked against the names the site answers to (when they are valid).
+    fn site_tls(
+        &mut self,
+        t: &crate::inventory::RawTls,
+        domain: Option<&DomainName>,
+        server_names: Option<&[String]>,
+    ) -> Option<super::Tls> {
+        let names = match (domain, server_names) {
+            (Some(d), Some(n)) => Some(super::fqdns(d, n)),
+            _ => None,
+        };
+        self.tls(t, domain.map(|d| d.as_str()), names.as_deref())
+    }
+
+    /// The secrets provision derives for a site whose database password is known: the
+    /// application's salt, and the TSIG key of a certificate asked for over DNS-01.
+    fn derived_secrets(&mut self, domain: &DomainName, tls: Option<&super::Tls>) {
+        self.app_salt(domain);
+        if let Some(t) = tls {
+            if matches!(&t.cert, super::TlsCert::Acme(a) if a.challenge == super::tls::Challenge::Dns01)
+            {
+                self.acme_tsig(domain);
+            }
+        }
     }
 
     /// The site's short name (`sites.name`), or one made from the domain: `foobar.com` is
@@ -367,78 +385,6 @@ impl Checker<'_> {
                 None
             }
         }
-    }
-
-    /// Reads the application's files. Everything in the directory is deployed into the document
-    /// root and served to the web, so a directory that also holds a file the inventory names (a
-    /// password file, an SSH key, the inventory itself, e.g. with `app_dir = "."`) is refused rather
-    /// than silently filtered: the user has to separate the application from its operations files.
-    pub(super) fn app_dir(
-        &mut self,
-        d: &Spanned<String>,
-        key: &str,
-        protected: &[Protected],
-    ) -> Option<App> {
-        let rel = self.check(d, key, parse_local_path)?;
-        let dir = self.opened_path(&rel);
-        if super::app::is_archive(&rel) {
-            return self.app_archive(d, key, &dir);
-        }
-        let files = match self.sources.read_tree(&dir) {
-            Ok(f) => f,
-            Err(e) => {
-                self.fail(
-                    d.span(),
-                    key,
-                    format!(
-                        "cannot use the application directory {}: {e}",
-                        dir.display()
-                    ),
-                );
-                return None;
-            }
-        };
-        if files.is_empty() {
-            self.fail(
-                d.span(),
-                key,
-                format!("the application directory {} has no files", dir.display()),
-            );
-            return None;
-        }
-        let mut out = Vec::new();
-        let mut ok = true;
-        for f in files {
-            if let Some(p) = protected.iter().find(|p| p.key.same_file(&f.key)) {
-                self.fail(
-                    d.span(),
-                    key,
-                    format!(
-                        "the application directory {} contains {}, as {}; allowed: a directory that holds only the application, since all of it is served on the web (move the file out, or point app_dir at a subdirectory)",
-                        dir.display(),
-                        p.what,
-                        shown(&f.path)
-                    ),
-                );
-                ok = false;
-                continue;
-            }
-            if parse_host_path(&format!("/{}", f.path)).is_err() {
-                self.fail(
-                    d.span(),
-                    key,
-                    format!(
-                        "found the file {} in {}; allowed: names of letters, digits, '.', '_' and '-'",
-                        shown(&f.path),
-                        dir.display()
-                    ),
-                );
-                ok = false;
-                continue;
-            }
-            out.push(AppFile::new(f.path, f.content, f.executable));
-        }
-        ok.then_some(App::Files(out))
     }
 }
 

@@ -129,35 +129,23 @@ fn char_boundary(text: &[u8], mut at: usize) -> usize {
     at.min(text.len())
 }
 
+/// One random change to the inventory's bytes: a bit flipped, a line dropped, doubled or swapped
+/// with another, a hostile text inserted, a string or a number replaced.
 fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, hostile: &[String]) {
-    let lines = |b: &[u8]| -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
-        let mut start = 0;
-        for (i, c) in b.iter().enumerate() {
-            if *c == b'\n' {
-                out.push((start, i + 1));
-                start = i + 1;
-            }
-        }
-        if start < b.len() {
-            out.push((start, b.len()));
-        }
-        out
-    };
     match rng.below(8) {
         0 if !bytes.is_empty() => {
             let at = rng.below(bytes.len());
             bytes[at] ^= 1 << rng.below(8);
         }
         1 => {
-            let ls = lines(bytes);
+            let ls = line_spans(bytes);
             if !ls.is_empty() {
                 let (s, e) = *rng.pick(&ls);
                 bytes.drain(s..e);
             }
         }
         2 => {
-            let ls = lines(bytes);
+            let ls = line_spans(bytes);
             if !ls.is_empty() {
                 let (s, e) = *rng.pick(&ls);
                 let line = bytes[s..e].to_vec();
@@ -169,47 +157,69 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, hostile: &[String]) {
             let h = rng.pick(hostile).clone();
             bytes.splice(at..at, h.into_bytes());
         }
-        4 | 5 => {
-            // Replace a string's content, escaped half the time so it is still valid TOML.
-            let text = String::from_utf8_lossy(bytes).into_owned();
-            let spans = string_spans(&text);
-            if !spans.is_empty() && text.len() == bytes.len() {
-                let (s, e) = *rng.pick(&spans);
-                let h = rng.pick(hostile);
-                let new = if rng.below(2) == 0 {
-                    escaped(h)
-                } else {
-                    format!("{}{}", &text[s..e], escaped(h))
-                };
-                bytes.splice(s..e, new.into_bytes());
-            }
+        4 | 5 => replace_string(rng, bytes, hostile),
+        6 => replace_number(rng, bytes),
+        _ => swap_lines(rng, bytes),
+    }
+}
+
+/// Each line's (start, end), its newline included.
+fn line_spans(b: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in b.iter().enumerate() {
+        if *c == b'\n' {
+            out.push((start, i + 1));
+            start = i + 1;
         }
-        6 => {
-            // Replace a number with an extreme one.
-            let text = String::from_utf8_lossy(bytes).into_owned();
-            let digits: Vec<usize> = text
-                .match_indices(|c: char| c.is_ascii_digit())
-                .map(|(i, _)| i)
-                .collect();
-            if !digits.is_empty() && text.len() == bytes.len() {
-                let at = *rng.pick(&digits);
-                let big = rng.pick(&["99999999999999999999", "-1", "0", "4294967296", "65536"]);
-                bytes.splice(at..at + 1, big.bytes());
-            }
-        }
-        _ => {
-            let ls = lines(bytes);
-            if ls.len() >= 2 {
-                let (a, b) = (rng.below(ls.len()), rng.below(ls.len()));
-                let (a, b) = (a.min(b), a.max(b));
-                if a != b {
-                    let (la, lb) = (ls[a], ls[b]);
-                    let second = bytes[lb.0..lb.1].to_vec();
-                    let first = bytes[la.0..la.1].to_vec();
-                    bytes.splice(lb.0..lb.1, first);
-                    bytes.splice(la.0..la.1, second);
-                }
-            }
+    }
+    if start < b.len() {
+        out.push((start, b.len()));
+    }
+    out
+}
+
+/// Replaces a string's content, escaped half the time so it is still valid TOML.
+fn replace_string(rng: &mut Rng, bytes: &mut Vec<u8>, hostile: &[String]) {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let spans = string_spans(&text);
+    if !spans.is_empty() && text.len() == bytes.len() {
+        let (s, e) = *rng.pick(&spans);
+        let h = rng.pick(hostile);
+        let new = if rng.below(2) == 0 {
+            escaped(h)
+        } else {
+            format!("{}{}", &text[s..e], escaped(h))
+        };
+        bytes.splice(s..e, new.into_bytes());
+    }
+}
+
+/// Replaces a digit with an extreme number.
+fn replace_number(rng: &mut Rng, bytes: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let digits: Vec<usize> = text
+        .match_indices(|c: char| c.is_ascii_digit())
+        .map(|(i, _)| i)
+        .collect();
+    if !digits.is_empty() && text.len() == bytes.len() {
+        let at = *rng.pick(&digits);
+        let big = rng.pick(&["99999999999999999999", "-1", "0", "4294967296", "65536"]);
+        bytes.splice(at..at + 1, big.bytes());
+    }
+}
+
+fn swap_lines(rng: &mut Rng, bytes: &mut Vec<u8>) {
+    let ls = line_spans(bytes);
+    if ls.len() >= 2 {
+        let (a, b) = (rng.below(ls.len()), rng.below(ls.len()));
+        let (a, b) = (a.min(b), a.max(b));
+        if a != b {
+            let (la, lb) = (ls[a], ls[b]);
+            let second = bytes[lb.0..lb.1].to_vec();
+            let first = bytes[la.0..la.1].to_vec();
+            bytes.splice(lb.0..lb.1, first);
+            bytes.splice(la.0..la.1, second);
         }
     }
 }

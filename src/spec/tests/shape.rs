@@ -9,9 +9,21 @@ fn shown_error(from: &str, to: &str) -> String {
     format!("{}:{}: {}: {}", e.line, e.column, e.key, e.message)
 }
 
+/// Each case: `GOOD` with `from` replaced by `to` gives the one error `want`, in the project's words.
+fn assert_named(cases: &[(&str, &str, &str)]) {
+    for (from, to, want) in cases {
+        let got = shown_error(from, to);
+        assert_eq!(got, *want, "for {to:?}");
+        assert!(
+            !got.contains("serde") && !got.contains("invalid type"),
+            "{got}"
+        );
+    }
+}
+
 #[test]
 fn a_value_of_the_wrong_kind_is_named_with_its_key_and_what_is_allowed() {
-    let cases = [
+    assert_named(&[
         // A string where a number belongs: the message from the issue.
         (
             "port = 22",
@@ -23,30 +35,6 @@ fn a_value_of_the_wrong_kind_is_named_with_its_key_and_what_is_allowed() {
             "name = \"foobar\"",
             "name = 5",
             "7:8: database.name: found the whole number 5; allowed: a SQL identifier like \"foobar\"",
-        ),
-        // A table where an array belongs.
-        (
-            "roles = [\"web\", \"app\", \"db\", \"dns\"]",
-            "roles = { web = true }",
-            "18:9: hosts[0].roles: found a table; allowed: an array of strings, each one of \"lb\", \"web\", \"app\", \"db\", \"db-replica\", \"dns\"",
-        ),
-        // An array where a string belongs.
-        (
-            "domain = \"foobar.com\"",
-            "domain = [\"foobar.com\"]",
-            "2:10: site.domain: found an array; allowed: the site's DNS name, like \"foobar.com\"",
-        ),
-        // A string where an array belongs.
-        (
-            "roles = [\"web\", \"app\", \"db\", \"dns\"]",
-            "roles = \"web\"",
-            "18:9: hosts[0].roles: found a string \"web\"; allowed: an array of strings, each one of \"lb\", \"web\", \"app\", \"db\", \"db-replica\", \"dns\"",
-        ),
-        // A table where a string belongs.
-        (
-            "domain = \"foobar.com\"",
-            "domain = { name = \"foobar.com\" }",
-            "2:10: site.domain: found a table; allowed: the site's DNS name, like \"foobar.com\"",
         ),
         // An element of the wrong kind inside an array.
         (
@@ -75,21 +63,43 @@ fn a_value_of_the_wrong_kind_is_named_with_its_key_and_what_is_allowed() {
             "ttl = 99999999999999999999",
             "12:7: dns.ttl: found 99999999999999999999; allowed: a whole number from 60 to 604800",
         ),
+    ]);
+}
+
+#[test]
+fn a_table_or_an_array_where_another_kind_belongs_is_named_with_its_key() {
+    assert_named(&[
+        // A table where an array belongs.
+        (
+            "roles = [\"web\", \"app\", \"db\", \"dns\"]",
+            "roles = { web = true }",
+            "18:9: hosts[0].roles: found a table; allowed: an array of strings, each one of \"lb\", \"web\", \"app\", \"db\", \"db-replica\", \"dns\"",
+        ),
+        // An array where a string belongs.
+        (
+            "domain = \"foobar.com\"",
+            "domain = [\"foobar.com\"]",
+            "2:10: site.domain: found an array; allowed: the site's DNS name, like \"foobar.com\"",
+        ),
+        // A string where an array belongs.
+        (
+            "roles = [\"web\", \"app\", \"db\", \"dns\"]",
+            "roles = \"web\"",
+            "18:9: hosts[0].roles: found a string \"web\"; allowed: an array of strings, each one of \"lb\", \"web\", \"app\", \"db\", \"db-replica\", \"dns\"",
+        ),
+        // A table where a string belongs.
+        (
+            "domain = \"foobar.com\"",
+            "domain = { name = \"foobar.com\" }",
+            "2:10: site.domain: found a table; allowed: the site's DNS name, like \"foobar.com\"",
+        ),
         // A value where a table belongs.
         (
             "[hosts.ssh]\naddress = \"198.18.0.10\"\nport = 22",
             "ssh = \"198.18.0.10\"",
             "19:7: hosts[0].ssh: found a string \"198.18.0.10\"; allowed: a table: [hosts.ssh] or ssh = { address = \"...\" }",
         ),
-    ];
-    for (from, to, want) in cases {
-        let got = shown_error(from, to);
-        assert_eq!(got, want, "for {to:?}");
-        assert!(
-            !got.contains("serde") && !got.contains("invalid type"),
-            "{got}"
-        );
-    }
+    ]);
 }
 
 #[test]

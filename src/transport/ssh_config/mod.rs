@@ -136,142 +136,83 @@ impl SshConfig {
         outer: &[Cond],
         depth: usize,
     ) -> Result<(), ConfigError> {
-        self.sections.push(Section {
-            conds: outer.to_vec(),
-            values: Vec::new(),
-        });
+        self.open_section(outer.to_vec());
         for (i, raw) in text.lines().enumerate() {
-            let err = |keyword: &str, message: String| ConfigError {
-                file: path.to_path_buf(),
+            let line = At {
+                file: path,
                 line: i + 1,
-                keyword: keyword.to_string(),
-                message,
+                keyword: "",
             };
-            let Some((keyword, args)) = split_line(raw).map_err(|m| err("", m.to_string()))? else {
+            let Some((keyword, args)) = split_line(raw).map_err(|m| line.error(m.to_string()))?
+            else {
                 continue;
             };
-            let key = keyword.to_ascii_lowercase();
-            let need_one = |args: &[String]| match args {
-                [one] => Ok(one.clone()),
-                _ => Err(err(
-                    &keyword,
-                    format!("found {} values; allowed: one", args.len()),
-                )),
+            let at = At {
+                keyword: &keyword,
+                ..line
             };
-            let value = match key.as_str() {
-                "host" => {
-                    let mut conds = outer.to_vec();
-                    conds.push(Cond::Host(patterns(&args)));
-                    self.sections.push(Section {
-                        conds,
-                        values: Vec::new(),
-                    });
-                    continue;
-                }
+            match keyword.to_ascii_lowercase().as_str() {
+                "host" => self.open_section(with(outer, [Cond::Host(patterns(&args))])),
                 "match" => {
-                    let mut conds = outer.to_vec();
-                    conds.extend(match_conds(&args).map_err(|m| err(&keyword, m.to_string()))?);
-                    self.sections.push(Section {
-                        conds,
-                        values: Vec::new(),
-                    });
-                    continue;
+                    let conds = match_conds(&args).map_err(|m| at.error(m.to_string()))?;
+                    self.open_section(with(outer, conds));
                 }
-                "include" => {
-                    if depth >= MAX_INCLUDE_DEPTH {
-                        return Err(err(
-                            &keyword,
-                            format!("nested more than {MAX_INCLUDE_DEPTH} deep (an Include loop?)"),
-                        ));
-                    }
-                    let conds = self
-                        .sections
-                        .last()
-                        .map(|s| s.conds.clone())
-                        .unwrap_or_default();
-                    for arg in &args {
-                        let pattern = expand_tilde(arg, home);
-                        let pattern = if Path::new(&pattern).is_absolute() {
-                            PathBuf::from(pattern)
-                        } else {
-                            home.join(".ssh").join(pattern)
-                        };
-                        for file in glob(&pattern) {
-                            let text = std::fs::read_to_string(&file).map_err(|e| {
-                                err(&keyword, format!("cannot read {}: {e}", file.display()))
-                            })?;
-                            self.read(&text, &file, home, &conds, depth + 1)?;
-                        }
-                    }
-                    // Lines after the Include belong to the section it was in, not to the
-                    // included file's last one.
-                    self.sections.push(Section {
-                        conds,
-                        values: Vec::new(),
-                    });
-                    continue;
-                }
-                "hostname" => Value::HostName(need_one(&args)?),
-                "user" => Value::User(need_one(&args)?),
-                "port" => {
-                    let v = need_one(&args)?;
-                    match v.parse::<u16>() {
-                        Ok(p) if p > 0 => Value::Port(p),
-                        _ => {
-                            return Err(err(
-                                &keyword,
-                                format!("found {v:?}; allowed: a port number from 1 to 65535"),
-                            ))
-                        }
+                "include" => self.include(&at, &args, home, depth)?,
+                key => {
+                    if let (Some(value), Some(s)) =
+                        (value(&at, key, &args)?, self.sections.last_mut())
+                    {
+                        s.values.push(value);
                     }
                 }
-                "identityfile" => Value::IdentityFile(need_one(&args)?),
-                "identitiesonly" => Value::IdentitiesOnly(
-                    yes_no(&need_one(&args)?).map_err(|m| err(&keyword, m.to_string()))?,
-                ),
-                "hashknownhosts" => Value::HashKnownHosts(
-                    yes_no(&need_one(&args)?).map_err(|m| err(&keyword, m.to_string()))?,
-                ),
-                "proxyjump" => {
-                    let v = need_one(&args)?;
-                    parse_jumps(&v)
-                        .map_err(|m| err(&keyword, format!("found {v:?}; allowed: {m}")))?;
-                    Value::ProxyJump(v)
-                }
-                "userknownhostsfile" if !args.is_empty() => Value::UserKnownHostsFile(args.clone()),
-                "stricthostkeychecking" => {
-                    let v = need_one(&args)?;
-                    Value::StrictHostKeyChecking(match v.to_ascii_lowercase().as_str() {
-                        "yes" | "ask" => Strict::Yes,
-                        "accept-new" | "no" | "off" => Strict::AcceptNew,
-                        _ => {
-                            return Err(err(
-                                &keyword,
-                                format!("found {v:?}; allowed: yes, accept-new, no, ask"),
-                            ))
-                        }
-                    })
-                }
-                "hostkeyalias" => Value::HostKeyAlias(need_one(&args)?),
-                "connecttimeout" => {
-                    let v = need_one(&args)?;
-                    match v.parse::<u32>() {
-                        Ok(t) if (1..=300).contains(&t) => Value::ConnectTimeout(t),
-                        _ => {
-                            return Err(err(
-                                &keyword,
-                                format!("found {v:?}; allowed: seconds, from 1 to 300"),
-                            ))
-                        }
-                    }
-                }
-                // Every keyword provision does not implement (see the module's docs).
-                _ => continue,
-            };
-            if let Some(s) = self.sections.last_mut() {
-                s.values.push(value);
             }
         }
+        Ok(())
+    }
+
+    /// A new section: the lines that follow apply where `conds` all hold.
+    fn open_section(&mut self, conds: Vec<Cond>) {
+        self.sections.push(Section {
+            conds,
+            values: Vec::new(),
+        });
+    }
+
+    /// `Include FILES...`: each file read in place, under the conditions of the section the line
+    /// is in.
+    fn include(
+        &mut self,
+        at: &At,
+        args: &[String],
+        home: &Path,
+        depth: usize,
+    ) -> Result<(), ConfigError> {
+        if depth >= MAX_INCLUDE_DEPTH {
+            return Err(at.error(format!(
+                "nested more than {MAX_INCLUDE_DEPTH} deep (an Include loop?)"
+            )));
+        }
+        let conds = self
+            .sections
+            .last()
+            .map(|s| s.conds.clone())
+            .unwrap_or_default();
+        for arg in args {
+            let pattern = expand_tilde(arg, home);
+            let pattern = if Path::new(&pattern).is_absolute() {
+                PathBuf::from(pattern)
+            } else {
+                home.join(".ssh").join(pattern)
+            };
+            for file in glob(&pattern) {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| at.error(format!("cannot read {}: {e}", file.display())))?;
+                self.read(&text, &file, home, &conds, depth + 1)?;
+            }
+        }
+        // Lines after the Include belong to the section it was in, not to the included file's
+        // last one.
+        self.open_section(conds);
         Ok(())
     }
 
@@ -334,6 +275,90 @@ impl SshConfig {
         }
         c
     }
+}
+
+/// `outer`'s conditions, then `more`.
+fn with(outer: &[Cond], more: impl IntoIterator<Item = Cond>) -> Vec<Cond> {
+    let mut conds = outer.to_vec();
+    conds.extend(more);
+    conds
+}
+
+/// Where a keyword is written (`""` for the line as a whole), for the errors of its values.
+struct At<'a> {
+    file: &'a Path,
+    line: usize,
+    keyword: &'a str,
+}
+
+impl At<'_> {
+    fn error(&self, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: self.line,
+            keyword: self.keyword.to_string(),
+            message,
+        }
+    }
+
+    /// The one value a keyword takes.
+    fn one(&self, args: &[String]) -> Result<String, ConfigError> {
+        match args {
+            [one] => Ok(one.clone()),
+            _ => Err(self.error(format!("found {} values; allowed: one", args.len()))),
+        }
+    }
+}
+
+/// The value of a keyword provision uses (`key`: lowercase), checked; `None` for every other
+/// keyword (see the module's docs).
+fn value(at: &At, key: &str, args: &[String]) -> Result<Option<Value>, ConfigError> {
+    let flag = |args: &[String]| -> Result<bool, ConfigError> {
+        yes_no(&at.one(args)?).map_err(|m| at.error(m.to_string()))
+    };
+    Ok(Some(match key {
+        "hostname" => Value::HostName(at.one(args)?),
+        "user" => Value::User(at.one(args)?),
+        "port" => {
+            let v = at.one(args)?;
+            match v.parse::<u16>() {
+                Ok(p) if p > 0 => Value::Port(p),
+                _ => {
+                    return Err(at.error(format!(
+                        "found {v:?}; allowed: a port number from 1 to 65535"
+                    )))
+                }
+            }
+        }
+        "identityfile" => Value::IdentityFile(at.one(args)?),
+        "identitiesonly" => Value::IdentitiesOnly(flag(args)?),
+        "hashknownhosts" => Value::HashKnownHosts(flag(args)?),
+        "proxyjump" => {
+            let v = at.one(args)?;
+            parse_jumps(&v).map_err(|m| at.error(format!("found {v:?}; allowed: {m}")))?;
+            Value::ProxyJump(v)
+        }
+        "userknownhostsfile" if !args.is_empty() => Value::UserKnownHostsFile(args.to_vec()),
+        "stricthostkeychecking" => {
+            let v = at.one(args)?;
+            Value::StrictHostKeyChecking(match v.to_ascii_lowercase().as_str() {
+                "yes" | "ask" => Strict::Yes,
+                "accept-new" | "no" | "off" => Strict::AcceptNew,
+                _ => {
+                    return Err(at.error(format!("found {v:?}; allowed: yes, accept-new, no, ask")))
+                }
+            })
+        }
+        "hostkeyalias" => Value::HostKeyAlias(at.one(args)?),
+        "connecttimeout" => {
+            let v = at.one(args)?;
+            match v.parse::<u32>() {
+                Ok(t) if (1..=300).contains(&t) => Value::ConnectTimeout(t),
+                _ => return Err(at.error(format!("found {v:?}; allowed: seconds, from 1 to 300"))),
+            }
+        }
+        _ => return Ok(None),
+    }))
 }
 
 #[cfg(test)]

@@ -114,6 +114,111 @@ impl OpenSshTransport {
             },
         })
     }
+
+    /// A master is up: the command goes through its socket, with no ssh client started, and as
+    /// the ssh2 transport runs it (the login shell's `-c`, stderr and stdout merged: the master
+    /// writes both to one pipe). `None`: no master is up.
+    fn through_master(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        on_line: &mut dyn FnMut(&str),
+    ) -> Option<Result<Output>> {
+        let socket = self.socket.as_ref()?;
+        let mut output = Vec::new();
+        let status = mux::run(socket, command, stdin, &mut |r| {
+            output = read_lines(r, on_line)?;
+            Ok(())
+        });
+        match status {
+            Ok(status) => Some(Ok(Output {
+                status: status as i32,
+                output,
+            })),
+            Err(MuxError::Session(e)) => Some(Err(TransportError(format!("{}: {e}", self.target)))),
+            Err(MuxError::NoMaster) => None,
+        }
+    }
+
+    /// The command through an `ssh` client of its own, which stays up as the master when
+    /// connection reuse is on.
+    fn through_ssh(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Output> {
+        let fail =
+            |what: &str, e: std::io::Error| TransportError(format!("{}: {what}: {e}", self.target));
+        // The command's stderr joins its stdout on the host, as the ssh2 transport merges them;
+        // ssh's own stderr then holds only ssh's complaints. Through `sh -c`, whatever the
+        // user's login shell is.
+        let remote = format!("sh -c {}", shell_word(&format!("exec 2>&1; {command}")));
+        let mut child = Command::new("ssh")
+            .args(&self.args)
+            .arg("--")
+            .arg(&self.host)
+            .arg(remote)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| fail("running ssh", e))?;
+        let (lines, said) = exchange(&mut child, stdin, on_line);
+        let output = lines.map_err(|e| fail("reading the output", e))?;
+        let status = child.wait().map_err(|e| fail("waiting for ssh", e))?;
+        match status.code() {
+            // 255 is ssh's own failure (no connection, a refused key): what it and the jump
+            // hosts' ssh said is the error.
+            Some(255) if !said.is_empty() => Err(self.ssh_failed(&said)),
+            Some(code) => Ok(Output {
+                status: code,
+                output,
+            }),
+            None => Err(TransportError(format!(
+                "{}: ssh was killed by a signal",
+                self.target
+            ))),
+        }
+    }
+
+    /// What ssh and the jump hosts' ssh said, as the error of the connection.
+    fn ssh_failed(&self, said: &[u8]) -> TransportError {
+        let mut text = String::new();
+        if let Some(f) = &self.proxy_errors {
+            text = std::fs::read_to_string(f).unwrap_or_default();
+        }
+        text.push_str(&String::from_utf8_lossy(said));
+        TransportError(format!("{}: {}", self.target, text.trim()))
+    }
+}
+
+/// Feeds `stdin` to the child and reads its output line by line, both at once so neither pipe
+/// fills up: the lines read, and what the child said on stderr.
+fn exchange(
+    child: &mut std::process::Child,
+    stdin: &[u8],
+    on_line: &mut dyn FnMut(&str),
+) -> (std::io::Result<Vec<u8>>, Vec<u8>) {
+    let mut input = child.stdin.take().expect("stdin is piped");
+    let mut errors = child.stderr.take().expect("stderr is piped");
+    let mut out = child.stdout.take().expect("stdout is piped");
+    let data = stdin.to_vec();
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || {
+            // A command that does not read its input closes the pipe early: not an error.
+            let _ = input.write_all(&data);
+        });
+        let reader = s.spawn(move || {
+            let mut said = Vec::new();
+            let _ = errors.read_to_end(&mut said);
+            said
+        });
+        let read = read_lines(&mut out, on_line);
+        let _ = writer.join();
+        let said = reader.join().unwrap_or_default();
+        (read, said)
+    })
 }
 
 /// The control socket's name for a host reached with `args`: one master per host and way of
@@ -296,86 +401,10 @@ impl Transport for OpenSshTransport {
     ) -> Result<Output> {
         self.stats.channels += 1;
         self.stats.bytes_sent += stdin.len() as u64;
-        let fail =
-            |what: &str, e: std::io::Error| TransportError(format!("{}: {what}: {e}", self.target));
-        // A master is up: the command goes through its socket, with no ssh client started, and
-        // as the ssh2 transport runs it (the login shell's `-c`, stderr and stdout merged: the
-        // master writes both to one pipe).
-        let mut output = Vec::new();
-        let through_master = match &self.socket {
-            Some(socket) => mux::run(socket, command, stdin, &mut |r| {
-                output = read_lines(r, on_line)?;
-                Ok(())
-            }),
-            None => Err(MuxError::NoMaster),
-        };
-        match through_master {
-            Ok(status) => {
-                return Ok(Output {
-                    status: status as i32,
-                    output,
-                })
-            }
-            Err(MuxError::Session(e)) => {
-                return Err(TransportError(format!("{}: {e}", self.target)))
-            }
+        match self.through_master(command, stdin, on_line) {
+            Some(done) => done,
             // None (yet): ssh connects, and stays as the master.
-            Err(MuxError::NoMaster) => {}
-        }
-        // The command's stderr joins its stdout on the host, as the ssh2 transport merges them;
-        // ssh's own stderr then holds only ssh's complaints. Through `sh -c`, whatever the
-        // user's login shell is.
-        let remote = format!("sh -c {}", shell_word(&format!("exec 2>&1; {command}")));
-        let mut child = Command::new("ssh")
-            .args(&self.args)
-            .arg("--")
-            .arg(&self.host)
-            .arg(remote)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| fail("running ssh", e))?;
-        let mut input = child.stdin.take().expect("stdin is piped");
-        let mut errors = child.stderr.take().expect("stderr is piped");
-        let mut out = child.stdout.take().expect("stdout is piped");
-        let data = stdin.to_vec();
-        let (lines, said) = std::thread::scope(|s| {
-            let writer = s.spawn(move || {
-                // A command that does not read its input closes the pipe early: not an error.
-                let _ = input.write_all(&data);
-            });
-            let reader = s.spawn(move || {
-                let mut said = Vec::new();
-                let _ = errors.read_to_end(&mut said);
-                said
-            });
-            let read = read_lines(&mut out, on_line);
-            let _ = writer.join();
-            let said = reader.join().unwrap_or_default();
-            (read, said)
-        });
-        let output = lines.map_err(|e| fail("reading the output", e))?;
-        let status = child.wait().map_err(|e| fail("waiting for ssh", e))?;
-        match status.code() {
-            // 255 is ssh's own failure (no connection, a refused key): what it and the jump
-            // hosts' ssh said is the error.
-            Some(255) if !said.is_empty() => {
-                let mut text = String::new();
-                if let Some(f) = &self.proxy_errors {
-                    text = std::fs::read_to_string(f).unwrap_or_default();
-                }
-                text.push_str(&String::from_utf8_lossy(&said));
-                Err(TransportError(format!("{}: {}", self.target, text.trim())))
-            }
-            Some(code) => Ok(Output {
-                status: code,
-                output,
-            }),
-            None => Err(TransportError(format!(
-                "{}: ssh was killed by a signal",
-                self.target
-            ))),
+            None => self.through_ssh(command, stdin, on_line),
         }
     }
 
@@ -397,118 +426,4 @@ impl Drop for OpenSshTransport {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn hop(name: &str, port: u16, key: &str) -> Hop {
-        Hop {
-            name: name.into(),
-            hostname: name.into(),
-            port,
-            user: "ops".into(),
-            identity_files: vec![PathBuf::from(key)],
-            identities_only: true,
-            known_hosts: vec![PathBuf::from("/k/known hosts")],
-            key_host: name.into(),
-            key_port: port,
-            strict: None,
-            hash_known_hosts: false,
-            connect_timeout: Duration::from_secs(10),
-        }
-    }
-
-    fn value<'a>(args: &'a [String], option: &str) -> Vec<&'a str> {
-        args.iter()
-            .filter_map(|a| a.strip_prefix(&format!("{option}=")))
-            .collect()
-    }
-
-    #[test]
-    fn every_hop_has_its_own_keys_and_the_jump_hosts_nest_in_proxy_commands() {
-        let hops = [
-            hop("outer", 22, "/k/outer"),
-            hop("middle", 2222, "/k/100%"),
-            hop("10.0.0.9", 22, "/k/inner"),
-        ];
-        let log = PathBuf::from("/run/p/proxy-1-0.err");
-        let args = hop_args(&hops, 2, HostKeyPolicy::Strict, Some(&log));
-        assert_eq!(&args[..6], ["-F", "none", "-p", "22", "-l", "ops"]);
-        assert_eq!(args[6..8], ["-i", "/k/inner"]);
-        assert_eq!(value(&args, "StrictHostKeyChecking"), ["yes"]);
-        assert_eq!(value(&args, "UserKnownHostsFile"), ["\"/k/known hosts\""]);
-        let proxy = value(&args, "ProxyCommand");
-        assert_eq!(proxy.len(), 1);
-        // The middle hop carries the stream to the host, with its own key (its `%` doubled, as
-        // ssh expands the ProxyCommand once); its own ProxyCommand, to the outer hop, is nested
-        // inside; the chain's stderr goes to the log.
-        let p = proxy[0];
-        assert!(
-            p.starts_with("ssh -F none -p 2222 -l ops -i '/k/100%%' "),
-            "{p}"
-        );
-        assert!(
-            p.ends_with(" -W '10.0.0.9:22' middle 2>/run/p/proxy-1-0.err"),
-            "{p}"
-        );
-        assert_eq!(
-            p.matches("ProxyCommand=ssh -F none -p 22 -l ops -i /k/outer ")
-                .count(),
-            1,
-            "{p}"
-        );
-        assert!(p.contains(r#" -W '\''middle:2222'\'' outer'"#), "{p}");
-        // Trust on first use is per hop, as for the ssh2 transport.
-        let new = hop_args(&hops[..1], 0, HostKeyPolicy::AcceptNew, None);
-        assert_eq!(value(&new, "StrictHostKeyChecking"), ["accept-new"]);
-        assert!(value(&new, "ProxyCommand").is_empty());
-    }
-
-    #[test]
-    fn every_host_and_every_way_of_reaching_it_has_its_own_master() {
-        let args = hop_args(&[hop("web", 22, "/k/id")], 0, HostKeyPolicy::Strict, None);
-        let other = hop_args(
-            &[hop("web", 22, "/k/other")],
-            0,
-            HostKeyPolicy::Strict,
-            None,
-        );
-        let new = hop_args(
-            &[hop("web", 22, "/k/id")],
-            0,
-            HostKeyPolicy::AcceptNew,
-            None,
-        );
-        let names = [
-            socket_name(&args, "10.0.0.1"),
-            socket_name(&args, "10.0.0.2"),
-            socket_name(&other, "10.0.0.1"),
-            socket_name(&new, "10.0.0.1"),
-        ];
-        for (i, a) in names.iter().enumerate() {
-            assert_eq!(a.len(), 32);
-            assert!(names[i + 1..].iter().all(|b| a != b), "{names:?}");
-        }
-        assert_eq!(names[0], socket_name(&args, "10.0.0.1"));
-    }
-
-    #[test]
-    fn a_port_off_22_is_looked_up_under_its_known_hosts_name_only_with_an_alias() {
-        let mut h = hop("web", 2222, "/k/id");
-        assert!(value(
-            &hop_args(&[h.clone()], 0, HostKeyPolicy::Strict, None),
-            "HostKeyAlias"
-        )
-        .is_empty());
-        h.key_host = "alias".into();
-        h.key_port = 22;
-        assert_eq!(
-            value(
-                &hop_args(&[h], 0, HostKeyPolicy::Strict, None),
-                "HostKeyAlias"
-            ),
-            ["alias"]
-        );
-        assert_eq!(bracket("fd00::1"), "[fd00::1]");
-    }
-}
+mod tests;
