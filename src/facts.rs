@@ -176,41 +176,70 @@ fn files_of(b64: &str) -> Option<Vec<(String, Vec<u8>)>> {
 /// Parses the probe's output. Unknown lines are ignored (a login banner, a shell's noise), but the
 /// closing `@end` must be there: a cut-off probe is an error, not an empty host.
 pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
-    let mut f = Facts::default();
-    let mut ended = false;
-    let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut installed: BTreeMap<String, String> = BTreeMap::new();
-    let mut candidates: BTreeSet<String> = BTreeSet::new();
-    let mut state: Vec<String> = Vec::new();
-    let (mut lists, mut now): (Option<f64>, Option<f64>) = (None, None);
-    // A component snippet's output: the lines between `@@c NAME` and `@@c-end`, whatever they hold.
-    let mut section: Option<String> = None;
+    let mut reading = Reading::default();
     for line in output.lines() {
-        if let Some(component) = &section {
+        reading.line(line)?;
+    }
+    reading.finish(req)
+}
+
+/// A probe's output read so far: the facts its lines say at once, and what is put together only
+/// once every line is in (file contents, packages, the package lists' age, the host's state).
+#[derive(Default)]
+struct Reading {
+    facts: Facts,
+    ended: bool,
+    contents: BTreeMap<String, Vec<u8>>,
+    installed: BTreeMap<String, String>,
+    candidates: BTreeSet<String>,
+    state: Vec<String>,
+    lists: Option<f64>,
+    now: Option<f64>,
+    /// The component whose snippet's output this is: the lines between `@@c NAME` and `@@c-end`,
+    /// whatever they hold.
+    section: Option<String>,
+}
+
+impl Reading {
+    fn line(&mut self, line: &str) -> Result<(), ParseError> {
+        if let Some(component) = self.section.take() {
             if line == "@@c-end" {
-                // Like a shell's `$(...)`: trailing empty lines are not output.
-                if let Some(lines) = f.components.get_mut(component) {
-                    while lines.last().is_some_and(|l| l.is_empty()) {
-                        lines.pop();
-                    }
-                    if lines.is_empty() {
-                        f.components.remove(component);
-                    }
-                }
-                section = None;
+                self.end_section(&component);
             } else {
-                f.components
+                self.facts
+                    .components
                     .entry(component.clone())
                     .or_default()
                     .push(line.to_string());
+                self.section = Some(component);
             }
-            continue;
+            return Ok(());
         }
         if let Some(component) = line.strip_prefix("@@c ") {
-            section = Some(component.to_string());
-            continue;
+            self.section = Some(component.to_string());
+            return Ok(());
         }
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
+        self.tagged(tag, rest, line)
+    }
+
+    /// Like a shell's `$(...)`: trailing empty lines are not output, and a snippet that printed
+    /// nothing has no entry.
+    fn end_section(&mut self, component: &str) {
+        let components = &mut self.facts.components;
+        if let Some(lines) = components.get_mut(component) {
+            while lines.last().is_some_and(|l| l.is_empty()) {
+                lines.pop();
+            }
+            if lines.is_empty() {
+                components.remove(component);
+            }
+        }
+    }
+
+    /// One line of the probe's own, `TAG REST`.
+    fn tagged(&mut self, tag: &str, rest: &str, line: &str) -> Result<(), ParseError> {
+        let f = &mut self.facts;
         match tag {
             "@os" => {
                 let mut it = rest.split_whitespace();
@@ -225,52 +254,21 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
                 .entry("host".into())
                 .or_default()
                 .push(rest.to_string()),
-            "@dpkg" => {
-                let mut it = rest.splitn(3, ' ');
-                let (name, status, ver) = (
-                    it.next().unwrap_or(""),
-                    it.next().unwrap_or(""),
-                    it.next().unwrap_or(""),
-                );
-                if status == "ii" {
-                    installed.insert(name.to_string(), ver.trim().to_string());
-                }
-            }
+            "@dpkg" => self.dpkg(rest),
             "@cand" => {
-                candidates.insert(rest.to_string());
+                self.candidates.insert(rest.to_string());
             }
             "@aptm" => {
                 if let Ok(t) = rest.trim().parse::<f64>() {
-                    lists = Some(lists.map_or(t, |l: f64| l.max(t)));
+                    self.lists = Some(self.lists.map_or(t, |l: f64| l.max(t)));
                 }
             }
-            "@now" => now = rest.trim().parse::<f64>().ok(),
+            "@now" => self.now = rest.trim().parse::<f64>().ok(),
             "@path" => {
-                // PATH TYPE MODE OWNER GROUP SIZE LINK-TARGET (the size is the probe's own, to
-                // tell whether a file's lines showed all of it).
-                let parts: Vec<&str> = rest.splitn(7, ' ').collect();
-                if parts.len() < 6 {
-                    return Err(ParseError(format!("bad path line {line:?}")));
-                }
-                let mode = u32::from_str_radix(parts[2], 8)
-                    .map_err(|_| ParseError(format!("bad mode in {line:?}")))?;
-                let (owner, group) = (parts[3].to_string(), parts[4].to_string());
-                let fact = match parts[1] {
-                    "f" => PathFact::File {
-                        mode,
-                        owner,
-                        group,
-                        content: None,
-                    },
-                    "d" => PathFact::Dir { mode, owner, group },
-                    "l" => PathFact::Link {
-                        target: parts.get(6).unwrap_or(&"").to_string(),
-                    },
-                    other => PathFact::Other(other.to_string()),
-                };
-                f.paths.insert(parts[0].to_string(), fact);
+                let (path, fact) = path_fact(rest, line)?;
+                f.paths.insert(path, fact);
             }
-            "@files" => contents.extend(
+            "@files" => self.contents.extend(
                 files_of(rest).ok_or_else(|| ParseError("bad archive of file contents".into()))?,
             ),
             // The lines of /etc/passwd and /etc/group of the desired accounts' names, as they are.
@@ -289,60 +287,108 @@ pub fn parse(output: &str, req: &ProbeRequest) -> Result<Facts, ParseError> {
                 f.services.insert(name.to_string(), st.trim() == "active");
             }
             "@tree" => {
-                // MARKER FROM-ID BASE64(GZIP(MANIFEST)); the marker path is quoted by nothing and
-                // may hold spaces, so it is read from the right.
-                let mut it = rest.rsplitn(3, ' ');
-                let (b64, from, marker) = (
-                    it.next().unwrap_or(""),
-                    it.next().unwrap_or(""),
-                    it.next().unwrap_or(""),
-                );
-                let manifest = base64::engine::general_purpose::STANDARD
-                    .decode(b64.trim())
-                    .ok()
-                    .and_then(|gz| {
-                        let mut m = String::new();
-                        std::io::Read::read_to_string(
-                            &mut flate2::read::GzDecoder::new(gz.as_slice()),
-                            &mut m,
-                        )
-                        .ok()
-                        .map(|_| m)
-                    })
-                    .ok_or_else(|| ParseError(format!("bad release manifest for {marker}")))?;
-                f.trees
-                    .insert(marker.to_string(), (from.to_string(), manifest));
+                let (marker, from_and_manifest) = tree_of(rest)?;
+                f.trees.insert(marker, from_and_manifest);
             }
-            "@state" => state.push(rest.to_string()),
-            "@end" => ended = true,
+            "@state" => self.state.push(rest.to_string()),
+            "@end" => self.ended = true,
             _ => {}
         }
+        Ok(())
     }
-    if !ended {
-        return Err(ParseError(
-            "the facts probe was cut off (no @end line)".into(),
-        ));
-    }
-    f.state = HostState::read(&state);
-    if let (Some(l), Some(n)) = (lists, now) {
-        f.apt_lists_age = Some((n - l).max(0.0) as u64);
-    }
-    for (path, bytes) in contents {
-        if let Some(PathFact::File { content, .. }) = f.paths.get_mut(&path) {
-            *content = Some(bytes);
+
+    /// `NAME STATUS VERSION`: a package is installed when dpkg says `ii`.
+    fn dpkg(&mut self, rest: &str) {
+        let mut it = rest.splitn(3, ' ');
+        let (name, status, ver) = (
+            it.next().unwrap_or(""),
+            it.next().unwrap_or(""),
+            it.next().unwrap_or(""),
+        );
+        if status == "ii" {
+            self.installed
+                .insert(name.to_string(), ver.trim().to_string());
         }
     }
-    for (path, _) in &req.paths {
-        f.paths.entry(path.clone()).or_insert(PathFact::Absent);
-    }
-    for p in &req.packages {
-        let version = installed.get(p).cloned();
-        if version.is_none() && !candidates.contains(p) {
-            f.no_candidate.insert(p.clone());
+
+    /// The facts, once every line is read; what the request asked about and the probe did not
+    /// mention is absent.
+    fn finish(self, req: &ProbeRequest) -> Result<Facts, ParseError> {
+        if !self.ended {
+            return Err(ParseError(
+                "the facts probe was cut off (no @end line)".into(),
+            ));
         }
-        f.packages.insert(p.clone(), version);
+        let mut f = self.facts;
+        f.state = HostState::read(&self.state);
+        if let (Some(l), Some(n)) = (self.lists, self.now) {
+            f.apt_lists_age = Some((n - l).max(0.0) as u64);
+        }
+        for (path, bytes) in self.contents {
+            if let Some(PathFact::File { content, .. }) = f.paths.get_mut(&path) {
+                *content = Some(bytes);
+            }
+        }
+        for (path, _) in &req.paths {
+            f.paths.entry(path.clone()).or_insert(PathFact::Absent);
+        }
+        for p in &req.packages {
+            let version = self.installed.get(p).cloned();
+            if version.is_none() && !self.candidates.contains(p) {
+                f.no_candidate.insert(p.clone());
+            }
+            f.packages.insert(p.clone(), version);
+        }
+        Ok(f)
     }
-    Ok(f)
+}
+
+/// A `@path` line: PATH TYPE MODE OWNER GROUP SIZE LINK-TARGET (the size is the probe's own, to
+/// tell whether a file's lines showed all of it).
+fn path_fact(rest: &str, line: &str) -> Result<(String, PathFact), ParseError> {
+    let parts: Vec<&str> = rest.splitn(7, ' ').collect();
+    if parts.len() < 6 {
+        return Err(ParseError(format!("bad path line {line:?}")));
+    }
+    let mode = u32::from_str_radix(parts[2], 8)
+        .map_err(|_| ParseError(format!("bad mode in {line:?}")))?;
+    let (owner, group) = (parts[3].to_string(), parts[4].to_string());
+    let fact = match parts[1] {
+        "f" => PathFact::File {
+            mode,
+            owner,
+            group,
+            content: None,
+        },
+        "d" => PathFact::Dir { mode, owner, group },
+        "l" => PathFact::Link {
+            target: parts.get(6).unwrap_or(&"").to_string(),
+        },
+        other => PathFact::Other(other.to_string()),
+    };
+    Ok((parts[0].to_string(), fact))
+}
+
+/// A `@tree` line: MARKER FROM-ID BASE64(GZIP(MANIFEST)); the marker path is quoted by nothing and
+/// may hold spaces, so it is read from the right. (marker, (from, manifest)).
+fn tree_of(rest: &str) -> Result<(String, (String, String)), ParseError> {
+    let mut it = rest.rsplitn(3, ' ');
+    let (b64, from, marker) = (
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+    );
+    let manifest = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()
+        .and_then(|gz| {
+            let mut m = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz.as_slice()), &mut m)
+                .ok()
+                .map(|_| m)
+        })
+        .ok_or_else(|| ParseError(format!("bad release manifest for {marker}")))?;
+    Ok((marker.to_string(), (from.to_string(), manifest)))
 }
 
 #[cfg(test)]

@@ -2,14 +2,12 @@
 //! otherwise, nothing but the JSON document with --json; coloured diffs on a terminal.
 
 use crate::apply::HostOutcome;
-use crate::apply::Reporter;
 use crate::host_state::Generation;
 use crate::plan::{HostPlan, Plan};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::sync::Mutex;
-use std::time::Duration;
+
+mod progress;
+pub use progress::Progress;
 
 pub fn line(s: &str) {
     println!("{s}");
@@ -21,120 +19,6 @@ pub fn error(s: &str) {
 
 fn colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-}
-
-pub enum Progress {
-    Bars {
-        multi: MultiProgress,
-        bars: Mutex<BTreeMap<String, ProgressBar>>,
-        /// Hosts done of all, under the per-host lines.
-        overall: ProgressBar,
-        verbose: bool,
-    },
-    Lines {
-        verbose: bool,
-    },
-    Quiet,
-}
-
-impl Progress {
-    pub fn new(hosts: &[String], json: bool, verbose: bool) -> Progress {
-        if json {
-            return Progress::Quiet;
-        }
-        if !std::io::stderr().is_terminal() {
-            return Progress::Lines { verbose };
-        }
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{spinner} {prefix:<12} {wide_msg} {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
-        let bars = hosts
-            .iter()
-            .map(|h| {
-                let b = multi.add(ProgressBar::new_spinner());
-                b.set_style(style.clone());
-                b.set_prefix(h.clone());
-                b.set_message("waiting");
-                b.enable_steady_tick(Duration::from_millis(120));
-                (h.clone(), b)
-            })
-            .collect();
-        let overall = multi.add(ProgressBar::new(hosts.len() as u64));
-        overall.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} host(s) done  {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        Progress::Bars {
-            multi,
-            bars: Mutex::new(bars),
-            overall,
-            verbose,
-        }
-    }
-
-    fn with_bar(&self, host: &str, f: impl FnOnce(&ProgressBar)) {
-        if let Progress::Bars { bars, .. } = self {
-            if let Some(b) = bars.lock().ok().and_then(|m| m.get(host).cloned()) {
-                f(&b);
-            }
-        }
-    }
-}
-
-impl Reporter for Progress {
-    fn phase(&self, host: &str, phase: &str) {
-        match self {
-            Progress::Bars { .. } => self.with_bar(host, |b| b.set_message(phase.to_string())),
-            Progress::Lines { .. } => eprintln!("{host}: {phase}"),
-            Progress::Quiet => {}
-        }
-    }
-
-    fn note(&self, host: &str, text: &str) {
-        match self {
-            Progress::Bars { multi, .. } => {
-                let _ = multi.println(format!("{host}: {text}"));
-            }
-            Progress::Lines { .. } => eprintln!("{host}: {text}"),
-            Progress::Quiet => {}
-        }
-    }
-
-    fn command(&self, host: &str, command: &str) {
-        let text = format!(
-            "{host}: $ {}",
-            command.trim_end().replace('\n', &format!("\n{host}:   "))
-        );
-        match self {
-            Progress::Bars {
-                multi,
-                verbose: true,
-                ..
-            } => {
-                let _ = multi.println(text);
-            }
-            Progress::Lines { verbose: true } => eprintln!("{text}"),
-            _ => {}
-        }
-    }
-
-    fn finish(&self, host: &str, ok: bool, summary: &str) {
-        let mark = if ok { "ok" } else { "FAILED" };
-        match self {
-            Progress::Bars { overall, .. } => {
-                self.with_bar(host, |b| {
-                    b.finish_with_message(format!("{mark}: {}", first_line(summary)))
-                });
-                overall.inc(1);
-            }
-            Progress::Lines { .. } => eprintln!("{host}: {mark}: {}", first_line(summary)),
-            Progress::Quiet => {}
-        }
-    }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
 }
 
 fn paint(text: &str, code: &str, on: bool) -> String {
@@ -188,39 +72,28 @@ fn print_host_plan(h: &HostPlan, on: bool) {
 
 /// The lines of one host's plan, as `plan` prints them.
 fn host_plan_lines(h: &HostPlan, on: bool) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = |s: &str| lines.push(s.to_string());
     let init = if h.systemd { "systemd" } else { "no systemd" };
-    let notices = |line: &mut dyn FnMut(&str)| {
-        for n in &h.notices {
-            line(&paint(&format!("  ! needs attention: {n}"), "31", on));
-        }
-    };
+    let host = paint(&h.host, "1", on);
     if h.is_empty() {
-        line(&format!(
-            "{} ({}, {init}): no changes",
-            paint(&h.host, "1", on),
-            h.os
-        ));
-        notices(&mut line);
+        let mut lines = vec![format!("{host} ({}, {init}): no changes", h.os)];
+        lines.extend(notice_lines(h, on));
         return lines;
     }
-    line(&format!(
-        "{} ({}, {init}): {} change(s)",
-        paint(&h.host, "1", on),
+    let mut lines = vec![format!(
+        "{host} ({}, {init}): {} change(s)",
         h.os,
         h.change_count()
-    ));
+    )];
     if let Some(why) = &h.attention {
-        line(&paint(
+        lines.push(paint(
             &format!("  ! needs attention: {why}; apply runs the health checks again"),
             "31",
             on,
         ));
     }
-    notices(&mut line);
+    lines.extend(notice_lines(h, on));
     for t in &h.leaving {
-        line(&paint(
+        lines.push(paint(
             &format!(
                 "  - take {t} out of service first (drained): the inventory no longer names it"
             ),
@@ -228,61 +101,78 @@ fn host_plan_lines(h: &HostPlan, on: bool) -> Vec<String> {
             on,
         ));
     }
-    if let Some(why) = &h.update_package_lists {
-        line(&format!("  ~ update package lists: {why}"));
-    }
-    if !h.install.is_empty() {
-        line(&paint(
-            &format!("  + install packages: {}", h.install.join(" ")),
-            "32",
-            on,
-        ));
-    }
-    for a in &h.accounts {
-        line(&paint(&format!("  + {}: {}", a.line(), a.reason), "32", on));
-    }
+    lines.extend(package_and_account_lines(h, on));
     for c in &h.changes {
-        let (sign, code) = match c.action {
-            crate::plan::ChangeKind::Create => ("+", "32"),
-            crate::plan::ChangeKind::Update => ("~", "33"),
-            crate::plan::ChangeKind::Delete => ("-", "31"),
-        };
-        let verb = format!("{:?}", c.action).to_lowercase();
-        line(&paint(
-            &format!("  {sign} {verb} {}: {}", c.path, c.reason),
-            code,
-            on,
-        ));
-        if let Some(d) = &c.diff {
-            for l in d.lines() {
-                let code = if l.starts_with("+++") || l.starts_with("---") {
-                    "1"
-                } else if l.starts_with('+') {
-                    "32"
-                } else if l.starts_with('-') {
-                    "31"
-                } else if l.starts_with("@@") {
-                    "36"
-                } else {
-                    "0"
-                };
-                line(&format!("      {}", paint(l, code, on && code != "0")));
-            }
-        }
+        lines.extend(change_lines(c, on));
     }
     for s in &h.steps {
-        line(&paint(
+        lines.push(paint(
             &format!("  * {}: {}", s.handler.line(), s.reason),
             "36",
             on,
         ));
     }
     for i in &h.irreversible {
-        line(&paint(
+        lines.push(paint(
             &format!("  ! not undone by a rollback: {i}"),
             "33",
             on,
         ));
+    }
+    lines
+}
+
+fn notice_lines(h: &HostPlan, on: bool) -> Vec<String> {
+    h.notices
+        .iter()
+        .map(|n| paint(&format!("  ! needs attention: {n}"), "31", on))
+        .collect()
+}
+
+fn package_and_account_lines(h: &HostPlan, on: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(why) = &h.update_package_lists {
+        lines.push(format!("  ~ update package lists: {why}"));
+    }
+    if !h.install.is_empty() {
+        lines.push(paint(
+            &format!("  + install packages: {}", h.install.join(" ")),
+            "32",
+            on,
+        ));
+    }
+    for a in &h.accounts {
+        lines.push(paint(&format!("  + {}: {}", a.line(), a.reason), "32", on));
+    }
+    lines
+}
+
+/// One changed path, and its diff coloured as `diff` colours one.
+fn change_lines(c: &crate::plan::Change, on: bool) -> Vec<String> {
+    let (sign, code) = match c.action {
+        crate::plan::ChangeKind::Create => ("+", "32"),
+        crate::plan::ChangeKind::Update => ("~", "33"),
+        crate::plan::ChangeKind::Delete => ("-", "31"),
+    };
+    let verb = format!("{:?}", c.action).to_lowercase();
+    let mut lines = vec![paint(
+        &format!("  {sign} {verb} {}: {}", c.path, c.reason),
+        code,
+        on,
+    )];
+    for l in c.diff.iter().flat_map(|d| d.lines()) {
+        let code = if l.starts_with("+++") || l.starts_with("---") {
+            "1"
+        } else if l.starts_with('+') {
+            "32"
+        } else if l.starts_with('-') {
+            "31"
+        } else if l.starts_with("@@") {
+            "36"
+        } else {
+            "0"
+        };
+        lines.push(format!("      {}", paint(l, code, on && code != "0")));
     }
     lines
 }

@@ -3,6 +3,7 @@
 //! of what became of the generation.
 
 use super::checks::Hosts;
+use super::confirm::confirm_new_connection;
 use super::{as_root, Context, HostError, HostOutcome, Prepared};
 use crate::health::{self, CheckFailed, Patience};
 use crate::script::protocol::{self, Event};
@@ -96,82 +97,6 @@ pub fn run_script(
         .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
     r.status = out.status;
     Ok(r)
-}
-
-/// How long new SSH connections are tried to confirm a guarded generation.
-const CONFIRM_SECS: u64 = 15;
-
-/// Why a guarded generation (`what`) could not be confirmed by a new connection. The texts it
-/// carries from the host are redacted.
-#[derive(Debug)]
-enum ConfirmError {
-    /// The host's guard is gone (it undid the generation already): retrying cannot bring it back.
-    GuardGone { what: String, output: String },
-    /// No new connection got through in time; `last` says why the last try failed.
-    NoNewConnection { what: String, last: String },
-}
-
-impl std::fmt::Display for ConfirmError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConfirmError::GuardGone { what, output } => {
-                write!(f, "{what} could not be confirmed: {output}")
-            }
-            ConfirmError::NoNewConnection { what, last } => write!(
-                f,
-                "{what} let no new SSH connection through within {CONFIRM_SECS} s ({last}); the host rolls it back by itself {} s after the apply ended",
-                crate::host_state::GUARD_SECS
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ConfirmError {}
-
-/// `what` (a ruleset, sshd's settings) just went live on the host, guarded: only a NEW connection
-/// (a new TCP handshake and authentication, which neither the old connection's conntrack entry
-/// and sshd process nor a kept control master vouch for: see `apply::connect_new`) proves the
-/// operator can still get in, and it disarms the guard armed with `token`. When none gets
-/// through, the caller undoes the generation through the old connection, and the host's guard
-/// does it anyway if the controller is gone.
-fn confirm_new_connection(
-    ctx: &Context,
-    host: &Host,
-    what: &str,
-    token: &str,
-) -> Result<(), ConfirmError> {
-    let command = crate::host_state::confirm_guard(token);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(CONFIRM_SECS);
-    loop {
-        let why = match super::connect_new(ctx, host) {
-            Ok(mut t) => match t.exec(&as_root(ctx, host, &command), b"") {
-                Ok(out) if out.status == 0 => {
-                    ctx.reporter.note(
-                        &host.name,
-                        &format!("a new SSH connection got through: {what} confirmed"),
-                    );
-                    return Ok(());
-                }
-                // The guard is gone: retrying cannot bring it back.
-                Ok(out) if out.status == 1 => {
-                    return Err(ConfirmError::GuardGone {
-                        what: what.to_string(),
-                        output: ctx.redactor.redact(out.text().trim()),
-                    })
-                }
-                Ok(out) => format!("the confirmation failed: {}", out.text().trim()),
-                Err(e) => e.to_string(),
-            },
-            Err(e) => e.message().to_string(),
-        };
-        if std::time::Instant::now() >= deadline {
-            return Err(ConfirmError::NoNewConnection {
-                what: what.to_string(),
-                last: ctx.redactor.redact(&why),
-            });
-        }
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
 }
 
 fn runner<'a>(ctx: &'a Context<'a>, lock_wait: u64) -> Runner<'a> {
@@ -275,6 +200,8 @@ fn replan(ctx: &Context, p: &mut Prepared) -> Result<(), HostError> {
 /// meanwhile (each time, some other run took the lock first and finished).
 const REPLANS: u32 = 3;
 
+/// Applies the plan (planned again when the host changed under it, up to `REPLANS` times), then
+/// checks the generation it made, or the host's newest one when only that needed attention.
 fn run(
     ctx: &Context,
     p: &mut Prepared,
@@ -284,80 +211,108 @@ fn run(
     if p.plan.is_empty() {
         return Ok(());
     }
-    let name = p.host.name.clone();
-    // An earlier run's guarded generation that nothing confirmed (its controller was stopped):
-    // confirmed first, by a new connection, or its guard would undo it under this run's changes.
-    if let Some(token) = p.facts.state.guard.clone() {
-        let gen = token.split('.').next().unwrap_or_default();
-        let what = format!("generation {gen}, which an earlier run left unconfirmed,");
-        confirm_new_connection(ctx, &p.host, &what, &token)
-            .map_err(|why| HostError::Refused(format!("{why}; nothing was changed")))?;
-    }
+    confirm_earlier_guard(ctx, p)?;
     let has_work =
         !(p.plan.install.is_empty() && p.plan.changes.is_empty() && p.plan.steps.is_empty());
     if has_work {
-        let s = script::apply_script(&p.plan, &p.desired, &runner(ctx, ctx.opts.lock_wait));
-        let opened = p.transport.stats().channels;
-        let r = match run_script(ctx, &p.host, p.transport.as_mut(), &s) {
-            // The connection made for the plan died while this host waited for its turn (other
-            // hosts' applies before it, with --forks; a network that drops idle connections), and
-            // no channel opened on it: nothing ran on the host. A new connection, and the host
-            // planned again from fresh facts (a saved plan must still match), then the apply.
-            Err(HostError::Connect(e))
-                if p.transport.stats().channels == opened && replans < REPLANS =>
-            {
-                ctx.reporter.note(
-                    &name,
-                    &format!("the connection was lost before the apply started ({e}); connecting and planning again"),
-                );
-                replan(ctx, p)?;
-                outcome.plan = Some(p.plan.clone());
-                return run(ctx, p, outcome, replans + 1);
-            }
-            r => r?,
-        };
-        // Stale: another run took the lock between this one's facts and its script (two applies
-        // started together, or one whose lock the probe could not see yet) and finished while the
-        // script waited. With --lock-timeout the user asked to wait for it and then converge, so
-        // the host is planned again (nothing was changed by this run); without it, refused.
-        if r.stale.is_some() && ctx.opts.lock_wait > 0 && replans < REPLANS {
-            ctx.reporter.note(
-                &name,
-                "another run changed the host while this one waited for its lock; planning again",
-            );
+        if let Applied::PlanAgain(why) = apply(ctx, p, outcome, replans)? {
+            ctx.reporter.note(&p.host.name, &why);
             replan(ctx, p)?;
             outcome.plan = Some(p.plan.clone());
             return run(ctx, p, outcome, replans + 1);
         }
-        outcome.generation = r.generation.clone();
-        let guard = r.guard.clone();
-        r.into_result(&name)?;
-        outcome.applied = true;
-        let what = p
-            .desired
-            .guarded_by(p.plan.steps.iter().map(|st| &st.handler))
-            .join(" and ");
-        let unconfirmed =
-            guard.and_then(|token| confirm_new_connection(ctx, &p.host, &what, &token).err());
-        // A ruleset or sshd settings that cut new connections: the generation is undone at once
-        // through this connection (its conntrack entry and sshd process still let it through), as
-        // after failed checks.
-        if let (Some(why), Some(generation)) = (unconfirmed, outcome.generation.clone()) {
-            return Err(roll_back_after_failed_checks(
-                ctx,
-                p,
-                outcome,
-                &generation,
-                &why.to_string(),
-            ));
-        }
     }
-    // The generation the checks confirm: this run's, or (a host that only needed attention) the
-    // newest one.
+    check(ctx, p, outcome)
+}
+
+/// An earlier run's guarded generation that nothing confirmed (its controller was stopped):
+/// confirmed first, by a new connection, or its guard would undo it under this run's changes.
+fn confirm_earlier_guard(ctx: &Context, p: &Prepared) -> Result<(), HostError> {
+    let Some(token) = &p.facts.state.guard else {
+        return Ok(());
+    };
+    let gen = token.split('.').next().unwrap_or_default();
+    let what = format!("generation {gen}, which an earlier run left unconfirmed,");
+    confirm_new_connection(ctx, &p.host, &what, token)
+        .map_err(|why| HostError::Refused(format!("{why}; nothing was changed")))
+}
+
+/// What became of the apply script's run.
+enum Applied {
+    /// It ran to its end, and what it put live under a guard is confirmed.
+    Done,
+    /// Nothing ran: the host is to be planned again, for the reason said.
+    PlanAgain(String),
+}
+
+/// Runs the apply script; what it put live under a guard is confirmed by a new connection, or
+/// undone at once.
+fn apply(
+    ctx: &Context,
+    p: &mut Prepared,
+    outcome: &mut HostOutcome,
+    replans: u32,
+) -> Result<Applied, HostError> {
+    let name = p.host.name.clone();
+    let s = script::apply_script(&p.plan, &p.desired, &runner(ctx, ctx.opts.lock_wait));
+    let opened = p.transport.stats().channels;
+    let r = match run_script(ctx, &p.host, p.transport.as_mut(), &s) {
+        // The connection made for the plan died while this host waited for its turn (other
+        // hosts' applies before it, with --forks; a network that drops idle connections), and
+        // no channel opened on it: nothing ran on the host. A new connection, and the host
+        // planned again from fresh facts (a saved plan must still match), then the apply.
+        Err(HostError::Connect(e))
+            if p.transport.stats().channels == opened && replans < REPLANS =>
+        {
+            return Ok(Applied::PlanAgain(format!(
+                "the connection was lost before the apply started ({e}); connecting and planning again"
+            )));
+        }
+        r => r?,
+    };
+    // Stale: another run took the lock between this one's facts and its script (two applies
+    // started together, or one whose lock the probe could not see yet) and finished while the
+    // script waited. With --lock-timeout the user asked to wait for it and then converge, so
+    // the host is planned again (nothing was changed by this run); without it, refused.
+    if r.stale.is_some() && ctx.opts.lock_wait > 0 && replans < REPLANS {
+        return Ok(Applied::PlanAgain(
+            "another run changed the host while this one waited for its lock; planning again"
+                .into(),
+        ));
+    }
+    outcome.generation = r.generation.clone();
+    let guard = r.guard.clone();
+    r.into_result(&name)?;
+    outcome.applied = true;
+    let what = p
+        .desired
+        .guarded_by(p.plan.steps.iter().map(|st| &st.handler))
+        .join(" and ");
+    let unconfirmed =
+        guard.and_then(|token| confirm_new_connection(ctx, &p.host, &what, &token).err());
+    // A ruleset or sshd settings that cut new connections: the generation is undone at once
+    // through this connection (its conntrack entry and sshd process still let it through), as
+    // after failed checks.
+    if let (Some(why), Some(generation)) = (unconfirmed, outcome.generation.clone()) {
+        return Err(roll_back_after_failed_checks(
+            ctx,
+            p,
+            outcome,
+            &generation,
+            &why.to_string(),
+        ));
+    }
+    Ok(Applied::Done)
+}
+
+/// Runs the health checks of the generation this run made (or, on a host that only needed
+/// attention, the newest one) and records the result; a fresh generation that fails them is
+/// rolled back.
+fn check(ctx: &Context, p: &mut Prepared, outcome: &mut HostOutcome) -> Result<(), HostError> {
     let Some(generation) = outcome.generation.clone().or(p.plan.generation.clone()) else {
         return Ok(());
     };
-    ctx.reporter.phase(&name, "check");
+    ctx.reporter.phase(&p.host.name, "check");
     match run_checks(ctx, p) {
         Ok(oks) => {
             outcome.checks = oks;

@@ -88,81 +88,7 @@ pub fn to_undo(history: &[Generation], to: Option<&str>) -> Result<Vec<String>, 
 pub fn rollback_host(ctx: &Context, host: &Host, to: Option<&str>) -> HostOutcome {
     let start = Instant::now();
     let mut outcome = HostOutcome::new(&host.name);
-    let result = (|| -> Result<(), HostError> {
-        let mut t = connect(ctx, host)?;
-        let hist = read_history(ctx, host, t.as_mut())?;
-        let undo = to_undo(&hist, to)?;
-        let current = hist.last().map(|g| g.id.clone()).unwrap_or_default();
-        for g in &undo {
-            if let Some(gen) = hist.iter().find(|x| &x.id == g) {
-                if gen.ran.iter().any(|r| r.starts_with("run ")) {
-                    outcome.notes.push(format!(
-                        "{g} ran {}: database changes are not undone; the restored bootstrap runs again, which sets the earlier passwords back",
-                        gen.ran.iter().filter(|r| r.starts_with("run ")).cloned().collect::<Vec<_>>().join(", ")
-                    ));
-                }
-            }
-        }
-        let runner = Runner {
-            who: &ctx.opts.who,
-            lock_wait: ctx.opts.lock_wait,
-        };
-        let why = match to {
-            Some(target) => format!("rollback to {target}"),
-            None => format!("rollback of {current}"),
-        };
-        let s = script::rollback_script(&current, &undo, &why, &runner);
-        let r = run_script(ctx, host, t.as_mut(), &s)?.into_result(&host.name)?;
-        let generation = r.generation.unwrap_or_default();
-        outcome.generation = Some(generation.clone());
-        outcome.applied = true;
-        let opts = render_opts(ctx);
-        // The checks do not depend on the release; the inventory's or the current stable will do.
-        let release = crate::render::release_of(host, crate::release::CURRENT_STABLE);
-        let checks = Renderer::new(ctx.registry, ctx.spec, ctx.templates, &opts)
-            .host(host, release, &crate::render::Unknown)
-            .map(|d| d.checks)
-            .unwrap_or_default();
-        ctx.reporter.phase(&host.name, "check");
-        let patience = Patience::after_change(ctx.opts.check_patience);
-        let hosts = super::checks::Hosts::new(ctx, Some((&host.name, t.as_mut())));
-        let failed = match health::run_all(&checks, patience, &hosts) {
-            Ok(ok) => {
-                outcome.checks.extend(ok);
-                None
-            }
-            Err(e) => Some(e.0),
-        };
-        drop(hosts);
-        let (status, attention) = match &failed {
-            None => ("checked", None),
-            Some(f) => (
-                "check-failed",
-                Some(format!(
-                    "rollback {generation} left health checks failing: {f}"
-                )),
-            ),
-        };
-        let m = script::mark_script(
-            &generation,
-            status,
-            attention.as_deref(),
-            &Runner {
-                who: &ctx.opts.who,
-                lock_wait: 60,
-            },
-        );
-        run_script(ctx, host, t.as_mut(), &m)?.into_result(&host.name)?;
-        outcome.stats = t.stats();
-        match failed {
-            None => Ok(()),
-            Some(f) => Err(HostError::Check(format!(
-                "rolled back ({}), but the health checks fail: {f}",
-                undo.join(", ")
-            ))),
-        }
-    })();
-    if let Err(e) = result {
+    if let Err(e) = roll_back(ctx, host, to, &mut outcome) {
         outcome.error = Some(e);
     }
     outcome.seconds = start.elapsed().as_secs_f64();
@@ -172,6 +98,103 @@ pub fn rollback_host(ctx: &Context, host: &Host, to: Option<&str>) -> HostOutcom
         &outcome.summary(" rolled back"),
     );
     outcome
+}
+
+/// Undoes the generations after `to` (or the newest one), checks the host, and records the result
+/// in the rollback's own generation.
+fn roll_back(
+    ctx: &Context,
+    host: &Host,
+    to: Option<&str>,
+    outcome: &mut HostOutcome,
+) -> Result<(), HostError> {
+    let mut t = connect(ctx, host)?;
+    let hist = read_history(ctx, host, t.as_mut())?;
+    let undo = to_undo(&hist, to)?;
+    let current = hist.last().map(|g| g.id.clone()).unwrap_or_default();
+    outcome.notes.extend(steps_not_undone(&hist, &undo));
+    let runner = Runner {
+        who: &ctx.opts.who,
+        lock_wait: ctx.opts.lock_wait,
+    };
+    let why = match to {
+        Some(target) => format!("rollback to {target}"),
+        None => format!("rollback of {current}"),
+    };
+    let s = script::rollback_script(&current, &undo, &why, &runner);
+    let r = run_script(ctx, host, t.as_mut(), &s)?.into_result(&host.name)?;
+    let generation = r.generation.unwrap_or_default();
+    outcome.generation = Some(generation.clone());
+    outcome.applied = true;
+    let failed = match check(ctx, host, t.as_mut()) {
+        Ok(ok) => {
+            outcome.checks.extend(ok);
+            None
+        }
+        Err(e) => Some(e.0),
+    };
+    let (status, attention) = match &failed {
+        None => ("checked", None),
+        Some(f) => (
+            "check-failed",
+            Some(format!(
+                "rollback {generation} left health checks failing: {f}"
+            )),
+        ),
+    };
+    let m = script::mark_script(
+        &generation,
+        status,
+        attention.as_deref(),
+        &Runner {
+            who: &ctx.opts.who,
+            lock_wait: 60,
+        },
+    );
+    run_script(ctx, host, t.as_mut(), &m)?.into_result(&host.name)?;
+    outcome.stats = t.stats();
+    match failed {
+        None => Ok(()),
+        Some(f) => Err(HostError::Check(format!(
+            "rolled back ({}), but the health checks fail: {f}",
+            undo.join(", ")
+        ))),
+    }
+}
+
+/// What undoing `undo` leaves as it is: the steps those generations ran (database changes).
+fn steps_not_undone(hist: &[Generation], undo: &[String]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for g in undo {
+        if let Some(gen) = hist.iter().find(|x| &x.id == g) {
+            if gen.ran.iter().any(|r| r.starts_with("run ")) {
+                notes.push(format!(
+                    "{g} ran {}: database changes are not undone; the restored bootstrap runs again, which sets the earlier passwords back",
+                    gen.ran.iter().filter(|r| r.starts_with("run ")).cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+    }
+    notes
+}
+
+/// The host's health checks after a rollback. They do not depend on the release; the inventory's
+/// or the current stable will do.
+fn check(
+    ctx: &Context,
+    host: &Host,
+    t: &mut dyn crate::transport::Transport,
+) -> Result<Vec<String>, health::CheckFailed> {
+    let opts = render_opts(ctx);
+    let release = crate::render::release_of(host, crate::release::CURRENT_STABLE);
+    let checks = Renderer::new(ctx.registry, ctx.spec, ctx.templates, &opts)
+        .host(host, release, &crate::render::Unknown)
+        .map(|d| d.checks)
+        .unwrap_or_default();
+    ctx.reporter.phase(&host.name, "check");
+    let patience = Patience::after_change(ctx.opts.check_patience);
+    let hosts = super::checks::Hosts::new(ctx, Some((&host.name, t)));
+    health::run_all(&checks, patience, &hosts)
 }
 
 #[cfg(test)]

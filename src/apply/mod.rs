@@ -3,22 +3,24 @@
 //! plan, script); this module only moves bytes and reads answers.
 
 pub mod checks;
+mod confirm;
 mod execute;
+mod gather;
 mod history;
 mod roll;
 
 pub use execute::execute;
+use gather::{connect_rendering, gather, Read};
 
 pub use history::{history, rollback_host};
 pub use roll::{let_go, roll, GateError};
 
-use crate::component::{Leaving, Need, Registry};
+use crate::component::{Leaving, Registry};
 use crate::desired::Desired;
-use crate::facts::{self, Facts, Probe};
+use crate::facts::Facts;
 use crate::plan::{self, HostPlan};
-use crate::release::{Release, SUPPORTED};
 use crate::render::templates::Templates;
-use crate::render::{RenderError, RenderOptions, Renderer};
+use crate::render::RenderOptions;
 use crate::script;
 use crate::secret::Redactor;
 use crate::spec::{Host, Spec};
@@ -251,196 +253,18 @@ pub(super) fn render_opts(ctx: &Context) -> RenderOptions {
     }
 }
 
-/// What the components read from their facts.
-#[derive(Default)]
-struct Read {
-    /// Handlers to run.
-    needs: Vec<Need>,
-    /// Hosts leaving the ones this host fronts.
-    leaving: Vec<Leaving>,
-    /// Addresses of hosts this host stops serving (the inventory no longer names them).
-    stops_serving: Vec<String>,
-    /// What needs a look that no change fixes.
-    notices: Vec<String>,
-}
-
-/// Facts in one round trip; the host rendered again with what it has now where the render depends
-/// on it (a zone serial); the components' needs and leaving hosts read from their facts. The
-/// host's release is one of the facts: every release it may run is rendered, and the probe answers
-/// for the one it runs.
-fn gather(
-    ctx: &Context,
-    host: &Host,
-    t: &mut dyn Transport,
-    (renderer, renders): Rendered,
-) -> Result<(Desired, Facts, Read), HostError> {
-    ctx.reporter.phase(&host.name, "facts");
-    let render_err = |e: &RenderError| HostError::Render(ctx.redactor.redact(&e.to_string()));
-    let ok: Vec<(Release, &Desired)> = renders
-        .iter()
-        .filter_map(|(r, d)| d.as_ref().ok().map(|d| (*r, d)))
-        .collect();
-    let probe = Probe::new(&ok);
-    let text = run_probe(ctx, host, t, &probe.script(), "the facts probe")?;
-    let (id, version, codename) = facts::os_of(&text).ok_or_else(|| {
-        HostError::Facts("the facts probe did not say which OS the host runs".into())
-    })?;
-    let Some(release) = Release::find(&id, &version) else {
-        return Err(HostError::Refused(crate::release::unsupported(
-            &host.name, &id, &version, &codename,
-        )));
-    };
-    if let Some(pinned) = host.release {
-        if pinned != release {
-            return Err(HostError::Refused(format!(
-                "the inventory says {} runs {}, but it runs {}; nothing was changed (fix hosts.release, or remove it: plan learns the release from the host)",
-                host.name,
-                pinned.describe(),
-                release.describe()
-            )));
-        }
-    }
-    let first = match renders.into_iter().find(|(r, _)| *r == release) {
-        Some((_, Ok(d))) => d,
-        Some((_, Err(e))) => return Err(render_err(&e)),
-        None => unreachable!("the host's release was one of the candidates"),
-    };
-    let req = probe
-        .request_for(release)
-        .ok_or_else(|| HostError::Facts(format!("no probe for {}", release.describe())))?;
-    let mut facts = facts::parse(&text, &req).map_err(|e| HostError::Facts(e.0))?;
-    let desired = if first.paths.iter().any(|p| p.from_previous) {
-        renderer
-            .host(host, release, &facts)
-            .map_err(|e| render_err(&e))?
-    } else {
-        first
-    };
-    probe_unasked(ctx, host, t, &desired, &req, &mut facts)?;
-    let read = renderer.with_cx(host, release, |cx| {
-        let mut read = Read::default();
-        for c in ctx.registry.for_host(ctx.spec, host) {
-            let lines = facts.components.get(c.name()).cloned().unwrap_or_default();
-            read.needs.extend(c.needs(cx, &lines));
-            read.leaving.extend(c.leaving(cx, &lines));
-            read.stops_serving.extend(c.stops_serving(cx, &lines));
-            read.notices.extend(c.notices(cx, &lines));
-        }
-        read
-    });
-    Ok((desired, facts, read))
-}
-
-/// The renderer of a host, and its render for every release it may run.
-type Rendered<'a> = (Renderer<'a>, Vec<(Release, Result<Desired, RenderError>)>);
-
-/// Connects to `host` while its candidate releases are rendered (the probe asks for all of them;
-/// the handshake leaves this machine's cores idle, and many sites take as long to render).
-fn connect_rendering<'a>(
-    ctx: &'a Context,
-    host: &'a Host,
-    opts: &'a RenderOptions,
-) -> (Result<Box<dyn Transport>, HostError>, Rendered<'a>) {
-    let candidates: Vec<Release> = match host.release {
-        Some(r) => vec![r],
-        None => SUPPORTED.to_vec(),
-    };
-    std::thread::scope(|s| {
-        let rendering = s.spawn(|| {
-            let renderer = Renderer::new(ctx.registry, ctx.spec, ctx.templates, opts);
-            let renders = candidates
-                .iter()
-                .map(|r| (*r, renderer.host(host, *r, &crate::render::Unknown)))
-                .collect();
-            (renderer, renders)
-        });
-        let t = connect(ctx, host);
-        let rendered = rendering
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (t, rendered)
-    })
-}
-
-/// Runs a probe's shell program as root and returns what it printed; `what` names the probe in
-/// the error when it fails.
-fn run_probe(
-    ctx: &Context,
-    host: &Host,
-    t: &mut dyn Transport,
-    script: &str,
-    what: &str,
-) -> Result<String, HostError> {
-    ctx.reporter
-        .command(&host.name, &format!("sh -s <<'EOF'\n{script}EOF"));
-    // It travels gzip'd: a many-site probe is mostly paths and hashes (50 sites: 216 KiB, 40
-    // KiB gzip'd).
-    let out = t
-        .exec(
-            &as_root(ctx, host, "gzip -dc | sh -s"),
-            &gzip(script.as_bytes()),
-        )
-        .map_err(|e| HostError::Connect(ctx.redactor.redact(&e.to_string())))?;
-    if out.status != 0 {
-        return Err(HostError::Facts(format!(
-            "{what} failed (exit {}): {}",
-            out.status,
-            ctx.redactor.redact(out.text().trim())
-        )));
-    }
-    Ok(out.text())
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(bytes)
-        .and_then(|()| gz.finish())
-        .expect("writing to memory")
-}
-
-/// Paths the render made knowing the facts that the probe did not ask about (what a site that
-/// left the inventory had here: only the facts name it) are asked about in a second round trip,
-/// which only such a run makes.
-fn probe_unasked(
-    ctx: &Context,
-    host: &Host,
-    t: &mut dyn Transport,
-    desired: &Desired,
-    asked: &facts::ProbeRequest,
-    facts: &mut Facts,
-) -> Result<(), HostError> {
-    let known: std::collections::HashSet<&str> =
-        asked.paths.iter().map(|(p, _)| p.as_str()).collect();
-    let mut more = Desired::new(&host.name);
-    more.paths = desired
-        .paths
-        .iter()
-        .filter(|p| !known.contains(p.path.as_str()))
-        .cloned()
-        .collect();
-    if more.paths.is_empty() {
-        return Ok(());
-    }
-    let req = facts::ProbeRequest::for_desired(&more);
-    let text = run_probe(ctx, host, t, &req.script(), "the second facts probe")?;
-    let second = facts::parse(&text, &req).map_err(|e| HostError::Facts(e.0))?;
-    facts.paths.extend(second.paths);
-    Ok(())
-}
-
 /// Why this run must not change `host`, if it must not: it would stop serving hosts the inventory
-/// no longer names (`gone`, by address) while load balancers this run leaves out may still send
-/// them requests. Only a run with the balancers takes those hosts out of their service first
-/// (`roll::let_go`); without it their requests fail until the balancers' health checks notice,
-/// and HAProxy then cuts the ones they hold.
+/// no longer names (`gone`, by address) while hosts that front others (`Spec::fronting_hosts`)
+/// this run leaves out may still send them requests. Only a run with the fronting hosts takes
+/// those hosts out of their service first (`roll::let_go`); without it their requests fail until
+/// the fronting hosts' health checks notice, and they then cut the ones they hold.
 fn unfronted(ctx: &Context, host: &Host, gone: &[String]) -> Option<String> {
     if gone.is_empty() {
         return None;
     }
     let left_out: Vec<&str> = ctx
         .spec
-        .hosts_with(crate::spec::Role::Lb)
+        .fronting_hosts()
         .map(|h| h.name.as_str())
         .filter(|n| !ctx.opts.selects(n))
         .collect();

@@ -170,66 +170,90 @@ pub fn roll(
             }
             continue;
         }
-        let changing: Vec<String> = group
-            .iter()
-            .filter(|p| !p.plan.is_empty())
-            .map(|p| p.host.name.clone())
-            .collect();
-        let mut closed = Vec::new();
-        for t in &changing {
-            for f in fronts.iter_mut() {
-                if let Err(e) = gate(ctx, f, t, |g| &g.close, "drained") {
-                    stopped = Some(e.to_string());
+        let closed = match close(ctx, &mut fronts, &group) {
+            Ok(closed) => closed,
+            Err(why) => {
+                for p in group {
+                    let e = HostError::Refused(format!(
+                        "not changed: it could not be taken out of service first: {why}"
+                    ));
+                    outcomes.push(not_run(ctx, p, e));
                 }
-            }
-            closed.push(t.clone());
-        }
-        if let Some(why) = stopped.clone() {
-            // Could not take the batch out of service: change nothing, reopen what was closed.
-            for t in &closed {
-                for f in fronts.iter_mut() {
-                    let _ = gate(ctx, f, t, |g| &g.open, "put back");
-                }
-            }
-            for p in group {
-                let e = HostError::Refused(format!(
-                    "not changed: it could not be taken out of service first: {why}"
-                ));
-                outcomes.push(not_run(ctx, p, e));
-            }
-            continue;
-        }
-        let names: Vec<String> = group.iter().map(|p| p.host.name.clone()).collect();
-        let results = crate::pool::run(group, forks, &|p| execute(ctx, p), &|i| {
-            let mut o = HostOutcome::new(&names[i]);
-            o.error = Some(HostError::Apply(
-                "provision's worker for this host panicked (a bug)".into(),
-            ));
-            o
-        });
-        for o in &results {
-            if !closed.contains(&o.host) {
+                stopped = Some(why);
                 continue;
             }
-            let (which, what): (fn(&Gate) -> &str, &str) = if o.error.is_none() {
-                (|g| &g.open, "put back")
-            } else {
-                (|g| &g.fence, "kept out of service")
-            };
-            for f in fronts.iter_mut() {
-                if let Err(e) = gate(ctx, f, &o.host, which, what) {
-                    stopped.get_or_insert(e.to_string());
-                }
-            }
-            if let Some(e) = &o.error {
-                stopped.get_or_insert(format!(
-                    "{} failed ({}); the hosts after it keep serving unchanged",
-                    o.host,
-                    e.phase()
-                ));
-            }
-        }
+        };
+        let results = execute_all(ctx, group, forks);
+        stopped = reopen(ctx, &mut fronts, &results, &closed);
         outcomes.extend(results);
     }
     outcomes
+}
+
+/// Takes the hosts of `group` that change out of the fronting hosts' service; the hosts closed,
+/// or why one could not be (what was closed is then put back: nothing changes).
+fn close(ctx: &Context, fronts: &mut [Front], group: &[Prepared]) -> Result<Vec<String>, String> {
+    let changing = group.iter().filter(|p| !p.plan.is_empty());
+    let mut closed = Vec::new();
+    let mut failed = None;
+    for t in changing.map(|p| &p.host.name) {
+        for f in fronts.iter_mut() {
+            if let Err(e) = gate(ctx, f, t, |g| &g.close, "drained") {
+                failed = Some(e.to_string());
+            }
+        }
+        closed.push(t.clone());
+    }
+    let Some(why) = failed else {
+        return Ok(closed);
+    };
+    for t in &closed {
+        for f in fronts.iter_mut() {
+            let _ = gate(ctx, f, t, |g| &g.open, "put back");
+        }
+    }
+    Err(why)
+}
+
+/// Executes the hosts of `group`, `forks` at a time.
+fn execute_all(ctx: &Context, group: Vec<Prepared>, forks: usize) -> Vec<HostOutcome> {
+    let names: Vec<String> = group.iter().map(|p| p.host.name.clone()).collect();
+    crate::pool::run(group, forks, &|p| execute(ctx, p), &|i| {
+        let mut o = HostOutcome::new(&names[i]);
+        o.error = Some(HostError::Apply(
+            "provision's worker for this host panicked (a bug)".into(),
+        ));
+        o
+    })
+}
+
+/// Puts the `closed` hosts that changed back into service, and keeps the ones that failed out;
+/// why the roll stops, if it does (a failed host, or a gate that failed).
+fn reopen(
+    ctx: &Context,
+    fronts: &mut [Front],
+    results: &[HostOutcome],
+    closed: &[String],
+) -> Option<String> {
+    let mut stopped = None;
+    for o in results.iter().filter(|o| closed.contains(&o.host)) {
+        let (which, what): (fn(&Gate) -> &str, &str) = if o.error.is_none() {
+            (|g| &g.open, "put back")
+        } else {
+            (|g| &g.fence, "kept out of service")
+        };
+        for f in fronts.iter_mut() {
+            if let Err(e) = gate(ctx, f, &o.host, which, what) {
+                stopped.get_or_insert(e.to_string());
+            }
+        }
+        if let Some(e) = &o.error {
+            stopped.get_or_insert(format!(
+                "{} failed ({}); the hosts after it keep serving unchanged",
+                o.host,
+                e.phase()
+            ));
+        }
+    }
+    stopped
 }

@@ -202,15 +202,48 @@ fn attention(state: &crate::host_state::HostState) -> Option<String> {
 /// Builds one host's plan. `needs` are what the components read from their facts; `redactor`
 /// masks secrets in every diff.
 pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) -> HostPlan {
-    let key = f.state.key.as_deref().unwrap_or("");
-    let mut changes = Vec::new();
-    let mut steps: Vec<PlannedStep> = Vec::new();
     let install: Vec<String> = d
         .packages
         .iter()
         .filter(|p| f.packages.get(*p).is_none_or(|v| v.is_none()))
         .cloned()
         .collect();
+    let mut steps: Vec<PlannedStep> = Vec::new();
+    let changes = path_changes(d, f, &install, redactor, &mut steps);
+    steps_to_converge(d, f, needs, &mut steps);
+    let validators = validators_for(d, &changes);
+    let accounts = accounts::missing(d, f);
+    let irreversible = irreversible(d, &accounts, &steps);
+    HostPlan {
+        host: d.host.clone(),
+        os: format!("{} {}", f.os_id, f.os_version),
+        systemd: f.systemd,
+        generation: f.state.current.clone(),
+        attention: attention(&f.state),
+        update_package_lists: package_lists_update(f, &install),
+        install,
+        accounts,
+        changes,
+        steps,
+        validators,
+        checks: d.checks.clone(),
+        irreversible,
+        leaving: Vec::new(),
+        notices: Vec::new(),
+    }
+}
+
+/// The desired paths that differ from the host, in the desired order; the handlers they notify
+/// added to `steps`.
+fn path_changes(
+    d: &Desired,
+    f: &Facts,
+    install: &[String],
+    redactor: &Redactor,
+    steps: &mut Vec<PlannedStep>,
+) -> Vec<Change> {
+    let key = f.state.key.as_deref().unwrap_or("");
+    let mut changes = Vec::new();
     for p in &d.paths {
         let fact = f.paths.get(&p.path).cloned().unwrap_or(PathFact::Absent);
         let change = match (&p.state, &fact) {
@@ -229,31 +262,40 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
         };
         if let Some(mut c) = change {
             if let PathState::Tree(t) = &p.state {
-                c.release = Some(release_change(t, f.trees.get(&p.path)));
-                if let Some(r) = &c.release {
-                    c.reason = match &r.from {
-                        Some(from) => format!(
-                            "release {} is new: {} of {} entries sent, {} removed, the rest linked from release {from}",
-                            t.id,
-                            r.send,
-                            t.entries.len(),
-                            r.remove
-                        ),
-                        None => format!(
-                            "release {} is new: all {} entries sent",
-                            t.id,
-                            t.entries.len()
-                        ),
-                    };
-                }
+                let r = release_change(t, f.trees.get(&p.path));
+                c.reason = release_reason(t, &r);
+                c.release = Some(r);
             }
             for h in &p.notify {
-                add_step(&mut steps, h.clone(), format!("{} changed", p.path));
+                add_step(steps, h.clone(), format!("{} changed", p.path));
             }
             changes.push(c);
         }
     }
-    let update_package_lists = if install.is_empty() {
+    changes
+}
+
+/// Why a new release changes the host: what it sends, and what it links from the one it runs.
+fn release_reason(t: &crate::tree::Tree, r: &ReleaseChange) -> String {
+    match &r.from {
+        Some(from) => format!(
+            "release {} is new: {} of {} entries sent, {} removed, the rest linked from release {from}",
+            t.id,
+            r.send,
+            t.entries.len(),
+            r.remove
+        ),
+        None => format!(
+            "release {} is new: all {} entries sent",
+            t.id,
+            t.entries.len()
+        ),
+    }
+}
+
+/// Why the package lists are updated before `install`, if they must be.
+fn package_lists_update(f: &Facts, install: &[String]) -> Option<String> {
+    if install.is_empty() {
         None
     } else if !f.no_candidate.is_empty() {
         Some(format!(
@@ -272,11 +314,16 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
             }
             Some(_) => None,
         }
-    };
+    }
+}
+
+/// Adds to `steps` the services not running, the handlers an interrupted apply left pending and
+/// what the components need, then puts them in the order they run.
+fn steps_to_converge(d: &Desired, f: &Facts, needs: &[Need], steps: &mut Vec<PlannedStep>) {
     for s in &d.services {
         if !f.services.get(&s.name).copied().unwrap_or(false) {
             add_step(
-                &mut steps,
+                steps,
                 Handler::service(Action::Start, &s.name),
                 format!("{} is not running", s.name),
             );
@@ -290,20 +337,22 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
         };
         if known {
             add_step(
-                &mut steps,
+                steps,
                 h.clone(),
                 "left pending by an interrupted apply".into(),
             );
         }
     }
     for n in needs {
-        add_step(&mut steps, n.handler.clone(), n.reason.clone());
+        add_step(steps, n.handler.clone(), n.reason.clone());
     }
     // Within a component its services come up before its steps run (the server before its SQL).
     steps.sort_by_key(|s| (d.rank(&s.handler), s.handler.action == Action::Run));
-    let validators = validators_for(d, &changes);
-    let accounts = accounts::missing(d, f);
-    let irreversible = accounts
+}
+
+/// What a rollback does not undo: the accounts made, and the steps that say so.
+fn irreversible(d: &Desired, accounts: &[AccountChange], steps: &[PlannedStep]) -> Vec<String> {
+    accounts
         .iter()
         .map(|a| format!("{}: the account stays, as installed packages do", a.line()))
         .chain(steps.iter().filter_map(|s| {
@@ -315,24 +364,7 @@ pub fn plan_host(d: &Desired, f: &Facts, needs: &[Need], redactor: &Redactor) ->
                 Target::Service(_) => None,
             }
         }))
-        .collect();
-    HostPlan {
-        host: d.host.clone(),
-        os: format!("{} {}", f.os_id, f.os_version),
-        systemd: f.systemd,
-        generation: f.state.current.clone(),
-        attention: attention(&f.state),
-        update_package_lists,
-        install,
-        accounts,
-        changes,
-        steps,
-        validators,
-        checks: d.checks.clone(),
-        irreversible,
-        leaving: Vec::new(),
-        notices: Vec::new(),
-    }
+        .collect()
 }
 
 /// The validators that read a changed path: each checks its service's whole staged config (or,

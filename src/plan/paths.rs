@@ -88,133 +88,150 @@ fn shape_after(p: &PathState, key: &str) -> Shape {
     }
 }
 
+/// What `p` changes on a host where it is `fact`: none when it is as desired.
 pub(super) fn path_change(
     p: &ManagedPath,
     fact: &PathFact,
     key: &str,
     redactor: &Redactor,
 ) -> Option<Change> {
-    let change = |action, reason: String, diff| {
-        let reason = match &p.because {
-            Some(why) => format!("{reason}: {why}"),
-            None => reason,
-        };
-        Some(Change {
-            path: p.path.clone(),
-            action,
-            reason,
-            diff,
-            before: shape_of(fact, &p.state, key),
-            after: shape_after(&p.state, key),
-            release: None,
-            desired: p.clone(),
-        })
-    };
-    match (&p.state, fact) {
-        (PathState::Absent, PathFact::Absent) => None,
-        // The manifest is written last, once the release is whole: it being there is enough.
-        (PathState::Tree(_), PathFact::File { .. }) => None,
-        (PathState::Tree(t), _) => {
-            change(ChangeKind::Create, format!("release {} is new", t.id), None)
+    let (action, reason, diff) = match &p.state {
+        PathState::Absent => absent_change(fact),
+        PathState::Tree(t) => release_marker_change(t, fact),
+        PathState::Made { what, .. } => made_change(what, fact),
+        PathState::File {
+            content,
+            mode,
+            owner,
+            group,
+            sensitive,
+        } => {
+            let desired = (*mode, owner.as_str(), group.as_str());
+            let diff_from = |old: &[u8]| diff(&p.path, old, content, *sensitive, redactor);
+            file_change(content, desired, fact, diff_from)
         }
-        (PathState::Absent, _) => change(ChangeKind::Delete, "must not exist".into(), None),
-        // Made once; its name changes when what it must hold changes, so being there is enough.
-        (PathState::Made { .. }, PathFact::File { .. }) => None,
-        (PathState::Made { what, .. }, PathFact::Absent) => change(
+        PathState::Dir { mode, owner, group } => dir_change((*mode, owner, group), fact),
+        PathState::Link { target } => link_change(target, fact),
+    }?;
+    let reason = match &p.because {
+        Some(why) => format!("{reason}: {why}"),
+        None => reason,
+    };
+    Some(Change {
+        path: p.path.clone(),
+        action,
+        reason,
+        diff,
+        before: shape_of(fact, &p.state, key),
+        after: shape_after(&p.state, key),
+        release: None,
+        desired: p.clone(),
+    })
+}
+
+/// A change's kind, its reason, and its diff.
+type Found = Option<(ChangeKind, String, Option<String>)>;
+
+fn absent_change(fact: &PathFact) -> Found {
+    match fact {
+        PathFact::Absent => None,
+        _ => Some((ChangeKind::Delete, "must not exist".into(), None)),
+    }
+}
+
+/// The manifest is written last, once the release is whole: it being there is enough.
+fn release_marker_change(t: &crate::tree::Tree, fact: &PathFact) -> Found {
+    match fact {
+        PathFact::File { .. } => None,
+        _ => Some((ChangeKind::Create, format!("release {} is new", t.id), None)),
+    }
+}
+
+/// Made once; its name changes when what it must hold changes, so being there is enough.
+fn made_change(what: &str, fact: &PathFact) -> Found {
+    match fact {
+        PathFact::File { .. } => None,
+        PathFact::Absent => Some((
             ChangeKind::Create,
             format!("missing: {what}, made on the host"),
             None,
-        ),
-        (PathState::Made { what, .. }, other) => change(
+        )),
+        other => Some((
             ChangeKind::Update,
             format!("is {}, must be {what}, made on the host", describe(other)),
             None,
-        ),
-        (
-            PathState::File {
-                content, sensitive, ..
-            },
-            PathFact::Absent,
-        ) => change(
-            ChangeKind::Create,
-            "missing".into(),
-            Some(diff(&p.path, b"", content, *sensitive, redactor)),
-        ),
-        (
-            PathState::File {
-                content,
-                mode,
-                owner,
-                group,
-                sensitive,
-            },
-            PathFact::File {
-                mode: m,
-                owner: o,
-                group: g,
-                content: old,
-            },
-        ) => {
-            let meta = meta_diff(*mode, owner, group, (*m, o, g));
+        )),
+    }
+}
+
+/// A file: its content (`diff` from the old content) and its mode and owner.
+fn file_change(
+    content: &[u8],
+    (mode, owner, group): (u32, &str, &str),
+    fact: &PathFact,
+    diff: impl Fn(&[u8]) -> String,
+) -> Found {
+    match fact {
+        PathFact::Absent => Some((ChangeKind::Create, "missing".into(), Some(diff(b"")))),
+        PathFact::File {
+            mode: m,
+            owner: o,
+            group: g,
+            content: old,
+        } => {
+            let meta = meta_diff(mode, owner, group, (*m, o, g));
             // Content can come back although it matches (files fetched whatever their hash).
-            let old = old.as_ref().filter(|c| c.as_slice() != content.as_slice());
+            let old = old.as_ref().filter(|c| c.as_slice() != content);
             match (old, meta) {
                 (None, None) => None,
-                (None, Some(meta)) => change(ChangeKind::Update, meta, None),
+                (None, Some(meta)) => Some((ChangeKind::Update, meta, None)),
                 (Some(old), meta) => {
                     let reason = match meta {
                         Some(m) => format!("content differs; {m}"),
                         None => "content differs".into(),
                     };
-                    change(
-                        ChangeKind::Update,
-                        reason,
-                        Some(diff(&p.path, old, content, *sensitive, redactor)),
-                    )
+                    Some((ChangeKind::Update, reason, Some(diff(old))))
                 }
             }
         }
-        (
-            PathState::File {
-                content, sensitive, ..
-            },
-            other,
-        ) => change(
+        other => Some((
             ChangeKind::Update,
             format!("is {}, must be a file", describe(other)),
-            Some(diff(&p.path, b"", content, *sensitive, redactor)),
-        ),
-        (PathState::Dir { .. }, PathFact::Absent) => {
-            change(ChangeKind::Create, "missing".into(), None)
-        }
-        (
-            PathState::Dir { mode, owner, group },
-            PathFact::Dir {
-                mode: m,
-                owner: o,
-                group: g,
-            },
-        ) => meta_diff(*mode, owner, group, (*m, o, g))
-            .and_then(|meta| change(ChangeKind::Update, meta, None)),
-        (PathState::Dir { .. }, other) => change(
+            Some(diff(b"")),
+        )),
+    }
+}
+
+fn dir_change((mode, owner, group): (u32, &str, &str), fact: &PathFact) -> Found {
+    match fact {
+        PathFact::Absent => Some((ChangeKind::Create, "missing".into(), None)),
+        PathFact::Dir {
+            mode: m,
+            owner: o,
+            group: g,
+        } => meta_diff(mode, owner, group, (*m, o, g)).map(|meta| (ChangeKind::Update, meta, None)),
+        other => Some((
             ChangeKind::Update,
             format!("is {}, must be a directory", describe(other)),
             None,
-        ),
-        (PathState::Link { .. }, PathFact::Absent) => {
-            change(ChangeKind::Create, "missing".into(), None)
-        }
-        (PathState::Link { target }, PathFact::Link { target: t }) if t == target => None,
-        (PathState::Link { target }, PathFact::Link { target: t }) => change(
+        )),
+    }
+}
+
+fn link_change(target: &str, fact: &PathFact) -> Found {
+    match fact {
+        PathFact::Absent => Some((ChangeKind::Create, "missing".into(), None)),
+        PathFact::Link { target: t } if t == target => None,
+        PathFact::Link { target: t } => Some((
             ChangeKind::Update,
             format!("points to {t}, must point to {target}"),
             None,
-        ),
-        (PathState::Link { .. }, other) => change(
+        )),
+        other => Some((
             ChangeKind::Update,
             format!("is {}, must be a link", describe(other)),
             None,
-        ),
+        )),
     }
 }
 

@@ -359,6 +359,11 @@ impl Spec {
         self.hosts.iter().filter(move |h| h.has(role))
     }
 
+    /// The hosts that front others (send them requests): the load balancers.
+    pub fn fronting_hosts(&self) -> impl Iterator<Item = &Host> {
+        self.hosts_with(Role::Lb)
+    }
+
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
     }

@@ -1,310 +1,45 @@
+//! The probe run for real by sh on this machine, its answers parsed.
+
 use super::*;
-use crate::component::Beside;
-use crate::desired::PathState;
-use crate::render::manifest::sha256_hex;
 
-fn req() -> ProbeRequest {
+/// Files as desired, changed by hand and missing under `d`, and pid files of a process that runs
+/// (`running`), of none, and of one by another name: the probe's request for them.
+fn files_and_pid_files(d: &std::path::Path, running: u32) -> ProbeRequest {
+    std::fs::write(d.join("same.conf"), "as desired\n").unwrap();
+    std::fs::write(d.join("differs.conf"), "changed by hand\n").unwrap();
+    std::fs::write(d.join("up.pid"), format!("{running}\n")).unwrap();
+    std::fs::write(d.join("gone.pid"), "999999999\n").unwrap();
+    let path = |p: &str| d.join(p).to_string_lossy().into_owned();
     ProbeRequest {
-        packages: vec!["nginx".into(), "php8.2-fpm".into()],
+        // Not installed here: the plan would install it, so the probe tells the lists' age.
+        packages: vec!["provision-no-such-package".into()],
         paths: vec![
-            ("/etc/nginx/nginx.conf".into(), Some("abc".into())),
-            ("/etc/nginx/sites-enabled/foobar.com.conf".into(), None),
-            ("/etc/nginx/sites-enabled/default".into(), None),
-            ("/var/www/foobar.com".into(), None),
+            (path("same.conf"), Some(sha256_hex(b"as desired\n"))),
+            (path("differs.conf"), Some(sha256_hex(b"as desired\n"))),
+            (path("missing.conf"), Some(sha256_hex(b"x"))),
         ],
-        services: vec![(
-            "nginx".into(),
-            Some(("/run/nginx.pid".into(), "nginx".into())),
-        )],
-        components: vec![("mariadb".into(), "echo up".into())],
+        services: vec![
+            ("up".into(), Some((path("up.pid"), "sleep".into()))),
+            ("gone".into(), Some((path("gone.pid"), "sleep".into()))),
+            ("wrong".into(), Some((path("up.pid"), "nginx".into()))),
+        ],
+        components: vec![],
         trees: vec![],
         besides: vec![],
         accounts: vec![],
     }
 }
 
-const CANNED: &str = "Welcome banner\n@os debian 12 bookworm\n@init systemd\n@dpkg nginx ii 1.22.1-9+deb12u1\n@dpkg php8.2-fpm rc 8.2.1\n\
-@aptm 1000.5\n@aptm 1080.0\n@now 1200\n@path /etc/nginx/nginx.conf f 644 root root 6 \n\
-@path /etc/nginx/sites-enabled/foobar.com.conf l 777 root root 33 ../sites-available/foobar.com.conf\n\
-@path /var/www/foobar.com d 755 root www-data 4096 \n@files H4sIAAAAAAAEA+3QTQqAIBCGYdedwhOUkXifiP4gFMqg42dIm5DatHDxzsKBGZWPp+p9V9lxtkc8y87ZQfxbKpTRWlw91LOHkblncV832igh1b8x0r/tm29XKcXqnE/fiNOv/dvbjHdTvyyuyDgg0RBAAAEEEEAAAQQQQAABBBBAAAEEEEAAAQQQQAABBBBAAAEEEEAAAQQQQAABBJICJ6422kQAKAAA\n\
-@svc nginx active\n\
-@@c mariadb\nup\ndb\tfoobar\n\n@@c-end\n@state pending reload nginx\n@state pending reload nginx\n\
-@state key 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n@state current G000003-20261123T000000Z\n@end\n";
-
-#[test]
-fn parses_every_fact_from_canned_output() {
-    let f = parse(CANNED, &req()).unwrap();
-    assert_eq!(
-        (
-            f.os_id.as_str(),
-            f.os_version.as_str(),
-            f.os_codename.as_str(),
-            f.systemd
-        ),
-        ("debian", "12", "bookworm", true)
-    );
-    assert_eq!(f.packages["nginx"].as_deref(), Some("1.22.1-9+deb12u1"));
-    assert_eq!(f.packages["php8.2-fpm"], None);
-    assert!(f.no_candidate.contains("php8.2-fpm"));
-    assert_eq!(f.apt_lists_age, Some(120));
-    assert_eq!(
-        f.paths["/etc/nginx/nginx.conf"],
-        PathFact::File {
-            mode: 0o644,
-            owner: "root".into(),
-            group: "root".into(),
-            content: Some(b"hello\n".to_vec())
-        }
-    );
-    assert_eq!(f.content("/etc/nginx/nginx.conf").unwrap(), b"hello\n");
-    assert_eq!(
-        f.paths["/etc/nginx/sites-enabled/foobar.com.conf"],
-        PathFact::Link {
-            target: "../sites-available/foobar.com.conf".into()
-        }
-    );
-    assert_eq!(
-        f.paths["/etc/nginx/sites-enabled/default"],
-        PathFact::Absent
-    );
-    assert_eq!(
-        f.paths["/var/www/foobar.com"],
-        PathFact::Dir {
-            mode: 0o755,
-            owner: "root".into(),
-            group: "www-data".into()
-        }
-    );
-    assert!(f.services["nginx"]);
-    assert_eq!(f.components["mariadb"], ["up", "db\tfoobar"]);
-    assert_eq!(
-        f.state.pending,
-        vec![crate::desired::Handler::reload("nginx")]
-    );
-    assert_eq!(f.state.current.as_deref(), Some("G000003-20261123T000000Z"));
-    assert!(f.state.key.is_some());
-}
-
-#[test]
-fn a_missing_package_apt_has_a_candidate_for_does_not_ask_for_new_lists() {
-    // What dpkg.sh prints: php8.2-fpm is not installed, and apt-cache knows a version of it.
-    let out =
-        "@dpkg nginx ii 1.22.1-9+deb12u1\n@dpkg php8.2-fpm rc 8.2.1\n@cand php8.2-fpm\n@end\n";
-    let f = parse(out, &req()).unwrap();
-    assert_eq!(f.packages["php8.2-fpm"], None);
-    assert!(f.no_candidate.is_empty());
-}
-
-#[test]
-fn a_cut_off_probe_is_an_error() {
-    let cut = CANNED.replace("@end\n", "");
-    assert!(parse(&cut, &req()).is_err());
-}
-
-#[test]
-fn a_fresh_host_has_everything_absent() {
-    let f = parse("@os debian 12 bookworm\n@init none\n@end\n", &req()).unwrap();
-    assert!(!f.systemd);
-    assert!(f.paths.values().all(|p| *p == PathFact::Absent));
-    assert_eq!(f.apt_lists_age, None);
-    assert!(f.components.is_empty());
-    assert_eq!(f.state, HostState::default());
-}
-
-#[test]
-fn the_probe_quotes_every_path_and_is_valid_sh() {
-    let mut r = req();
-    r.paths
-        .push(("/var/www/it's $(here)".into(), Some("x".into())));
-    let script = r.script();
-    assert!(script.contains("'/var/www/it'\\''s $(here)'"), "{script}");
-    let out = std::process::Command::new("sh")
-        .arg("-n")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-#[test]
-fn the_dpkg_cache_is_in_the_state_directory() {
-    let script = req().script();
-    for redirect in ["<", ">"] {
-        let cache = format!("{redirect} {}/dpkg.cache", crate::host_state::DIR);
-        assert!(script.contains(&cache), "{cache}");
-    }
-}
-
-#[test]
-fn secret_files_are_never_compared_by_a_hash_in_the_probe() {
-    let mut d = crate::desired::Desired::new("h");
-    d.paths.push(crate::desired::ManagedPath {
-        path: "/etc/secret.php".into(),
-        state: PathState::File {
-            content: b"hunter2".to_vec(),
-            mode: 0o640,
-            owner: "root".into(),
-            group: "root".into(),
-            sensitive: true,
-        },
-        notify: vec![],
-        validator: None,
-        from_previous: false,
-        code: false,
-        because: None,
-    });
-    let r = ProbeRequest::for_desired(&d);
-    assert_eq!(r.paths, [("/etc/secret.php".to_string(), None)]);
-    assert!(!r.script().contains(&sha256_hex(b"hunter2")));
-}
-
-#[test]
-fn a_component_snippet_comes_back_to_its_component_only() {
-    // The real probe run by sh: the component's lines are tagged with its name.
-    let r = ProbeRequest {
-        packages: vec![],
-        paths: vec![],
-        services: vec![],
-        components: vec![
-            ("example".into(), "echo one; echo 'two words'; x=1".into()),
-            ("silent".into(), "false".into()),
-            ("other".into(), "echo \"three $x\"; printf '@end'".into()),
-        ],
-        trees: vec![],
-        besides: vec![],
-        accounts: vec![],
-    };
-    let f = parse(&run_probe(&r), &r).unwrap();
-    assert_eq!(f.components["example"], ["one", "two words"]);
-    // Lines that look like the probe's own are the component's, up to its end marker.
-    assert_eq!(f.components["other"], ["three 1", "@end"]);
-    assert!(!f.components.contains_key("silent"), "{:?}", f.components);
-}
-
-/// What `script` prints, run by sh here.
-fn sh(script: &str) -> String {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The real probe of `r` run by sh here, its state directory in a temporary one: its output.
-fn run_probe(r: &ProbeRequest) -> String {
-    let state = tempfile::tempdir().unwrap();
-    let script = r
-        .script()
-        .replace("/var/lib/provision", &state.path().to_string_lossy());
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn desired_with(paths: &[(&str, &str)], packages: &[&str]) -> crate::desired::Desired {
-    let mut d = crate::desired::Desired::new("h");
-    d.packages = packages.iter().map(|p| p.to_string()).collect();
-    for (p, content) in paths {
-        d.paths.push(crate::desired::ManagedPath {
-            path: p.to_string(),
-            state: PathState::File {
-                content: content.as_bytes().to_vec(),
-                mode: 0o644,
-                owner: "root".into(),
-                group: "root".into(),
-                sensitive: false,
-            },
-            notify: vec![],
-            validator: None,
-            from_previous: false,
-            code: false,
-            because: None,
-        });
-    }
-    d
-}
-
-#[test]
-fn one_probe_asks_every_candidate_release_and_shares_what_they_have_in_common() {
-    use crate::release::{DEBIAN_12, DEBIAN_13};
-    let d12 = desired_with(
-        &[
-            ("/etc/nginx/nginx.conf", "same"),
-            ("/etc/php/8.2/fpm/pool.d/x.conf", "pool"),
-        ],
-        &["php8.2-fpm"],
-    );
-    let d13 = desired_with(
-        &[
-            ("/etc/nginx/nginx.conf", "same"),
-            ("/etc/php/8.4/fpm/pool.d/x.conf", "pool"),
-        ],
-        &["php8.4-fpm"],
-    );
-    let probe = Probe::new(&[(DEBIAN_12, &d12), (DEBIAN_13, &d13)]);
-    let script = probe.script();
-    assert_eq!(
-        script.matches("/etc/nginx/nginx.conf").count(),
-        2,
-        "once in the paths, once in the hash lines, before the branches:\n{script}"
-    );
-    assert!(
-        script.contains("debian-12)") && script.contains("debian-13)"),
-        "{script}"
-    );
-    let r13 = probe.request_for(DEBIAN_13).unwrap();
-    assert_eq!(r13.packages, ["php8.4-fpm"]);
-    let paths: Vec<&str> = r13.paths.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(
-        paths,
-        ["/etc/nginx/nginx.conf", "/etc/php/8.4/fpm/pool.d/x.conf"]
-    );
-    assert!(probe.request_for(crate::release::SUPPORTED[3]).is_none());
-    let out = std::process::Command::new("sh")
-        .arg("-n")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-#[test]
-fn a_path_several_sites_declare_is_asked_once() {
-    let mut d = desired_with(&[("/etc/a.conf", "a"), ("/etc/b.conf", "b")], &[]);
-    let shared = d.paths[0].clone();
-    d.paths.push(shared);
-    let r = ProbeRequest::for_desired(&d);
-    let paths: Vec<&str> = r.paths.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(paths, ["/etc/a.conf", "/etc/b.conf"]);
-    assert_eq!(
-        r.script().matches("/etc/a.conf").count(),
-        2,
-        "{}",
-        r.script()
-    );
-}
-
-#[test]
-fn the_release_line_is_read_first() {
-    assert_eq!(
-        os_of("banner\n@os debian 11 bullseye\n@init none\n"),
-        Some(("debian".into(), "11".into(), "bullseye".into()))
-    );
-    assert_eq!(os_of("@init none\n"), None);
+/// How old this machine's newest package list is, in seconds.
+fn package_lists_age_here() -> u64 {
+    let newest = std::fs::read_dir("/var/lib/apt/lists")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("Packages"))
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max()
+        .expect("this machine has package lists (tests/install-deps updates them)");
+    newest.elapsed().unwrap_or_default().as_secs()
 }
 
 /// The probe run for real by sh on this machine, on files and a process of the test's own: hashes
@@ -314,70 +49,35 @@ fn the_release_line_is_read_first() {
 fn the_probe_reads_files_and_pid_files_for_real() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    let same = d.join("same.conf");
-    let differs = d.join("differs.conf");
-    std::fs::write(&same, "as desired\n").unwrap();
-    std::fs::write(&differs, "changed by hand\n").unwrap();
+    let path = |p: &str| d.join(p).to_string_lossy().into_owned();
     let mut sleeper = std::process::Command::new("sleep")
         .arg("30")
         .spawn()
         .unwrap();
-    std::fs::write(d.join("up.pid"), format!("{}\n", sleeper.id())).unwrap();
-    std::fs::write(d.join("gone.pid"), "999999999\n").unwrap();
-    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
-    let r = ProbeRequest {
-        // Not installed here: the plan would install it, so the probe tells the lists' age.
-        packages: vec!["provision-no-such-package".into()],
-        paths: vec![
-            (path(&same), Some(sha256_hex(b"as desired\n"))),
-            (path(&differs), Some(sha256_hex(b"as desired\n"))),
-            (path(&d.join("missing.conf")), Some(sha256_hex(b"x"))),
-        ],
-        services: vec![
-            ("up".into(), Some((path(&d.join("up.pid")), "sleep".into()))),
-            (
-                "gone".into(),
-                Some((path(&d.join("gone.pid")), "sleep".into())),
-            ),
-            (
-                "wrong".into(),
-                Some((path(&d.join("up.pid")), "nginx".into())),
-            ),
-        ],
-        components: vec![],
-        trees: vec![],
-        besides: vec![],
-        accounts: vec![],
-    };
-    let script = r
+    let r = files_and_pid_files(d, sleeper.id());
+    let out = sh(&r
         .script()
-        .replace("/var/lib/provision", &path(&d.join("state")))
+        .replace("/var/lib/provision", &path("state"))
         // This machine may run systemd; the pid-file path is the one under test.
-        .replace("[ -d /run/systemd/system ]", "false");
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
+        .replace("[ -d /run/systemd/system ]", "false"));
     let _ = sleeper.kill();
     let _ = sleeper.wait();
-    let f = parse(&String::from_utf8_lossy(&out.stdout), &r).unwrap();
+    let f = parse(&out, &r).unwrap();
     assert!(matches!(
-        &f.paths[&path(&same)],
+        &f.paths[&path("same.conf")],
         PathFact::File { content: None, .. }
     ));
-    assert_eq!(f.content(&path(&differs)).unwrap(), b"changed by hand\n");
-    assert_eq!(f.paths[&path(&d.join("missing.conf"))], PathFact::Absent);
+    assert_eq!(
+        f.content(&path("differs.conf")).unwrap(),
+        b"changed by hand\n"
+    );
+    assert_eq!(f.paths[&path("missing.conf")], PathFact::Absent);
     // Owner and group by name, as this machine names them.
-    let named = std::process::Command::new("stat")
-        .args(["-c", "%U %G", &path(&same)])
-        .output()
-        .unwrap();
-    let named = String::from_utf8_lossy(&named.stdout);
+    let named = sh(&format!("stat -c '%U %G' {}", path("same.conf")));
     assert!(
-        matches!(&f.paths[&path(&same)], PathFact::File { owner, group, .. } if format!("{owner} {group}") == named.trim()),
+        matches!(&f.paths[&path("same.conf")], PathFact::File { owner, group, .. } if format!("{owner} {group}") == named.trim()),
         "{:?} vs {named}",
-        f.paths[&path(&same)]
+        f.paths[&path("same.conf")]
     );
     assert_eq!(
         (f.services["up"], f.services["gone"], f.services["wrong"]),
@@ -385,14 +85,7 @@ fn the_probe_reads_files_and_pid_files_for_real() {
     );
     // The package lists' age, from the same find and the clock read from /proc, agrees with
     // this machine's own view of its newest list.
-    let newest = std::fs::read_dir("/var/lib/apt/lists")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains("Packages"))
-        .filter_map(|e| e.metadata().ok()?.modified().ok())
-        .max()
-        .expect("this machine has package lists (tests/install-deps updates them)");
-    let age = newest.elapsed().unwrap_or_default().as_secs();
+    let age = package_lists_age_here();
     let probed = f.apt_lists_age.expect("the probe tells the lists' age");
     assert!(probed.abs_diff(age) <= 2, "probe {probed} s, here {age} s");
 
@@ -403,7 +96,7 @@ fn the_probe_reads_files_and_pid_files_for_real() {
     };
     let out = sh(&installed
         .script()
-        .replace("/var/lib/provision", &path(&d.join("state"))));
+        .replace("/var/lib/provision", &path("state")));
     let f = parse(&out, &installed).unwrap();
     assert!(f.packages["coreutils"].is_some());
     assert_eq!(f.apt_lists_age, None);
@@ -665,47 +358,6 @@ fn background_commands_come_back_to_their_components_beside_the_rest() {
     let different = Probe::new(&[(DEBIAN_12, &d12), (DEBIAN_13, &d13)]).script();
     assert!(!different.contains("bo=$!"), "{different}");
     assert_eq!(different.matches("{ sleep 0.2").count(), 2, "{different}");
-}
-
-/// A request for `accounts` alone.
-fn accounts_req(accounts: &[&str]) -> ProbeRequest {
-    ProbeRequest {
-        packages: vec![],
-        paths: vec![],
-        services: vec![],
-        components: vec![],
-        trees: vec![],
-        besides: vec![],
-        accounts: accounts.iter().map(|a| a.to_string()).collect(),
-    }
-}
-
-#[test]
-fn accounts_are_read_from_their_passwd_and_group_lines() {
-    let r = accounts_req(&["shop", "blog", "alice"]);
-    let out = "@os debian 12 bookworm\n\
-        @pw shop:x:998:997:[provision] site shop.example.com:/var/www/shop:/usr/sbin/nologin\n\
-        @gr shop:x:997:\n@pw alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash\n@gr alice:x:1000:\n@end\n";
-    let f = parse(out, &r).unwrap();
-    let shop = &f.users["shop"];
-    assert_eq!(
-        (shop.uid, shop.gid, shop.home.as_str()),
-        (998, 997, "/var/www/shop")
-    );
-    assert!(shop.is_provisions());
-    let alice = &f.users["alice"];
-    assert!(!alice.is_provisions());
-    assert_eq!(alice.shell, "/bin/bash");
-    assert_eq!(f.groups["shop"], 997);
-    assert!(!f.users.contains_key("blog") && !f.groups.contains_key("blog"));
-    for bad in [
-        "@pw shop:x:998\n",
-        "@pw shop:x:abc:1:c:/h:/s\n",
-        "@gr shop:x\n",
-    ] {
-        let e = parse(&format!("{bad}@end\n"), &r).unwrap_err();
-        assert!(e.0.contains("bad /etc/"), "{e}");
-    }
 }
 
 /// The real probe reads exactly the lines of the names asked: not a longer name that starts
