@@ -120,13 +120,23 @@ digest_of() {
 refuse() { ev_stale "$*"; exit 4; }
 stale() { refuse "$1 changed since it was planned; nothing was changed, plan again"; }
 
+# mode_owner PATH: "MODE USER:GROUP" as the probe's find names them: an owner or group with no name
+# on the host (a uid left by a removed user) by its number, which chown takes back; stat's %U
+# would say UNKNOWN, and a path the plan saw as owned by 1234 would look changed forever.
+mode_owner() {
+    set -- $(stat -c '%a %U %G %u %g' "$1") || return 1
+    [ "$2" != UNKNOWN ] || set -- "$1" "$4" "$3" "$4" "$5"
+    [ "$3" != UNKNOWN ] || set -- "$1" "$2" "$5" "$4" "$5"
+    echo "$1 $2:$3"
+}
+
 expect_absent() { [ ! -e "$1" ] && [ ! -L "$1" ] || stale "$1"; }
 expect_file() { # PATH DIGEST MODE OWNER
     [ -f "$1" ] && [ ! -L "$1" ] && [ "$(digest_of "$1" "${2%%:*}")" = "$2" ] \
-        && [ "$(stat -c '%a %U:%G' "$1")" = "$3 $4" ] || stale "$1"
+        && [ "$(mode_owner "$1")" = "$3 $4" ] || stale "$1"
 }
 expect_dir() { # PATH MODE OWNER
-    [ -d "$1" ] && [ ! -L "$1" ] && [ "$(stat -c '%a %U:%G' "$1")" = "$2 $3" ] || stale "$1"
+    [ -d "$1" ] && [ ! -L "$1" ] && [ "$(mode_owner "$1")" = "$2 $3" ] || stale "$1"
 }
 expect_link() { [ -L "$1" ] && [ "$(readlink "$1")" = "$2" ] || stale "$1"; }
 expect_other() { [ -e "$1" ] || stale "$1"; }
@@ -289,7 +299,7 @@ backup() {
             || fail "cannot keep a backup of $1 in $B (is the disk full?)"
         was=present
     elif [ -d "$1" ]; then
-        was="dir $(stat -c '%a %U:%G' "$1")"
+        was="dir $(mode_owner "$1")"
     elif [ -e "$1" ]; then
         fail "$1 is a special file; refusing to replace it"
     else
@@ -522,9 +532,9 @@ undo() {
                 ;;
             absent) if [ -d "$p" ] && [ ! -L "$p" ]; then rmdir "$p" 2> /dev/null; else rm -f "$p"; fi ;;
             dir*)
-                mode_owner=${how#dir }
+                how_dir=${how#dir }
                 [ -d "$p" ] || mkdir -p "$p"
-                chmod "${mode_owner% *}" "$p" && chown "${mode_owner#* }" "$p"
+                chmod "${how_dir% *}" "$p" && chown "${how_dir#* }" "$p"
                 ;;
         esac || FAILED="$FAILED $p"
     done << PROVISION_UNDO

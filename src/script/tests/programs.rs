@@ -14,6 +14,11 @@ fn program_of(script: &str) -> String {
     };
     let mut out = String::new();
     for line in program.lines() {
+        // The script's length moves with the library's text, which has tests of its own.
+        if line.starts_with("# --- end of the script, ") {
+            out.push_str("# --- end of the script, [length] bytes\n");
+            continue;
+        }
         // The archive's length (and so the offsets after it) moves with the time it carries.
         match line.strip_prefix("payload ") {
             Some(rest) if payload.is_some() => {

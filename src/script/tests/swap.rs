@@ -264,3 +264,78 @@ fn marking_an_older_generation_leaves_the_newer_ones_attention() {
     assert!(ok, "{out}");
     assert!(!state.join("attention").exists());
 }
+
+/// A uid and a gid no account of this machine names.
+fn nameless_ids() -> (u32, u32) {
+    let free = |db: &str, from: u32| {
+        (from..from + 1000)
+            .find(|id| {
+                !Command::new("getent")
+                    .args([db, &id.to_string()])
+                    .status()
+                    .unwrap()
+                    .success()
+            })
+            .unwrap()
+    };
+    (free("passwd", 40000), free("group", 40000))
+}
+
+/// A path owned by a uid or gid with no name (a user removed since) is named by its number, as the
+/// probe's find names it: the run that expects it as planned goes on, and a directory swapped and
+/// rolled back gets its numeric owner back. (stat's %U said UNKNOWN: such a path looked changed
+/// since the plan at every apply, forever.)
+#[test]
+fn a_path_whose_owner_has_no_name_is_expected_and_put_back_by_its_number() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (uid, gid) = nameless_ids();
+    let (f, dir) = (d.join("f"), d.join("dir"));
+    std::fs::write(&f, "as planned\n").unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    for p in [&f, &dir] {
+        assert!(
+            Command::new("chown")
+                .arg(format!("{uid}:{gid}"))
+                .arg(p)
+                .status()
+                .unwrap()
+                .success(),
+            "chown needs root: these tests run as root (tests/run)"
+        );
+    }
+    // What the probe reports, and so what the plan expects.
+    let probed = |p: &Path| {
+        let out = Command::new("find")
+            .arg(p)
+            .args(["-maxdepth", "0", "-printf", "%m %u:%g"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(probed(&f), format!("644 {uid}:{gid}"));
+    let digest = format!(
+        "sha256:{}",
+        crate::render::manifest::sha256_hex(b"as planned\n")
+    );
+    let (ok, out) = run_library(
+        d,
+        &format!(
+            "expect_file {} {digest} {}\nexpect_dir {} {}\nchanging apply test\nswap_dir {} 0750 root root\nfinish 10\n",
+            f.display(),
+            probed(&f),
+            dir.display(),
+            probed(&dir),
+            dir.display()
+        ),
+    );
+    assert!(ok && out.contains("@gen "), "{out}");
+    assert_eq!(probed(&dir), "750 root:root");
+    let gen = generation_of(&out);
+    let (ok, out) = run_library(
+        d,
+        &format!("expect_current {gen}\nrollback 'undo it' {gen}\nfinish 10\n"),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(probed(&dir), format!("755 {uid}:{gid}"));
+}
