@@ -45,8 +45,25 @@ pub struct Tree {
     pub release_command: Option<String>,
     /// Releases kept on the host, the live one included.
     pub keep: usize,
-    /// The PHP binary that lints the release's PHP files (not part of the id).
-    pub php: Option<String>,
+    /// What checks the release's files before it goes live, declared by the component that knows
+    /// their language (not part of the id).
+    pub check: Option<ReleaseCheck>,
+}
+
+/// A check of the files a new release receives, run on the host in the release directory before it
+/// goes live: its failure keeps the live release, and the apply changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReleaseCheck {
+    /// Which files it reads: those sent whose path ends so (`.php`).
+    pub files_ending: String,
+    /// What the files are called in its failure (`PHP files`).
+    pub files: String,
+    /// Who rejects them in its failure (`php8.2`).
+    pub tool: String,
+    /// A shell command run in the release directory with the files' paths on stdin, one a line;
+    /// failing rejects them. Left out of a saved plan: the tool names it there.
+    #[serde(skip)]
+    pub command: String,
 }
 
 impl Tree {
@@ -67,7 +84,7 @@ impl Tree {
             manifest,
             release_command,
             keep,
-            php: None,
+            check: None,
         }
     }
 

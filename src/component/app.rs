@@ -244,7 +244,7 @@ impl Component for AppComponent {
         site_config(cx, site, out)?;
         user_configs(cx, site, out, &mut entries)?;
         let mut tree = Tree::new(base, entries, opts.release_command.clone(), opts.keep);
-        tree.php = Some(format!("php{}", super::php::version(cx)?));
+        tree.check = Some(super::php::release_check(&super::php::version(cx)?));
         let (marker, id) = (tree.marker(), tree.id.clone());
         out.release(marker, tree);
         // The switch: one rename of a link. New code counts at once (PHP reloads: opcache and the

@@ -21,7 +21,7 @@ mod mariadb;
 mod nginx;
 pub use mariadb::switchover;
 mod out;
-mod php;
+pub(crate) mod php;
 mod registry;
 mod schedule;
 mod tls;

@@ -199,19 +199,22 @@ fn paths_to_stage<'p>(plan: &'p HostPlan, d: &'p Desired) -> Vec<&'p ManagedPath
     staged
 }
 
-/// The new releases' PHP linted, then each validator on the stage: once, or once per changed file
+/// The new releases' files checked, then each validator on the stage: once, or once per changed file
 /// it reads.
 fn validate(s: &mut String, plan: &HostPlan, releases: &[NewRelease]) {
     s.push_str("ev_phase validate\n");
     for r in releases {
-        if let Some(php) = &r.tree.php {
+        if let Some(c) = &r.tree.check {
             let _ = writeln!(
                 s,
-                "release_lint {} {} {} {}",
+                "release_check {} {} {} {} {} {} {}",
                 q(&r.tree.base),
                 q(&r.tree.id),
-                q(php),
-                r.block(3)
+                r.block(3),
+                q(&c.files_ending),
+                q(&c.files),
+                q(&c.tool),
+                q(&c.command)
             );
         }
     }

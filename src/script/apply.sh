@@ -357,39 +357,17 @@ release_build() {
     [ "$want" = "$have" ] || fail "release $2 has $have files and links once built, its manifest $want; nothing was changed"
 }
 
-# release_lint BASE ID PHP SUMS: the PHP files among those sent (SUMS) compiled, not run, in one
-# process (opcache_compile_file; php -l for a file it cannot take): thousands of files in seconds.
-release_lint() {
-    sed -n 's/^[0-9a-f]*  \(.*\.php\)$/\1/p' "$4" > "$S.lint"
-    [ -s "$S.lint" ] || return 0
-    cat > "$S.lint.php" << 'PROVISION_LINT'
-<?php
-$bad = 0;
-$oc = function_exists("opcache_compile_file") && ini_get("opcache.enable_cli");
-while (($f = fgets(STDIN)) !== false) {
-    $f = rtrim($f, "\n");
-    if ($f === "") continue;
-    try {
-        if ($oc && @opcache_compile_file($f)) continue;
-        if (!$oc) { token_get_all(file_get_contents($f), TOKEN_PARSE); continue; }
-        $out = [];
-        exec(escapeshellarg(PHP_BINARY) . " -l " . escapeshellarg($f) . " 2>&1", $out, $rc);
-        if ($rc !== 0) {
-            echo implode("\n", array_filter($out, fn($l) => $l !== "" && !str_starts_with($l, "Errors parsing"))), "\n";
-            $bad = 1;
-        }
-    } catch (\Throwable $e) {
-        echo "$f:{$e->getLine()}: {$e->getMessage()}\n";
-        $bad = 1;
-    }
-}
-exit($bad);
-PROVISION_LINT
-    out=$(cd "$1/releases/$2" && "$3" -d opcache.enable_cli=1 -d display_errors=0 -d log_errors=0 \
-        -d opcache.memory_consumption=256 -d opcache.max_accelerated_files=100000 -d opcache.file_cache= \
-        "$S.lint.php" < "$S.lint" 2>&1 9>&-) || {
+# release_check BASE ID SUMS ENDING FILES TOOL COMMAND: the files sent (SUMS) whose path ends in
+# ENDING checked by COMMAND, run in the release with their paths on stdin, one a line. Its failure
+# (TOOL rejected FILES) fails the apply before anything is changed.
+release_check() {
+    sed -n 's/^[0-9a-f]*  //p' "$3" | while IFS= read -r f; do
+        case "$f" in *"$4") printf '%s\n' "$f" ;; esac
+    done > "$S.check"
+    [ -s "$S.check" ] || return 0
+    out=$(cd "$1/releases/$2" && sh -c "$7" < "$S.check" 2>&1 9>&-) || {
         show "$out"
-        fail "validation failed: $3 rejected PHP files of release $2; nothing was changed"
+        fail "validation failed: $6 rejected $5 of release $2; nothing was changed"
     }
 }
 

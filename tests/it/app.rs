@@ -1,7 +1,7 @@
 //! End-to-end: a user's application deployed as releases on a fresh plain lab host: config file
-//! from the user's template, shared directory, release command, delta deploys, rollback, a failing
-//! release command that keeps the old release live, and a deploy under load where every answer is
-//! wholly one release.
+//! from the user's template, shared directory, release command, delta deploys, rollback, a PHP
+//! syntax error and a failing release command that keep the old release live, and a deploy under
+//! load where every answer is wholly one release.
 
 use crate::lab::*;
 use crate::load::Load;
@@ -228,6 +228,26 @@ fn releases(dir: &Path, inv: &Path, addr: &str, host: &str) {
         ssh(addr, &format!("readlink {BASE}/current")).trim(),
         live.trim()
     );
+
+    // A PHP syntax error in a file sent: the release's check on the host refuses it before anything
+    // changes (exit 1, naming PHP, the files and where PHP stopped), the old release serves.
+    write_app(dir, "v3");
+    let broken = dir.join("app/lib/broken.php");
+    std::fs::write(&broken, "<?php\nfunction broken() {\n    return 1 +;\n}\n").unwrap();
+    let done = Run::new(&["apply", "-i", &i]).output().status(1);
+    let said = format!("{}\n{}", done.stdout(), done.stderr());
+    assert!(
+        said.contains("validation failed: php")
+            && said.contains(" rejected PHP files of release ")
+            && said.contains("lib/broken.php:3: syntax error"),
+        "{said}"
+    );
+    assert_eq!(
+        ssh(addr, &format!("readlink {BASE}/current")).trim(),
+        live.trim()
+    );
+    assert!(body(addr).contains("app v1 consistent db ok"));
+    std::fs::remove_file(&broken).unwrap();
 
     // A release command that fails: exit 1, the switch does not happen, the old release serves.
     write_app(dir, "v3");

@@ -165,11 +165,11 @@ fn with_an_account() -> (HostPlan, Desired) {
 }
 
 /// A new release of two files beside the live one, which has one of them, added to the plan as a
-/// change of its marker (linted with `php` when given): the new release, the live one, the delta.
+/// change of its marker (checked by `check` when given): the new release, the live one, the delta.
 fn with_a_release(
     p: &mut HostPlan,
     d: &mut Desired,
-    php: Option<&str>,
+    check: Option<crate::tree::ReleaseCheck>,
 ) -> (crate::tree::Tree, crate::tree::Tree, crate::tree::Delta) {
     use crate::tree::Tree;
     let files = vec![
@@ -178,7 +178,7 @@ fn with_a_release(
     ];
     let old = Tree::new("/var/www/x", vec![files[1].clone()], None, 5);
     let mut tree = Tree::new("/var/www/x", files, Some("php migrate.php".into()), 5);
-    tree.php = php.map(str::to_string);
+    tree.check = check;
     let delta = tree.delta(Some((&old.id, old.manifest())));
     let marker = ManagedPath {
         path: tree.marker(),

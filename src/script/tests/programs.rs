@@ -42,7 +42,11 @@ fn program_of(script: &str) -> String {
 fn everything() -> (HostPlan, Desired) {
     let (mut p, mut d) = with_an_account();
     p.update_package_lists = None;
-    with_a_release(&mut p, &mut d, Some("php8.2"));
+    with_a_release(
+        &mut p,
+        &mut d,
+        Some(crate::component::php::release_check("8.2")),
+    );
     with_a_whole_tree_validator(&mut p, &mut d);
     for (state, path, before) in a_path_of_each_shape() {
         let desired = ManagedPath {

@@ -122,3 +122,89 @@ fn a_rollback_to_a_release_that_is_gone_is_refused_naming_the_oldest_reachable_g
     );
     assert_eq!(live_release(&base), "releases/R3");
 }
+
+/// The PHP version of this machine's `php`, which the check of a release runs as `php<version>`.
+fn local_php_version() -> String {
+    let out = Command::new("php")
+        .args(["-r", "echo PHP_MAJOR_VERSION, '.', PHP_MINOR_VERSION;"])
+        .output()
+        .expect("php (php-cli) runs the release checks' tests");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Release `id` at `base` holding `files`, its sums file listing those `sent` (the rest came from
+/// the live release by hard links): the sums file.
+fn release_with(
+    base: &Path,
+    id: &str,
+    files: &[(&str, &str)],
+    sent: &[&str],
+) -> std::path::PathBuf {
+    let rel = base.join("releases").join(id);
+    let mut sums = String::new();
+    for (path, text) in files {
+        let f = rel.join(path);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, text).unwrap();
+        if sent.contains(path) {
+            sums.push_str(&format!(
+                "{}  {path}\n",
+                crate::render::manifest::sha256_hex(text.as_bytes())
+            ));
+        }
+    }
+    let f = base.join(format!("{id}.sums"));
+    std::fs::write(&f, sums).unwrap();
+    f
+}
+
+/// The check of a release's PHP files, on the host library for real: the PHP files sent are
+/// compiled in the release, a syntax error in one fails the apply naming the tool, the files, the
+/// release and where PHP stopped; a file not sent (kept from the live release) and a file that is
+/// not PHP are not read.
+#[test]
+fn the_php_check_of_a_release_rejects_a_syntax_error_in_a_php_file_sent() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let base = d.join("www");
+    let check = crate::component::php::release_check(&local_php_version());
+    let files = [
+        ("index.php", "<?php\nrequire __DIR__ . '/lib/a.php';\n"),
+        ("lib/a.php", "<?php\nfunction a() {\n    return 1 +;\n}\n"),
+        ("kept.php", "<?php $kept = ;\n"),
+        ("notes.txt", "<?php $not_php = ;\n"),
+    ];
+    let call = |sums: &Path| {
+        format!(
+            "release_check {} R1 {} {} {} {} {}\necho checked\n",
+            base.display(),
+            sums.display(),
+            q(&check.files_ending),
+            q(&check.files),
+            q(&check.tool),
+            q(&check.command)
+        )
+    };
+
+    let sums = release_with(
+        &base,
+        "R1",
+        &files,
+        &["index.php", "lib/a.php", "notes.txt"],
+    );
+    let (ok, out) = run_library(d, &call(&sums));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "validation failed: {} rejected PHP files of release R1; nothing was changed",
+            check.tool
+        )),
+        "{out}"
+    );
+    assert!(out.contains("lib/a.php:3: syntax error"), "{out}");
+    assert!(!out.contains("kept.php") && !out.contains("notes.txt") && !out.contains("checked"));
+
+    let sums = release_with(&base, "R1", &files, &["index.php", "notes.txt"]);
+    let (ok, out) = run_library(d, &call(&sums));
+    assert!(ok && out.contains("checked"), "{out}");
+}
