@@ -1311,10 +1311,11 @@ fn a_rolling_apply_under_load_fails_no_request(inv: &str) {
     assert!(tally.ok > 0, "{tally:?}");
     // Failures only inside the detection window: checks every 1 s, down after 2 failures, then
     // the sessions it had are cut (their clients are answered at once, not after a timeout). The
-    // window is 10 s: with 50 clients making a TLS handshake per request, the balancers share
-    // the machine's two cores with them, and a mark-down was seen 7.5 s after the cut.
+    // window is 15 s: with 50 clients making a TLS handshake per request, the balancers share
+    // the machine's two cores with them, and a mark-down was seen 7.5 s after the cut, and
+    // 10.1 s with other tests and builds beside (every failure then at once, the cut sessions).
     assert!(
-        tally.failures.iter().all(|(t, _)| *t >= 5.0 && *t < 15.0),
+        tally.failures.iter().all(|(t, _)| *t >= 5.0 && *t < 20.0),
         "{tally:?}"
     );
     // Back to the inventory's own templates (rolling again).
