@@ -15,7 +15,7 @@ use std::collections::HashSet;
 pub const NEVER_FETCH: &str = "+";
 
 /// What the probe must ask about one host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ProbeRequest {
     pub packages: Vec<String>,
     /// Managed paths with the sha256 the file should have (`None` for non-files, or to always fetch).

@@ -193,4 +193,4 @@ pub fn for_display(script: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

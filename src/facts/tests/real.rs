@@ -169,13 +169,8 @@ fn always_fetched_files_come_back_exactly() {
     paths.push((long.to_string_lossy().into_owned(), None));
     paths.push((path("hard"), None));
     let r = ProbeRequest {
-        packages: vec![],
         paths,
-        services: vec![],
-        components: vec![],
-        trees: vec![],
-        besides: vec![],
-        accounts: vec![],
+        ..Default::default()
     };
     let text = run_probe(&r);
     assert_eq!(text.matches("@files ").count(), 1, "{text}");
@@ -265,7 +260,6 @@ fn paths_are_answered_in_step_whatever_lies_between_them() {
     std::os::unix::fs::symlink(path("differs"), path("link")).unwrap();
     let want = Some(sha256_hex(b"as desired\n"));
     let r = ProbeRequest {
-        packages: vec![],
         paths: vec![
             (path("missing-first"), want.clone()),
             (path("dir"), None),
@@ -278,11 +272,7 @@ fn paths_are_answered_in_step_whatever_lies_between_them() {
             (path("missing-late"), want.clone()),
             (path("last"), want.clone()),
         ],
-        services: vec![],
-        components: vec![],
-        trees: vec![],
-        besides: vec![],
-        accounts: vec![],
+        ..Default::default()
     };
     let text = run_probe(&r);
     let f = parse(&text, &r).unwrap();

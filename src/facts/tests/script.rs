@@ -9,17 +9,7 @@ fn the_probe_quotes_every_path_and_is_valid_sh() {
         .push(("/var/www/it's $(here)".into(), Some("x".into())));
     let script = r.script();
     assert!(script.contains("'/var/www/it'\\''s $(here)'"), "{script}");
-    let out = std::process::Command::new("sh")
-        .arg("-n")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::script::tests::sh_n(&script);
 }
 
 #[test]
@@ -90,17 +80,7 @@ fn one_probe_asks_every_candidate_release_and_shares_what_they_have_in_common() 
         ["/etc/nginx/nginx.conf", "/etc/php/8.4/fpm/pool.d/x.conf"]
     );
     assert!(probe.request_for(crate::release::SUPPORTED[3]).is_none());
-    let out = std::process::Command::new("sh")
-        .arg("-n")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::script::tests::sh_n(&script);
 }
 
 #[test]

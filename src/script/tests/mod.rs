@@ -85,7 +85,8 @@ fn runner() -> Runner<'static> {
     }
 }
 
-fn sh_n(script: &str) {
+/// `script` parses as sh (`sh -n`); the facts tests check their probe with it too.
+pub(crate) fn sh_n(script: &str) {
     let out = Command::new("sh")
         .arg("-n")
         .arg("-c")
