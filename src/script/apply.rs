@@ -153,11 +153,11 @@ fn stage<'p>(
     let mut dirs: Vec<&String> = plan.validators.iter().flat_map(|v| &v.stage).collect();
     dirs.sort();
     dirs.dedup();
-    for dir in dirs {
+    for dir in &dirs {
         let _ = writeln!(s, "stage_copy {}", q(dir));
     }
     s.push_str("stage_relink\n");
-    let staged = paths_to_stage(plan, d);
+    let staged = paths_to_stage(plan, d, &dirs);
     for (i, p) in staged.iter().enumerate() {
         stage_path(s, p, i);
     }
@@ -177,19 +177,35 @@ fn stage<'p>(
     staged
 }
 
-/// Every path a whole-tree validator reads (so it sees the whole new config) and every changed
-/// path; per-file validators read only the changed files.
-fn paths_to_stage<'p>(plan: &'p HostPlan, d: &'p Desired) -> Vec<&'p ManagedPath> {
+/// Every changed path, and every path a whole-tree validator reads (so it sees the whole new
+/// config) that the stage does not hold yet: an unchanged path inside a directory copied from the
+/// live tree is there already, as it is live, which is as desired. Adding one site to a host of
+/// fifty then stages that site's files, not every vhost and pool again.
+fn paths_to_stage<'p>(
+    plan: &'p HostPlan,
+    d: &'p Desired,
+    copied: &[&String],
+) -> Vec<&'p ManagedPath> {
     let whole: Vec<&str> = plan
         .validators
         .iter()
         .filter(|v| !v.per_file)
         .map(|v| v.name.as_str())
         .collect();
+    let in_stage = |path: &str| {
+        copied.iter().any(|dir| {
+            path.strip_prefix(dir.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+    };
+    let changes: std::collections::HashSet<&str> =
+        plan.changes.iter().map(|c| c.path.as_str()).collect();
+    let changed = |path: &str| changes.contains(path);
     let mut staged: Vec<&ManagedPath> = d
         .paths
         .iter()
         .filter(|p| p.validator.as_deref().is_some_and(|v| whole.contains(&v)))
+        .filter(|p| changed(&p.path) || !in_stage(&p.path))
         .collect();
     for c in &plan.changes {
         if !staged.iter().any(|p| p.path == c.path) {

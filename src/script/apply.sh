@@ -200,7 +200,7 @@ account() {
 # The stage: a copy of the live config dirs the validators read, with the new files laid over it.
 stage_begin() {
     export R
-    mkdir -p "$S/new" "$R" && chmod 700 "$S" || fail "cannot create the stage"
+    mkdir -p "$S/new" "$R" && chmod 700 "$S" && R_REAL=$(realpath "$R") || fail "cannot create the stage"
     STAGED=
 }
 
@@ -213,12 +213,12 @@ stage_copy() {
 }
 
 # Absolute links in the stage that point into a staged dir point into the stage instead, so the
-# validators read the staged files, not the live ones.
+# validators read the staged files, not the live ones. find lists only absolute links, each with its
+# target: a relative link (every site's vhost link) stays inside the stage anyway, and a readlink
+# per link was a process per site.
 stage_relink() {
     [ -n "$STAGED" ] || return 0
-    find "$R" -type l | while IFS= read -r l; do
-        t=$(readlink "$l")
-        case "$t" in /*) ;; *) continue ;; esac
+    find "$R" -type l -lname '/*' -printf '%l\t%p\n' | while IFS="$TAB" read -r t l; do
         for d in $STAGED; do
             case "$t" in "$d" | "$d"/*) ln -sfn "$R$t" "$l" ;; esac
         done
@@ -228,11 +228,10 @@ stage_relink() {
 # stage_guard PATH: PATH's parent in the stage resolves inside the stage (never through a link into
 # the live tree); creates it.
 stage_guard() {
-    a=$(dirname "$R$1")
-    while [ ! -e "$a" ]; do a=$(dirname "$a"); done
-    root=$(realpath "$R")
-    case "$(realpath "$a")/" in "$root"/*) ;; *) fail "staging $1: a link in the staged tree leads outside it ($a); nothing was changed" ;; esac
-    mkdir -p "$(dirname "$R$1")" || fail "cannot stage $1"
+    a=$R${1%/*}
+    while [ ! -e "$a" ]; do a=${a%/*}; done
+    case "$(realpath "$a")/" in "$R_REAL"/*) ;; *) fail "staging $1: a link in the staged tree leads outside it ($a); nothing was changed" ;; esac
+    mkdir -p "$R${1%/*}" || fail "cannot stage $1"
 }
 
 # stage_file N PATH: the new content of PATH, base64 on stdin, kept as $S/new/N and laid into the stage.

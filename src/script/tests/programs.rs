@@ -78,7 +78,9 @@ fn update(desired: ManagedPath, before: Shape) -> crate::plan::Change {
     }
 }
 
-/// Nginx's validator reads its whole tree: a file of it that did not change is staged too.
+/// Nginx's validator reads its whole tree: a file of it that did not change is staged too when it
+/// lies outside the directories copied into the stage (the certificate), not when it lies inside
+/// (nginx.conf: the copy holds it).
 fn with_a_whole_tree_validator(p: &mut HostPlan, d: &mut Desired) {
     let nginx = |path: &str, content: &[u8]| ManagedPath {
         path: path.into(),
@@ -97,6 +99,8 @@ fn with_a_whole_tree_validator(p: &mut HostPlan, d: &mut Desired) {
     };
     let site = nginx("/etc/nginx/sites-enabled/x", b"server {}\n");
     d.paths.push(nginx("/etc/nginx/nginx.conf", b"events {}\n"));
+    d.paths
+        .push(nginx("/etc/ssl/provision/x.pem", b"certificate\n"));
     d.paths.push(site.clone());
     p.changes.push(update(
         site,

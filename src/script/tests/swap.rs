@@ -114,6 +114,45 @@ fn staging_never_writes_through_a_link_into_the_live_tree() {
     );
 }
 
+/// A staged dir's absolute link into a staged dir is turned into the stage, so the validator reads
+/// the staged file; an absolute link elsewhere and a relative link are left as they are.
+#[test]
+fn absolute_links_into_a_staged_dir_point_into_the_stage() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let live = d.join("live");
+    for dir in ["etc/web/available", "etc/web/enabled", "usr/share/web"] {
+        std::fs::create_dir_all(live.join(dir)).unwrap();
+    }
+    std::fs::write(live.join("etc/web/available/a.conf"), "a\n").unwrap();
+    std::fs::write(live.join("usr/share/web/m.conf"), "m\n").unwrap();
+    let link = |target: std::path::PathBuf, name: &str| {
+        std::os::unix::fs::symlink(target, live.join("etc/web/enabled").join(name)).unwrap()
+    };
+    link(live.join("etc/web/available/a.conf"), "absolute.conf");
+    link(live.join("usr/share/web/m.conf"), "elsewhere.conf");
+    link("../available/a.conf".into(), "relative.conf");
+    let l = live.display();
+    let e = format!("{l}/etc/web/enabled");
+    let program = format!(
+        "stage_begin\nstage_copy {l}/etc/web\nstage_relink\n\
+         for f in absolute elsewhere relative; do readlink \"$R{e}/$f.conf\"; done > {d}/links\nev_done\n",
+        d = d.display()
+    );
+    let (ok, out) = run_library(d, &program);
+    assert!(ok, "{out}");
+    let stage = std::fs::read_to_string(d.join("links")).unwrap();
+    let lines: Vec<&str> = stage.lines().collect();
+    assert_eq!(lines.len(), 3, "{stage}");
+    assert!(
+        lines[0].ends_with(&format!("{l}/etc/web/available/a.conf"))
+            && lines[0] != format!("{l}/etc/web/available/a.conf"),
+        "{stage}"
+    );
+    assert_eq!(lines[1], format!("{l}/usr/share/web/m.conf"));
+    assert_eq!(lines[2], "../available/a.conf");
+}
+
 #[test]
 fn a_top_level_link_is_staged_as_a_real_directory() {
     let t = tempfile::tempdir().unwrap();
