@@ -304,7 +304,7 @@ fn run_handlers(
     }
     for st in &plan.steps {
         if let Target::Service(name) = &st.handler.target {
-            let _ = writeln!(s, "remember_service {}", q(name));
+            let _ = writeln!(s, "remember_service {}{}", q(name), pid_args(d, name));
         }
     }
     for st in &plan.steps {
@@ -333,12 +333,24 @@ fn handler(h: &Handler, d: &Desired) -> String {
                 .find(|x| &x.name == name)
                 .and_then(|x| x.plain_reload.as_deref())
                 .filter(|_| action == Action::Reload);
-            match plain {
-                Some(cmd) => format!("handler {line} {verb} {} {}\n", q(name), q(cmd)),
-                None => format!("handler {line} {verb} {}\n", q(name)),
+            match (plain, pid_args(d, name)) {
+                (Some(cmd), pid) => format!("handler {line} {verb} {} {}{pid}\n", q(name), q(cmd)),
+                (None, pid) if pid.is_empty() => format!("handler {line} {verb} {}\n", q(name)),
+                (None, pid) => format!("handler {line} {verb} {} ''{pid}\n", q(name)),
             }
         }
     }
+}
+
+/// ` PIDFILE PROCESS` of a service that has them: how `apply.sh` tells, without systemd, that it
+/// stopped or runs (see `Service::pidfile`); empty otherwise.
+fn pid_args(d: &Desired, name: &str) -> String {
+    d.services
+        .iter()
+        .find(|x| x.name == name)
+        .and_then(|x| x.pidfile.as_ref())
+        .map(|(file, process)| format!(" {} {}", q(file), q(process)))
+        .unwrap_or_default()
 }
 
 /// The guard a guarded generation leaves behind on the host (`apply.sh`'s `guard_arm` starts it

@@ -424,8 +424,11 @@ release_whole() {
     [ -d "$1" ] && [ -f "${1%/releases/*}/.provision/${1##*/}.manifest" ]
 }
 
-# svc ACTION NAME [PLAIN_RELOAD]: systemctl where systemd runs, the init script elsewhere (or the
-# service's own reload command, when its init script's reload is not seamless).
+# svc ACTION NAME [PLAIN_RELOAD [PIDFILE PROCESS]]: systemctl where systemd runs, the init script
+# elsewhere (or the service's own reload command, when its init script's reload is not seamless).
+# Without systemd a stop is done once the process its pid file names is gone, and a start once the
+# new one runs: Debian 12's keepalived script returns from `stop` while the daemon still stops, and
+# its `start` then finds it running, says "failed" and exits 0, which left none running.
 svc() {
     if [ -d /run/systemd/system ]; then
         case "$1" in
@@ -435,27 +438,53 @@ svc() {
     else
         case "$1" in
             reload)
-                { service "$2" status > /dev/null 2>&1 &&
+                { svc_active "$2" "${4:-}" "${5:-}" &&
                     if [ -n "${3:-}" ]; then sh -c "$3"; else service "$2" reload; fi; } ||
-                    service "$2" restart ;;
-            restart) service "$2" stop > /dev/null 2>&1; service "$2" start ;;
+                    svc restart "$2" "" "${4:-}" "${5:-}" ;;
+            restart) svc stop "$2" "" "${4:-}" "${5:-}" > /dev/null 2>&1; svc start "$2" "" "${4:-}" "${5:-}" ;;
+            start | stop)
+                service "$2" "$1" || return 1
+                [ -n "${4:-}" ] || return 0
+                svc_n=0
+                until svc_settled "$1" "$2" "$4" "$5"; do
+                    svc_n=$((svc_n + 1))
+                    [ "$svc_n" -le 300 ] || { echo "$2 did not $1 within 30 s"; return 1; }
+                    sleep 0.1
+                done
+                ;;
             *) service "$2" "$1" ;;
         esac
     fi
 }
 
+# svc_active NAME [PIDFILE PROCESS]: whether the service runs: systemd's word, or the process its pid
+# file names (the facts probe asks the same; Debian's keepalived script has no `status`), or its init
+# script's status.
 svc_active() {
-    if [ -d /run/systemd/system ]; then systemctl is-active --quiet "$1"; else service "$1" status > /dev/null 2>&1; fi
+    if [ -d /run/systemd/system ]; then systemctl is-active --quiet "$1"
+    elif [ -n "${2:-}" ]; then
+        svc_p=
+        svc_c=
+        { read -r svc_p < "$2"; } 2> /dev/null
+        [ -n "$svc_p" ] && { read -r svc_c < "/proc/$svc_p/comm"; } 2> /dev/null
+        [ "$svc_c" = "$3" ]
+    else service "$1" status > /dev/null 2>&1; fi
 }
 
-# remember_service NAME: its run state before this generation touched it (for a rollback).
+# svc_settled start|stop NAME PIDFILE PROCESS: the service runs after a start, is gone after a stop.
+svc_settled() {
+    if svc_active "$2" "$3" "$4"; then [ "$1" = start ]; else [ "$1" = stop ]; fi
+}
+
+# remember_service NAME [PIDFILE PROCESS]: its run state before this generation touched it (for a
+# rollback), with how to tell it.
 remember_service() {
-    if svc_active "$1"; then st=active; else st=inactive; fi
-    printf '%s %s\n' "$1" "$st" >> "$B/services"
+    if svc_active "$1" "${2:-}" "${3:-}"; then st=active; else st=inactive; fi
+    printf '%s %s %s %s\n' "$1" "$st" "${2:-}" "${3:-}" >> "$B/services"
 }
 
-# handler LINE ACTION NAME [COMMAND]: runs one handler (a service action, or a step's command);
-# daemons it starts must not inherit the lock.
+# handler LINE ACTION NAME [COMMAND [PIDFILE PROCESS]]: runs one handler (a service action, or a
+# step's command); daemons it starts must not inherit the lock.
 handler() {
     line=$1
     if [ "$2" = run ]; then
@@ -463,7 +492,7 @@ handler() {
         mkdir -p "$B/steps" && printf '%s\n' "$4" > "$B/steps/$3"
         out=$(sh -c "$4" 2>&1 9>&-)
     else
-        out=$(svc "$2" "$3" "${4:-}" 2>&1 9>&-)
+        out=$(svc "$2" "$3" "${4:-}" "${5:-}" "${6:-}" 2>&1 9>&-)
     fi || { show "$out"; fail "$line failed"; }
     echo "$line" >> "$B/ran"
     ev_did "$line"
@@ -525,15 +554,15 @@ PROVISION_UNDO
 # earlier passwords back).
 restore_services() {
     services=$(for g in "$@"; do [ -f "$g/services" ] && cat "$g/services"; done \
-        | awk '{ state[$1] = $2; if (!seen[$1]++) order[n++] = $1 } END { for (i = n - 1; i >= 0; i--) print order[i], state[order[i]] }')
-    while read -r name before; do
+        | awk '{ state[$1] = $2 " " $3 " " $4; if (!seen[$1]++) order[n++] = $1 } END { for (i = n - 1; i >= 0; i--) print order[i], state[order[i]] }')
+    while read -r name before pidfile process; do
         [ -n "$name" ] || continue
         if [ "$before" = inactive ]; then
-            svc stop "$name" > /dev/null 2>&1 9>&-
+            svc stop "$name" "" "$pidfile" "$process" > /dev/null 2>&1 9>&-
             echo "stop $name" >> "$B/ran"
             ev_did "stop $name"
         else
-            if out=$(svc restart "$name" 2>&1 9>&-); then ev_did "restart $name"; else
+            if out=$(svc restart "$name" "" "$pidfile" "$process" 2>&1 9>&-); then ev_did "restart $name"; else
                 show "$out"
                 FAILED="$FAILED restart $name"
             fi

@@ -28,6 +28,13 @@ fn conf() -> ManagedPath {
 fn plan() -> (HostPlan, Desired) {
     let mut d = Desired::new("web-01");
     d.paths = vec![conf()];
+    d.services = vec![crate::desired::Service {
+        name: "php8.2-fpm".into(),
+        package: "php8.2-fpm".into(),
+        component: "php".into(),
+        pidfile: Some(("/run/php/php8.2-fpm.pid".into(), "php-fpm8.2".into())),
+        plain_reload: None,
+    }];
     d.steps = vec![Step {
         name: "db".into(),
         component: "mariadb".into(),
@@ -217,5 +224,6 @@ mod guard;
 mod lock;
 mod programs;
 mod releases;
+mod services;
 mod swap;
 mod text;

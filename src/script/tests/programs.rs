@@ -169,7 +169,7 @@ fn with_a_plain_reload_and_a_guarded_restart(p: &mut HostPlan, d: &mut Desired) 
         name: "nginx".into(),
         package: "nginx".into(),
         component: "nginx".into(),
-        pidfile: None,
+        pidfile: Some(("/run/nginx.pid".into(), "nginx".into())),
         plain_reload: Some("nginx -s reload".into()),
     });
     d.guarded.push(Guarded {
