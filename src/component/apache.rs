@@ -137,13 +137,7 @@ fn retired_files(cx: &Cx, files: &mut Scope) {
     files.absent("/etc/apache2/conf-enabled/provision-mpm.conf");
     files.absent("/etc/apache2/conf-available/provision-mpm.conf");
     files.absent("/etc/apache2/sites-enabled/000-default.conf");
-    for g in super::app::gone(cx) {
-        for dir in ["sites-enabled", "sites-available"] {
-            files
-                .absent(format!("/etc/apache2/{dir}/{}.conf", g.domain))
-                .because(super::app::gone_because(&g));
-        }
-    }
+    super::app::vhosts_gone(cx, files, "/etc/apache2");
 }
 
 /// Apache's modules: `(name, with a .conf, enabled)`; mod_php (`php_mod`) and the prefork MPM

@@ -16,7 +16,7 @@ mod database;
 mod retired;
 
 pub use database::{data as database_data, sql as database_sql};
-pub use retired::{gone, gone_because, Gone, RETIRED};
+pub use retired::{gone, gone_because, vhosts_gone, Gone, RETIRED};
 use retired::{record, record_path};
 
 pub struct AppComponent;

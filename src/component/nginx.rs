@@ -58,13 +58,7 @@ impl Component for Nginx {
             "../sites-available/provision-status.conf",
         );
         files.absent("/etc/nginx/sites-enabled/default");
-        for g in super::app::gone(cx) {
-            for dir in ["sites-enabled", "sites-available"] {
-                files
-                    .absent(format!("/etc/nginx/{dir}/{}.conf", g.domain))
-                    .because(super::app::gone_because(&g));
-            }
-        }
+        super::app::vhosts_gone(cx, &mut files, "/etc/nginx");
         out.validator(
             "nginx",
             "nginx -t -q -c {root}/etc/nginx/nginx.conf",

@@ -2,7 +2,7 @@
 //! and what goes (its configuration; each component removes its own part, with `gone_because`).
 
 use super::config_dir;
-use crate::component::{Cx, Out};
+use crate::component::{Cx, Out, Scope};
 use crate::spec::Site;
 
 /// The site's record on a web host that serves it (no secret): what provision knows of a site
@@ -73,6 +73,18 @@ pub(super) fn record(site: &Site) -> String {
 /// The reason a path of a gone site goes.
 pub fn gone_because(g: &Gone) -> String {
     format!("site {} left the inventory", g.domain)
+}
+
+/// The vhost, and its link, of each site that left, in a web server's directory (`/etc/nginx`,
+/// `/etc/apache2`): `sites-available/DOMAIN.conf` and `sites-enabled/DOMAIN.conf`.
+pub fn vhosts_gone(cx: &Cx, files: &mut Scope, dir: &str) {
+    for g in gone(cx) {
+        for sub in ["sites-enabled", "sites-available"] {
+            files
+                .absent(format!("{dir}/{sub}/{}.conf", g.domain))
+                .because(gone_because(&g));
+        }
+    }
 }
 
 /// Each gone site's configuration goes and its record is kept (see `AppComponent::render`).
