@@ -299,6 +299,7 @@ fn an_invalid_override_fails_the_check_and_names_the_tool() {
             "mariadb: FAILED",
         ),
         ("bind/zone.db", "www IN CNAME elsewhere\n", "bind: FAILED"),
+        ("bind/zone.db", "x IN A 198.18.0.999\n", "bind: FAILED"),
         ("app/index.php", "<?php $x = ;\n", "php-lint: FAILED"),
         (
             "haproxy/haproxy.cfg",
