@@ -73,14 +73,22 @@ pub(super) fn sql_path(site: &Site) -> String {
     format!("{SQL_DIR}/{}.sql", site.database.name)
 }
 
-/// The primary's bootstrap: every site's SQL, one after the other (each is idempotent).
+/// The primary's bootstrap: every site's SQL, one after the other (each is idempotent), read by
+/// one client (one process and connection for fifty sites, not one each); the first error stops
+/// it (`source` alone goes on past one and exits 0), naming the file and line.
 fn bootstrap_command(spec: &Spec) -> String {
-    let runs: Vec<String> = spec
+    let files: Vec<String> = spec
         .sites
         .iter()
-        .map(|s| format!("mariadb < {}", crate::quote::shell_word(&sql_path(s))))
+        .map(|s| crate::quote::shell_word(&sql_path(s)))
         .collect();
-    runs.join(" && ")
+    if files.is_empty() {
+        return "true".into();
+    }
+    format!(
+        "printf 'source %s\\n' {} | mariadb --abort-source-on-error",
+        files.join(" ")
+    )
 }
 
 /// A server id of the host's own, from its name (FNV-1a, in 1..=2^32-2): stable whatever hosts are
@@ -349,6 +357,162 @@ mod tests {
     /// A probe's answer as the parsers get it (shared by the replica and switchover tests).
     pub(super) fn lines(s: &str) -> Vec<String> {
         s.lines().map(str::to_string).collect()
+    }
+
+    /// The bootstrap of several sites, run by this machine's MariaDB client against a server of
+    /// the test's own (its own data directory and socket, ended by its PID): every site's SQL in
+    /// order, and the first error stops the run, failing it and naming its file.
+    #[test]
+    fn the_bootstrap_runs_each_sites_sql_and_stops_at_the_first_error() {
+        let t = tempfile::tempdir().unwrap();
+        let inv = t.path().join("three.toml");
+        let mut text = String::new();
+        for n in ["one", "two", "three"] {
+            text += &format!(
+                "[[sites]]\nname = \"{n}\"\ndomain = \"{n}.example\"\nstack = \"lemp\"\n\
+                 [sites.database]\nname = \"{n}\"\nuser = \"{n}\"\npassword_env = \"PATH\"\n\
+                 [sites.dns]\nsoa_contact = \"hostmaster@{n}.example\"\n\n"
+            );
+        }
+        text += "[[hosts]]\nname = \"h\"\npublic_address = \"198.18.0.1\"\nroles = [\"web\", \"app\", \"db\", \"dns\"]\n\
+                 ssh = { address = \"198.18.0.1\" }\n";
+        std::fs::write(&inv, text).unwrap();
+        let spec = crate::spec::load(&inv, &crate::spec::SystemSources).unwrap();
+        let sql = t.path().join("sql");
+        std::fs::create_dir(&sql).unwrap();
+        let command = bootstrap_command(&spec).replace(SQL_DIR, &sql.display().to_string());
+        let create = |db: &str| format!("CREATE DATABASE IF NOT EXISTS `{db}`;\n");
+        std::fs::write(sql.join("one.sql"), create("one")).unwrap();
+        std::fs::write(sql.join("two.sql"), create("two") + "SELEC 1;\n").unwrap();
+        std::fs::write(sql.join("three.sql"), create("three")).unwrap();
+        let server = Server::start(&t.path().join("server"));
+        let run = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .env("PATH", server.client_path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{said}");
+        assert!(
+            said.contains("two.sql") && said.contains("at line 2"),
+            "{said}"
+        );
+        let dbs = server.query("SHOW DATABASES");
+        assert!(
+            dbs.contains("one") && dbs.contains("two") && !dbs.contains("three"),
+            "{dbs}"
+        );
+    }
+
+    /// A MariaDB server of a test's own: a fresh data directory, a socket, no network; ended by its
+    /// PID when dropped.
+    struct Server {
+        dir: std::path::PathBuf,
+        child: std::process::Child,
+    }
+
+    impl Server {
+        fn start(dir: &std::path::Path) -> Server {
+            std::fs::create_dir(dir).unwrap();
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let user = if unsafe { libc::geteuid() } == 0 {
+                "--user=root".to_string()
+            } else {
+                String::new()
+            };
+            let data = format!("--datadir={}", dir.join("data").display());
+            let installed = std::process::Command::new("mariadb-install-db")
+                .args([
+                    &data,
+                    "--auth-root-authentication-method=socket",
+                    "--skip-test-db",
+                ])
+                .args((!user.is_empty()).then_some(&user))
+                .output()
+                .expect("mariadb-install-db (Debian's mariadb-server; tests/install-deps)");
+            assert!(
+                installed.status.success(),
+                "{}",
+                String::from_utf8_lossy(&installed.stderr)
+            );
+            let socket = dir.join("sock");
+            let child = std::process::Command::new("mariadbd")
+                .args([
+                    "--no-defaults",
+                    &data,
+                    &format!("--socket={}", socket.display()),
+                    &format!("--pid-file={}", dir.join("pid").display()),
+                    "--skip-networking",
+                ])
+                .args((!user.is_empty()).then_some(&user))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(dir.join("log")).unwrap())
+                .spawn()
+                .unwrap();
+            let server = Server {
+                dir: dir.to_path_buf(),
+                child,
+            };
+            for _ in 0..300 {
+                if server.answers() {
+                    return server;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            panic!(
+                "the test's MariaDB did not answer within 30 s: {}",
+                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+            );
+        }
+
+        /// A PATH whose `mariadb` is this machine's client speaking to this server (the client
+        /// reads its socket from /etc/mysql, which wins over MYSQL_UNIX_PORT).
+        fn client_path(&self) -> String {
+            let bin = self.dir.join("bin");
+            if !bin.exists() {
+                std::fs::create_dir(&bin).unwrap();
+                let client = bin.join("mariadb");
+                std::fs::write(
+                    &client,
+                    format!(
+                        "#!/bin/sh\nexec /usr/bin/mariadb --socket={} \"$@\"\n",
+                        self.dir.join("sock").display()
+                    ),
+                )
+                .unwrap();
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&client, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            )
+        }
+
+        fn answers(&self) -> bool {
+            self.client(&["-e", "SELECT 1"])
+                .is_ok_and(|o| o.status.success())
+        }
+
+        fn query(&self, sql: &str) -> String {
+            let out = self.client(&["-NBe", sql]).unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+
+        fn client(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+            std::process::Command::new("mariadb")
+                .args(args)
+                .env("PATH", self.client_path())
+                .output()
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 
     /// The load-balanced example: a primary, a replica, two web hosts (database `foobar`).
