@@ -59,6 +59,10 @@ impl Desired {
         self.steps.iter().find(|s| s.name == name)
     }
 
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
     pub fn validator(&self, name: &str) -> Option<&Validator> {
         self.validators.iter().find(|v| v.name == name)
     }

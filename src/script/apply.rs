@@ -3,7 +3,7 @@
 
 use super::paths::{expect, stage_path, swap_path};
 use super::{protocol, script_with, Runner, LIBRARY, PROGRAM};
-use crate::desired::{Action, Desired, Handler, ManagedPath, PathState, Target};
+use crate::desired::{Action, Desired, Handler, ManagedPath, PathState, Service, Target};
 use crate::host_state;
 use crate::plan::{HostPlan, ReleaseChange};
 use crate::quote::shell_word as q;
@@ -304,7 +304,12 @@ fn run_handlers(
     }
     for st in &plan.steps {
         if let Target::Service(name) = &st.handler.target {
-            let _ = writeln!(s, "remember_service {}{}", q(name), pid_args(d, name));
+            let _ = writeln!(
+                s,
+                "remember_service {}{}",
+                q(name),
+                pid_args(d.service(name))
+            );
         }
     }
     for st in &plan.steps {
@@ -327,13 +332,11 @@ fn handler(h: &Handler, d: &Desired) -> String {
                 other => other,
             }
             .verb();
-            let plain = d
-                .services
-                .iter()
-                .find(|x| &x.name == name)
+            let service = d.service(name);
+            let plain = service
                 .and_then(|x| x.plain_reload.as_deref())
                 .filter(|_| action == Action::Reload);
-            match (plain, pid_args(d, name)) {
+            match (plain, pid_args(service)) {
                 (Some(cmd), pid) => format!("handler {line} {verb} {} {}{pid}\n", q(name), q(cmd)),
                 (None, pid) if pid.is_empty() => format!("handler {line} {verb} {}\n", q(name)),
                 (None, pid) => format!("handler {line} {verb} {} ''{pid}\n", q(name)),
@@ -344,10 +347,8 @@ fn handler(h: &Handler, d: &Desired) -> String {
 
 /// ` PIDFILE PROCESS` of a service that has them: how `apply.sh` tells, without systemd, that it
 /// stopped or runs (see `Service::pidfile`); empty otherwise.
-fn pid_args(d: &Desired, name: &str) -> String {
-    d.services
-        .iter()
-        .find(|x| x.name == name)
+fn pid_args(service: Option<&Service>) -> String {
+    service
         .and_then(|x| x.pidfile.as_ref())
         .map(|(file, process)| format!(" {} {}", q(file), q(process)))
         .unwrap_or_default()
