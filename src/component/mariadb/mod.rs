@@ -388,7 +388,7 @@ mod tests {
         let server = Server::start(&t.path().join("server"));
         let run = std::process::Command::new("sh")
             .args(["-c", &command])
-            .env("PATH", server.client_path())
+            .env("PATH", &server.client_path)
             .output()
             .unwrap();
         let said = String::from_utf8_lossy(&run.stderr);
@@ -407,7 +407,9 @@ mod tests {
     /// A MariaDB server of a test's own: a fresh data directory, a socket, no network; ended by its
     /// PID when dropped.
     struct Server {
-        dir: std::path::PathBuf,
+        /// A PATH whose `mariadb` is this machine's client speaking to this server (the client
+        /// reads its socket from /etc/mysql, which wins over MYSQL_UNIX_PORT).
+        client_path: String,
         child: std::process::Child,
     }
 
@@ -449,8 +451,25 @@ mod tests {
                 .stderr(std::fs::File::create(dir.join("log")).unwrap())
                 .spawn()
                 .unwrap();
+            let bin = dir.join("bin");
+            std::fs::create_dir(&bin).unwrap();
+            let client = bin.join("mariadb");
+            std::fs::write(
+                &client,
+                format!(
+                    "#!/bin/sh\nexec /usr/bin/mariadb --socket={} \"$@\"\n",
+                    socket.display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&client, std::fs::Permissions::from_mode(0o755)).unwrap();
             let server = Server {
-                dir: dir.to_path_buf(),
+                client_path: format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
                 child,
             };
             for _ in 0..300 {
@@ -463,31 +482,6 @@ mod tests {
                 "the test's MariaDB did not answer within 30 s: {}",
                 std::fs::read_to_string(dir.join("log")).unwrap_or_default()
             );
-        }
-
-        /// A PATH whose `mariadb` is this machine's client speaking to this server (the client
-        /// reads its socket from /etc/mysql, which wins over MYSQL_UNIX_PORT).
-        fn client_path(&self) -> String {
-            let bin = self.dir.join("bin");
-            if !bin.exists() {
-                std::fs::create_dir(&bin).unwrap();
-                let client = bin.join("mariadb");
-                std::fs::write(
-                    &client,
-                    format!(
-                        "#!/bin/sh\nexec /usr/bin/mariadb --socket={} \"$@\"\n",
-                        self.dir.join("sock").display()
-                    ),
-                )
-                .unwrap();
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&client, std::fs::Permissions::from_mode(0o755)).unwrap();
-            }
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            )
         }
 
         fn answers(&self) -> bool {
@@ -503,7 +497,7 @@ mod tests {
         fn client(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
             std::process::Command::new("mariadb")
                 .args(args)
-                .env("PATH", self.client_path())
+                .env("PATH", &self.client_path)
                 .output()
         }
     }
